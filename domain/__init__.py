@@ -1,0 +1,1 @@
+"""Aggregates, value objects and commands of the service desk (ITIL vocabulary)."""

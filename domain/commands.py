@@ -1,0 +1,168 @@
+"""Commands: what an agent, a rule or an upstream system asks of a ticket.
+
+HTTP routers and Kafka consumers build the same command objects, so every entry point
+goes through one path into the aggregate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from domain.incident import Incident
+from domain.values import Actor, PriorityMatrix
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who asks, on behalf of which request, and which version they saw (If-Match)."""
+
+    by: Actor
+    causation_id: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class LogIncident:
+    title: str
+    caller: str
+    impact: int
+    urgency: int
+    description: str = ""
+    channel: str = "portal"
+    service: str = ""
+    category: str = ""
+    subcategory: str = ""
+
+    def run(self, number: str, ctx: Context, matrix: PriorityMatrix) -> Incident:
+        return Incident.log(number=number, matrix=matrix, by=ctx.by,
+                            causation_id=ctx.causation_id, **self.__dict__)
+
+
+class IncidentCommand:
+    action: ClassVar[str]
+
+    def run(self, incident: Incident, ctx: Context, matrix: PriorityMatrix) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Assign(IncidentCommand):
+    action = "assign"
+    group: str
+    agent: str | None = None
+
+    def run(self, incident, ctx, matrix):
+        incident.assign(self.group, self.agent, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Acknowledge(IncidentCommand):
+    action = "acknowledge"
+
+    def run(self, incident, ctx, matrix):
+        incident.acknowledge(ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Escalate(IncidentCommand):
+    action = "escalate"
+    kind: str = "functional"
+    group: str | None = None
+    reason: str = ""
+
+    def run(self, incident, ctx, matrix):
+        incident.escalate(self.kind, ctx.by, ctx.causation_id, group=self.group, reason=self.reason)
+
+
+@dataclass(frozen=True)
+class Hold(IncidentCommand):
+    action = "hold"
+    reason: str
+    note: str = ""
+
+    def run(self, incident, ctx, matrix):
+        incident.hold(self.reason, ctx.by, ctx.causation_id, note=self.note)
+
+
+@dataclass(frozen=True)
+class Resume(IncidentCommand):
+    action = "resume"
+
+    def run(self, incident, ctx, matrix):
+        incident.resume(ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Resolve(IncidentCommand):
+    action = "resolve"
+    code: str
+    notes: str = ""
+
+    def run(self, incident, ctx, matrix):
+        incident.resolve(self.code, self.notes, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Reopen(IncidentCommand):
+    action = "reopen"
+    reason: str = ""
+
+    def run(self, incident, ctx, matrix):
+        incident.reopen(self.reason, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Close(IncidentCommand):
+    action = "close"
+    satisfaction: int | None = None
+    comment: str = ""
+
+    def run(self, incident, ctx, matrix):
+        incident.close(ctx.by, ctx.causation_id, satisfaction=self.satisfaction, comment=self.comment)
+
+
+@dataclass(frozen=True)
+class Cancel(IncidentCommand):
+    action = "cancel"
+    reason: str = ""
+
+    def run(self, incident, ctx, matrix):
+        incident.cancel(self.reason, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Comment(IncidentCommand):
+    action = "comment"
+    text: str
+    public: bool = False
+
+    def run(self, incident, ctx, matrix):
+        incident.comment(self.text, self.public, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Reprioritise(IncidentCommand):
+    action = "reprioritise"
+    impact: int
+    urgency: int
+    reason: str = ""
+
+    def run(self, incident, ctx, matrix):
+        incident.reprioritise(self.impact, self.urgency, self.reason, matrix, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class Recategorise(IncidentCommand):
+    action = "recategorise"
+    category: str
+    subcategory: str = ""
+    service: str | None = None
+
+    def run(self, incident, ctx, matrix):
+        incident.recategorise(self.category, self.subcategory, self.service, ctx.by, ctx.causation_id)
+
+
+ACTIONS: dict[str, type[IncidentCommand]] = {
+    cls.action: cls for cls in (Assign, Acknowledge, Escalate, Hold, Resume, Resolve, Reopen,
+                                Close, Cancel, Comment, Reprioritise, Recategorise)
+}

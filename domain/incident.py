@@ -1,0 +1,245 @@
+"""The Incident aggregate: an unplanned interruption of a service, from logging to closure."""
+from __future__ import annotations
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.values import (
+    OPEN_STATES, TIERS, Actor, Channel, EscalationKind, HoldReason, IllegalTransition,
+    InvalidValue, PriorityMatrix, State, check_level,
+)
+
+
+class Incident(Aggregate):
+    """Each command records who acted (`by`) and what caused it (`causation_id`)."""
+
+    class Event(Aggregate.Event):
+        class_version = 1
+
+        def mutate(self, aggregate):
+            # The library stamps modified_on after the mutator runs; stamping it first lets
+            # mutators record this event's own time (acknowledged_at, resolved_at, ...).
+            if aggregate is not None:
+                aggregate.modified_on = self.timestamp
+            return super().mutate(aggregate)
+
+    class Logged(Aggregate.Created):
+        # v2 added the channel; v1 incidents were all logged by phone.
+        class_version = 2
+        number: str
+        title: str
+        description: str
+        caller: str
+        channel: str
+        service: str
+        category: str
+        subcategory: str
+        impact: int
+        urgency: int
+        priority: str
+        by: Actor
+        causation_id: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict) -> None:
+            state["channel"] = str(Channel.PHONE)
+
+    @event(Logged)
+    def __init__(self, number: str, title: str, description: str, caller: str, channel: str,
+                 service: str, category: str, subcategory: str, impact: int, urgency: int,
+                 priority: str, by: Actor, causation_id: str) -> None:
+        self.number, self.title, self.description = number, title, description
+        self.caller, self.channel, self.service = caller, channel, service
+        self.category, self.subcategory = category, subcategory
+        self.impact, self.urgency, self.priority = impact, urgency, priority
+        self.state = str(State.NEW)
+        self.hold_reason: str | None = None
+        self.assignment_group: str | None = None
+        self.assignee: str | None = None
+        self.tier = TIERS[0]
+        self.major = False
+        self.reassignment_count = 0
+        self.reopen_count = 0
+        self.acknowledged_at = None
+        self.resolved_at = None
+        self.closed_at = None
+        self.resolution_code: str | None = None
+        self.resolution_notes: str | None = None
+        self.satisfaction: int | None = None
+
+    @classmethod
+    def log(cls, *, number: str, title: str, caller: str, impact: int, urgency: int,
+            matrix: PriorityMatrix, by: Actor, causation_id: str, description: str = "",
+            channel: str = "portal", service: str = "", category: str = "",
+            subcategory: str = "") -> Incident:
+        if not title.strip():
+            raise InvalidValue("an incident needs a title")
+        return cls(number=number, title=title, description=description, caller=caller,
+                   channel=str(Channel(channel)), service=service, category=category,
+                   subcategory=subcategory, impact=impact, urgency=urgency,
+                   priority=matrix.priority(impact, urgency), by=by, causation_id=causation_id)
+
+    # -- guards ------------------------------------------------------------
+    def _require(self, allowed: frozenset[str] | set[str], action: str) -> None:
+        if self.state not in allowed:
+            raise IllegalTransition(
+                f"cannot {action} incident {self.number}: it is {self.state.replace('_', ' ')}")
+
+    def _require_open(self, action: str) -> None:
+        self._require(OPEN_STATES, action)
+
+    # -- assignment and escalation ----------------------------------------
+    def assign(self, group: str, agent: str | None, by: Actor, causation_id: str) -> None:
+        self._require_open("assign")
+        if not group.strip():
+            raise InvalidValue("an assignment needs an assignment group")
+        if group == self.assignment_group and agent == self.assignee:
+            raise IllegalTransition(f"incident {self.number} is already assigned to {group}")
+        reassigned = self.assignment_group is not None and group != self.assignment_group
+        self._assigned(group, agent, reassigned, by, causation_id)
+
+    @event("Assigned")
+    def _assigned(self, group: str, agent: str | None, reassignment: bool, by: Actor,
+                  causation_id: str) -> None:
+        self.assignment_group, self.assignee = group, agent
+        self.reassignment_count += int(reassignment)
+
+    def acknowledge(self, by: Actor, causation_id: str) -> None:
+        if self.acknowledged_at is not None:
+            raise IllegalTransition(f"incident {self.number} was already acknowledged")
+        self._require({State.NEW}, "acknowledge")
+        self._acknowledged(by, causation_id)
+
+    @event("Acknowledged")
+    def _acknowledged(self, by: Actor, causation_id: str) -> None:
+        self.state = str(State.IN_PROGRESS)
+        self.acknowledged_at = self.modified_on
+
+    def escalate(self, kind: str, by: Actor, causation_id: str, group: str | None = None,
+                 reason: str = "") -> None:
+        self._require_open("escalate")
+        kind = str(EscalationKind(kind))
+        if kind == EscalationKind.HIERARCHICAL:
+            if self.major:
+                raise IllegalTransition(f"incident {self.number} is already a major incident")
+            self._escalated(kind, None, self.tier, reason, by, causation_id)
+            return
+        tier = self._next_tier()
+        target = group or self.assignment_group
+        if not target:
+            raise InvalidValue("a functional escalation needs a group to escalate to")
+        self._escalated(kind, target, tier, reason, by, causation_id)
+
+    def _next_tier(self) -> str:
+        position = TIERS.index(self.tier)
+        if position == len(TIERS) - 1:
+            raise IllegalTransition(f"incident {self.number} is already at the top tier {self.tier}")
+        return TIERS[position + 1]
+
+    @event("Escalated")
+    def _escalated(self, kind: str, group: str | None, tier: str, reason: str, by: Actor,
+                   causation_id: str) -> None:
+        if kind == EscalationKind.HIERARCHICAL:
+            self.major = True
+            return
+        if group != self.assignment_group:
+            self.reassignment_count += int(self.assignment_group is not None)
+            self.assignment_group, self.assignee = group, None
+        self.tier = tier
+
+    # -- hold and resume ---------------------------------------------------
+    def hold(self, reason: str, by: Actor, causation_id: str, note: str = "") -> None:
+        self._require({State.NEW, State.IN_PROGRESS}, "put on hold")
+        self._held(str(HoldReason(reason)), note, by, causation_id)
+
+    @event("PutOnHold")
+    def _held(self, reason: str, note: str, by: Actor, causation_id: str) -> None:
+        self.state, self.hold_reason = str(State.ON_HOLD), reason
+
+    def resume(self, by: Actor, causation_id: str) -> None:
+        self._require({State.ON_HOLD}, "resume")
+        self._resumed(by, causation_id)
+
+    @event("Resumed")
+    def _resumed(self, by: Actor, causation_id: str) -> None:
+        self.state, self.hold_reason = str(State.IN_PROGRESS), None
+
+    # -- resolution and closure ---------------------------------------------
+    def resolve(self, code: str, notes: str, by: Actor, causation_id: str) -> None:
+        self._require_open("resolve")
+        if not code.strip():
+            raise InvalidValue("a resolution needs a resolution code")
+        self._resolved(code, notes, by, causation_id)
+
+    @event("Resolved")
+    def _resolved(self, code: str, notes: str, by: Actor, causation_id: str) -> None:
+        self.state, self.hold_reason = str(State.RESOLVED), None
+        self.resolution_code, self.resolution_notes = code, notes
+        self.resolved_at = self.modified_on
+
+    def reopen(self, reason: str, by: Actor, causation_id: str) -> None:
+        self._require({State.RESOLVED}, "reopen")
+        self._reopened(reason, by, causation_id)
+
+    @event("Reopened")
+    def _reopened(self, reason: str, by: Actor, causation_id: str) -> None:
+        self.state = str(State.IN_PROGRESS)
+        self.reopen_count += 1
+        self.resolved_at = self.resolution_code = self.resolution_notes = None
+
+    def close(self, by: Actor, causation_id: str, satisfaction: int | None = None,
+              comment: str = "") -> None:
+        self._require({State.RESOLVED}, "close")
+        if satisfaction is not None and satisfaction not in range(1, 6):
+            raise InvalidValue(f"satisfaction is a score from 1 to 5, not {satisfaction!r}")
+        self._closed(satisfaction, comment, by, causation_id)
+
+    @event("Closed")
+    def _closed(self, satisfaction: int | None, comment: str, by: Actor,
+                causation_id: str) -> None:
+        self.state, self.satisfaction = str(State.CLOSED), satisfaction
+        self.closed_at = self.modified_on
+
+    def cancel(self, reason: str, by: Actor, causation_id: str) -> None:
+        self._require_open("cancel")
+        self._cancelled(reason, by, causation_id)
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str, by: Actor, causation_id: str) -> None:
+        self.state, self.hold_reason = str(State.CANCELLED), None
+
+    # -- notes and classification --------------------------------------------
+    def comment(self, text: str, public: bool, by: Actor, causation_id: str) -> None:
+        if not text.strip():
+            raise InvalidValue("a comment needs text")
+        self._commented(text, public, by, causation_id)
+
+    @event("Commented")
+    def _commented(self, text: str, public: bool, by: Actor, causation_id: str) -> None:
+        """Public comments reach the caller; the others are internal work notes."""
+
+    def reprioritise(self, impact: int, urgency: int, reason: str, matrix: PriorityMatrix,
+                     by: Actor, causation_id: str) -> None:
+        self._require_open("reprioritise")
+        if (impact, urgency) == (self.impact, self.urgency):
+            raise IllegalTransition(
+                f"incident {self.number} already has impact {impact} and urgency {urgency}")
+        priority = matrix.priority(check_level("impact", impact), check_level("urgency", urgency))
+        self._reprioritised(impact, urgency, priority, reason, by, causation_id)
+
+    @event("Reprioritised")
+    def _reprioritised(self, impact: int, urgency: int, priority: str, reason: str, by: Actor,
+                       causation_id: str) -> None:
+        self.impact, self.urgency, self.priority = impact, urgency, priority
+
+    def recategorise(self, category: str, subcategory: str, service: str | None, by: Actor,
+                     causation_id: str) -> None:
+        self._require_open("recategorise")
+        service = self.service if service is None else service
+        if (category, subcategory, service) == (self.category, self.subcategory, self.service):
+            raise IllegalTransition(f"incident {self.number} already has that categorisation")
+        self._recategorised(category, subcategory, service, by, causation_id)
+
+    @event("Recategorised")
+    def _recategorised(self, category: str, subcategory: str, service: str, by: Actor,
+                       causation_id: str) -> None:
+        self.category, self.subcategory, self.service = category, subcategory, service

@@ -1,0 +1,1 @@
+"""Settings, the event store, Kafka relay and consumers, the CLI, the composition root."""

@@ -1,0 +1,70 @@
+"""The composition root: builds every dependency once, each overridable for tests."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.values import PriorityMatrix
+from infra.desk import ServiceDesk
+from infra.keys import ApiKeys
+from infra.local_feed import NotificationFeed
+from infra.numbering import Numbering
+from infra.settings import Settings
+from infra.sql import Database, connect
+from projections.base import Projection, ProjectionRunner
+from projections.incidents import IncidentsProjection
+from projections.timeline import TimelineProjection
+
+
+def default_projections() -> list[Projection]:
+    return [IncidentsProjection(), TimelineProjection()]
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store_db: Database
+    read_db: Database
+    desk: ServiceDesk
+    keys: ApiKeys
+    runners: list[ProjectionRunner]
+    feed: NotificationFeed | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def uses_kafka(self) -> bool:
+        return bool(self.settings.kafka_bootstrap)
+
+    def runner(self, name: str) -> ProjectionRunner:
+        for runner in self.runners:
+            if runner.projection.name == name:
+                return runner
+        known = ", ".join(r.projection.name for r in self.runners)
+        raise KeyError(f"no projection named {name!r}; known: {known}")
+
+    def close(self) -> None:
+        if self.feed:
+            self.feed.stop()
+        self.desk.close()
+        self.store_db.close()
+        self.read_db.close()
+
+
+def bootstrap(settings: Settings | None = None,
+              projections: list[Projection] | None = None) -> Container:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store_db = connect(settings.store_url)
+    read_db = connect(settings.read_url)
+    numbering = Numbering(store_db, prefix=settings.incident_number_prefix)
+    keys = ApiKeys(store_db)
+    desk = ServiceDesk(settings.eventsourcing_env(), numbering,
+                       PriorityMatrix.parse(settings.priority_matrix), settings.snapshot_interval)
+    numbering.setup()
+    keys.setup()
+    runners = [ProjectionRunner(read_db, p) for p in projections or default_projections()]
+    for runner in runners:
+        runner.setup()
+    feed = None
+    if not settings.kafka_bootstrap:
+        feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
+    return Container(settings, store_db, read_db, desk, keys, runners, feed)

@@ -1,0 +1,83 @@
+"""The service desk application: loads an incident, runs one command, saves its events."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Transcoder
+
+from domain.commands import Context, IncidentCommand, LogIncident
+from domain.incident import Incident
+from domain.values import DomainError, PriorityMatrix
+from infra.numbering import Numbering
+from infra.transcoder import OrjsonTranscoder
+
+RETRIES = 8
+
+
+class IncidentNotFound(DomainError):
+    pass
+
+
+class VersionConflict(DomainError):
+    """The incident changed since the version the caller saw."""
+
+
+class ServiceDesk(Application[UUID]):
+    name = "ServiceDesk"
+    snapshotting_intervals = {Incident: 50}
+
+    def __init__(self, env: dict[str, Any], numbering: Numbering, matrix: PriorityMatrix,
+                 snapshot_interval: int = 50) -> None:
+        self.snapshotting_intervals = {Incident: snapshot_interval}
+        self.numbering, self.matrix = numbering, matrix
+        super().__init__(env)
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    def log_incident(self, command: LogIncident, ctx: Context) -> Incident:
+        incident = command.run(self.numbering.next(), ctx, self.matrix)
+        self.save(incident)
+        return incident
+
+    def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context) -> Incident:
+        """Run a command; without an expected version, a lost race is retried on fresh state."""
+        for _ in range(RETRIES):
+            incident = self.get_incident(incident_id)
+            if ctx.expected_version is not None and incident.version != ctx.expected_version:
+                raise VersionConflict(
+                    f"incident {incident.number} is at version {incident.version}, not "
+                    f"{ctx.expected_version}: reload it and try again")
+            command.run(incident, ctx, self.matrix)
+            try:
+                self.save(incident)
+                return incident
+            except IntegrityError:
+                if ctx.expected_version is not None:
+                    raise VersionConflict(
+                        f"incident {incident.number} was changed by someone else meanwhile: "
+                        "reload it and try again") from None
+        raise VersionConflict(f"incident {incident_id} is changing too fast; try again")
+
+    def get_incident(self, incident_id: UUID, version: int | None = None) -> Incident:
+        try:
+            return self.repository.get(incident_id, version=version)
+        except AggregateNotFoundError:
+            raise IncidentNotFound(f"no incident with id {incident_id}") from None
+
+    def incident_as_of(self, incident_id: UUID, moment: datetime) -> Incident:
+        """The incident as it was at `moment`, replayed from the event store."""
+        version = None
+        for domain_event in self.events.get(incident_id):
+            if domain_event.timestamp > moment:
+                break
+            version = domain_event.originator_version
+        if version is None:
+            raise IncidentNotFound(f"incident {incident_id} did not exist at {moment.isoformat()}")
+        return self.get_incident(incident_id, version=version)
+
+    def stored_events(self) -> int:
+        return self.recorder.max_notification_id() or 0

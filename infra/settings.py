@@ -1,0 +1,45 @@
+"""All configuration, from ITSM_* environment variables (or a .env file)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ITSM_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("var")
+    # Event store of record: a SQLite file under data_dir unless a postgresql:// URL is set.
+    database_url: str | None = None
+    # Read models: their own database; defaults to database_url, else a SQLite file.
+    read_database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    kafka_partitions: int = 6
+    events_topic: str = "itsm.events"
+    snapshot_interval: int = 50
+    # Rows are impact 1..3 (high..low), columns urgency 1..3.
+    priority_matrix: str = "P1,P2,P3;P2,P3,P4;P3,P4,P4"
+    incident_number_prefix: str = "INC"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    relay_batch_size: int = 500
+    poll_interval: float = 0.05
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'events.db'}"
+
+    @property
+    def read_url(self) -> str:
+        return (self.read_database_url or self.database_url
+                or f"sqlite:///{self.data_dir / 'readmodels.db'}")
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        if self.store_url.startswith("sqlite:///"):
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                    "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
+                    "SQLITE_LOCK_TIMEOUT": "30"}
+        from infra.pg_server import eventsourcing_env
+
+        return eventsourcing_env(self.store_url)

@@ -1,0 +1,131 @@
+"""A thin SQL layer over SQLite (embedded default) and PostgreSQL (at scale).
+
+Statements are written once with `%s` placeholders and ANSI SQL that both engines accept
+(`INSERT ... ON CONFLICT`); only the placeholder style differs.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Tx(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class _SqliteTx:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._cursor = connection.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _SqliteTx:
+        self._cursor.execute(sql.replace("%s", "?"), params)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> _SqliteTx:
+        self._cursor.executemany(sql.replace("%s", "?"), rows)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class Database:
+    """Transactions on one database; `for_update` rows lock only on PostgreSQL."""
+
+    dialect: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def script(self, statements: Sequence[str]) -> None:
+        with self.transaction() as tx:
+            for statement in statements:
+                tx.execute(statement)
+
+    @property
+    def for_update(self) -> str:
+        return " FOR UPDATE" if self.dialect == "postgresql" else ""
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str, timeout: float = 30.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
+                                         check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        connection = self._connection()
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SqliteTx(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, max_size: int = 10) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True,
+                                    kwargs={"autocommit": False})
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._pool.connection() as connection:
+            with connection.transaction():
+                with connection.cursor() as cursor:
+                    yield cursor  # type: ignore[misc]
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def connect(url: str) -> Database:
+    """`postgresql://...` or `sqlite:///path/to/file.db`."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url)
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url.removeprefix("sqlite:///"))
+    raise ValueError(f"unsupported database URL {url!r}: use postgresql://... or sqlite:///path")

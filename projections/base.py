@@ -1,0 +1,113 @@
+"""What a read model is, and the transactional runner that feeds it.
+
+Every batch of events and the feed position it reaches commit in one transaction, so a
+crash at any point neither loses an event nor applies one twice. Duplicates that reach the
+feed itself (a relay retried after a crash) are dropped by (aggregate id, version).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+from infra.sql import Database, Tx
+from projections.envelope import Envelope
+
+_FRAMEWORK_DDL = (
+    """CREATE TABLE IF NOT EXISTS projection_positions (
+        projection TEXT NOT NULL, source TEXT NOT NULL, partition_no INTEGER NOT NULL,
+        next_position BIGINT NOT NULL, PRIMARY KEY (projection, source, partition_no))""",
+    """CREATE TABLE IF NOT EXISTS projection_versions (
+        projection TEXT NOT NULL, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,
+        PRIMARY KEY (projection, aggregate_id))""",
+)
+
+
+class Projection(ABC):
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def ddl(self) -> Sequence[str]:
+        """CREATE TABLE/INDEX IF NOT EXISTS statements."""
+
+    @abstractmethod
+    def apply(self, tx: Tx, event: Envelope) -> None:
+        """Fold one event into the read model, inside the caller's transaction."""
+
+
+class ProjectionRunner:
+    """Applies ordered batches of one feed partition to one projection, exactly once."""
+
+    def __init__(self, db: Database, projection: Projection) -> None:
+        self.db, self.projection = db, projection
+
+    def setup(self) -> None:
+        self.db.script([*_FRAMEWORK_DDL, *self.projection.ddl()])
+
+    def position(self, source: str, partition: int) -> int:
+        with self.db.transaction() as tx:
+            return self._position(tx, source, partition, lock=False)
+
+    def positions(self, source: str) -> dict[int, int]:
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT partition_no, next_position FROM projection_positions"
+                " WHERE projection = %s AND source = %s", (self.projection.name, source)).fetchall()
+        return {int(p): int(n) for p, n in rows}
+
+    def apply_batch(self, source: str, partition: int, expected: int,
+                    records: Sequence[tuple[int, Envelope]]) -> int:
+        """Apply records (position, event) in position order; returns the next position.
+
+        `expected` is where the caller believes the read model stands. If the stored position
+        differs (a rebuild reset it, or another member applied the batch), nothing is applied
+        and the caller must seek to the returned position.
+        """
+        with self.db.transaction() as tx:
+            stored = self._position(tx, source, partition, lock=True)
+            fresh = [(pos, event) for pos, event in records if pos >= stored]
+            if stored != expected or not fresh:
+                return stored
+            for _, event in fresh:
+                if self._is_new(tx, event):
+                    self.projection.apply(tx, event)
+            next_position = fresh[-1][0] + 1
+            tx.execute(
+                "INSERT INTO projection_positions (projection, source, partition_no, next_position)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (projection, source, partition_no)"
+                " DO UPDATE SET next_position = excluded.next_position",
+                (self.projection.name, source, partition, next_position))
+            return next_position
+
+    def reset(self) -> None:
+        """Empty the read model and forget every position: the next feed starts at 0."""
+        with self.db.transaction() as tx:
+            for table in self.projection.tables:
+                tx.execute(f"DELETE FROM {table}")
+            for table in ("projection_positions", "projection_versions"):
+                tx.execute(f"DELETE FROM {table} WHERE projection = %s", (self.projection.name,))
+
+    def _position(self, tx: Tx, source: str, partition: int, lock: bool) -> int:
+        if lock:  # a row must exist to be locked, or two first batches could both apply
+            tx.execute(
+                "INSERT INTO projection_positions (projection, source, partition_no, next_position)"
+                " VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+                (self.projection.name, source, partition))
+        row = tx.execute(
+            "SELECT next_position FROM projection_positions WHERE projection = %s AND source = %s"
+            " AND partition_no = %s" + (self.db.for_update if lock else ""),
+            (self.projection.name, source, partition)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _is_new(self, tx: Tx, event: Envelope) -> bool:
+        row = tx.execute(
+            "SELECT version FROM projection_versions WHERE projection = %s AND aggregate_id = %s",
+            (self.projection.name, event.aggregate_id)).fetchone()
+        if row and int(row[0]) >= event.aggregate_version:
+            return False
+        tx.execute(
+            "INSERT INTO projection_versions (projection, aggregate_id, version) VALUES (%s, %s, %s)"
+            " ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = excluded.version",
+            (self.projection.name, event.aggregate_id, event.aggregate_version))
+        return True

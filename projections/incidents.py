@@ -1,0 +1,74 @@
+"""Incidents read model: current state of every incident, for queues and filters."""
+from __future__ import annotations
+
+from typing import Any
+
+from infra.sql import Tx
+from projections.base import Projection
+from projections.envelope import Envelope
+from projections.incident_state import fold
+
+COLUMNS = (
+    "id", "number", "title", "description", "caller", "channel", "service", "category",
+    "subcategory", "impact", "urgency", "priority", "state", "hold_reason", "assignment_group",
+    "assignee", "tier", "major", "reassignment_count", "reopen_count", "opened_at",
+    "acknowledged_at", "resolved_at", "closed_at", "cancelled_at", "resolution_code",
+    "satisfaction", "version", "updated_at",
+)
+FILTERS = ("state", "priority", "assignment_group", "assignee", "number")
+
+
+class IncidentsProjection(Projection):
+    name = "incidents"
+    tables = ("rm_incidents",)
+
+    def ddl(self) -> list[str]:
+        text = {c: "TEXT" for c in COLUMNS}
+        text.update(impact="INTEGER", urgency="INTEGER", major="BOOLEAN", satisfaction="INTEGER",
+                    reassignment_count="INTEGER", reopen_count="INTEGER", version="INTEGER")
+        columns = ", ".join(f"{c} {t}" for c, t in text.items())
+        return [
+            f"CREATE TABLE IF NOT EXISTS rm_incidents ({columns}, PRIMARY KEY (id))",
+            *(f"CREATE INDEX IF NOT EXISTS rm_incidents_{c} ON rm_incidents ({c}, opened_at)"
+              for c in ("state", "priority", "assignment_group", "assignee")),
+            "CREATE INDEX IF NOT EXISTS rm_incidents_opened ON rm_incidents (opened_at)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS rm_incidents_number ON rm_incidents (number)",
+        ]
+
+    def apply(self, tx: Tx, event: Envelope) -> None:
+        if event.aggregate_type != "Incident":
+            return
+        row = tx.execute(f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id = %s",
+                         (event.aggregate_id,)).fetchone()
+        after = fold(dict(zip(COLUMNS, row)) if row else None, event)
+        values = [after.get(c) for c in COLUMNS]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+        tx.execute(
+            f"INSERT INTO rm_incidents ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+            f" ON CONFLICT (id) DO UPDATE SET {updates}", values)
+
+
+def to_public(row: tuple) -> dict[str, Any]:
+    record = dict(zip(COLUMNS, row))
+    record["major"] = bool(record["major"])
+    return record
+
+
+def get(tx: Tx, incident_id: str) -> dict[str, Any] | None:
+    row = tx.execute(f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id = %s",
+                     (incident_id,)).fetchone()
+    return to_public(row) if row else None
+
+
+def search(tx: Tx, filters: dict[str, str | None], limit: int, offset: int
+           ) -> tuple[int, list[dict[str, Any]]]:
+    """Newest first; returns (total matching, one page)."""
+    used = {k: v for k, v in filters.items() if k in FILTERS and v is not None}
+    where = " AND ".join(f"{k} = %s" for k in used) or "1 = 1"
+    params = list(used.values())
+    total = tx.execute(f"SELECT COUNT(*) FROM rm_incidents WHERE {where}", params).fetchone()[0]
+    rows = tx.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE {where}"
+        " ORDER BY opened_at DESC, number DESC LIMIT %s OFFSET %s",
+        [*params, limit, offset]).fetchall()
+    return int(total), [to_public(r) for r in rows]

@@ -1,0 +1,57 @@
+"""Audit timeline: every event of an incident, who acted, why, and what changed."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from infra.sql import Tx
+from projections.base import Projection
+from projections.envelope import Envelope
+from projections.incident_state import changes, fold, iso
+
+
+class TimelineProjection(Projection):
+    name = "timeline"
+    tables = ("rm_timeline", "rm_timeline_heads")
+
+    def ddl(self) -> list[str]:
+        return [
+            """CREATE TABLE IF NOT EXISTS rm_timeline (
+                incident_id TEXT NOT NULL, version INTEGER NOT NULL, event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL, occurred_at TEXT NOT NULL, actor_id TEXT NOT NULL,
+                actor_kind TEXT NOT NULL, causation_id TEXT NOT NULL, changes TEXT NOT NULL,
+                details TEXT NOT NULL, PRIMARY KEY (incident_id, version))""",
+            # The folded state after the latest event, to diff the next one against.
+            """CREATE TABLE IF NOT EXISTS rm_timeline_heads (
+                incident_id TEXT PRIMARY KEY, state TEXT NOT NULL)""",
+        ]
+
+    def apply(self, tx: Tx, event: Envelope) -> None:
+        if event.aggregate_type != "Incident":
+            return
+        row = tx.execute("SELECT state FROM rm_timeline_heads WHERE incident_id = %s",
+                         (event.aggregate_id,)).fetchone()
+        before = orjson.loads(row[0]) if row else None
+        after = fold(before, event)
+        tx.execute(
+            "INSERT INTO rm_timeline (incident_id, version, event_id, event_type, occurred_at,"
+            " actor_id, actor_kind, causation_id, changes, details)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (event.aggregate_id, event.aggregate_version, event.event_id, event.name,
+             iso(event.occurred_at), event.actor["id"], event.actor["kind"], event.causation_id,
+             orjson.dumps(changes(before, after)).decode(), orjson.dumps(event.payload).decode()))
+        tx.execute(
+            "INSERT INTO rm_timeline_heads (incident_id, state) VALUES (%s, %s)"
+            " ON CONFLICT (incident_id) DO UPDATE SET state = excluded.state",
+            (event.aggregate_id, orjson.dumps(after).decode()))
+
+
+def entries(tx: Tx, incident_id: str) -> list[dict[str, Any]]:
+    rows = tx.execute(
+        "SELECT version, event_id, event_type, occurred_at, actor_id, actor_kind, causation_id,"
+        " changes, details FROM rm_timeline WHERE incident_id = %s ORDER BY version",
+        (incident_id,)).fetchall()
+    return [{"version": r[0], "event_id": r[1], "event": r[2], "occurred_at": r[3],
+             "actor": {"id": r[4], "kind": r[5]}, "causation_id": r[6],
+             "changes": orjson.loads(r[7]), "details": orjson.loads(r[8])} for r in rows]
