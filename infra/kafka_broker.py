@@ -197,11 +197,17 @@ def _format_storage(libs_dir: Path, data_dir: Path) -> None:
         raise RuntimeError(f"kafka-storage format failed:\n{proc.stdout}{proc.stderr}")
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return f"({path} does not exist)"
+def _log_excerpt(data_dir: Path, lines: int = 30) -> str:
+    """First ERROR lines (the cause; stack traces push it out of the tail) plus the log tail."""
+    parts = []
+    for path in (_files(data_dir)["logs"] / "server.log", _files(data_dir)["out"]):
+        try:
+            text = path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            continue
+        errors = [line for line in text if " ERROR " in line][:5]
+        parts.append(f"--- {path} ---\n" + "\n".join(errors + ["..."] + text[-lines:]))
+    return "\n".join(parts)
 
 
 def _answers_api_versions(port: int) -> bool:
@@ -224,15 +230,13 @@ def _wait_ready(broker: Broker, proc: subprocess.Popen, port: int, timeout: floa
     while time.monotonic() < deadline:
         # proc.poll(), not _alive(): right after fork /proc/<pid>/cmdline is still python's.
         if proc.poll() is not None:
-            raise RuntimeError(f"Kafka exited during start-up. Log tail:\n{_tail(log)}\n"
-                               f"{_tail(_files(broker.data_dir)['out'])}")
+            raise RuntimeError(f"Kafka exited during start-up:\n{_log_excerpt(broker.data_dir)}")
         started = log.exists() and READY_LINE in log.read_text(errors="replace")
         if started and _answers_api_versions(port):
             return
         time.sleep(0.1)
     stop_broker(broker.data_dir)
-    raise RuntimeError(f"Kafka not ready after {timeout:.0f}s. Log tail:\n{_tail(log)}\n"
-                       f"{_tail(_files(broker.data_dir)['out'])}")
+    raise RuntimeError(f"Kafka not ready after {timeout:.0f}s:\n{_log_excerpt(broker.data_dir)}")
 
 
 def _ports(data_dir: Path, port: int | None) -> tuple[int, int]:

@@ -57,22 +57,24 @@ class ProjectionRunner:
         return {int(p): int(n) for p, n in rows}
 
     def apply_batch(self, source: str, partition: int, expected: int,
-                    records: Sequence[tuple[int, Envelope]]) -> int:
+                    records: Sequence[tuple[int, Envelope]], end: int | None = None) -> int:
         """Apply records (position, event) in position order; returns the next position.
 
         `expected` is where the caller believes the read model stands. If the stored position
         differs (a rebuild reset it, or another member applied the batch), nothing is applied
-        and the caller must seek to the returned position.
+        and the caller must seek to the returned position. `end` is the position after the
+        batch when the feed skipped some positions (a dead-lettered record), so that the
+        skip is stored too.
         """
         with self.db.transaction() as tx:
             stored = self._position(tx, source, partition, lock=True)
             fresh = [(pos, event) for pos, event in records if pos >= stored]
-            if stored != expected or not fresh:
+            next_position = end if end is not None else (fresh[-1][0] + 1 if fresh else stored)
+            if stored != expected or next_position <= stored:
                 return stored
             for _, event in fresh:
                 if self._is_new(tx, event):
                     self.projection.apply(tx, event)
-            next_position = fresh[-1][0] + 1
             tx.execute(
                 "INSERT INTO projection_positions (projection, source, partition_no, next_position)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (projection, source, partition_no)"

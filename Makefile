@@ -1,0 +1,36 @@
+# One command serves, one command tests; each installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test venv system-deps kafka-jars postgres bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(VENV)/bin/itsm serve
+
+# Java and Maven fetch and run the Kafka broker; PostgreSQL backs the PostgreSQL tests.
+system-deps:
+	bash infra/scripts/ensure-java-maven.sh
+	bash infra/scripts/ensure-postgres.sh
+
+kafka-jars: venv system-deps
+	$(PY) -m infra.kafka_broker fetch
+
+test: venv system-deps kafka-jars
+	$(PY) -m pytest
+
+bench: venv kafka-jars
+	$(PY) bench/write_path.py
+	$(PY) bench/projection.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""The HTTP API of the service desk: `create_app()` builds it."""

@@ -1,0 +1,105 @@
+"""The application factory: one FastAPI app over one Container."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.metrics import Metrics
+from api.routers import health, incidents, metrics
+from infra.bootstrap import Container, bootstrap
+
+log = logging.getLogger(__name__)
+# A caller's request id lands in the audit trail as the causation id, so only sane ones.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class OrjsonResponse(JSONResponse):
+    """FastAPI's ORJSONResponse is deprecated (0.165); this is the same thing, kept here."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+class RequestContext:
+    """Request id in and out, latency per route template, and a 500 problem for crashes.
+
+    Written as plain ASGI so that it also sees responses of errors raised inside routes.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+        request.state.request_id = request_id
+        status, started, responded = 500, time.perf_counter(), False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, responded
+            if message["type"] == "http.response.start":
+                status, responded = message["status"], True
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"],
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in %s %s (request %s)",
+                          scope["method"], scope["path"], request_id)
+            if responded:  # too late for a problem document; the client sees a cut stream
+                raise
+            await errors.unexpected(request)(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
+
+
+def create_app(container: Container | None = None, *,
+               close_on_shutdown: bool | None = None) -> FastAPI:
+    """Build the API. A container built here is also closed here; one passed in is
+    closed only if `close_on_shutdown` says so (tests keep theirs to inspect it)."""
+    owned = container is None
+    container = container or bootstrap()
+    close = owned if close_on_shutdown is None else close_on_shutdown
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Embedded mode: this process also keeps the read models current.
+        if container.feed is not None:
+            container.feed.start(container.settings.poll_interval)
+        try:
+            yield
+        finally:
+            if close:
+                container.close()
+            elif container.feed is not None:
+                container.feed.stop()
+
+    app = FastAPI(title="ITSM service desk", version="1", lifespan=lifespan,
+                  default_response_class=OrjsonResponse,
+                  description="Incident management over an event-sourced service desk.")
+    app.state.container = container
+    app.state.metrics = Metrics(container)
+    errors.install(app)
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(incidents.router)
+    return app

@@ -1,0 +1,89 @@
+"""Dependencies shared by the routers: the container, the caller and their role."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from infra.bootstrap import Container
+from infra.desk import ServiceDesk
+from infra.keys import Principal, Role
+from infra.sql import Database
+
+# auto_error=False: we answer 401 ourselves, as a problem with WWW-Authenticate.
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer itsm_...`")
+_IF_MATCH = re.compile(r'^(?:W/)?"?(\d+)"?$')
+
+
+def get_container(request: Request) -> Container:
+    return request.app.state.container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def get_desk(container: ContainerDep) -> ServiceDesk:
+    return container.desk
+
+
+def get_read_db(container: ContainerDep) -> Database:
+    return container.read_db
+
+
+DeskDep = Annotated[ServiceDesk, Depends(get_desk)]
+ReadDbDep = Annotated[Database, Depends(get_read_db)]
+
+
+def get_principal(container: ContainerDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                  ) -> Principal:
+    principal = container.keys.authenticate(credentials.credentials) if credentials else None
+    if principal is None:
+        reason = "is unknown or revoked" if credentials else "is missing"
+        raise HTTPException(401, f"The API key {reason}; send Authorization: Bearer <key>.",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def ensure_role(principal: Principal, roles: tuple[Role, ...], what: str = "This route") -> None:
+    # Admin may do everything, so it is implied rather than listed on every route.
+    allowed = sorted({str(Role.ADMIN), *map(str, roles)})
+    if principal.role not in allowed:
+        raise HTTPException(403, f"{what} needs one of the roles {', '.join(allowed)}; "
+                                 f"the key of {principal.name} has the role {principal.role}.")
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets through callers holding one of `roles` (or admin)."""
+    def dependency(principal: PrincipalDep) -> Principal:
+        ensure_role(principal, roles)
+        return principal
+    return dependency
+
+
+def request_id(request: Request) -> str:
+    """Set by the middleware from X-Request-ID (or generated); it becomes the causation id."""
+    return request.state.request_id
+
+
+RequestIdDep = Annotated[str, Depends(request_id)]
+
+
+def expected_version(if_match: Annotated[str | None, Header(
+        description='The version you last saw, as its ETag: "3" (also 3 or W/"3")')] = None
+                     ) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _IF_MATCH.match(if_match.strip())
+    if match is None:
+        raise HTTPException(400, f'If-Match must be an incident version such as "3", not {if_match!r}.')
+    return int(match.group(1))
+
+
+ExpectedVersionDep = Annotated[int | None, Depends(expected_version)]

@@ -1,0 +1,101 @@
+"""Every error leaves the API as RFC 9457 `application/problem+json`."""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from domain.values import DomainError, IllegalTransition, InvalidValue
+from infra.desk import IncidentNotFound, VersionConflict
+
+log = logging.getLogger(__name__)
+PROBLEM = "urn:itsm:problem:"
+
+# Pydantic's wording, said in terms an API client can act on.
+_MESSAGES = {
+    "missing": "is required",
+    "timezone_aware": "needs a timezone: add an offset such as Z or +02:00",
+    "model_attributes_type": "must be a JSON object sent with Content-Type: application/json",
+    "dict_type": "must be a JSON object",
+    "extra_forbidden": "is not a known field",
+}
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def problem(request: Request, status: int, detail: str | None, *, kind: str | None = None,
+            title: str | None = None, headers: dict[str, str] | None = None,
+            errors: list[dict[str, str]] | None = None) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": f"{PROBLEM}{kind}" if kind else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status, "detail": detail, "instance": request.url.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc]
+    # "body" is where every body field lives; naming it adds nothing for the client.
+    if parts and parts[0] == "body" and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def _message(error: dict) -> str:
+    return _MESSAGES.get(error["type"], error["msg"])
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
+    raw = list(exc.errors())
+    broken = [e for e in raw if e["type"] == "json_invalid"]
+    if broken:
+        reason = (broken[0].get("ctx") or {}).get("error", "JSON decode error")
+        return problem(request, 400, f"The body is not valid JSON: {reason}.",
+                       kind="malformed-json", title="Malformed JSON")
+    errors = [{"field": _field(e["loc"]), "message": _message(e)} for e in raw]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(request, 422, detail, kind="validation", title="Invalid request",
+                   errors=errors)
+
+
+async def _http(request: Request, exc: HTTPException) -> ProblemResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
+    return problem(request, exc.status_code, detail, headers=exc.headers)
+
+
+def _domain(status: int, kind: str, title: str):
+    async def handler(request: Request, exc: Exception) -> ProblemResponse:
+        return problem(request, status, str(exc), kind=kind, title=title)
+    return handler
+
+
+def unexpected(request: Request) -> ProblemResponse:
+    # The trace goes to the log, never to the client: it can reveal internals.
+    return problem(request, 500, "An unexpected error occurred; it has been logged.",
+                   kind="internal")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(IncidentNotFound, _domain(404, "not-found", "Incident not found"))
+    app.add_exception_handler(VersionConflict, _domain(409, "version-conflict", "Version conflict"))
+    app.add_exception_handler(IllegalTransition,
+                              _domain(409, "illegal-transition", "Illegal transition"))
+    app.add_exception_handler(InvalidValue, _domain(422, "invalid-value", "Invalid value"))
+    # Any other business-rule refusal: the request was understood but cannot be carried out.
+    app.add_exception_handler(DomainError, _domain(422, "domain-rule", "Business rule violated"))

@@ -1,0 +1,156 @@
+"""The `itsm` command: serve, relay, worker, keys, projections, kafka."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from infra.settings import Settings
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _container():
+    from infra.bootstrap import bootstrap
+
+    return bootstrap(Settings())
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(), host=args.host or settings.host, port=args.port or settings.port,
+                log_level="info")
+    return 0
+
+
+def _require_kafka(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        sys.exit("ITSM_KAFKA_BOOTSTRAP is not set: without Kafka, `itsm serve` feeds the "
+                 "read models in-process and no relay or worker is needed")
+    return settings.kafka_bootstrap
+
+
+def relay(args: argparse.Namespace) -> int:
+    from infra.relay import Relay, RelayPosition, make_producer
+    from infra.topics import ensure_topics
+
+    container = _container()
+    settings = container.settings
+    bootstrap = _require_kafka(settings)
+    ensure_topics(bootstrap, [settings.events_topic], settings.kafka_partitions)
+    position = RelayPosition(container.store_db, settings.events_topic)
+    Relay(container.desk, position, make_producer(bootstrap), settings.relay_batch_size).run(
+        _stop_on_signals(), settings.poll_interval)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    from infra.kafka_worker import ProjectionWorker
+    from infra.relay import make_producer
+    from infra.topics import ensure_topics
+
+    container = _container()
+    settings = container.settings
+    bootstrap = _require_kafka(settings)
+    topic = settings.events_topic
+    ensure_topics(bootstrap, [topic, f"{topic}.dlq"], settings.kafka_partitions)
+    runners = [container.runner(n) for n in args.projection] if args.projection \
+        else container.runners
+    stop, dead_letters = _stop_on_signals(), make_producer(bootstrap)
+    threads = [threading.Thread(target=ProjectionWorker(bootstrap, topic, r, dead_letters).run,
+                                args=(stop,), name=f"worker-{r.projection.name}")
+               for r in runners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    dead_letters.close()
+    return 0
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    key = _container().keys.create(args.role, args.name)
+    print(key)
+    print(f"API key for {args.name!r} with role {args.role}; it is shown only once.",
+          file=sys.stderr)
+    return 0
+
+
+def projections_rebuild(args: argparse.Namespace) -> int:
+    from infra.rebuild import rebuild
+
+    replayed = rebuild(_container(), args.name)
+    print(f"rebuilt {args.name} from {replayed} events", file=sys.stderr)
+    return 0
+
+
+def kafka_up(args: argparse.Namespace) -> int:
+    from infra import kafka_broker
+
+    libs = kafka_broker.fetch_jars(kafka_broker.default_libs_dir())
+    broker = kafka_broker.start_broker(Path(args.data_dir), port=args.port, libs_dir=libs,
+                                       partitions=Settings().kafka_partitions)
+    print(broker.bootstrap)
+    return 0
+
+
+def kafka_down(args: argparse.Namespace) -> int:
+    from infra import kafka_broker
+
+    kafka_broker.stop_broker(Path(args.data_dir))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from infra.keys import Role
+
+    root = argparse.ArgumentParser(prog="itsm", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("serve", help="serve the HTTP API")
+    p.add_argument("--host"), p.add_argument("--port", type=int)
+    p.set_defaults(run=serve)
+    commands.add_parser("relay", help="publish stored events to Kafka").set_defaults(run=relay)
+    p = commands.add_parser("worker", help="feed the read models from Kafka")
+    p.add_argument("--projection", action="append", help="only this read model (repeatable)")
+    p.set_defaults(run=worker)
+    keys = commands.add_parser("keys").add_subparsers(dest="keys_command", required=True)
+    p = keys.add_parser("create", help="create an API key; prints it once")
+    p.add_argument("--role", required=True, choices=[str(r) for r in Role])
+    p.add_argument("--name", required=True)
+    p.set_defaults(run=keys_create)
+    projections = commands.add_parser("projections").add_subparsers(dest="projections_command",
+                                                                    required=True)
+    p = projections.add_parser("rebuild", help="empty one read model and replay it")
+    p.add_argument("name")
+    p.set_defaults(run=projections_rebuild)
+    kafka = commands.add_parser("kafka").add_subparsers(dest="kafka_command", required=True)
+    default_dir = str(Settings().data_dir / "kafka")
+    p = kafka.add_parser("up", help="run a local single-node Kafka (KRaft); prints its address")
+    p.add_argument("--data-dir", default=default_dir), p.add_argument("--port", type=int)
+    p.set_defaults(run=kafka_up)
+    p = kafka.add_parser("down", help="stop the local Kafka")
+    p.add_argument("--data-dir", default=default_dir)
+    p.set_defaults(run=kafka_down)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

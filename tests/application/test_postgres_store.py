@@ -1,0 +1,139 @@
+"""The same ServiceDesk and read models on a real PostgreSQL server (event store + read DB)."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from domain.commands import Acknowledge, Assign, Comment, Escalate, Hold, Resolve
+from infra.bootstrap import Container, bootstrap
+from infra.desk import VersionConflict
+from infra.settings import Settings
+from projections import incidents, timeline
+from tests.builders import BOT, FULL_LIFECYCLE, ctx, log_command
+
+SHARED = ("number", "title", "caller", "channel", "service", "category", "subcategory", "impact",
+          "urgency", "priority", "state", "hold_reason", "assignment_group", "assignee", "tier",
+          "major", "reassignment_count", "reopen_count", "resolution_code", "satisfaction")
+
+
+@pytest.fixture
+def pg_container(tmp_path, pg_database) -> Iterator[Container]:
+    container = bootstrap(Settings(data_dir=tmp_path, database_url=pg_database,
+                                   read_database_url=pg_database, snapshot_interval=5))
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def test_store_and_read_models_are_on_postgresql(pg_container, pg_database):
+    assert pg_container.store_db.dialect == "postgresql"
+    assert pg_container.read_db.dialect == "postgresql"
+    assert type(pg_container.desk.recorder).__module__ == "eventsourcing.postgres"
+    incident = pg_container.desk.log_incident(log_command(), ctx())
+    with psycopg.connect(pg_database) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+        stored = conn.execute("SELECT COUNT(*) FROM servicedesk_events").fetchone()[0]
+    assert {"servicedesk_events", "rm_incidents", "rm_timeline", "projection_positions"} <= tables
+    assert stored == incident.version == 1
+
+
+def test_logs_and_changes_an_incident(pg_container):
+    desk = pg_container.desk
+    incident = desk.log_incident(log_command(impact=1, urgency=1), ctx())
+    desk.execute(incident.id, Assign(group="messaging", agent="dave"), ctx())
+    desk.execute(incident.id, Acknowledge(), ctx())
+    desk.execute(incident.id, Hold(reason="awaiting_vendor"), ctx(BOT))
+    loaded = desk.get_incident(incident.id)
+    assert (loaded.number, loaded.priority, loaded.state, loaded.hold_reason, loaded.version) == (
+        "INC0001001", "P1", "on_hold", "awaiting_vendor", 4)
+    assert loaded.acknowledged_at is not None and loaded.acknowledged_at.tzinfo is not None
+
+
+def test_stale_expected_version_is_rejected(pg_container):
+    desk = pg_container.desk
+    incident = desk.log_incident(log_command(), ctx())
+    desk.execute(incident.id, Assign(group="network"), ctx(expected_version=1))
+    with pytest.raises(VersionConflict):
+        desk.execute(incident.id, Acknowledge(), ctx(expected_version=1))
+    assert desk.get_incident(incident.id).version == 2
+
+
+def test_racing_writers_lose_no_update(pg_container):
+    desk = pg_container.desk
+    incident = desk.log_incident(log_command(), ctx())
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def writer(name: str) -> None:
+        barrier.wait()
+        try:
+            for k in range(25):
+                desk.execute(incident.id, Comment(text=f"{name}-{k}"), ctx())
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    events = list(desk.events.get(incident.id))
+    texts = sorted(e.text for e in events if type(e).__name__ == "Commented")
+    assert texts == sorted(f"w{n}-{k}" for n in range(2) for k in range(25))
+    assert [e.originator_version for e in events] == list(range(1, 52))
+
+
+def test_numbers_come_from_the_sequence(pg_container, pg_database):
+    desk = pg_container.desk
+    numbers: list[str] = []
+    lock = threading.Lock()
+
+    def log_some() -> None:
+        for _ in range(5):
+            number = desk.log_incident(log_command(), ctx()).number
+            with lock:
+                numbers.append(number)
+
+    threads = [threading.Thread(target=log_some) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(numbers) == [f"INC{n:07d}" for n in range(1001, 1021)]
+    with psycopg.connect(pg_database) as conn:
+        last = conn.execute("SELECT last_value FROM itsm_incident_number").fetchone()[0]
+    assert last == 1020
+
+
+def test_read_models_match_after_catch_up(pg_container):
+    desk = pg_container.desk
+    first = desk.log_incident(log_command(), ctx())
+    for step, command in enumerate(FULL_LIFECYCLE):
+        desk.execute(first.id, command, ctx(causation_id=f"pg-{step}"))
+    second = desk.log_incident(log_command(title="VPN flaps"), ctx())
+    desk.execute(second.id, Assign(group="network"), ctx())
+    desk.execute(second.id, Escalate(kind="hierarchical"), ctx())
+    desk.execute(second.id, Resolve(code="fixed"), ctx())
+    pg_container.feed.catch_up()
+
+    with pg_container.read_db.transaction() as tx:
+        rows = {n: incidents.get(tx, str(i.id)) for n, i in (("first", first), ("second", second))}
+        total, page = incidents.search(tx, {"state": "resolved"}, limit=10, offset=0)
+        entries = timeline.entries(tx, str(first.id))
+    for name, incident in (("first", first), ("second", second)):
+        aggregate = desk.get_incident(incident.id)
+        row = rows[name]
+        assert {k: row[k] for k in SHARED} == {k: getattr(aggregate, k) for k in SHARED}
+        assert row["version"] == aggregate.version
+    assert rows["second"]["major"] is True
+    assert total == 1 and page[0]["number"] == second.number
+    assert [e["version"] for e in entries] == list(range(1, len(FULL_LIFECYCLE) + 2))
+    assert [e["causation_id"] for e in entries[1:]] == [f"pg-{s}" for s in range(len(FULL_LIFECYCLE))]
+    runner = pg_container.runner("incidents")
+    assert runner.positions("notifications") == {0: desk.stored_events() + 1}
