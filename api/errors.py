@@ -49,8 +49,8 @@ def problem(request: Request, status: int, detail: str | None, *, kind: str | No
 
 def _field(loc: tuple) -> str:
     parts = [str(p) for p in loc]
-    # "body" is where every body field lives; naming it adds nothing for the client.
-    if parts and parts[0] == "body" and len(parts) > 1:
+    # Field names are unique across body, query and path here; the location adds nothing.
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
     return ".".join(parts)
 

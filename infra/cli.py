@@ -69,7 +69,8 @@ def worker(args: argparse.Namespace) -> int:
     runners = [container.runner(n) for n in args.projection] if args.projection \
         else container.runners
     stop, dead_letters = _stop_on_signals(), make_producer(bootstrap)
-    threads = [threading.Thread(target=ProjectionWorker(bootstrap, topic, r, dead_letters).run,
+    threads = [threading.Thread(target=ProjectionWorker(bootstrap, topic, r, dead_letters,
+                                                       worker_id=settings.worker_id).run,
                                 args=(stop,), name=f"worker-{r.projection.name}")
                for r in runners]
     for thread in threads:

@@ -39,13 +39,15 @@ class _SeekToStored(ConsumerRebalanceListener):
 
 class ProjectionWorker:
     def __init__(self, bootstrap: str, topic: str, runner: ProjectionRunner,
-                 dead_letters: KafkaProducer | None = None, max_records: int = 1000) -> None:
+                 dead_letters: KafkaProducer | None = None, max_records: int = 1000,
+                 worker_id: str | None = None) -> None:
         self.topic, self.runner, self.dead_letters = topic, runner, dead_letters
         self.expected: dict[int, int] = {}
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id(runner.projection.name),
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=max_records,
-            client_id=f"itsm-worker-{runner.projection.name}")
+            client_id=f"itsm-worker-{runner.projection.name}", session_timeout_ms=10000,
+            group_instance_id=f"{worker_id}.{runner.projection.name}" if worker_id else None)
         self.consumer.subscribe([topic], listener=_SeekToStored(self))
 
     def seek(self, tp: TopicPartition, position: int) -> None:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     incident_number_prefix: str = "INC"
     host: str = "127.0.0.1"
     port: int = 8000
+    # A stable id per worker process (e.g. its pod name) makes it a static group member:
+    # after a restart it takes its partitions back at once instead of waiting out a session.
+    worker_id: str | None = None
     relay_batch_size: int = 500
     poll_interval: float = 0.05
 
