@@ -5,7 +5,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.values import (
     OPEN_STATES, TIERS, Actor, Channel, EscalationKind, HoldReason, IllegalTransition,
-    InvalidValue, PriorityMatrix, State, check_level,
+    InvalidValue, PriorityMatrix, State, check_level, parse_choice,
 )
 
 
@@ -62,6 +62,7 @@ class Incident(Aggregate):
         self.acknowledged_at = None
         self.resolved_at = None
         self.closed_at = None
+        self.cancelled_at = None
         self.resolution_code: str | None = None
         self.resolution_notes: str | None = None
         self.satisfaction: int | None = None
@@ -74,7 +75,7 @@ class Incident(Aggregate):
         if not title.strip():
             raise InvalidValue("an incident needs a title")
         return cls(number=number, title=title, description=description, caller=caller,
-                   channel=str(Channel(channel)), service=service, category=category,
+                   channel=parse_choice(Channel, "channel", channel), service=service, category=category,
                    subcategory=subcategory, impact=impact, urgency=urgency,
                    priority=matrix.priority(impact, urgency), by=by, causation_id=causation_id)
 
@@ -117,7 +118,7 @@ class Incident(Aggregate):
     def escalate(self, kind: str, by: Actor, causation_id: str, group: str | None = None,
                  reason: str = "") -> None:
         self._require_open("escalate")
-        kind = str(EscalationKind(kind))
+        kind = parse_choice(EscalationKind, "escalation kind", kind)
         if kind == EscalationKind.HIERARCHICAL:
             if self.major:
                 raise IllegalTransition(f"incident {self.number} is already a major incident")
@@ -149,7 +150,7 @@ class Incident(Aggregate):
     # -- hold and resume ---------------------------------------------------
     def hold(self, reason: str, by: Actor, causation_id: str, note: str = "") -> None:
         self._require({State.NEW, State.IN_PROGRESS}, "put on hold")
-        self._held(str(HoldReason(reason)), note, by, causation_id)
+        self._held(parse_choice(HoldReason, "hold reason", reason), note, by, causation_id)
 
     @event("PutOnHold")
     def _held(self, reason: str, note: str, by: Actor, causation_id: str) -> None:
@@ -206,6 +207,7 @@ class Incident(Aggregate):
     @event("Cancelled")
     def _cancelled(self, reason: str, by: Actor, causation_id: str) -> None:
         self.state, self.hold_reason = str(State.CANCELLED), None
+        self.cancelled_at = self.modified_on
 
     # -- notes and classification --------------------------------------------
     def comment(self, text: str, public: bool, by: Actor, causation_id: str) -> None:

@@ -72,6 +72,15 @@ class EscalationKind(StrEnum):
 TIERS = ("L1", "L2", "L3")
 
 
+def parse_choice(kind: type[StrEnum], name: str, value: str) -> str:
+    """The enum's value as plain text, or InvalidValue naming the allowed ones."""
+    try:
+        return str(kind(value))
+    except ValueError:
+        allowed = ", ".join(str(member) for member in kind)
+        raise InvalidValue(f"{name} must be one of {allowed}, not {value!r}") from None
+
+
 def check_level(name: str, value: int) -> int:
     if value not in (1, 2, 3):
         raise InvalidValue(f"{name} must be 1 (high), 2 (medium) or 3 (low), not {value!r}")

@@ -64,7 +64,16 @@ def bootstrap(settings: Settings | None = None,
     runners = [ProjectionRunner(read_db, p) for p in projections or default_projections()]
     for runner in runners:
         runner.setup()
-    feed = None
     if not settings.kafka_bootstrap:
         feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
-    return Container(settings, store_db, read_db, desk, keys, runners, feed)
+        return Container(settings, store_db, read_db, desk, keys, runners, feed)
+    return Container(settings, store_db, read_db, desk, keys, runners,
+                     extras=_kafka_probes(settings, store_db, runners))
+
+
+def _kafka_probes(settings: Settings, store_db: Database, runners: list[ProjectionRunner]) -> dict:
+    from infra.kafka_lag import consumer_lag
+    from infra.relay import RelayPosition
+
+    return {"relay_position": RelayPosition(store_db, settings.events_topic).get,
+            "consumer_lag": consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners)}

@@ -50,7 +50,7 @@ class ApiKeys:
         return key
 
     def authenticate(self, key: str) -> Principal | None:
-        with self.db.transaction() as tx:
+        with self.db.transaction(read_only=True) as tx:
             row = tx.execute("SELECT name, role FROM itsm_api_keys WHERE digest = %s",
                              (_digest(key),)).fetchone()
         return Principal(name=row[0], role=Role(row[1])) if row else None

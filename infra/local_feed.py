@@ -43,10 +43,13 @@ class NotificationFeed:
         return applied
 
     def catch_up(self) -> None:
-        while self.step():
+        """Return once every projection has applied every event stored so far."""
+        last = self.recorder.max_notification_id() or 0
+        while self.step() or any(r.position(SOURCE, 0) <= last for r in self.runners):
             pass
 
     def start(self, interval: float = 0.05) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
                                         name="notification-feed")
         self._thread.start()

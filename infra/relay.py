@@ -32,7 +32,7 @@ class RelayPosition:
         db.script([_DDL])
 
     def get(self) -> int:
-        with self.db.transaction() as tx:
+        with self.db.transaction(read_only=True) as tx:
             row = tx.execute("SELECT next_notification_id FROM itsm_relay_positions"
                              " WHERE topic = %s", (self.topic,)).fetchone()
         return int(row[0]) if row else 1

@@ -45,7 +45,7 @@ class Database:
     dialect: str
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, read_only: bool = False) -> Iterator[Tx]:
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -83,10 +83,11 @@ class SqliteDatabase(Database):
         return connection
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, read_only: bool = False) -> Iterator[Tx]:
         connection = self._connection()
-        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
-        connection.execute("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking;
+        # readers need no lock in WAL mode.
+        connection.execute("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
         try:
             yield _SqliteTx(connection)
         except BaseException:
@@ -112,7 +113,7 @@ class PostgresDatabase(Database):
                                     kwargs={"autocommit": False})
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, read_only: bool = False) -> Iterator[Tx]:
         with self._pool.connection() as connection:
             with connection.transaction():
                 with connection.cursor() as cursor:

@@ -46,11 +46,11 @@ class ProjectionRunner:
         self.db.script([*_FRAMEWORK_DDL, *self.projection.ddl()])
 
     def position(self, source: str, partition: int) -> int:
-        with self.db.transaction() as tx:
+        with self.db.transaction(read_only=True) as tx:
             return self._position(tx, source, partition, lock=False)
 
     def positions(self, source: str) -> dict[int, int]:
-        with self.db.transaction() as tx:
+        with self.db.transaction(read_only=True) as tx:
             rows = tx.execute(
                 "SELECT partition_no, next_position FROM projection_positions"
                 " WHERE projection = %s AND source = %s", (self.projection.name, source)).fetchall()

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def _check(db: Database) -> str:
     try:
-        with db.transaction() as tx:
+        with db.transaction(read_only=True) as tx:
             tx.execute("SELECT 1").fetchone()
         return "ok"
     except Exception as exc:  # any failure means "not ready"; the reason goes to the log

@@ -66,12 +66,9 @@ def _from_aggregate(incident: Incident) -> dict:
              "service", "category", "subcategory")
     view = {name: getattr(incident, name) for name in names}
     view.update({name: _at(getattr(incident, name))
-                 for name in ("acknowledged_at", "resolved_at", "closed_at")})
-    # Cancelled is terminal, so its last change is (nearly always) the cancellation.
-    cancelled = incident.state == State.CANCELLED
+                 for name in ("acknowledged_at", "resolved_at", "closed_at", "cancelled_at")})
     view.update(id=str(incident.id), opened_at=_at(incident.created_on),
-                updated_at=_at(incident.modified_on),
-                cancelled_at=_at(incident.modified_on) if cancelled else None)
+                updated_at=_at(incident.modified_on))
     return view
 
 
@@ -99,7 +96,7 @@ def list_incidents(db: ReadDbDep, _: QueueReader,
     """Newest first, from the incidents read model."""
     filters = {"state": state and str(state), "priority": priority, "assignment_group": group,
                "assignee": assignee, "number": number}
-    with db.transaction() as tx:
+    with db.transaction(read_only=True) as tx:
         total, rows = incidents_rm.search(tx, filters, limit, offset)
     return IncidentPage(total=total, limit=limit, offset=offset,
                         items=[IncidentPublic(**row) for row in rows])
@@ -127,7 +124,7 @@ def get_incident(incident_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Rea
         incident = desk.incident_as_of(incident_id, as_of)
         _etag(response, incident.version)
         return IncidentAsOf(**_from_aggregate(incident), as_of=as_of.isoformat())
-    with db.transaction() as tx:
+    with db.transaction(read_only=True) as tx:
         row = incidents_rm.get(tx, str(incident_id))
     row = row or _from_aggregate(desk.get_incident(incident_id))
     _etag(response, row["version"])
@@ -138,7 +135,7 @@ def get_incident(incident_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Rea
 def get_timeline(incident_id: UUID, db: ReadDbDep, desk: DeskDep,
                  _: Auditor) -> list[TimelineEntry]:
     """Every event: who acted, on behalf of which request, and what changed."""
-    with db.transaction() as tx:
+    with db.transaction(read_only=True) as tx:
         entries = timeline_rm.entries(tx, str(incident_id))
     if not entries:
         desk.get_incident(incident_id)  # 404 if unknown; else the timeline has not caught up
