@@ -98,8 +98,8 @@ class PriorityMatrix:
     )
 
     def __post_init__(self) -> None:
-        cells = [cell for row in self.rows for cell in row]
-        if len(self.rows) != 3 or len(cells) != 9 or not set(cells) <= {"P1", "P2", "P3", "P4"}:
+        cells = {cell for row in self.rows for cell in row}
+        if [len(row) for row in self.rows] != [3, 3, 3] or not cells <= {"P1", "P2", "P3", "P4"}:
             raise InvalidValue("a priority matrix is 3x3 cells of P1..P4")
 
     def priority(self, impact: int, urgency: int) -> str:

@@ -1,6 +1,8 @@
 """The service desk application: loads an incident, runs one command, saves its events."""
 from __future__ import annotations
 
+import random
+import time
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -45,7 +47,9 @@ class ServiceDesk(Application[UUID]):
 
     def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context) -> Incident:
         """Run a command; without an expected version, a lost race is retried on fresh state."""
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
+            if attempt:  # jittered backoff, so racing writers stop colliding in lockstep
+                time.sleep(random.uniform(0, 0.001 * 2 ** attempt))
             incident = self.get_incident(incident_id)
             if ctx.expected_version is not None and incident.version != ctx.expected_version:
                 raise VersionConflict(

@@ -22,7 +22,6 @@ class NotificationFeed:
                  runners: list[ProjectionRunner], batch_size: int = 500) -> None:
         self.recorder, self.mapper, self.runners = recorder, mapper, runners
         self.batch_size = batch_size
-        self._positions: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -30,16 +29,13 @@ class NotificationFeed:
         """Apply one batch to every projection; returns how many events were applied."""
         applied = 0
         for runner in self.runners:
-            name = runner.projection.name
-            expected = self._positions.get(name)
-            if expected is None:
-                expected = runner.position(SOURCE, 0)
+            # Read the stored position every time: a rebuild may have reset it meanwhile.
+            expected = runner.position(SOURCE, 0)
             notifications = self.recorder.select_notifications(
                 start=max(expected, 1), limit=self.batch_size)
             records = [(n.id, published(to_envelope(self.mapper, n))) for n in notifications]
             reached = runner.apply_batch(SOURCE, 0, expected, records) if records else expected
             applied += len(records) if reached != expected else 0
-            self._positions[name] = reached
         return applied
 
     def catch_up(self) -> None:

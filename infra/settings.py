@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     kafka_partitions: int = 6
     events_topic: str = "itsm.events"
     snapshot_interval: int = 50
+    # Incidents kept in memory per API process; each load still fast-forwards from the store,
+    # so several processes stay correct and the store still rejects a stale append.
+    aggregate_cache_size: int = 10_000
     # Rows are impact 1..3 (high..low), columns urgency 1..3.
     priority_matrix: str = "P1,P2,P3;P2,P3,P4;P3,P4,P4"
     incident_number_prefix: str = "INC"
@@ -39,10 +42,12 @@ class Settings(BaseSettings):
                 or f"sqlite:///{self.data_dir / 'readmodels.db'}")
 
     def eventsourcing_env(self) -> dict[str, str]:
+        cache = {"AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
+                 "AGGREGATE_CACHE_FASTFORWARD": "y"} if self.aggregate_cache_size else {}
         if self.store_url.startswith("sqlite:///"):
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                     "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
-                    "SQLITE_LOCK_TIMEOUT": "30"}
+                    "SQLITE_LOCK_TIMEOUT": "30", **cache}
         from infra.pg_server import eventsourcing_env
 
-        return eventsourcing_env(self.store_url)
+        return {**eventsourcing_env(self.store_url), **cache}
