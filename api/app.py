@@ -1,6 +1,8 @@
 """The application factory: one FastAPI app over one Container."""
 from __future__ import annotations
 
+import anyio.to_thread
+
 import logging
 import re
 import time
@@ -81,6 +83,10 @@ def create_app(container: Container | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Commands queue on the event store's single writer anyway; more threads than this
+        # only contend for the GIL and stretch the latency tail.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = \
+            container.settings.api_threads
         # Embedded mode: this process also keeps the read models current.
         if container.feed is not None:
             container.feed.start(container.settings.poll_interval)

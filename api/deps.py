@@ -13,23 +13,24 @@ from infra.desk import ServiceDesk
 from infra.keys import Principal, Role
 from infra.sql import Database
 
+# Trivial dependencies are async: a plain `def` would cost a threadpool hop each, per request.
 # auto_error=False: we answer 401 ourselves, as a problem with WWW-Authenticate.
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer itsm_...`")
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d+)"?$')
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     return request.app.state.container
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_desk(container: ContainerDep) -> ServiceDesk:
+async def get_desk(container: ContainerDep) -> ServiceDesk:
     return container.desk
 
 
-def get_read_db(container: ContainerDep) -> Database:
+async def get_read_db(container: ContainerDep) -> Database:
     return container.read_db
 
 
@@ -61,13 +62,13 @@ def ensure_role(principal: Principal, roles: tuple[Role, ...], what: str = "This
 
 def require(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency that lets through callers holding one of `roles` (or admin)."""
-    def dependency(principal: PrincipalDep) -> Principal:
+    async def dependency(principal: PrincipalDep) -> Principal:
         ensure_role(principal, roles)
         return principal
     return dependency
 
 
-def request_id(request: Request) -> str:
+async def request_id(request: Request) -> str:
     """Set by the middleware from X-Request-ID (or generated); it becomes the causation id."""
     return request.state.request_id
 
@@ -75,7 +76,7 @@ def request_id(request: Request) -> str:
 RequestIdDep = Annotated[str, Depends(request_id)]
 
 
-def expected_version(if_match: Annotated[str | None, Header(
+async def expected_version(if_match: Annotated[str | None, Header(
         description='The version you last saw, as its ETag: "3" (also 3 or W/"3")')] = None
                      ) -> int | None:
     if if_match is None or if_match.strip() == "*":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -31,8 +32,12 @@ def _digest(key: str) -> str:
 
 
 class ApiKeys:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """Lookups are cached for `ttl` seconds: every request authenticates, and a database
+    round trip per request would be most of a cheap query's cost."""
+
+    def __init__(self, db: Database, ttl: float = 30.0) -> None:
+        self.db, self.ttl = db, ttl
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     def setup(self) -> None:
         self.db.script(["""CREATE TABLE IF NOT EXISTS itsm_api_keys (
@@ -50,7 +55,16 @@ class ApiKeys:
         return key
 
     def authenticate(self, key: str) -> Principal | None:
+        digest, now = _digest(key), time.monotonic()
+        cached = self._cache.get(digest)
+        if cached and now - cached[0] < self.ttl:
+            return cached[1]
         with self.db.transaction(read_only=True) as tx:
             row = tx.execute("SELECT name, role FROM itsm_api_keys WHERE digest = %s",
-                             (_digest(key),)).fetchone()
-        return Principal(name=row[0], role=Role(row[1])) if row else None
+                             (digest,)).fetchone()
+        principal = Principal(name=row[0], role=Role(row[1])) if row else None
+        if principal is not None:  # unknown keys are not cached: a new key works at once
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, principal)
+        return principal

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # Rows are impact 1..3 (high..low), columns urgency 1..3.
     priority_matrix: str = "P1,P2,P3;P2,P3,P4;P3,P4,P4"
     incident_number_prefix: str = "INC"
+    access_log: bool = False
+    api_threads: int = 8
     host: str = "127.0.0.1"
     port: int = 8000
     # A stable id per worker process (e.g. its pod name) makes it a static group member:
