@@ -6,6 +6,7 @@ goes through one path into the aggregate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 from domain.incident import Incident
@@ -19,6 +20,8 @@ class Context:
     by: Actor
     causation_id: str
     expected_version: int | None = None
+    # When it happened at the source (an upstream system's record); None means now.
+    occurred_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class LogIncident:
 
     def run(self, number: str, ctx: Context, matrix: PriorityMatrix) -> Incident:
         return Incident.log(number=number, matrix=matrix, by=ctx.by,
-                            causation_id=ctx.causation_id, **self.__dict__)
+                            causation_id=ctx.causation_id, at=ctx.occurred_at,
+                            **self.__dict__)
 
 
 class IncidentCommand:
@@ -52,7 +56,7 @@ class Assign(IncidentCommand):
     agent: str | None = None
 
     def run(self, incident, ctx, matrix):
-        incident.assign(self.group, self.agent, ctx.by, ctx.causation_id)
+        incident.assign(self.group, self.agent, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Acknowledge(IncidentCommand):
     action = "acknowledge"
 
     def run(self, incident, ctx, matrix):
-        incident.acknowledge(ctx.by, ctx.causation_id)
+        incident.acknowledge(ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class Escalate(IncidentCommand):
     reason: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.escalate(self.kind, ctx.by, ctx.causation_id, group=self.group, reason=self.reason)
+        incident.escalate(self.kind, ctx.by, ctx.causation_id, group=self.group,
+                          reason=self.reason, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class Hold(IncidentCommand):
     note: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.hold(self.reason, ctx.by, ctx.causation_id, note=self.note)
+        incident.hold(self.reason, ctx.by, ctx.causation_id, note=self.note, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class Resume(IncidentCommand):
     action = "resume"
 
     def run(self, incident, ctx, matrix):
-        incident.resume(ctx.by, ctx.causation_id)
+        incident.resume(ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class Resolve(IncidentCommand):
     notes: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.resolve(self.code, self.notes, ctx.by, ctx.causation_id)
+        incident.resolve(self.code, self.notes, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class Reopen(IncidentCommand):
     reason: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.reopen(self.reason, ctx.by, ctx.causation_id)
+        incident.reopen(self.reason, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,8 @@ class Close(IncidentCommand):
     comment: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.close(ctx.by, ctx.causation_id, satisfaction=self.satisfaction, comment=self.comment)
+        incident.close(ctx.by, ctx.causation_id, satisfaction=self.satisfaction,
+                       comment=self.comment, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ class Cancel(IncidentCommand):
     reason: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.cancel(self.reason, ctx.by, ctx.causation_id)
+        incident.cancel(self.reason, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ class Comment(IncidentCommand):
     public: bool = False
 
     def run(self, incident, ctx, matrix):
-        incident.comment(self.text, self.public, ctx.by, ctx.causation_id)
+        incident.comment(self.text, self.public, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,8 @@ class Reprioritise(IncidentCommand):
     reason: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.reprioritise(self.impact, self.urgency, self.reason, matrix, ctx.by, ctx.causation_id)
+        incident.reprioritise(self.impact, self.urgency, self.reason, matrix, ctx.by,
+                              ctx.causation_id, at=ctx.occurred_at)
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,8 @@ class Recategorise(IncidentCommand):
     service: str | None = None
 
     def run(self, incident, ctx, matrix):
-        incident.recategorise(self.category, self.subcategory, self.service, ctx.by, ctx.causation_id)
+        incident.recategorise(self.category, self.subcategory, self.service, ctx.by,
+                              ctx.causation_id, at=ctx.occurred_at)
 
 
 ACTIONS: dict[str, type[IncidentCommand]] = {

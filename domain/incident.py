@@ -1,6 +1,8 @@
 """The Incident aggregate: an unplanned interruption of a service, from logging to closure."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from eventsourcing.domain import Aggregate, event
 
 from domain.values import (
@@ -23,8 +25,9 @@ class Incident(Aggregate):
             return super().mutate(aggregate)
 
     class Logged(Aggregate.Created):
-        # v2 added the channel; v1 incidents were all logged by phone.
-        class_version = 2
+        # v2 added the channel (v1 incidents were all logged by phone); v3 added `at`, the
+        # time at the source for incidents that came from elsewhere.
+        class_version = 3
         number: str
         title: str
         description: str
@@ -38,15 +41,21 @@ class Incident(Aggregate):
         priority: str
         by: Actor
         causation_id: str
+        at: datetime | None
 
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
             state["channel"] = str(Channel.PHONE)
 
+        @staticmethod
+        def upcast_v2_v3(state: dict) -> None:
+            state["at"] = None
+
     @event(Logged)
     def __init__(self, number: str, title: str, description: str, caller: str, channel: str,
                  service: str, category: str, subcategory: str, impact: int, urgency: int,
-                 priority: str, by: Actor, causation_id: str) -> None:
+                 priority: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self.number, self.title, self.description = number, title, description
         self.caller, self.channel, self.service = caller, channel, service
         self.category, self.subcategory = category, subcategory
@@ -71,13 +80,15 @@ class Incident(Aggregate):
     def log(cls, *, number: str, title: str, caller: str, impact: int, urgency: int,
             matrix: PriorityMatrix, by: Actor, causation_id: str, description: str = "",
             channel: str = "portal", service: str = "", category: str = "",
-            subcategory: str = "") -> Incident:
+            subcategory: str = "", at: datetime | None = None) -> Incident:
         if not title.strip():
             raise InvalidValue("an incident needs a title")
         return cls(number=number, title=title, description=description, caller=caller,
-                   channel=parse_choice(Channel, "channel", channel), service=service, category=category,
+                   channel=parse_choice(Channel, "channel", channel), service=service,
+                   category=category,
                    subcategory=subcategory, impact=impact, urgency=urgency,
-                   priority=matrix.priority(impact, urgency), by=by, causation_id=causation_id)
+                   priority=matrix.priority(impact, urgency), by=by, causation_id=causation_id,
+                   at=at)
 
     # -- guards ------------------------------------------------------------
     def _require(self, allowed: frozenset[str] | set[str], action: str) -> None:
@@ -89,56 +100,60 @@ class Incident(Aggregate):
         self._require(OPEN_STATES, action)
 
     # -- assignment and escalation ----------------------------------------
-    def assign(self, group: str, agent: str | None, by: Actor, causation_id: str) -> None:
+    def assign(self, group: str, agent: str | None, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self._require_open("assign")
         if not group.strip():
             raise InvalidValue("an assignment needs an assignment group")
         if group == self.assignment_group and agent == self.assignee:
             raise IllegalTransition(f"incident {self.number} is already assigned to {group}")
         reassigned = self.assignment_group is not None and group != self.assignment_group
-        self._assigned(group, agent, reassigned, by, causation_id)
+        self._assigned(group, agent, reassigned, by, causation_id, at)
 
     @event("Assigned")
     def _assigned(self, group: str, agent: str | None, reassignment: bool, by: Actor,
-                  causation_id: str) -> None:
+                  causation_id: str, at: datetime | None = None) -> None:
         self.assignment_group, self.assignee = group, agent
         self.reassignment_count += int(reassignment)
 
-    def acknowledge(self, by: Actor, causation_id: str) -> None:
+    def acknowledge(self, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         if self.acknowledged_at is not None:
             raise IllegalTransition(f"incident {self.number} was already acknowledged")
         self._require({State.NEW}, "acknowledge")
-        self._acknowledged(by, causation_id)
+        self._acknowledged(by, causation_id, at)
 
     @event("Acknowledged")
-    def _acknowledged(self, by: Actor, causation_id: str) -> None:
+    def _acknowledged(self, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self.state = str(State.IN_PROGRESS)
-        self.acknowledged_at = self.modified_on
+        self.acknowledged_at = at or self.modified_on
 
     def escalate(self, kind: str, by: Actor, causation_id: str, group: str | None = None,
-                 reason: str = "") -> None:
+                 reason: str = "", at: datetime | None = None) -> None:
         self._require_open("escalate")
         kind = parse_choice(EscalationKind, "escalation kind", kind)
         if kind == EscalationKind.HIERARCHICAL:
             if self.major:
                 raise IllegalTransition(f"incident {self.number} is already a major incident")
-            self._escalated(kind, None, self.tier, reason, by, causation_id)
+            self._escalated(kind, None, self.tier, reason, by, causation_id, at)
             return
         tier = self._next_tier()
         target = group or self.assignment_group
         if not target:
             raise InvalidValue("a functional escalation needs a group to escalate to")
-        self._escalated(kind, target, tier, reason, by, causation_id)
+        self._escalated(kind, target, tier, reason, by, causation_id, at)
 
     def _next_tier(self) -> str:
         position = TIERS.index(self.tier)
         if position == len(TIERS) - 1:
-            raise IllegalTransition(f"incident {self.number} is already at the top tier {self.tier}")
+            raise IllegalTransition(
+                f"incident {self.number} is already at the top tier {self.tier}")
         return TIERS[position + 1]
 
     @event("Escalated")
     def _escalated(self, kind: str, group: str | None, tier: str, reason: str, by: Actor,
-                   causation_id: str) -> None:
+                   causation_id: str, at: datetime | None = None) -> None:
         if kind == EscalationKind.HIERARCHICAL:
             self.major = True
             return
@@ -148,100 +163,114 @@ class Incident(Aggregate):
         self.tier = tier
 
     # -- hold and resume ---------------------------------------------------
-    def hold(self, reason: str, by: Actor, causation_id: str, note: str = "") -> None:
+    def hold(self, reason: str, by: Actor, causation_id: str, note: str = "",
+             at: datetime | None = None) -> None:
         self._require({State.NEW, State.IN_PROGRESS}, "put on hold")
-        self._held(parse_choice(HoldReason, "hold reason", reason), note, by, causation_id)
+        self._held(parse_choice(HoldReason, "hold reason", reason), note, by, causation_id,
+                   at)
 
     @event("PutOnHold")
-    def _held(self, reason: str, note: str, by: Actor, causation_id: str) -> None:
+    def _held(self, reason: str, note: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self.state, self.hold_reason = str(State.ON_HOLD), reason
 
-    def resume(self, by: Actor, causation_id: str) -> None:
+    def resume(self, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self._require({State.ON_HOLD}, "resume")
-        self._resumed(by, causation_id)
+        self._resumed(by, causation_id, at)
 
     @event("Resumed")
-    def _resumed(self, by: Actor, causation_id: str) -> None:
+    def _resumed(self, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self.state, self.hold_reason = str(State.IN_PROGRESS), None
 
     # -- resolution and closure ---------------------------------------------
-    def resolve(self, code: str, notes: str, by: Actor, causation_id: str) -> None:
+    def resolve(self, code: str, notes: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self._require_open("resolve")
         if not code.strip():
             raise InvalidValue("a resolution needs a resolution code")
-        self._resolved(code, notes, by, causation_id)
+        self._resolved(code, notes, by, causation_id, at)
 
     @event("Resolved")
-    def _resolved(self, code: str, notes: str, by: Actor, causation_id: str) -> None:
+    def _resolved(self, code: str, notes: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self.state, self.hold_reason = str(State.RESOLVED), None
         self.resolution_code, self.resolution_notes = code, notes
-        self.resolved_at = self.modified_on
+        self.resolved_at = at or self.modified_on
 
-    def reopen(self, reason: str, by: Actor, causation_id: str) -> None:
+    def reopen(self, reason: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self._require({State.RESOLVED}, "reopen")
-        self._reopened(reason, by, causation_id)
+        self._reopened(reason, by, causation_id, at)
 
     @event("Reopened")
-    def _reopened(self, reason: str, by: Actor, causation_id: str) -> None:
+    def _reopened(self, reason: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self.state = str(State.IN_PROGRESS)
         self.reopen_count += 1
         self.resolved_at = self.resolution_code = self.resolution_notes = None
 
     def close(self, by: Actor, causation_id: str, satisfaction: int | None = None,
-              comment: str = "") -> None:
+              comment: str = "", at: datetime | None = None) -> None:
         self._require({State.RESOLVED}, "close")
         if satisfaction is not None and satisfaction not in range(1, 6):
             raise InvalidValue(f"satisfaction is a score from 1 to 5, not {satisfaction!r}")
-        self._closed(satisfaction, comment, by, causation_id)
+        self._closed(satisfaction, comment, by, causation_id, at)
 
     @event("Closed")
     def _closed(self, satisfaction: int | None, comment: str, by: Actor,
-                causation_id: str) -> None:
+                causation_id: str, at: datetime | None = None) -> None:
         self.state, self.satisfaction = str(State.CLOSED), satisfaction
-        self.closed_at = self.modified_on
+        self.closed_at = at or self.modified_on
 
-    def cancel(self, reason: str, by: Actor, causation_id: str) -> None:
+    def cancel(self, reason: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self._require_open("cancel")
-        self._cancelled(reason, by, causation_id)
+        self._cancelled(reason, by, causation_id, at)
 
     @event("Cancelled")
-    def _cancelled(self, reason: str, by: Actor, causation_id: str) -> None:
+    def _cancelled(self, reason: str, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self.state, self.hold_reason = str(State.CANCELLED), None
-        self.cancelled_at = self.modified_on
+        self.cancelled_at = at or self.modified_on
 
     # -- notes and classification --------------------------------------------
-    def comment(self, text: str, public: bool, by: Actor, causation_id: str) -> None:
+    def comment(self, text: str, public: bool, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         if not text.strip():
             raise InvalidValue("a comment needs text")
-        self._commented(text, public, by, causation_id)
+        self._commented(text, public, by, causation_id, at)
 
     @event("Commented")
-    def _commented(self, text: str, public: bool, by: Actor, causation_id: str) -> None:
+    def _commented(self, text: str, public: bool, by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         """Public comments reach the caller; the others are internal work notes."""
 
     def reprioritise(self, impact: int, urgency: int, reason: str, matrix: PriorityMatrix,
-                     by: Actor, causation_id: str) -> None:
+                     by: Actor, causation_id: str,
+            at: datetime | None = None) -> None:
         self._require_open("reprioritise")
         if (impact, urgency) == (self.impact, self.urgency):
             raise IllegalTransition(
                 f"incident {self.number} already has impact {impact} and urgency {urgency}")
         priority = matrix.priority(check_level("impact", impact), check_level("urgency", urgency))
-        self._reprioritised(impact, urgency, priority, reason, by, causation_id)
+        self._reprioritised(impact, urgency, priority, reason, by, causation_id, at)
 
     @event("Reprioritised")
     def _reprioritised(self, impact: int, urgency: int, priority: str, reason: str, by: Actor,
-                       causation_id: str) -> None:
+                       causation_id: str, at: datetime | None = None) -> None:
         self.impact, self.urgency, self.priority = impact, urgency, priority
 
     def recategorise(self, category: str, subcategory: str, service: str | None, by: Actor,
-                     causation_id: str) -> None:
+                     causation_id: str, at: datetime | None = None) -> None:
         self._require_open("recategorise")
         service = self.service if service is None else service
         if (category, subcategory, service) == (self.category, self.subcategory, self.service):
             raise IllegalTransition(f"incident {self.number} already has that categorisation")
-        self._recategorised(category, subcategory, service, by, causation_id)
+        self._recategorised(category, subcategory, service, by, causation_id, at)
 
     @event("Recategorised")
     def _recategorised(self, category: str, subcategory: str, service: str, by: Actor,
-                       causation_id: str) -> None:
+                       causation_id: str, at: datetime | None = None) -> None:
         self.category, self.subcategory, self.service = category, subcategory, service

@@ -10,7 +10,7 @@ from projections.envelope import Envelope
 
 _EVENT_IDS = UUID("6f1d3a52-4c61-4b7e-9a3e-2b8f0c7d9e11")
 _BOOKKEEPING = {"originator_id", "originator_version", "timestamp", "by", "causation_id",
-                "originator_topic"}
+                "originator_topic", "at"}
 
 
 def event_id(aggregate_id: Any, version: int) -> str:
@@ -28,7 +28,8 @@ def to_envelope(mapper: Mapper, notification: Notification) -> Envelope:
         aggregate_id=str(notification.originator_id),
         aggregate_version=notification.originator_version,
         schema_version=getattr(type(domain_event), "class_version", 1),
-        occurred_at=state["timestamp"],
+        occurred_at=state.get("at") or state["timestamp"],
+        recorded_at=state["timestamp"],
         actor=by.as_dict() if by is not None else {"id": "system", "kind": "automation"},
         causation_id=state.get("causation_id", ""),
         payload={k: v for k, v in state.items() if k not in _BOOKKEEPING},

@@ -41,7 +41,8 @@ class NotificationFeed:
     def catch_up(self) -> None:
         """Return once every projection has applied every event stored so far."""
         last = self.recorder.max_notification_id() or 0
-        while self.step() or any(r.position(SOURCE, 0) <= last for r in self.runners):
+        # A position is the next notification id to apply, so `last` is applied once it is past.
+        while self.step() or (last and any(r.position(SOURCE, 0) <= last for r in self.runners)):
             pass
 
     def start(self, interval: float = 0.05) -> None:

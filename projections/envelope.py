@@ -20,6 +20,9 @@ class Envelope:
     causation_id: str
     payload: dict[str, Any]
     notification_id: int = 0
+    # occurred_at is when it happened (at the source, for imported events); recorded_at is
+    # when this store recorded it. They differ only for events that came from elsewhere.
+    recorded_at: datetime | None = None
 
     @property
     def aggregate_type(self) -> str:
@@ -37,4 +40,6 @@ class Envelope:
     def from_json(cls, data: bytes) -> Envelope:
         fields = orjson.loads(data)
         fields["occurred_at"] = datetime.fromisoformat(fields["occurred_at"])
+        if fields.get("recorded_at"):
+            fields["recorded_at"] = datetime.fromisoformat(fields["recorded_at"])
         return cls(**fields)
