@@ -35,6 +35,8 @@ class LogIncident:
     service: str = ""
     category: str = ""
     subcategory: str = ""
+    source: str | None = None  # the upstream system, for tickets that came from elsewhere
+    external_ref: str | None = None  # the ticket's number in that system
 
     def run(self, number: str, ctx: Context, matrix: PriorityMatrix) -> Incident:
         return Incident.log(number=number, matrix=matrix, by=ctx.by,

@@ -25,8 +25,9 @@ class Incident(Aggregate):
             return super().mutate(aggregate)
 
     class Logged(Aggregate.Created):
-        # v2 added the channel (v1 incidents were all logged by phone); v3 added `at`, the
-        # time at the source for incidents that came from elsewhere.
+        # v2 added the channel (v1 incidents were all logged by phone); v3 added, for incidents
+        # that came from elsewhere, `at` (the time at the source), `source` (the system) and
+        # `external_ref` (its ticket number there).
         class_version = 3
         number: str
         title: str
@@ -42,6 +43,8 @@ class Incident(Aggregate):
         by: Actor
         causation_id: str
         at: datetime | None
+        source: str | None
+        external_ref: str | None
 
         @staticmethod
         def upcast_v1_v2(state: dict) -> None:
@@ -49,13 +52,15 @@ class Incident(Aggregate):
 
         @staticmethod
         def upcast_v2_v3(state: dict) -> None:
-            state["at"] = None
+            state.update(at=None, source=None, external_ref=None)
 
     @event(Logged)
     def __init__(self, number: str, title: str, description: str, caller: str, channel: str,
                  service: str, category: str, subcategory: str, impact: int, urgency: int,
-                 priority: str, by: Actor, causation_id: str,
-            at: datetime | None = None) -> None:
+                 priority: str, by: Actor, causation_id: str, at: datetime | None = None,
+                 source: str | None = None, external_ref: str | None = None) -> None:
+        self.opened_at = at or self.created_on
+        self.source, self.external_ref = source, external_ref
         self.number, self.title, self.description = number, title, description
         self.caller, self.channel, self.service = caller, channel, service
         self.category, self.subcategory = category, subcategory
@@ -80,7 +85,8 @@ class Incident(Aggregate):
     def log(cls, *, number: str, title: str, caller: str, impact: int, urgency: int,
             matrix: PriorityMatrix, by: Actor, causation_id: str, description: str = "",
             channel: str = "portal", service: str = "", category: str = "",
-            subcategory: str = "", at: datetime | None = None) -> Incident:
+            subcategory: str = "", at: datetime | None = None, source: str | None = None,
+            external_ref: str | None = None) -> Incident:
         if not title.strip():
             raise InvalidValue("an incident needs a title")
         return cls(number=number, title=title, description=description, caller=caller,
@@ -88,7 +94,7 @@ class Incident(Aggregate):
                    category=category,
                    subcategory=subcategory, impact=impact, urgency=urgency,
                    priority=matrix.priority(impact, urgency), by=by, causation_id=causation_id,
-                   at=at)
+                   at=at, source=source, external_ref=external_ref)
 
     # -- guards ------------------------------------------------------------
     def _require(self, allowed: frozenset[str] | set[str], action: str) -> None:

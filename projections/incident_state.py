@@ -20,7 +20,7 @@ def iso(moment: datetime) -> str:
 
 def _logged(s: State, p: dict, at: str) -> None:
     for key in ("number", "title", "description", "caller", "channel", "service", "category",
-                "subcategory", "impact", "urgency", "priority"):
+                "subcategory", "impact", "urgency", "priority", "source", "external_ref"):
         s[key] = p.get(key)
     s.update(state="new", hold_reason=None, assignment_group=None, assignee=None, tier="L1",
              major=False, reassignment_count=0, reopen_count=0, opened_at=at,

@@ -13,9 +13,9 @@ COLUMNS = (
     "subcategory", "impact", "urgency", "priority", "state", "hold_reason", "assignment_group",
     "assignee", "tier", "major", "reassignment_count", "reopen_count", "opened_at",
     "acknowledged_at", "resolved_at", "closed_at", "cancelled_at", "resolution_code",
-    "satisfaction", "version", "updated_at",
+    "satisfaction", "source", "external_ref", "version", "updated_at",
 )
-FILTERS = ("state", "priority", "assignment_group", "assignee", "number")
+FILTERS = ("state", "priority", "assignment_group", "assignee", "number", "external_ref")
 
 
 class IncidentsProjection(Projection):
@@ -33,6 +33,7 @@ class IncidentsProjection(Projection):
               for c in ("state", "priority", "assignment_group", "assignee")),
             "CREATE INDEX IF NOT EXISTS rm_incidents_opened ON rm_incidents (opened_at)",
             "CREATE UNIQUE INDEX IF NOT EXISTS rm_incidents_number ON rm_incidents (number)",
+            "CREATE INDEX IF NOT EXISTS rm_incidents_external ON rm_incidents (external_ref)",
         ]
 
     def apply(self, tx: Tx, event: Envelope) -> None:
