@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.metrics import Metrics
-from api.routers import health, incidents, metrics
+from api.routers import health, inbound, incidents, kpis, metrics, sla
 from infra.bootstrap import Container, bootstrap
 
 log = logging.getLogger(__name__)
@@ -108,4 +108,7 @@ def create_app(container: Container | None = None, *,
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(incidents.router)
+    app.include_router(sla.router)
+    app.include_router(inbound.router)
+    app.include_router(kpis.router)
     return app

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from infra import cli_inbound, cli_sla
 from infra.settings import Settings
 
 
@@ -146,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     p = kafka.add_parser("down", help="stop the local Kafka")
     p.add_argument("--data-dir", default=default_dir)
     p.set_defaults(run=kafka_down)
+    for module in (cli_sla, cli_inbound):  # each adds its own subcommands
+        module.register(commands)
     return root
 
 
