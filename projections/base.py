@@ -20,12 +20,16 @@ _FRAMEWORK_DDL = (
     """CREATE TABLE IF NOT EXISTS projection_versions (
         projection TEXT NOT NULL, aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,
         PRIMARY KEY (projection, aggregate_id))""",
+    """CREATE TABLE IF NOT EXISTS projection_schemas (
+        projection TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)""",
 )
 
 
 class Projection(ABC):
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
+    # Bump when the tables change shape: setup then drops them and the feed replays from 0.
+    schema_version: ClassVar[int] = 1
 
     @abstractmethod
     def ddl(self) -> Sequence[str]:
@@ -43,7 +47,18 @@ class ProjectionRunner:
         self.db, self.projection = db, projection
 
     def setup(self) -> None:
-        self.db.script([*_FRAMEWORK_DDL, *self.projection.ddl()])
+        self.db.script(_FRAMEWORK_DDL)
+        name, version = self.projection.name, self.projection.schema_version
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT schema_version FROM projection_schemas WHERE projection = %s",
+                             (name,)).fetchone()
+            if row is None or int(row[0]) != version:
+                self._forget(tx, drop=True)
+                tx.execute("INSERT INTO projection_schemas (projection, schema_version)"
+                           " VALUES (%s, %s) ON CONFLICT (projection)"
+                           " DO UPDATE SET schema_version = excluded.schema_version",
+                           (name, version))
+        self.db.script(self.projection.ddl())
 
     def position(self, source: str, partition: int) -> int:
         with self.db.transaction(read_only=True) as tx:
@@ -85,10 +100,13 @@ class ProjectionRunner:
     def reset(self) -> None:
         """Empty the read model and forget every position: the next feed starts at 0."""
         with self.db.transaction() as tx:
-            for table in self.projection.tables:
-                tx.execute(f"DELETE FROM {table}")
-            for table in ("projection_positions", "projection_versions"):
-                tx.execute(f"DELETE FROM {table} WHERE projection = %s", (self.projection.name,))
+            self._forget(tx, drop=False)
+
+    def _forget(self, tx: Tx, drop: bool) -> None:
+        for table in self.projection.tables:
+            tx.execute(f"DROP TABLE IF EXISTS {table}" if drop else f"DELETE FROM {table}")
+        for table in ("projection_positions", "projection_versions"):
+            tx.execute(f"DELETE FROM {table} WHERE projection = %s", (self.projection.name,))
 
     def _position(self, tx: Tx, source: str, partition: int, lock: bool) -> int:
         if lock:  # a row must exist to be locked, or two first batches could both apply
