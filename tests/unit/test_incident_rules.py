@@ -144,26 +144,32 @@ def test_logging_without_a_title(title):
         log_command(title=title).run("INC1", ctx(), MATRIX)
 
 
-def test_logging_with_an_unknown_channel_raises_a_plain_value_error():
-    # Precisely what happens today: the StrEnum lookup's ValueError escapes unwrapped, so it
-    # is NOT a DomainError/InvalidValue (an API mapping DomainError to 4xx would miss it).
-    with pytest.raises(ValueError, match="'fax' is not a valid Channel") as raised:
+def test_logging_with_an_unknown_channel():
+    with pytest.raises(InvalidValue, match="^channel must be one of phone, email, portal, "
+                                           "monitoring, not 'fax'$"):
         log_command(channel="fax").run("INC1", ctx(), MATRIX)
-    assert not isinstance(raised.value, DomainError)
 
 
-def test_hold_with_an_unknown_reason_raises_a_plain_value_error():
+def test_hold_with_an_unknown_reason():
     incident = incident_through([Acknowledge()])
-    error = refused(incident, Hold(reason="lunch"), ValueError,
-                    "'lunch' is not a valid HoldReason")
-    assert not isinstance(error, DomainError)
+    refused(incident, Hold(reason="lunch"), InvalidValue,
+            "^hold reason must be one of awaiting_caller, awaiting_vendor, awaiting_problem, "
+            "awaiting_change, not 'lunch'$")
 
 
-def test_escalation_of_an_unknown_kind_raises_a_plain_value_error():
+def test_escalation_of_an_unknown_kind():
     incident = incident_through([Assign(group="network")])
-    error = refused(incident, Escalate(kind="sideways"), ValueError,
-                    "'sideways' is not a valid EscalationKind")
-    assert not isinstance(error, DomainError)
+    refused(incident, Escalate(kind="sideways"), InvalidValue,
+            "^escalation kind must be one of functional, hierarchical, not 'sideways'$")
+
+
+def test_invalid_values_are_domain_errors_not_bare_value_errors():
+    for command in (Hold(reason="lunch"), Escalate(kind="sideways"), Close(satisfaction=9)):
+        incident = incident_through([Acknowledge(), Resolve(code="x")]
+                                    if isinstance(command, Close) else [Acknowledge()])
+        with pytest.raises(DomainError) as raised:
+            drive(incident, [command])
+        assert not isinstance(raised.value, ValueError)
 
 
 def test_guard_on_state_comes_before_the_value_check():
