@@ -39,6 +39,15 @@ class Projection(ABC):
     def apply(self, tx: Tx, event: Envelope) -> None:
         """Fold one event into the read model, inside the caller's transaction."""
 
+    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+        """Fold new events, in feed order, inside the caller's transaction.
+
+        Override to batch the SQL (one read and one write per row touched instead of per
+        event); the outcome must be the same as `apply` of each event in turn.
+        """
+        for event in events:
+            self.apply(tx, event)
+
 
 class ProjectionRunner:
     """Applies ordered batches of one feed partition to one projection, exactly once."""
@@ -87,9 +96,7 @@ class ProjectionRunner:
             next_position = end if end is not None else (fresh[-1][0] + 1 if fresh else stored)
             if stored != expected or next_position <= stored:
                 return stored
-            for _, event in fresh:
-                if self._is_new(tx, event):
-                    self.projection.apply(tx, event)
+            self.projection.apply_many(tx, self._new_events(tx, [e for _, e in fresh]))
             tx.execute(
                 "INSERT INTO projection_positions (projection, source, partition_no, next_position)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (projection, source, partition_no)"
@@ -120,14 +127,38 @@ class ProjectionRunner:
             (self.projection.name, source, partition)).fetchone()
         return int(row[0]) if row else 0
 
-    def _is_new(self, tx: Tx, event: Envelope) -> bool:
-        row = tx.execute(
-            "SELECT version FROM projection_versions WHERE projection = %s AND aggregate_id = %s",
-            (self.projection.name, event.aggregate_id)).fetchone()
-        if row and int(row[0]) >= event.aggregate_version:
-            return False
-        tx.execute(
-            "INSERT INTO projection_versions (projection, aggregate_id, version) VALUES (%s, %s, %s)"
-            " ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = excluded.version",
-            (self.projection.name, event.aggregate_id, event.aggregate_version))
-        return True
+    def _new_events(self, tx: Tx, events: Sequence[Envelope]) -> list[Envelope]:
+        """The events past the version seen of their aggregate; records the new versions.
+
+        One read and one write per batch: the versions seen are looked up once for every
+        aggregate of the batch and kept up to date while walking it, so that a duplicate
+        inside the batch is dropped too.
+        """
+        seen = dict(rows_where_in(
+            tx, "SELECT aggregate_id, version FROM projection_versions WHERE projection = %s"
+            " AND aggregate_id", (self.projection.name,), {e.aggregate_id for e in events}))
+        new = []
+        for event in events:
+            version = seen.get(event.aggregate_id)
+            if version is not None and int(version) >= event.aggregate_version:
+                continue
+            seen[event.aggregate_id] = event.aggregate_version
+            new.append(event)
+        latest = {e.aggregate_id: e.aggregate_version for e in new}
+        if latest:
+            tx.executemany(
+                "INSERT INTO projection_versions (projection, aggregate_id, version)"
+                " VALUES (%s, %s, %s) ON CONFLICT (projection, aggregate_id)"
+                " DO UPDATE SET version = excluded.version",
+                [(self.projection.name, a, v) for a, v in latest.items()])
+        return new
+
+
+def rows_where_in(tx: Tx, sql: str, params: Sequence, keys, chunk: int = 500) -> list[tuple]:
+    """Rows of `sql` (ending in a column name) + ` IN (...keys)`, in chunks of bound keys."""
+    keys, rows = list(keys), []
+    for start in range(0, len(keys), chunk):
+        part = keys[start:start + chunk]
+        rows += tx.execute(f"{sql} IN ({', '.join(['%s'] * len(part))})",
+                           [*params, *part]).fetchall()
+    return rows

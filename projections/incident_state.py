@@ -69,6 +69,10 @@ FOLDS: dict[str, Callable[[State, dict, str], None]] = {
                                                priority=p["priority"]),
     "Recategorised": lambda s, p, at: s.update(category=p["category"],
                                                subcategory=p["subcategory"], service=p["service"]),
+    # Recorded by the SLA scheduler; the SLA clock read model (sla_clocks) folds them, the
+    # incident's own state does not change, the timeline shows them.
+    "SlaWarningReached": lambda s, p, at: None,
+    "SlaBreached": lambda s, p, at: None,
 }
 
 

@@ -1,10 +1,11 @@
 """Incidents read model: current state of every incident, for queues and filters."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from infra.sql import Tx
-from projections.base import Projection
+from projections.base import Projection, rows_where_in
 from projections.envelope import Envelope
 from projections.incident_state import fold
 
@@ -37,16 +38,24 @@ class IncidentsProjection(Projection):
         ]
 
     def apply(self, tx: Tx, event: Envelope) -> None:
-        if event.aggregate_type != "Incident":
+        self.apply_many(tx, [event])
+
+    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+        """One read and one upsert per incident of the batch, however many events it has."""
+        mine = [e for e in events if e.aggregate_type == "Incident"]
+        if not mine:
             return
-        row = tx.execute(f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id = %s",
-                         (event.aggregate_id,)).fetchone()
-        after = fold(dict(zip(COLUMNS, row)) if row else None, event)
-        values = [after.get(c) for c in COLUMNS]
+        states = {row[0]: dict(zip(COLUMNS, row)) for row in rows_where_in(
+            tx, f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id", (),
+            {e.aggregate_id for e in mine})}
+        for event in mine:
+            states[event.aggregate_id] = fold(states.get(event.aggregate_id), event)
+        touched = dict.fromkeys(e.aggregate_id for e in mine)
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
-        tx.execute(
+        tx.executemany(
             f"INSERT INTO rm_incidents ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-            f" ON CONFLICT (id) DO UPDATE SET {updates}", values)
+            f" ON CONFLICT (id) DO UPDATE SET {updates}",
+            [[states[i].get(c) for c in COLUMNS] for i in touched])
 
 
 def to_public(row: tuple) -> dict[str, Any]:

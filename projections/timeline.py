@@ -1,12 +1,13 @@
 """Audit timeline: every event of an incident, who acted, why, and what changed."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from infra.sql import Tx
-from projections.base import Projection
+from projections.base import Projection, rows_where_in
 from projections.envelope import Envelope
 from projections.incident_state import changes, fold, iso
 
@@ -28,23 +29,34 @@ class TimelineProjection(Projection):
         ]
 
     def apply(self, tx: Tx, event: Envelope) -> None:
-        if event.aggregate_type != "Incident":
+        self.apply_many(tx, [event])
+
+    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+        """One line per event; the heads are read and written once per incident of the batch."""
+        mine = [e for e in events if e.aggregate_type == "Incident"]
+        if not mine:
             return
-        row = tx.execute("SELECT state FROM rm_timeline_heads WHERE incident_id = %s",
-                         (event.aggregate_id,)).fetchone()
-        before = orjson.loads(row[0]) if row else None
-        after = fold(before, event)
-        tx.execute(
+        heads = {i: orjson.loads(state) for i, state in rows_where_in(
+            tx, "SELECT incident_id, state FROM rm_timeline_heads WHERE incident_id", (),
+            {e.aggregate_id for e in mine})}
+        lines = []
+        for event in mine:
+            before = heads.get(event.aggregate_id)
+            after = heads[event.aggregate_id] = fold(before, event)
+            lines.append(
+                (event.aggregate_id, event.aggregate_version, event.event_id, event.name,
+                 iso(event.occurred_at), event.actor["id"], event.actor["kind"],
+                 event.causation_id, orjson.dumps(changes(before, after)).decode(),
+                 orjson.dumps(event.payload).decode()))
+        tx.executemany(
             "INSERT INTO rm_timeline (incident_id, version, event_id, event_type, occurred_at,"
             " actor_id, actor_kind, causation_id, changes, details)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (event.aggregate_id, event.aggregate_version, event.event_id, event.name,
-             iso(event.occurred_at), event.actor["id"], event.actor["kind"], event.causation_id,
-             orjson.dumps(changes(before, after)).decode(), orjson.dumps(event.payload).decode()))
-        tx.execute(
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", lines)
+        touched = dict.fromkeys(e.aggregate_id for e in mine)
+        tx.executemany(
             "INSERT INTO rm_timeline_heads (incident_id, state) VALUES (%s, %s)"
             " ON CONFLICT (incident_id) DO UPDATE SET state = excluded.state",
-            (event.aggregate_id, orjson.dumps(after).decode()))
+            [(i, orjson.dumps(heads[i]).decode()) for i in touched])
 
 
 def entries(tx: Tx, incident_id: str) -> list[dict[str, Any]]:

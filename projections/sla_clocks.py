@@ -1,0 +1,450 @@
+"""SLA clocks: a read model computed from events only (docs/sla.md has the rules).
+
+Per ticket and metric ("respond", "resolve", "ola:<group>") one clock row: the policy id and
+version it started with, its target, the business time elapsed and paused, the due time,
+its state and, once decided, when it breached and by how much. Nothing here reads the wall
+clock: every figure is a function of the events' `occurred_at`, so a replay gives the same
+rows. Queries add the time since the last event (projections/sla_queries.py).
+
+The projection also learns the policies themselves from the `SlaPolicy.*` events of the
+same feed and keeps every version (sla_policy_versions), so it can pick the version in
+force when a clock starts.
+
+The scheduler (infra/sla_scheduler.py) follows `seq`: each batch that touches clocks takes
+the next number from sla_meta under the batch's write lock, so a reader that remembers the
+highest seq it has seen misses no later change. `alarms` lists the warnings and the breach
+still to record for a running clock, with the instant each falls due.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from domain.calendar import BusinessCalendar
+from domain.sla_policy import calendar_of, choose, pause_reasons, target
+from infra.sql import Tx
+from projections.base import Projection, rows_where_in
+from projections.envelope import Envelope
+from projections.incident_state import iso
+
+CLOCK_COLUMNS = (
+    "ticket_id", "metric", "number", "policy_id", "policy_version", "priority", "group_name",
+    "target_s", "started_at", "since", "elapsed_s", "paused_s", "status", "state", "due_at",
+    "breached_at", "overrun_s", "stopped_at", "decided_at", "warnings", "breach_recorded",
+    "alarms", "seq",
+)
+VERSION_COLUMNS = ("policy_id", "version", "effective_from", "created_at", "name", "rank",
+                   "active", "spec", "actor_id", "causation_id")
+# Where the draft of a simulation is in force: from the beginning of time.
+EPOCH = "0001-01-01T00:00:00.000000Z"
+DRAFT_ID = "draft"
+
+Clock = dict[str, Any]
+
+
+def parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _secs(delta: timedelta) -> float:
+    return delta.total_seconds()
+
+
+class PolicyBook:
+    """Every known version of every policy, for choosing one and reading its rules."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.versions: dict[str, list[dict]] = {}
+        for row in rows:
+            self.add(dict(row))
+
+    def add(self, row: dict) -> None:
+        if isinstance(row.get("spec"), (str, bytes)):
+            row["spec"] = orjson.loads(row["spec"])
+        versions = self.versions.setdefault(row["policy_id"], [])
+        versions[:] = [v for v in versions if v["version"] != row["version"]] + [row]
+        versions.sort(key=lambda v: v["version"])
+
+    def spec(self, policy_id: str, version: int) -> dict | None:
+        for row in self.versions.get(policy_id, ()):
+            if row["version"] == version:
+                return row["spec"]
+        return None
+
+    def in_force(self, policy_id: str, at: str) -> dict | None:
+        """The version in force at `at`: the latest one effective by then.
+
+        A moment before the policy's first version (an imported ticket whose source time
+        predates the policy) gets the first version.
+        """
+        versions = self.versions.get(policy_id) or []
+        current = None
+        for row in versions:
+            if row["effective_from"] <= at:
+                current = row
+        return current or (versions[0] if versions else None)
+
+    def choose(self, ticket: Mapping[str, Any], at: str) -> dict | None:
+        """The version (row) of the policy that applies to a ticket starting at `at`."""
+        rows = {pid: self.in_force(pid, at) for pid in self.versions}
+        chosen = choose(((pid, self.versions[pid][0]["created_at"], row["spec"])
+                         for pid, row in rows.items() if row), ticket)
+        return rows[chosen] if chosen else None
+
+
+class SlaClocksProjection(Projection):
+    name = "sla_clocks"
+    tables = ("sla_clocks", "sla_tickets", "sla_policy_versions", "sla_meta")
+    schema_version = 1
+
+    _current_book: PolicyBook
+
+    def __init__(self, draft: Mapping[str, Any] | None = None) -> None:
+        """`draft`: a simulation. Only this (normalised) spec applies, in force for all
+        time; the live policies and the recorded SLA events are ignored."""
+        self.draft = dict(draft) if draft is not None else None
+        self._calendars: dict[tuple[str, int], BusinessCalendar] = {}
+
+    def ddl(self) -> list[str]:
+        return [
+            """CREATE TABLE IF NOT EXISTS sla_policy_versions (
+                policy_id TEXT NOT NULL, version INTEGER NOT NULL, effective_from TEXT NOT NULL,
+                created_at TEXT NOT NULL, name TEXT NOT NULL, rank INTEGER NOT NULL,
+                active BOOLEAN NOT NULL, spec TEXT NOT NULL, actor_id TEXT NOT NULL,
+                causation_id TEXT NOT NULL, PRIMARY KEY (policy_id, version))""",
+            """CREATE TABLE IF NOT EXISTS sla_tickets (
+                ticket_id TEXT PRIMARY KEY, state TEXT NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS sla_clocks (
+                ticket_id TEXT NOT NULL, metric TEXT NOT NULL, number TEXT, policy_id TEXT NOT NULL,
+                policy_version INTEGER NOT NULL, priority TEXT, group_name TEXT,
+                target_s DOUBLE PRECISION NOT NULL, started_at TEXT NOT NULL, since TEXT NOT NULL,
+                elapsed_s DOUBLE PRECISION NOT NULL, paused_s DOUBLE PRECISION NOT NULL,
+                status TEXT NOT NULL, state TEXT NOT NULL, due_at TEXT, breached_at TEXT,
+                overrun_s DOUBLE PRECISION NOT NULL, stopped_at TEXT, decided_at TEXT,
+                warnings TEXT NOT NULL, breach_recorded BOOLEAN NOT NULL, alarms TEXT,
+                seq BIGINT NOT NULL, PRIMARY KEY (ticket_id, metric))""",
+            "CREATE INDEX IF NOT EXISTS sla_clocks_seq ON sla_clocks (seq)",
+            "CREATE INDEX IF NOT EXISTS sla_clocks_due ON sla_clocks (status, due_at)",
+            "CREATE INDEX IF NOT EXISTS sla_clocks_breached ON sla_clocks (breached_at)",
+            "CREATE INDEX IF NOT EXISTS sla_clocks_decided ON sla_clocks (decided_at)",
+            """CREATE TABLE IF NOT EXISTS sla_meta (
+                name TEXT PRIMARY KEY, value BIGINT NOT NULL)""",
+        ]
+
+    # -- feeding ----------------------------------------------------------------
+
+    def apply(self, tx: Tx, event: Envelope) -> None:
+        self.apply_many(tx, [event])
+
+    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+        """One read and one write per ticket and clock touched by the batch."""
+        policy_events = [e for e in events if e.aggregate_type == "SlaPolicy"]
+        incident_events = [e for e in events if e.aggregate_type == "Incident"]
+        if self.draft is None and policy_events:
+            self._store_versions(tx, policy_events)
+        if not incident_events:
+            return
+        book = self._current_book = self._book(tx)
+        ids = {e.aggregate_id for e in incident_events}
+        tickets = {i: orjson.loads(s) for i, s in rows_where_in(
+            tx, "SELECT ticket_id, state FROM sla_tickets WHERE ticket_id", (), ids)}
+        clocks: dict[str, dict[str, Clock]] = {}
+        for row in rows_where_in(tx, f"SELECT {', '.join(CLOCK_COLUMNS)} FROM sla_clocks"
+                                     " WHERE ticket_id", (), ids):
+            clock = dict(zip(CLOCK_COLUMNS, row))
+            clock["warnings"] = orjson.loads(clock["warnings"])
+            clocks.setdefault(clock["ticket_id"], {})[clock["metric"]] = clock
+        touched_tickets, touched_clocks = set(), set()
+        for event in incident_events:
+            ticket_clocks = clocks.setdefault(event.aggregate_id, {})
+            ticket = tickets.get(event.aggregate_id)
+            if ticket is None and event.name != "Logged":
+                continue  # a ticket from before this read model existed: no clocks
+            ticket = self._fold(book, ticket, ticket_clocks, event)
+            tickets[event.aggregate_id] = ticket
+            touched_tickets.add(event.aggregate_id)
+            touched_clocks.update((event.aggregate_id, m) for m in ticket_clocks
+                                  if ticket_clocks[m].pop("_dirty", False))
+        if touched_tickets:
+            tx.executemany(
+                "INSERT INTO sla_tickets (ticket_id, state) VALUES (%s, %s)"
+                " ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state",
+                [(i, orjson.dumps(tickets[i]).decode()) for i in touched_tickets])
+        if touched_clocks:
+            seq = self._next_seq(tx)
+            updates = ", ".join(f"{c} = excluded.{c}" for c in CLOCK_COLUMNS[2:])
+            rows = []
+            for ticket_id, metric in sorted(touched_clocks):
+                clock = clocks[ticket_id][metric]
+                clock["seq"] = seq
+                rows.append([orjson.dumps(clock[c]).decode() if c == "warnings" else clock[c]
+                             for c in CLOCK_COLUMNS])
+            tx.executemany(
+                f"INSERT INTO sla_clocks ({', '.join(CLOCK_COLUMNS)})"
+                f" VALUES ({', '.join(['%s'] * len(CLOCK_COLUMNS))})"
+                f" ON CONFLICT (ticket_id, metric) DO UPDATE SET {updates}", rows)
+
+    def _store_versions(self, tx: Tx, events: Sequence[Envelope]) -> None:
+        rows = []
+        for event in events:
+            if event.name not in ("Created", "Revised") or "spec" not in event.payload:
+                continue
+            spec = event.payload["spec"]
+            created = iso(event.occurred_at) if event.name == "Created" else None
+            rows.append([event.aggregate_id, event.aggregate_version, iso(event.occurred_at),
+                         created, spec["name"], int(spec.get("rank", 0)),
+                         bool(spec.get("active", True)), orjson.dumps(spec).decode(),
+                         event.actor["id"], event.causation_id])
+        for row in rows:
+            if row[3] is None:  # created_at of a revision: that of the policy's first version
+                first = tx.execute("SELECT created_at FROM sla_policy_versions WHERE policy_id"
+                                   " = %s AND version = 1", (row[0],)).fetchone()
+                row[3] = first[0] if first else row[2]
+            tx.execute(
+                f"INSERT INTO sla_policy_versions ({', '.join(VERSION_COLUMNS)})"
+                f" VALUES ({', '.join(['%s'] * len(VERSION_COLUMNS))}) ON CONFLICT DO NOTHING",
+                row)
+
+    def _book(self, tx: Tx) -> PolicyBook:
+        if self.draft is not None:
+            return PolicyBook([{"policy_id": DRAFT_ID, "version": 1, "effective_from": EPOCH,
+                                "created_at": EPOCH, "spec": self.draft}])
+        return PolicyBook([dict(zip(VERSION_COLUMNS, r)) for r in tx.execute(
+            f"SELECT {', '.join(VERSION_COLUMNS)} FROM sla_policy_versions").fetchall()])
+
+    def _next_seq(self, tx: Tx) -> int:
+        # The upsert takes the row lock, so batches number (and commit) one after another.
+        row = tx.execute(
+            "INSERT INTO sla_meta (name, value) VALUES ('seq', 1) ON CONFLICT (name)"
+            " DO UPDATE SET value = sla_meta.value + 1 RETURNING value").fetchone()
+        return int(row[0])
+
+    # -- one event ------------------------------------------------------------------
+
+    def _fold(self, book: PolicyBook, ticket: dict | None, clocks: dict[str, Clock],
+              event: Envelope) -> dict:
+        p, name = event.payload, event.name
+        at = event.occurred_at.astimezone(timezone.utc)
+        if name == "Logged":
+            ticket = {"id": event.aggregate_id, "number": p.get("number"), "ticket_type": "incident",
+                      "priority": p.get("priority"), "service": p.get("service") or None,
+                      "category": p.get("category") or None,
+                      "organisation": p.get("organisation") or p.get("caller_organisation"),
+                      "group": None, "state": "new", "hold_reason": None, "policy_id": None}
+            chosen = book.choose(ticket, iso(at))
+            if chosen is not None:
+                ticket["policy_id"] = chosen["policy_id"]
+                for metric in ("respond", "resolve"):
+                    self._start(book, ticket, clocks, metric, at, chosen)
+            return ticket
+        ticket = dict(ticket)
+        running = [c for c in clocks.values() if c["status"] != "stopped"]
+        if name in ("Assigned", "Escalated"):
+            group = p.get("group")
+            if name == "Escalated" and (p.get("kind") == "hierarchical" or group is None):
+                return ticket
+            if group != ticket["group"]:
+                self._change_group(book, ticket, clocks, group, at)
+        elif name == "Acknowledged":
+            ticket["state"] = "in_progress"
+            if "respond" in clocks and clocks["respond"]["status"] != "stopped":
+                self._stop(clocks["respond"], at)
+        elif name == "PutOnHold":
+            ticket.update(state="on_hold", hold_reason=p.get("reason"))
+            for clock in running:
+                if clock["status"] == "running" and p.get("reason") in pause_reasons(
+                        self._spec(book, clock), clock["metric"]):
+                    self._account(clock, at)
+                    clock["status"] = "paused"
+                    self._refresh(book, clock)
+        elif name == "Resumed":
+            ticket.update(state="in_progress", hold_reason=None)
+            self._unpause(book, running, at)
+        elif name == "Resolved":
+            ticket.update(state="resolved", hold_reason=None)
+            for clock in running:  # the resolution is also the (first) response
+                self._stop(clock, at)
+        elif name == "Reopened":
+            ticket["state"] = "in_progress"
+            for metric in ("resolve", f"ola:{ticket['group']}"):
+                clock = clocks.get(metric)
+                if clock is not None and clock["status"] == "stopped" \
+                        and clock["state"] != "cancelled":
+                    self._resume(book, clock, at)
+        elif name == "Cancelled":
+            ticket.update(state="cancelled", hold_reason=None)
+            for clock in running:
+                self._stop(clock, at, cancelled=True)
+        elif name == "Reprioritised":
+            ticket["priority"] = p.get("priority")
+            for clock in running:
+                self._retarget(book, clock, ticket["priority"], at)
+        elif name == "Recategorised":
+            ticket.update(category=p.get("category") or None, service=p.get("service") or None)
+        elif name == "SlaWarningReached" and self.draft is None:
+            clock = clocks.get(p.get("metric"))
+            if clock is not None and p.get("threshold") not in clock["warnings"]:
+                clock["warnings"] = sorted([*clock["warnings"], p["threshold"]])
+                self._account(clock, at)
+                self._refresh(book, clock)
+        elif name == "SlaBreached" and self.draft is None:
+            clock = clocks.get(p.get("metric"))
+            if clock is not None:
+                # A notice only: whether the clock breached follows from the ticket's own
+                # events and the calendar (_account), so a notice that raced a hold or a
+                # resolution just before the deadline cannot make a met clock breached.
+                self._account(clock, at)
+                clock["breach_recorded"] = True
+                self._refresh(book, clock)
+        return ticket
+
+    # -- clock steps ------------------------------------------------------------------
+
+    def _spec(self, book: PolicyBook, clock: Clock) -> dict:
+        spec = book.spec(clock["policy_id"], clock["policy_version"])
+        if spec is None:
+            raise LookupError(f"policy {clock['policy_id']} v{clock['policy_version']} unknown")
+        return spec
+
+    def _calendar(self, book: PolicyBook, clock: Clock) -> BusinessCalendar:
+        key = (clock["policy_id"], clock["policy_version"])
+        if key not in self._calendars:
+            self._calendars[key] = calendar_of(self._spec(book, clock))
+        return self._calendars[key]
+
+    def _start(self, book: PolicyBook, ticket: dict, clocks: dict[str, Clock], metric: str,
+               at: datetime, version: dict) -> None:
+        seconds = target(version["spec"], metric, ticket["priority"])
+        if seconds is None:
+            return
+        moment = iso(at)
+        clock = {"ticket_id": ticket["id"], "metric": metric, "number": ticket["number"],
+                 "policy_id": version["policy_id"], "policy_version": version["version"],
+                 "priority": ticket["priority"],
+                 "group_name": metric[4:] if metric.startswith("ola:") else ticket["group"],
+                 "target_s": float(seconds), "started_at": moment, "since": moment,
+                 "elapsed_s": 0.0, "paused_s": 0.0, "status": "running", "state": "running",
+                 "due_at": None, "breached_at": None, "overrun_s": 0.0, "stopped_at": None,
+                 "decided_at": None, "warnings": [], "breach_recorded": False, "alarms": None,
+                 "seq": 0}
+        clocks[metric] = clock
+        if ticket.get("hold_reason") in pause_reasons(version["spec"], metric):
+            clock["status"] = "paused"
+        self._refresh(book, clock)
+
+    def _change_group(self, book: PolicyBook, ticket: dict, clocks: dict[str, Clock],
+                      group: str | None, at: datetime) -> None:
+        """The group that had the ticket stops its OLA clock; the new one starts or resumes."""
+        old = clocks.get(f"ola:{ticket['group']}")
+        if old is not None and old["status"] != "stopped":
+            self._stop(old, at)
+        ticket["group"] = group
+        for clock in clocks.values():  # respond and resolve report the group holding it
+            if not clock["metric"].startswith("ola:") and clock["status"] != "stopped":
+                clock["group_name"], clock["_dirty"] = group, True
+        if group is None or ticket["state"] not in ("new", "in_progress", "on_hold"):
+            return
+        metric = f"ola:{group}"
+        if metric in clocks:
+            if clocks[metric]["state"] != "cancelled":
+                self._resume(book, clocks[metric], at)
+            return
+        if ticket.get("policy_id") is None:
+            return
+        version = book.in_force(ticket["policy_id"], iso(at))
+        if version is not None:
+            self._start(book, ticket, clocks, metric, at, version)
+
+    def _account(self, clock: Clock, at: datetime) -> None:
+        """Count the time from `since` to `at` as elapsed (running) or paused."""
+        since = parse(clock["since"])
+        if at <= since or clock["status"] == "stopped":
+            return
+        calendar = self._calendar(self._current_book, clock)
+        if clock["status"] == "running":
+            left = clock["target_s"] - clock["elapsed_s"]
+            run = _secs(calendar.measure(since, at))
+            if clock["breached_at"] is None and run >= left:
+                # The moment the elapsed time reached the target: a fact of the past events.
+                clock["breached_at"] = iso(calendar.add(since, timedelta(seconds=max(left, 0))))
+            clock["elapsed_s"] += run
+        else:
+            clock["paused_s"] += _secs(calendar.measure(since, at))
+        clock["since"] = iso(at)
+        clock["_dirty"] = True
+
+    def _stop(self, clock: Clock, at: datetime, cancelled: bool = False) -> None:
+        self._account(clock, at)
+        clock["status"], clock["stopped_at"] = "stopped", iso(at)
+        self._decide(clock, cancelled)
+        clock["alarms"] = None
+        clock["_dirty"] = True
+
+    def _decide(self, clock: Clock, cancelled: bool = False) -> None:
+        clock["overrun_s"] = max(0.0, clock["elapsed_s"] - clock["target_s"])
+        if clock["breached_at"] is not None:  # a breach is never undone
+            clock["state"], clock["decided_at"] = "breached", clock["breached_at"]
+        elif clock["status"] != "stopped":
+            clock["state"] = clock["status"]
+            clock["decided_at"] = None
+        elif cancelled or clock["state"] == "cancelled":
+            clock["state"], clock["decided_at"] = "cancelled", None
+        else:
+            clock["state"], clock["decided_at"] = "met", clock["stopped_at"]
+
+    def _resume(self, book: PolicyBook, clock: Clock, at: datetime) -> None:
+        """A stopped clock runs on from where it stopped; the time stopped does not count."""
+        if clock["status"] != "stopped":
+            return
+        clock["status"], clock["since"], clock["stopped_at"] = "running", iso(at), None
+        self._refresh(book, clock)
+
+    def _unpause(self, book: PolicyBook, clocks: Sequence[Clock], at: datetime) -> None:
+        for clock in clocks:
+            if clock["status"] == "paused":
+                self._account(clock, at)
+                clock["status"] = "running"
+                self._refresh(book, clock)
+
+    def _retarget(self, book: PolicyBook, clock: Clock, priority: str, at: datetime) -> None:
+        """The new priority's target of the same policy version, counted from the start.
+
+        A clock whose elapsed time already exceeds the new target breaches at this event
+        (it could not have breached earlier: the target was different then).
+        """
+        seconds = target(self._spec(book, clock), clock["metric"], priority)
+        self._account(clock, at)
+        clock["priority"] = priority
+        if seconds is not None:
+            clock["target_s"] = float(seconds)
+            if clock["breached_at"] is None and clock["elapsed_s"] >= seconds:
+                clock["breached_at"] = iso(at)
+        self._refresh(book, clock)
+
+    def _refresh(self, book: PolicyBook, clock: Clock) -> None:
+        """Due time, overrun, state and the alarms still to record, after any change."""
+        calendar = self._calendar(book, clock)
+        since, left = parse(clock["since"]), clock["target_s"] - clock["elapsed_s"]
+        self._decide(clock)
+        if clock["status"] == "running":
+            clock["due_at"] = iso(calendar.add(since, timedelta(seconds=left))) if left > 0 \
+                else clock["breached_at"] or clock["since"]
+        elif clock["status"] == "paused":
+            clock["due_at"] = None  # not due while the clock does not run
+        alarms = []
+        if clock["status"] == "running":
+            spec = self._spec(book, clock)
+            for threshold in spec.get("warnings", []):
+                if threshold in clock["warnings"] or self.draft is not None:
+                    continue
+                need = clock["target_s"] * threshold / 100 - clock["elapsed_s"]
+                when = calendar.add(since, timedelta(seconds=need)) if need > 0 else since
+                alarms.append([iso(when), "warning", threshold])
+            if not clock["breach_recorded"] and self.draft is None:
+                alarms.append([clock["due_at"], "breach", None])
+        clock["alarms"] = orjson.dumps(sorted(alarms, key=lambda a: a[0])).decode() \
+            if alarms else None
+        clock["_dirty"] = True
