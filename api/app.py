@@ -90,9 +90,15 @@ def create_app(container: Container | None = None, *,
         # Embedded mode: this process also keeps the read models current.
         if container.feed is not None:
             container.feed.start(container.settings.poll_interval)
+        # ... and records SLA warnings and breaches when they fall due (docs/sla.md).
+        scheduler = container.extras["sla_scheduler"]().start() \
+            if container.feed is not None and container.settings.sla_scheduler_embedded \
+            and "sla_scheduler" in container.extras else None
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if close:
                 container.close()
             elif container.feed is not None:

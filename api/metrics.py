@@ -64,6 +64,7 @@ class PipelineCollector(Collector):
 
 class Metrics:
     def __init__(self, container: Container) -> None:
+        self.container = container
         self.registry = CollectorRegistry()
         self.registry.register(PipelineCollector(container))
         self.requests = Histogram(
@@ -75,4 +76,7 @@ class Metrics:
         self.requests.labels(method, route, str(status)).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        # The inbound processor keeps its own counters; it exists once /v1/inbound was used.
+        inbound = self.container.extras.get("inbound_processor")
+        return generate_latest(self.registry) + (
+            generate_latest(inbound.registry) if inbound is not None else b"")

@@ -151,6 +151,8 @@ class IncidentPublic(BaseModel):
     cancelled_at: str | None = None
     resolution_code: str | None = None
     satisfaction: int | None = None
+    source: str | None = None  # the upstream system, for tickets that came from elsewhere
+    external_ref: str | None = None  # the ticket's number there
     version: int
     updated_at: str | None = None
 

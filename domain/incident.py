@@ -116,6 +116,18 @@ class Incident(Aggregate):
         reassigned = self.assignment_group is not None and group != self.assignment_group
         self._assigned(group, agent, reassigned, by, causation_id, at)
 
+    def record_source_assignment(self, group: str, agent: str | None, reassignment: bool,
+                                 by: Actor, causation_id: str,
+                                 at: datetime | None = None) -> None:
+        """An assignment another ticketing tool made, recorded as it happened there.
+
+        The source owns its ticket: it may move a resolved or closed one, and it judges
+        whether a move was a reassignment (after an unassignment we never saw, say).
+        """
+        if not group.strip():
+            raise InvalidValue("an assignment needs an assignment group")
+        self._assigned(group, agent, reassignment, by, causation_id, at)
+
     @event("Assigned")
     def _assigned(self, group: str, agent: str | None, reassignment: bool, by: Actor,
                   causation_id: str, at: datetime | None = None) -> None:
@@ -210,6 +222,13 @@ class Incident(Aggregate):
         self._require({State.RESOLVED}, "reopen")
         self._reopened(reason, by, causation_id, at)
 
+    def record_source_reopen(self, reason: str, by: Actor, causation_id: str,
+                             at: datetime | None = None) -> None:
+        """A reopen another ticketing tool made, recorded as it happened there, even of an
+        incident closed here: the source owns its ticket."""
+        self._require({State.RESOLVED, State.CLOSED, State.CANCELLED}, "reopen")
+        self._reopened(reason, by, causation_id, at)
+
     @event("Reopened")
     def _reopened(self, reason: str, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
@@ -280,3 +299,54 @@ class Incident(Aggregate):
     def _recategorised(self, category: str, subcategory: str, service: str, by: Actor,
                        causation_id: str, at: datetime | None = None) -> None:
         self.category, self.subcategory, self.service = category, subcategory, service
+
+    # -- service levels: recorded by the SLA scheduler when a deadline falls due ----------
+    # Each (metric, cycle, threshold) warning and each (metric, cycle) breach is recorded
+    # once: a second call raises IllegalTransition and records nothing. `cycle` numbers the
+    # runs of one clock (1 today: a reopened ticket resumes its clock, it does not restart).
+    def record_sla_warning(self, metric: str, threshold: int | float, policy_id: str,
+                           policy_version: int, due_at: datetime, by: Actor,
+                           causation_id: str, cycle: int = 1,
+                           at: datetime | None = None) -> None:
+        self._require_sla_clock(metric, "record an SLA warning")
+        key = f"{metric}/{cycle}/warning/{threshold}"
+        if key in self._sla_marks():
+            raise IllegalTransition(f"the {threshold}% {metric} warning of incident "
+                                    f"{self.number} was already recorded")
+        self._sla_warning_reached(metric, threshold, policy_id, policy_version, due_at, cycle,
+                                  by, causation_id, at)
+
+    @event("SlaWarningReached")
+    def _sla_warning_reached(self, metric: str, threshold: int | float, policy_id: str,
+                             policy_version: int, due_at: datetime, cycle: int, by: Actor,
+                             causation_id: str, at: datetime | None = None) -> None:
+        self.sla_marks = {**self._sla_marks(), f"{metric}/{cycle}/warning/{threshold}": True}
+
+    def record_sla_breach(self, metric: str, policy_id: str, policy_version: int,
+                          due_at: datetime, by: Actor, causation_id: str, cycle: int = 1,
+                          at: datetime | None = None) -> None:
+        self._require_sla_clock(metric, "record an SLA breach")
+        if f"{metric}/{cycle}/breach" in self._sla_marks():
+            raise IllegalTransition(f"the {metric} breach of incident {self.number} was "
+                                    "already recorded")
+        self._sla_breached(metric, policy_id, policy_version, due_at, cycle, by, causation_id,
+                           at)
+
+    @event("SlaBreached")
+    def _sla_breached(self, metric: str, policy_id: str, policy_version: int, due_at: datetime,
+                      cycle: int, by: Actor, causation_id: str,
+                      at: datetime | None = None) -> None:
+        self.sla_marks = {**self._sla_marks(), f"{metric}/{cycle}/breach": True}
+
+    def _sla_marks(self) -> dict[str, bool]:
+        # Incidents (and snapshots) from before SLA events simply have none yet.
+        return getattr(self, "sla_marks", None) or {}
+
+    def _require_sla_clock(self, metric: str, action: str) -> None:
+        """A clock runs only while the ticket is open; the respond one until acknowledged."""
+        self._require_open(action)
+        if metric == "respond" and self.acknowledged_at is not None:
+            raise IllegalTransition(f"cannot {action} for respond on incident {self.number}: "
+                                    "it was already acknowledged")
+        if metric not in ("respond", "resolve") and not metric.startswith("ola:"):
+            raise InvalidValue(f"unknown SLA metric {metric!r}: respond, resolve or ola:<group>")

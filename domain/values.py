@@ -62,6 +62,7 @@ class HoldReason(StrEnum):
     AWAITING_VENDOR = "awaiting_vendor"
     AWAITING_PROBLEM = "awaiting_problem"
     AWAITING_CHANGE = "awaiting_change"
+    AWAITING_EVIDENCE = "awaiting_evidence"  # imported tickets (ServiceNow "Awaiting Evidence")
 
 
 class EscalationKind(StrEnum):

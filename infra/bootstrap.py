@@ -12,11 +12,13 @@ from infra.settings import Settings
 from infra.sql import Database, connect
 from projections.base import Projection, ProjectionRunner
 from projections.incidents import IncidentsProjection
+from projections.kpis import KpiProjection
+from projections.sla_clocks import SlaClocksProjection
 from projections.timeline import TimelineProjection
 
 
 def default_projections() -> list[Projection]:
-    return [IncidentsProjection(), TimelineProjection()]
+    return [IncidentsProjection(), TimelineProjection(), SlaClocksProjection(), KpiProjection()]
 
 
 @dataclass
@@ -64,11 +66,24 @@ def bootstrap(settings: Settings | None = None,
     runners = [ProjectionRunner(read_db, p) for p in projections or default_projections()]
     for runner in runners:
         runner.setup()
+    sla = _sla_extras(settings, desk, read_db)
     if not settings.kafka_bootstrap:
         feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
-        return Container(settings, store_db, read_db, desk, keys, runners, feed)
+        return Container(settings, store_db, read_db, desk, keys, runners, feed, extras=sla)
     return Container(settings, store_db, read_db, desk, keys, runners,
-                     extras=_kafka_probes(settings, store_db, runners))
+                     extras={**_kafka_probes(settings, store_db, runners), **sla})
+
+
+def _sla_extras(settings: Settings, desk: ServiceDesk, read_db: Database) -> dict:
+    """SLA policies (the default one created once) and a scheduler factory (docs/sla.md)."""
+    from infra.sla_defaults import ensure_default_policy
+    from infra.sla_policies import SlaPolicies
+    from infra.sla_scheduler import SlaScheduler
+
+    policies = SlaPolicies(desk)
+    ensure_default_policy(policies, settings)
+    return {"sla_policies": policies, "sla_scheduler": lambda: SlaScheduler(
+        read_db, desk, poll_interval=settings.sla_scheduler_poll)}
 
 
 def _kafka_probes(settings: Settings, store_db: Database, runners: list[ProjectionRunner]) -> dict:

@@ -2,7 +2,50 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the inbound and import subcommands to the `itsm` parser."""
+    from infra.cli_import import register_import
+
+    register_inbound(commands)
+    register_import(commands)
+
+
+# ---- `itsm inbound` ---------------------------------------------------------------------
+def register_inbound(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "inbound", help="consume itsm.inbound (CloudEvents: alerts, ticket snapshots)",
+        description="Apply CloudEvents from itsm.inbound; rejected ones go to itsm.inbound.dlq. "
+                    "Run several to scale out: they share one consumer group (give each a "
+                    "stable ITSM_WORKER_ID for static membership).")
+    p.add_argument("--batch-size", type=int, help="records per poll (ITSM_INBOUND_BATCH_SIZE)")
+    p.set_defaults(run=inbound)
+
+
+def inbound(args: argparse.Namespace) -> int:
+    from infra.bootstrap import bootstrap
+    from infra.cli import _stop_on_signals
+    from infra.inbound.consumer import consumer_for, dead_letter_topic
+    from infra.relay import make_producer
+    from infra.settings import Settings
+    from infra.topics import ensure_topics
+
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        sys.exit("ITSM_KAFKA_BOOTSTRAP is not set: `itsm inbound` consumes Kafka; without it, "
+                 "send CloudEvents to POST /v1/inbound")
+    container = bootstrap(settings)
+    topic = settings.inbound_topic
+    ensure_topics(settings.kafka_bootstrap, [topic, dead_letter_topic(topic)],
+                  settings.kafka_partitions)
+    dead_letters = make_producer(settings.kafka_bootstrap)
+    options = {"max_records": args.batch_size} if args.batch_size else {}
+    try:
+        consumer_for(container, dead_letters, **options).run(_stop_on_signals())
+    finally:
+        dead_letters.close()
+        container.close()
+    return 0
+# ---- end of `itsm inbound` ----------------------------------------------------------------

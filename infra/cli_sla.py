@@ -1,8 +1,69 @@
-"""`itsm sla ...`: SLA scheduler and what-if simulations (issue 3)."""
+"""`itsm sla ...`: SLA scheduler and what-if simulations (issue 3, docs/sla.md)."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+
+def scheduler(args: argparse.Namespace) -> int:
+    """Record SLA warnings and breaches when due; for deployments with Kafka (with the
+    embedded default, `itsm serve` runs one itself)."""
+    from infra.cli import _container, _stop_on_signals
+
+    container = _container()
+    try:
+        sla = container.extras["sla_scheduler"]()
+        if args.poll is not None:
+            sla.poll_interval = args.poll
+        sla.run(_stop_on_signals())
+    finally:
+        container.close()
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone, e.g. 2026-05-01T00:00Z")
+    return moment
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from api.sla_schemas import draft_spec
+    from domain.values import DomainError
+    from infra.cli import _container
+    from infra.sla_simulation import simulate as run
+
+    try:
+        draft = draft_spec(json.loads(Path(args.draft).read_text()))
+    except (OSError, ValueError, ValidationError) as error:
+        sys.exit(f"cannot read the draft policy {args.draft}: {error}")
+    container = _container()
+    try:
+        result = run(container.desk, container.read_db, draft, args.start, args.end)
+    except (DomainError, ValueError) as error:
+        sys.exit(str(error))
+    finally:
+        container.close()
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the sla subcommands to the `itsm` parser."""
+    sla = commands.add_parser("sla", help="SLA scheduler and simulations").add_subparsers(
+        dest="sla_command", required=True)
+    p = sla.add_parser("scheduler", help="record SLA warnings and breaches when they fall due")
+    p.add_argument("--poll", type=float, help="seconds between looks at changed clocks")
+    p.set_defaults(run=scheduler)
+    p = sla.add_parser("simulate", help="replay a period against a draft policy (what-if)")
+    p.add_argument("--draft", required=True, help="JSON file: a policy create body")
+    p.add_argument("--from", dest="start", required=True, type=_moment,
+                   help="ISO-8601 instant with an offset")
+    p.add_argument("--to", dest="end", required=True, type=_moment)
+    p.set_defaults(run=simulate)

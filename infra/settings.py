@@ -33,6 +33,26 @@ class Settings(BaseSettings):
     worker_id: str | None = None
     relay_batch_size: int = 500
     poll_interval: float = 0.05
+    # Inbound events (issue 4): CloudEvents from monitoring and other ticketing tools.
+    inbound_topic: str = "itsm.inbound"  # rejected messages go to <inbound_topic>.dlq
+    # Times without an offset in incident.snapshot data are in this IANA timezone.
+    inbound_source_timezone: str = "UTC"
+    # alert.resolved resolves the incident when its data says auto_resolve: true, or when
+    # auto_resolve is absent/null and this is true.
+    inbound_alert_auto_resolve: bool = False
+    inbound_max_bytes: int = 1024 * 1024
+    inbound_batch_size: int = 1000  # records per poll of `itsm inbound`
+    # SLA (docs/sla.md): the default policy created at bootstrap (targets in seconds per
+    # priority, "*" for any other; calendar as BusinessCalendar.to_dict() JSON, empty = 24x7).
+    sla_default_policy: bool = True
+    sla_default_name: str = "Default"
+    sla_default_respond: str = "P1=900,P2=1800,P3=3600,P4=14400"
+    sla_default_resolve: str = "P1=14400,P2=28800,P3=86400,P4=259200"
+    sla_default_calendar: str = ""
+    sla_default_warnings: str = "50,75,90"
+    # `itsm serve` without Kafka also runs the SLA scheduler; with Kafka run `itsm sla scheduler`.
+    sla_scheduler_embedded: bool = True
+    sla_scheduler_poll: float = 0.2
 
     @property
     def store_url(self) -> str:

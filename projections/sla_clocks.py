@@ -107,6 +107,7 @@ class SlaClocksProjection(Projection):
         time; the live policies and the recorded SLA events are ignored."""
         self.draft = dict(draft) if draft is not None else None
         self._calendars: dict[tuple[str, int], BusinessCalendar] = {}
+        self.clock_writes = 0  # clock rows written, for bench/sla.py
 
     def ddl(self) -> list[str]:
         return [
@@ -182,6 +183,7 @@ class SlaClocksProjection(Projection):
                 clock["seq"] = seq
                 rows.append([orjson.dumps(clock[c]).decode() if c == "warnings" else clock[c]
                              for c in CLOCK_COLUMNS])
+            self.clock_writes += len(rows)
             tx.executemany(
                 f"INSERT INTO sla_clocks ({', '.join(CLOCK_COLUMNS)})"
                 f" VALUES ({', '.join(['%s'] * len(CLOCK_COLUMNS))})"
@@ -367,7 +369,7 @@ class SlaClocksProjection(Projection):
         if clock["status"] == "running":
             left = clock["target_s"] - clock["elapsed_s"]
             run = _secs(calendar.measure(since, at))
-            if clock["breached_at"] is None and run >= left:
+            if clock["breached_at"] is None and run > left:
                 # The moment the elapsed time reached the target: a fact of the past events.
                 clock["breached_at"] = iso(calendar.add(since, timedelta(seconds=max(left, 0))))
             clock["elapsed_s"] += run
@@ -420,7 +422,7 @@ class SlaClocksProjection(Projection):
         clock["priority"] = priority
         if seconds is not None:
             clock["target_s"] = float(seconds)
-            if clock["breached_at"] is None and clock["elapsed_s"] >= seconds:
+            if clock["breached_at"] is None and clock["elapsed_s"] > seconds:
                 clock["breached_at"] = iso(at)
         self._refresh(book, clock)
 

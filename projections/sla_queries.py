@@ -43,7 +43,7 @@ def live(clock: dict[str, Any], now: datetime, calendar: BusinessCalendar) -> di
         else:
             paused += extra
     if clock["status"] == "running" and breached_at is None and clock["due_at"] \
-            and clock["due_at"] <= iso(now):
+            and clock["due_at"] < iso(now):
         breached_at, state = clock["due_at"], "breached"
     if clock["status"] != "stopped":
         overrun = max(0.0, elapsed - clock["target_s"])

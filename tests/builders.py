@@ -5,6 +5,8 @@ import inspect
 from collections.abc import Iterable, Sequence
 from uuid import uuid4
 
+from datetime import datetime, timezone
+
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Mapper, Notification
 
@@ -15,6 +17,7 @@ from domain.commands import (
 from domain.incident import Incident
 from domain.values import Actor, ActorKind, PriorityMatrix
 from infra.envelopes import published, to_envelope
+from infra.sla_scheduler import RecordSlaBreach, RecordSlaWarning
 from infra.transcoder import OrjsonTranscoder
 from projections.envelope import Envelope
 
@@ -58,6 +61,10 @@ def incident_through(commands: Sequence[IncidentCommand], **overrides) -> Incide
 # A path through every command, so that every event class occurs at least once.
 FULL_LIFECYCLE: tuple[IncidentCommand, ...] = (
     Assign(group="service-desk", agent="carol"),
+    RecordSlaWarning(metric="respond", threshold=50, policy_id="p-1", policy_version=1,
+                     due_at=datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)),
+    RecordSlaBreach(metric="respond", policy_id="p-1", policy_version=1,
+                    due_at=datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)),
     Acknowledge(),
     Comment(text="looking into it", public=True),
     Hold(reason="awaiting_caller", note="asked for a screenshot"),

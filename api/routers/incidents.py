@@ -63,7 +63,7 @@ def _from_aggregate(incident: Incident) -> dict:
     names = ("number", "title", "state", "priority", "impact", "urgency", "assignment_group",
              "assignee", "tier", "major", "hold_reason", "reassignment_count", "reopen_count",
              "resolution_code", "satisfaction", "version", "description", "caller", "channel",
-             "service", "category", "subcategory")
+             "service", "category", "subcategory", "source", "external_ref")
     view = {name: getattr(incident, name) for name in names}
     view.update({name: _at(getattr(incident, name))
                  for name in ("acknowledged_at", "resolved_at", "closed_at", "cancelled_at")})
@@ -91,11 +91,13 @@ def list_incidents(db: ReadDbDep, _: QueueReader,
                    priority: Annotated[str | None, Query(pattern=r"^P[1-4]$")] = None,
                    group: Annotated[str | None, Query(description="Assignment group")] = None,
                    assignee: str | None = None, number: str | None = None,
+                   external_ref: Annotated[str | None, Query(
+                       description="The ticket's number in the system it came from")] = None,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
                    offset: Annotated[int, Query(ge=0)] = 0) -> IncidentPage:
     """Newest first, from the incidents read model."""
     filters = {"state": state and str(state), "priority": priority, "assignment_group": group,
-               "assignee": assignee, "number": number}
+               "assignee": assignee, "number": number, "external_ref": external_ref}
     with db.transaction(read_only=True) as tx:
         total, rows = incidents_rm.search(tx, filters, limit, offset)
     return IncidentPage(total=total, limit=limit, offset=offset,

@@ -1,6 +1,207 @@
-"""SLA policies, clocks, breaches and what-if simulations (issue 3)."""
-from __future__ import annotations
+"""SLA policies, clocks, breaches, compliance and what-if simulations (docs/sla.md).
 
-from fastapi import APIRouter
+Policies are written through the event store (every edit a new, audited version); the
+other routes read the clock read model, brought up to now by projections/sla_queries.
+"""
+# No `from __future__ import annotations`: FastAPI must see the Annotated dependencies.
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-router = APIRouter(prefix="/v1/sla", tags=["sla"])
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+
+from api.deps import (
+    ContainerDep, DeskDep, ExpectedVersionDep, ReadDbDep, RequestIdDep, require,
+)
+from api.schemas import Problem
+from api.sla_schemas import (
+    PolicyCreate, PolicyOut, PolicyPatch, PolicyVersion, SimulationRequest, parse_duration,
+    to_spec,
+)
+from domain.sla_policy import SlaPolicy
+from domain.values import Actor, ActorKind
+from infra.keys import Principal, Role
+from infra.sla_policies import PolicyNotFound, SlaPolicies
+from projections import sla_queries
+
+PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
+            for code in (400, 401, 403, 404, 409, 422)}
+# Paths are absolute: the router serves /v1/sla/... and /v1/incidents/{id}/sla.
+router = APIRouter(tags=["sla"], responses=PROBLEMS)
+
+Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.MANAGER, Role.AUDITOR))]
+Editor = Annotated[Principal, Depends(require(Role.MANAGER))]
+Analyst = Annotated[Principal, Depends(require(Role.ANALYST, Role.MANAGER))]
+
+
+def _policies(container: ContainerDep) -> SlaPolicies:
+    return container.extras.get("sla_policies") or SlaPolicies(container.desk)
+
+
+PoliciesDep = Annotated[SlaPolicies, Depends(_policies)]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _out(policy: SlaPolicy, versions: list[dict] | None = None) -> PolicyOut:
+    spec = policy.spec
+    return PolicyOut(id=str(policy.id), version=policy.version, name=spec["name"],
+                     active=spec["active"], rank=spec["rank"], spec=spec,
+                     versions=[PolicyVersion(**v) for v in versions] if versions else None)
+
+
+def _get(policies: SlaPolicies, policy_id: UUID) -> SlaPolicy:
+    try:
+        return policies.get(policy_id)
+    except PolicyNotFound as missing:
+        raise HTTPException(404, str(missing)) from None
+
+
+def _actor(principal: Principal) -> Actor:
+    return Actor(principal.name, ActorKind.PERSON)
+
+
+# -- policies -------------------------------------------------------------------------
+
+@router.post("/v1/sla/policies", status_code=201, summary="Create an SLA policy")
+def create_policy(body: PolicyCreate, policies: PoliciesDep, principal: Editor,
+                  request_id: RequestIdDep, response: Response) -> PolicyOut:
+    policy = policies.create(to_spec(body), _actor(principal), request_id)
+    response.headers["Location"] = f"/v1/sla/policies/{policy.id}"
+    response.headers["ETag"] = f'"{policy.version}"'
+    return _out(policy)
+
+
+@router.get("/v1/sla/policies", summary="List SLA policies (latest version of each)")
+def list_policies(db: ReadDbDep, principal: Reader) -> list[PolicyOut]:
+    """From the clock read model, which learns policies from the event feed (a moment
+    behind a write); GET one policy reads the event store."""
+    import orjson
+
+    with db.transaction(read_only=True) as tx:
+        rows = tx.execute(
+            "SELECT v.policy_id, v.version, v.spec FROM sla_policy_versions v WHERE v.version ="
+            " (SELECT MAX(w.version) FROM sla_policy_versions w WHERE w.policy_id = v.policy_id)"
+            " ORDER BY v.created_at, v.policy_id").fetchall()
+    out = []
+    for policy_id, version, spec in rows:
+        spec = orjson.loads(spec)
+        out.append(PolicyOut(id=policy_id, version=version, name=spec["name"],
+                             active=spec["active"], rank=spec["rank"], spec=spec))
+    return out
+
+
+@router.get("/v1/sla/policies/{policy_id}", summary="One SLA policy with all its versions")
+def get_policy(policy_id: UUID, policies: PoliciesDep, principal: Reader,
+               response: Response) -> PolicyOut:
+    policy = _get(policies, policy_id)
+    response.headers["ETag"] = f'"{policy.version}"'
+    return _out(policy, policies.versions(policy_id))
+
+
+def _edit(policy_id: UUID, spec: dict, partial: bool, policies: SlaPolicies,
+          principal: Principal, request_id: str, expected: int | None,
+          response: Response) -> PolicyOut:
+    _get(policies, policy_id)
+    policy = policies.edit(policy_id, spec, _actor(principal), request_id, partial=partial,
+                           expected_version=expected)
+    response.headers["ETag"] = f'"{policy.version}"'
+    return _out(policy)
+
+
+@router.patch("/v1/sla/policies/{policy_id}", summary="Change some fields: a new version")
+def patch_policy(policy_id: UUID, body: PolicyPatch, policies: PoliciesDep, principal: Editor,
+                 request_id: RequestIdDep, expected: ExpectedVersionDep,
+                 response: Response) -> PolicyOut:
+    """Clocks already started keep the version they started with."""
+    return _edit(policy_id, to_spec(body), True, policies, principal, request_id, expected,
+                 response)
+
+
+@router.put("/v1/sla/policies/{policy_id}", summary="Replace the specification: a new version")
+def put_policy(policy_id: UUID, body: PolicyCreate, policies: PoliciesDep, principal: Editor,
+               request_id: RequestIdDep, expected: ExpectedVersionDep,
+               response: Response) -> PolicyOut:
+    return _edit(policy_id, to_spec(body), False, policies, principal, request_id, expected,
+                 response)
+
+
+# -- clocks -------------------------------------------------------------------------------
+
+@router.get("/v1/incidents/{incident_id}/sla", summary="The SLA clocks of an incident, now")
+def incident_sla(incident_id: UUID, db: ReadDbDep, desk: DeskDep,
+                 principal: Reader) -> dict[str, Any]:
+    now = _now()
+    with db.transaction(read_only=True) as tx:
+        clocks = sla_queries.ticket_clocks(tx, str(incident_id), now)
+        known = clocks or sla_queries.ticket_known(tx, str(incident_id))
+    if not known:
+        desk.get_incident(incident_id)  # 404 if there is no such incident at all
+    return {"incident_id": str(incident_id), "as_of": now.isoformat(), "clocks": clocks}
+
+
+def _duration(text: str, name: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise HTTPException(400, f'{name} must be an ISO-8601 duration such as "PT1H", '
+                                 f"not {text!r}.") from None
+
+
+def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = end or _now()
+    start = start or end - timedelta(days=30)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(400, "from and to need a timezone: add an offset such as Z.")
+    if end <= start:
+        raise HTTPException(400, "to must be after from.")
+    return start, end
+
+
+@router.get("/v1/sla/at-risk", summary="Running clocks due within a time span")
+def at_risk(db: ReadDbDep, principal: Reader,
+            within: Annotated[str, Query(description='ISO-8601 duration, e.g. "PT1H"')] = "PT1H",
+            limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
+    span, now = _duration(within, "within"), _now()
+    with db.transaction(read_only=True) as tx:
+        items = sla_queries.at_risk(tx, now, span, limit)
+    return {"as_of": now.isoformat(), "within_seconds": span.total_seconds(), "items": items}
+
+
+@router.get("/v1/sla/breaches", summary="Clocks that breached in a period")
+def breaches(db: ReadDbDep, principal: Reader,
+             start: Annotated[datetime | None, Query(alias="from")] = None,
+             end: Annotated[datetime | None, Query(alias="to")] = None,
+             group: Annotated[str | None, Query(description="assignment group")] = None,
+             limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict[str, Any]:
+    start, end = _range(start, end)
+    with db.transaction(read_only=True) as tx:
+        items = sla_queries.breaches(tx, start, end, _now(), group, limit)
+    return {"from": start.isoformat(), "to": end.isoformat(), "items": items}
+
+
+@router.get("/v1/sla/compliance", summary="met / (met + breached) of clocks decided in a period")
+def compliance(db: ReadDbDep, principal: Reader,
+               start: Annotated[datetime | None, Query(alias="from")] = None,
+               end: Annotated[datetime | None, Query(alias="to")] = None,
+               by: Literal["policy", "priority", "group", "period"] = "policy",
+               period: Literal["day", "week", "month"] = "week") -> dict[str, Any]:
+    """Running clocks not yet past due are undecided and left out; a running clock past
+    due counts as breached at its due time."""
+    start, end = _range(start, end)
+    with db.transaction(read_only=True) as tx:
+        rows = sla_queries.compliance(tx, start, end, _now(), by, period)
+    return {"from": start.isoformat(), "to": end.isoformat(), "by": by,
+            "period": period if by == "period" else None, "items": rows}
+
+
+@router.post("/v1/sla/simulations", summary="What-if: replay a period against a draft policy")
+def simulate(body: SimulationRequest, container: ContainerDep,
+             principal: Analyst) -> dict[str, Any]:
+    from infra.sla_simulation import simulate as run
+
+    if body.end <= body.start:
+        raise HTTPException(400, "to must be after from.")
+    return run(container.desk, container.read_db, to_spec(body.draft), body.start, body.end)

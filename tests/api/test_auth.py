@@ -99,16 +99,17 @@ def test_metrics_report_store_relay_projection_lag_and_http(client, auth, log_in
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = response.text
-    assert _sample(text, "itsm_events_stored") == 2
+    # Two incident events, and the default SLA policy created at bootstrap.
+    assert _sample(text, "itsm_events_stored") == 3
     assert _sample(text, "itsm_events_published") == 0  # the feed has not run yet
-    assert _sample(text, "itsm_relay_lag_events") == 2
-    assert _sample(text, "itsm_projection_lag_events", '{projection="incidents"}') == 2
+    assert _sample(text, "itsm_relay_lag_events") == 3
+    assert _sample(text, "itsm_projection_lag_events", '{projection="incidents"}') == 3
     route = '{method="POST",route="/v1/incidents/{incident_id}/assign",status="200"}'
     assert _sample(text, "itsm_http_request_duration_seconds_count", route) == 1
 
     container.feed.catch_up()
     text = client.get("/metrics", headers=auth(Role.ANALYST)).text
-    assert _sample(text, "itsm_events_published") == 2
+    assert _sample(text, "itsm_events_published") == 3
     assert _sample(text, "itsm_relay_lag_events") == 0
     assert _sample(text, "itsm_projection_lag_events", '{projection="timeline"}') == 0
 

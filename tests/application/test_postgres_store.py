@@ -37,7 +37,8 @@ def test_store_and_read_models_are_on_postgresql(pg_container, pg_database):
     with psycopg.connect(pg_database) as conn:
         tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
-        stored = conn.execute("SELECT COUNT(*) FROM servicedesk_events").fetchone()[0]
+        stored = conn.execute("SELECT COUNT(*) FROM servicedesk_events WHERE originator_id = %s",
+                              (incident.id,)).fetchone()[0]
     assert {"servicedesk_events", "rm_incidents", "rm_timeline", "projection_positions"} <= tables
     assert stored == incident.version == 1
 

@@ -22,7 +22,7 @@ EVENTS = lifecycle_events()
 def test_the_lifecycle_emits_every_event_class_of_the_incident():
     emitted = {type(e) for e in EVENTS}
     assert emitted == all_incident_event_classes()
-    assert len(emitted) == 13  # Logged + 12 command events
+    assert len(emitted) == 15  # Logged + 12 command events + 2 SLA events
 
 
 def test_the_event_class_set_excludes_only_the_abstract_base_and_unused_created():
@@ -129,7 +129,8 @@ def test_v1_logged_event_decodes_as_v2_with_channel_phone():
 
 
 def test_whole_aggregate_rebuilds_from_a_v1_logged_event():
-    events = drive(new_incident(channel="email"), FULL_LIFECYCLE[:6]).collect_events()
+    # Up to and including the reprioritisation, so the priority re-derivation is replayed too.
+    events = drive(new_incident(channel="email"), FULL_LIFECYCLE[:8]).collect_events()
     m = mapper()
     stored = [_v1_logged(events[0]), *(m.to_stored_event(e) for e in events[1:])]
     rebuilt = replay([m.to_domain_event(s) for s in stored])
@@ -137,4 +138,4 @@ def test_whole_aggregate_rebuilds_from_a_v1_logged_event():
     original = replay(events)
     assert {k: v for k, v in vars(rebuilt).items() if k != "channel"} == {
         k: v for k, v in vars(original).items() if k != "channel"}
-    assert rebuilt.version == 7 and rebuilt.priority == "P1"
+    assert rebuilt.version == 9 and rebuilt.priority == "P1"

@@ -154,7 +154,7 @@ def test_hold_with_an_unknown_reason():
     incident = incident_through([Acknowledge()])
     refused(incident, Hold(reason="lunch"), InvalidValue,
             "^hold reason must be one of awaiting_caller, awaiting_vendor, awaiting_problem, "
-            "awaiting_change, not 'lunch'$")
+            "awaiting_change, awaiting_evidence, not 'lunch'$")
 
 
 def test_escalation_of_an_unknown_kind():

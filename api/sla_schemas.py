@@ -1,0 +1,132 @@
+"""Request and response bodies of the SLA API (and the CLI's draft files).
+
+Durations are ISO-8601 (`"PT4H"`, `"P3D"`) or a number of seconds; they are stored in
+seconds. A target map is keyed by priority P1..P4, or "*" for the priorities not listed.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from domain.values import HoldReason
+
+Duration = Annotated[timedelta, Field(description='ISO-8601 duration ("PT4H") or seconds')]
+PriorityKey = Literal["P1", "P2", "P3", "P4", "*"]
+Targets = dict[PriorityKey, Duration]
+_DURATION = TypeAdapter(timedelta)
+
+
+def parse_duration(text: str) -> timedelta:
+    """ISO-8601 duration or seconds; ValueError otherwise."""
+    value = _DURATION.validate_python(text)
+    if value <= timedelta(0):
+        raise ValueError("a duration must be positive")
+    return value
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Conditions(_Body):
+    """A ticket matches when, for every condition given, its value is one of those listed."""
+    ticket_type: list[Literal["incident"]] = []
+    priority: list[Literal["P1", "P2", "P3", "P4"]] = []
+    service: list[str] = []
+    category: list[str] = []
+    organisation: list[str] = Field([], description="the caller's organisation")
+
+
+class MetricTargets(_Body):
+    respond: Targets | None = Field(None, description="time to acknowledgement")
+    resolve: Targets | None = None
+
+
+class PauseRules(_Body):
+    """Which hold reasons stop which clock."""
+    respond: list[HoldReason] = []
+    resolve: list[HoldReason] = [HoldReason.AWAITING_CALLER, HoldReason.AWAITING_VENDOR]
+    ola: list[HoldReason] = [HoldReason.AWAITING_CALLER, HoldReason.AWAITING_VENDOR]
+
+
+class PolicyCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+    rank: int = Field(0, description="breaks ties between equally specific policies; higher wins")
+    active: bool = True
+    conditions: Conditions = Conditions()
+    targets: MetricTargets = MetricTargets()
+    ola: dict[str, Targets] = Field({}, description="per assignment group: how long it may hold")
+    calendar: dict[str, Any] | None = Field(
+        None, description="BusinessCalendar.to_dict(); null = 24x7")
+    pause: PauseRules = PauseRules()
+    warnings: list[float] = Field([50, 75, 90], description="percentages of the target")
+
+
+class PolicyPatch(_Body):
+    """Only the fields given change; the others keep their current value."""
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=4000)
+    rank: int | None = None
+    active: bool | None = None
+    conditions: Conditions | None = None
+    targets: MetricTargets | None = None
+    ola: dict[str, Targets] | None = None
+    calendar: dict[str, Any] | None = None
+    pause: PauseRules | None = None
+    warnings: list[float] | None = None
+
+
+def _seconds(targets: dict | None) -> dict | None:
+    if targets is None:
+        return None
+    return {key: value.total_seconds() for key, value in targets.items()}
+
+
+def to_spec(body: PolicyCreate | PolicyPatch) -> dict[str, Any]:
+    """The domain spec (durations in seconds); a patch gives only the fields it sets."""
+    fields = body.model_fields_set if isinstance(body, PolicyPatch) else set(type(body).model_fields)
+    out: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(body, name)
+        if name == "targets" and value is not None:
+            value = {m: _seconds(getattr(value, m)) for m in ("respond", "resolve")
+                     if getattr(value, m) is not None}
+        elif name == "ola" and value is not None:
+            value = {group: _seconds(t) for group, t in value.items()}
+        elif name in ("conditions", "pause") and value is not None:
+            value = value.model_dump(mode="json")
+        out[name] = value
+    return out
+
+
+def draft_spec(data: dict[str, Any]) -> dict[str, Any]:
+    """A draft policy from plain JSON (a CLI file), validated like a create body."""
+    return to_spec(PolicyCreate.model_validate(data))
+
+
+class PolicyVersion(BaseModel):
+    version: int
+    effective_from: datetime
+    actor: dict[str, str]
+    causation_id: str
+    spec: dict[str, Any]
+
+
+class PolicyOut(BaseModel):
+    id: str
+    version: int
+    name: str
+    active: bool
+    rank: int
+    spec: dict[str, Any] = Field(description="the current specification, durations in seconds")
+    versions: list[PolicyVersion] | None = None
+
+
+class SimulationRequest(_Body):
+    draft: PolicyCreate
+    start: AwareDatetime = Field(alias="from")
+    end: AwareDatetime = Field(alias="to")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)

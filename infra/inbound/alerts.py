@@ -1,0 +1,95 @@
+"""alert.fired / alert.resolved from monitoring -> incidents, one per open fingerprint.
+
+- The fingerprint is (service, check); its `AlertFingerprint` remembers the incident it
+  tracks.
+- alert.fired: no tracked incident, or the tracked one is closed or cancelled -> log a new
+  incident (channel monitoring, by the CloudEvent `source` as an upstream actor, at the
+  CloudEvent `time`, external_ref "service/check"). Tracked and open -> a work note on it.
+  Tracked and resolved -> reopen it with a work note: a flapping alert reopens its incident,
+  it never opens a second one.
+- alert.resolved: a work note on the tracked incident if it is open; it is also resolved
+  (code `data.resolution_code`, default monitoring-recovered) when `data.auto_resolve` is
+  true, or when it is absent/null and ITSM_INBOUND_ALERT_AUTO_RESOLVE is true. No open
+  incident: nothing changes (the receipt still records the message).
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.alert_fingerprint import AlertFingerprint, fingerprint_id
+from domain.incident import Incident
+from domain.values import OPEN_STATES, Actor, ActorKind, PriorityMatrix, State
+from infra.inbound.envelope import CloudEvent
+
+# severity -> (impact, urgency) when the alert does not give them
+SEVERITY = {"critical": (1, 1), "major": (2, 1), "warning": (2, 2), "minor": (2, 3),
+            "info": (3, 3)}
+DEFAULT_SEVERITY = "warning"
+RECOVERED = "monitoring-recovered"
+
+
+class Work(Protocol):
+    def get(self, aggregate_id: UUID) -> Any: ...
+    def add(self, aggregate: Any) -> None: ...
+    def next_number(self) -> str: ...
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    return f"{data['service']}/{data['check']}"
+
+
+class AlertHandler:
+    def __init__(self, matrix: PriorityMatrix, auto_resolve: bool = False) -> None:
+        self.matrix, self.auto_resolve = matrix, auto_resolve
+
+    def _tracked(self, work: Work, data: dict[str, Any]
+                 ) -> tuple[AlertFingerprint | None, Incident | None]:
+        tracker = work.get(fingerprint_id(data["service"], data["check"]))
+        if tracker is None or tracker.incident_id is None:
+            return tracker, None
+        return tracker, work.get(UUID(tracker.incident_id))
+
+    def fired(self, work: Work, event: CloudEvent) -> tuple[str, Incident]:
+        data, by = event.data, Actor(event.source, ActorKind.UPSTREAM)
+        tracker, incident = self._tracked(work, data)
+        note = f"alert fired: {data['summary']}"
+        if incident is not None and incident.state in OPEN_STATES:
+            incident.comment(note, False, by, event.causation_id, at=event.time)
+            return "attached", incident
+        if incident is not None and incident.state == State.RESOLVED:
+            incident.reopen("the alert fired again", by, event.causation_id, at=event.time)
+            incident.comment(note, False, by, event.causation_id, at=event.time)
+            return "reopened", incident
+        impact, urgency = SEVERITY[data.get("severity") or DEFAULT_SEVERITY]
+        incident = Incident.log(
+            number=work.next_number(), title=data["summary"], caller=event.source,
+            impact=data.get("impact") or impact, urgency=data.get("urgency") or urgency,
+            matrix=self.matrix, by=by, causation_id=event.causation_id,
+            description=data.get("description") or "", channel="monitoring",
+            service=data["service"], category=data.get("category") or "monitoring",
+            subcategory=data.get("subcategory") or data["check"], at=event.time,
+            source=event.source, external_ref=fingerprint(data))
+        work.add(incident)
+        if tracker is None:
+            work.add(AlertFingerprint(service=data["service"], check=data["check"],
+                                      incident_id=str(incident.id)))
+        else:
+            tracker.track(str(incident.id))
+        return "opened", incident
+
+    def resolved(self, work: Work, event: CloudEvent) -> tuple[str, Incident | None]:
+        data, by = event.data, Actor(event.source, ActorKind.UPSTREAM)
+        _, incident = self._tracked(work, data)
+        if incident is None or incident.state not in OPEN_STATES:
+            return "no-open-incident", incident
+        summary = data.get("summary") or "the check recovered"
+        incident.comment(f"alert resolved: {summary}", False, by, event.causation_id,
+                         at=event.time)
+        auto = data.get("auto_resolve")
+        if auto if auto is not None else self.auto_resolve:
+            incident.resolve(data.get("resolution_code") or RECOVERED,
+                             f"resolved by monitoring: {summary}", by, event.causation_id,
+                             at=event.time)
+            return "resolved", incident
+        return "noted", incident

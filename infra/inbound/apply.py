@@ -1,0 +1,272 @@
+"""The one inbound code path: raw bytes in, applied | duplicate | rejected(reason) out.
+
+`InboundProcessor.process(raw)` (HTTP, one message) and `process_batch(raws)` (the Kafka
+consumer, one poll) are the same function: `process` is a batch of one.
+
+A batch is applied in as few transactions as possible:
+1. every message is parsed and validated (`envelope.parse`); a failure is `rejected`;
+2. messages are grouped into lanes by what they touch (one ticket: source + ref; one alert
+   fingerprint: service + check) and each lane is applied in arrival order to aggregates
+   loaded once per batch (the repository cache fast-forwards them);
+3. every touched aggregate and one `InboundReceipt` per applied message are saved in ONE
+   `desk.save(...)`, i.e. one transaction.
+
+A message that breaks a business rule is rejected alone: its lane is reloaded and the lane's
+earlier messages re-applied, then the lane goes on. If the batch's save fails on a version
+(a duplicate delivery: its receipt already exists; or another writer changed an incident
+meanwhile), the batch falls back to one transaction per message, each retried on fresh
+state until it is applied, found to be a duplicate, or rejected.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from prometheus_client import CollectorRegistry, Counter
+
+from domain.inbound_receipt import InboundReceipt, receipt_id
+from domain.values import DomainError, IllegalTransition, PriorityMatrix
+from infra.desk import ServiceDesk
+from infra.inbound.alerts import AlertHandler, fingerprint
+from infra.inbound.envelope import MAX_BYTES, CloudEvent, Rejected, parse
+from infra.inbound.snapshots import SnapshotHandler
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # applied | duplicate | rejected
+    reason: str | None = None  # why it was rejected
+    kind: str | None = None  # rejection kind: too-large, malformed, invalid-data, ...
+    effect: str | None = None  # what applying did: opened, applied, stale, attached, ...
+    incident_id: str | None = None
+    source: str | None = None
+    event_id: str | None = None
+    type: str | None = None
+
+    @property
+    def http_status(self) -> int:
+        if self.status == "rejected":
+            return Rejected.STATUS.get(self.kind or "", 422)
+        return 200
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class _Work:
+    """The aggregates of one batch: each loaded once, new ones added, all saved together."""
+
+    def __init__(self, desk: ServiceDesk) -> None:
+        self.desk = desk
+        self.loaded: dict[UUID, Any] = {}
+        self.receipts: list[InboundReceipt] = []
+        self.lane: set[UUID] | None = None  # ids the current lane touched
+
+    def get(self, aggregate_id: UUID) -> Any:
+        if self.lane is not None:
+            self.lane.add(aggregate_id)
+        if aggregate_id not in self.loaded:
+            try:
+                self.loaded[aggregate_id] = self.desk.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self.loaded[aggregate_id] = None
+        return self.loaded[aggregate_id]
+
+    def add(self, aggregate: Any) -> None:
+        if self.lane is not None:
+            self.lane.add(aggregate.id)
+        self.loaded[aggregate.id] = aggregate
+
+    def next_number(self) -> str:
+        return self.desk.numbering.next()
+
+    def forget(self, ids: set[UUID]) -> None:
+        for aggregate_id in ids:
+            self.loaded.pop(aggregate_id, None)
+
+    def pending(self) -> list[Any]:
+        changed = [a for a in self.loaded.values()
+                   if a is not None and getattr(a, "pending_events", None)]
+        return [*changed, *self.receipts]
+
+
+def _lane(event: CloudEvent) -> tuple[str, ...]:
+    if event.type == "incident.snapshot":
+        return ("ticket", event.source, event.data["ref"])
+    return ("alert", fingerprint(event.data))
+
+
+class InboundProcessor:
+    def __init__(self, desk: ServiceDesk, *, matrix: PriorityMatrix | None = None,
+                 source_timezone: str | tzinfo = "UTC", alert_auto_resolve: bool = False,
+                 max_bytes: int = MAX_BYTES, registry: CollectorRegistry | None = None) -> None:
+        self.desk, self.max_bytes = desk, max_bytes
+        matrix = matrix or desk.matrix
+        tz = ZoneInfo(source_timezone) if isinstance(source_timezone, str) else source_timezone
+        self.snapshots = SnapshotHandler(matrix, tz)
+        self.alerts = AlertHandler(matrix, alert_auto_resolve)
+        self.registry = registry or CollectorRegistry()
+        self.messages = Counter("itsm_inbound_messages", "Inbound messages by outcome",
+                                ["type", "status", "effect"], registry=self.registry)
+        self.stale = Counter("itsm_inbound_stale_snapshots",
+                             "incident.snapshot messages ignored as stale, by source",
+                             ["source"], registry=self.registry)
+
+    @classmethod
+    def from_settings(cls, desk: ServiceDesk, settings: Any, **overrides: Any) -> InboundProcessor:
+        options = dict(source_timezone=settings.inbound_source_timezone,
+                       alert_auto_resolve=settings.inbound_alert_auto_resolve,
+                       max_bytes=settings.inbound_max_bytes)
+        return cls(desk, **{**options, **overrides})
+
+    # -- the one code path ---------------------------------------------------------------
+    def process(self, raw: bytes) -> Outcome:
+        return self.process_batch([raw])[0]
+
+    def process_batch(self, raws: Sequence[bytes]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(raws)
+        events: dict[int, CloudEvent] = {}
+        seen: set[UUID] = set()
+        for index, raw in enumerate(raws):
+            try:
+                event = parse(raw, self.max_bytes)
+            except Rejected as rejected:
+                outcomes[index] = self._rejected(rejected)
+                continue
+            key = receipt_id(event.source, event.id)
+            if key in seen:  # the same message twice in one batch
+                outcomes[index] = self._outcome(event, "duplicate")
+                continue
+            seen.add(key)
+            events[index] = event
+        if events:
+            try:
+                applied = self._apply_together(events)
+            except IntegrityError:
+                log.info("batch of %d hit a taken version; applying one by one", len(events))
+                applied = {i: self._apply_alone(e) for i, e in events.items()}
+            for index, outcome in applied.items():
+                outcomes[index] = outcome
+        for outcome in outcomes:
+            assert outcome is not None
+            self.messages.labels(outcome.type or "", outcome.status, outcome.effect or "").inc()
+            if outcome.effect == "stale":
+                self.stale.labels(outcome.source or "").inc()
+        return outcomes  # type: ignore[return-value]
+
+    # -- applying ------------------------------------------------------------------------
+    def _apply_together(self, events: dict[int, CloudEvent]) -> dict[int, Outcome]:
+        work = _Work(self.desk)
+        lanes: dict[tuple[str, ...], list[int]] = {}
+        for index, event in events.items():
+            lanes.setdefault(_lane(event), []).append(index)
+        outcomes: dict[int, Outcome] = {}
+        for indexes in lanes.values():
+            outcomes.update(self._apply_lane(work, [(i, events[i]) for i in indexes]))
+        pending = work.pending()
+        if pending:
+            self.desk.save(*pending)
+        return outcomes
+
+    def _apply_lane(self, work: _Work, lane: list[tuple[int, CloudEvent]]
+                    ) -> dict[int, Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        done: list[tuple[int, CloudEvent]] = []
+        touched: set[UUID] = set()
+        first_receipt = len(work.receipts)
+        work.lane = touched
+        try:
+            for index, event in lane:
+                try:
+                    outcomes[index] = self._handle(work, event)
+                    done.append((index, event))
+                except DomainError as error:
+                    outcomes[index] = self._rejected(_domain_rejection(error), event)
+                    # Undo the partial change: reload the lane, re-apply what went before.
+                    del work.receipts[first_receipt:]
+                    work.forget(touched)
+                    for earlier_index, earlier in done:
+                        outcomes[earlier_index] = self._handle(work, earlier)
+        finally:
+            work.lane = None
+        return outcomes
+
+    def _apply_alone(self, event: CloudEvent) -> Outcome:
+        deadline = time.monotonic() + RETRY_SECONDS
+        while True:
+            if self._received(event):
+                return self._outcome(event, "duplicate")
+            work = _Work(self.desk)
+            try:
+                outcome = self._handle(work, event)
+            except DomainError as error:
+                return self._rejected(_domain_rejection(error), event)
+            try:
+                self.desk.save(*work.pending())
+                return outcome
+            except IntegrityError:
+                if self._received(event):
+                    return self._outcome(event, "duplicate")
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0, 0.005))  # another writer won; try on fresh state
+
+    def _received(self, event: CloudEvent) -> bool:
+        return bool(self.desk.recorder.select_events(receipt_id(event.source, event.id),
+                                                     limit=1))
+
+    def _handle(self, work: _Work, event: CloudEvent) -> Outcome:
+        ticket = None
+        if event.type == "incident.snapshot":
+            effect, incident, ticket = self.snapshots.handle(work, event)
+        elif event.type == "alert.fired":
+            effect, incident = self.alerts.fired(work, event)
+        else:
+            effect, incident = self.alerts.resolved(work, event)
+        incident_id = str(incident.id) if incident is not None else None
+        if effect == "stale":
+            incident_id = ticket.incident_id
+        work.receipts.append(InboundReceipt(
+            source=event.source, event_id=event.id, type=event.type, subject=event.subject,
+            outcome=effect, incident_id=incident_id))
+        return self._outcome(event, "applied", effect=effect, incident_id=incident_id)
+
+    # -- outcomes ------------------------------------------------------------------------
+    @staticmethod
+    def _outcome(event: CloudEvent, status: str, **fields: Any) -> Outcome:
+        return Outcome(status, source=event.source, event_id=event.id, type=event.type,
+                       **fields)
+
+    @staticmethod
+    def _rejected(rejected: Rejected, event: CloudEvent | None = None) -> Outcome:
+        ids = dict(source=event.source, event_id=event.id, type=event.type) if event else {}
+        return Outcome("rejected", reason=str(rejected), kind=rejected.kind, **ids)
+
+
+def _domain_rejection(error: DomainError) -> Rejected:
+    kind = "illegal-transition" if isinstance(error, IllegalTransition) else "invalid-value"
+    return Rejected(kind, str(error))
+
+
+def processor_for(container: Any) -> InboundProcessor:
+    """One processor per container (it holds the metrics), built on first use."""
+    processor = container.extras.get("inbound_processor")
+    if processor is None:
+        processor = InboundProcessor.from_settings(container.desk, container.settings)
+        container.extras["inbound_processor"] = processor
+    return processor
+
+
+RawHandler = Callable[[bytes], Outcome]

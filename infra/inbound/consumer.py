@@ -1,0 +1,110 @@
+"""`itsm inbound`: the consumer of itsm.inbound, scaled out as members of one consumer group.
+
+Senders key messages by ticket ref (incident.snapshot) or fingerprint service/check (alerts),
+so one ticket's messages stay in one partition, in order. Each poll is one batch for the
+`InboundProcessor` (the same code path as POST /v1/inbound). A message it rejects goes to
+`<topic>.dlq` with its original key and bytes and a `reason` header; offsets are committed
+only after the batch was applied and every dead letter acknowledged, so nothing is lost. A
+redelivery after a crash is harmless: every message's receipt is saved with its effects, so
+a second delivery is a duplicate.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from infra.inbound.apply import InboundProcessor
+
+log = logging.getLogger(__name__)
+GROUP = "itsm.inbound"
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+class InboundConsumer:
+    def __init__(self, bootstrap: str, topic: str, processor: InboundProcessor,
+                 dead_letters: KafkaProducer, max_records: int = 1000,
+                 worker_id: str | None = None, group_id: str = GROUP) -> None:
+        self.topic, self.processor, self.dead_letters = topic, processor, dead_letters
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=max_records,
+            client_id="itsm-inbound", session_timeout_ms=10000,
+            group_instance_id=f"{worker_id}.inbound" if worker_id else None)
+        self.consumer.subscribe([topic])
+        self.applied = self.rejected = 0
+        self.busy_seconds = 0.0
+
+    def step(self, timeout_ms: int = 200) -> int:
+        """Apply what one poll returned; returns how many records it handled."""
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        records = [record for batch in polled.values() for record in batch]
+        if not records:
+            return 0
+        started = time.perf_counter()
+        outcomes = self.processor.process_batch([r.value or b"" for r in records])
+        sent = [self._dead_letter(record, outcome.reason or "rejected", outcome.kind or "")
+                for record, outcome in zip(records, outcomes) if outcome.status == "rejected"]
+        if sent:
+            self.dead_letters.flush()
+            for future in sent:
+                future.get(timeout=30)  # raises if the broker did not take it: no commit
+        self.consumer.commit({tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+                              for tp, batch in polled.items()})
+        self.rejected += len(sent)
+        self.applied += len(records) - len(sent)
+        self.busy_seconds += time.perf_counter() - started
+        return len(records)
+
+    def _dead_letter(self, record, reason: str, kind: str):
+        log.warning("dead-lettering %s/%d@%d: %s", record.topic, record.partition,
+                    record.offset, reason)
+        headers = [("reason", reason.encode()[:4000]), ("kind", kind.encode()),
+                   ("original_topic", record.topic.encode()),
+                   ("original_partition", str(record.partition).encode()),
+                   ("original_offset", str(record.offset).encode())]
+        return self.dead_letters.send(dead_letter_topic(self.topic), key=record.key,
+                                      value=record.value, headers=headers)
+
+    def rewind(self) -> None:
+        """Back to the last committed offsets, to retry a batch that failed."""
+        for tp in self.consumer.assignment():
+            committed = self.consumer.committed(tp)
+            if committed is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:  # the store or the broker may be away: retry the batch
+                    log.exception("inbound batch failed; retrying from the committed offsets")
+                    stop.wait(1.0)
+                    try:
+                        self.rewind()
+                    except Exception:
+                        log.exception("could not rewind; will retry")
+        finally:
+            self.consumer.close()
+
+
+def consumer_for(container, dead_letters: KafkaProducer, **options) -> InboundConsumer:
+    from infra.inbound.apply import processor_for
+
+    settings = container.settings
+    return InboundConsumer(settings.kafka_bootstrap, settings.inbound_topic,
+                           processor_for(container), dead_letters,
+                           max_records=options.pop("max_records", settings.inbound_batch_size),
+                           worker_id=options.pop("worker_id", settings.worker_id), **options)
+
+
+__all__ = ["InboundConsumer", "consumer_for", "dead_letter_topic", "GROUP", "TopicPartition"]

@@ -1,0 +1,264 @@
+"""incident.snapshot -> domain events: what changed since the previous snapshot of a ticket.
+
+A snapshot is the state of one ticket of another tool right after one update. The mapper
+compares it with the previous APPLIED snapshot of the same ticket (kept by its
+`SourceTicket`) and with our incident, and runs the commands that take the incident there,
+in this order (docs/inbound.md has the full rules and the quirks):
+
+1. first snapshot of a ticket: Logged, at `opened_at`, by `opened_by`;
+2. one Reopened per unit of rise of `reopen_count` (previous -> this snapshot);
+3. assignment (group or agent changed; a reassignment iff the group changed from one
+   non-null value to another between the two snapshots);
+4. Reprioritised (impact or urgency changed), Recategorised (category, subcategory or
+   service changed);
+5. the state: Acknowledged, PutOnHold, Resumed, Resolved, Closed, Cancelled, through the
+   minimal legal path of our lifecycle.
+
+Every event is by the person at the source (`updated_by`, kind person), at the source's time
+(`updated_at`), caused by `ce:<source>#<cloudevent id>`; the store stamps its own time.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import Any
+
+from domain.incident import Incident
+from domain.values import OPEN_STATES, Actor, ActorKind, PriorityMatrix, State
+from infra.inbound.envelope import CloudEvent, parse_time
+
+DEFAULT_HOLD_REASON = "awaiting_caller"
+DEFAULT_RESOLUTION_CODE = "unspecified"
+DEFAULT_LEVEL = 2
+# What the previous snapshot remembers: the fields the next comparison needs, and a few
+# for the audit. (The CloudEvent itself stays in Kafka, which keeps it forever.)
+REMEMBERED = ("ref", "mod_count", "updated_at", "updated_by", "state", "hold_reason",
+              "assignment_group", "assignee", "impact", "urgency", "priority", "category",
+              "subcategory", "service", "reopen_count", "reassignment_count",
+              "resolution_code")
+
+
+def remembered(data: dict[str, Any]) -> dict[str, Any]:
+    return {name: data.get(name) for name in REMEMBERED}
+
+
+class SnapshotMapper:
+    """Applies one snapshot to an incident (creating it for a ticket's first snapshot)."""
+
+    def __init__(self, matrix: PriorityMatrix, source_tz: tzinfo,
+                 next_number: Callable[[], str]) -> None:
+        self.matrix, self.source_tz, self.next_number = matrix, source_tz, next_number
+
+    # -- entry point -----------------------------------------------------------------
+    def apply(self, incident: Incident | None, previous: dict[str, Any] | None,
+              data: dict[str, Any], cause: CloudEvent) -> Incident:
+        step = _Step(self, data, cause)
+        if incident is None:
+            incident = step.log()
+            previous = None
+        step.run(incident, previous)
+        return incident
+
+    def time(self, text: str | None) -> datetime | None:
+        return parse_time(text, self.source_tz) if text else None
+
+
+class _Step:
+    """One snapshot being applied: its actor, time and cause, shared by every command."""
+
+    def __init__(self, mapper: SnapshotMapper, data: dict[str, Any], cause: CloudEvent) -> None:
+        self.mapper, self.data, self.cause = mapper, data, cause
+        self.at = mapper.time(data["updated_at"])
+        self.by = Actor(data.get("updated_by") or cause.source, ActorKind.PERSON)
+        self.causation = cause.causation_id
+
+    # -- 1. the first snapshot opens the incident -----------------------------------------
+    def log(self) -> Incident:
+        d = self.data
+        title = d.get("title") or f"{d['ref']} from {self.cause.source}"
+        return Incident.log(
+            number=self.mapper.next_number(), title=title, caller=d.get("caller") or "unknown",
+            impact=d.get("impact") or DEFAULT_LEVEL, urgency=d.get("urgency") or DEFAULT_LEVEL,
+            matrix=self.mapper.matrix,
+            by=Actor(d.get("opened_by") or d.get("updated_by") or self.cause.source,
+                     ActorKind.PERSON),
+            causation_id=self.causation, description=d.get("description") or "",
+            channel=d.get("channel") or "portal", service=d.get("service") or "",
+            category=d.get("category") or "", subcategory=d.get("subcategory") or "",
+            at=self.mapper.time(d.get("opened_at")) or self.at, source=self.cause.source,
+            external_ref=d["ref"])
+
+    def run(self, incident: Incident, previous: dict[str, Any] | None) -> None:
+        self.reopen(incident, previous)
+        self.assignment(incident, previous)
+        self.priority(incident)
+        self.categorisation(incident)
+        self.state(incident)
+
+    # -- 2. reopens: one per unit of rise of reopen_count ---------------------------------
+    def reopen(self, incident: Incident, previous: dict[str, Any] | None) -> None:
+        before = previous.get("reopen_count") if previous else None
+        now = self.data.get("reopen_count")
+        rises = now - before if before is not None and now is not None and now > before else 0
+        for _ in range(rises):
+            self._reopen_once(incident, "reopened at the source")
+
+    def _reopen_once(self, incident: Incident, reason: str) -> None:
+        state = incident.state
+        if state in OPEN_STATES:
+            # The source counted a reopen of a ticket we never saw resolved: resolve it
+            # first (the snapshot's code), so that the reopen is legal.
+            incident.resolve(self._code(), f"synthesized: {reason} without a resolution in "
+                             "between", self.by, self.causation, at=self.at)
+        if incident.state == State.RESOLVED:
+            incident.reopen(reason, self.by, self.causation, at=self.at)
+        else:
+            # Closed (or cancelled) here, reopened there: the source owns its ticket.
+            incident.record_source_reopen(f"{reason} after it was {state}", self.by,
+                                          self.causation, at=self.at)
+
+    # -- 3. assignment -------------------------------------------------------------------
+    def assignment(self, incident: Incident, previous: dict[str, Any] | None) -> None:
+        group, agent = self.data.get("assignment_group"), self.data.get("assignee")
+        if not group or (group, agent) == (incident.assignment_group, incident.assignee):
+            return  # X -> null keeps X: our lifecycle has no unassignment
+        before = previous.get("assignment_group") if previous else None
+        reassignment = before is not None and group != before
+        domain_would = incident.assignment_group is not None and group != incident.assignment_group
+        if incident.state in OPEN_STATES and reassignment == domain_would:
+            incident.assign(group, agent, self.by, self.causation, at=self.at)
+        else:
+            # Either the ticket is resolved/closed here (the source may still move it), or
+            # the group came back after a null (X -> null -> Y), which the source does not
+            # count as a reassignment while our incident still holds X. The event records
+            # what the source did.
+            incident.record_source_assignment(group, agent, reassignment, self.by,
+                                              self.causation, at=self.at)
+
+    # -- 4. priority and categorisation ---------------------------------------------------
+    def priority(self, incident: Incident) -> None:
+        impact, urgency = self.data.get("impact"), self.data.get("urgency")
+        impact = impact if impact is not None else incident.impact
+        urgency = urgency if urgency is not None else incident.urgency
+        if (impact, urgency) == (incident.impact, incident.urgency):
+            return
+        if incident.state in OPEN_STATES:
+            incident.reprioritise(impact, urgency, "changed at the source", self.mapper.matrix,
+                                  self.by, self.causation, at=self.at)
+        else:
+            self._note(incident, f"the source changed impact x urgency from {incident.impact}x"
+                                 f"{incident.urgency} to {impact}x{urgency} while {incident.state}")
+
+    def categorisation(self, incident: Incident) -> None:
+        d = self.data
+        wanted = tuple(d.get(k) if d.get(k) is not None else getattr(incident, k)
+                       for k in ("category", "subcategory", "service"))
+        current = (incident.category, incident.subcategory, incident.service)
+        if wanted == current:
+            return
+        if incident.state in OPEN_STATES:
+            incident.recategorise(*wanted, self.by, self.causation, at=self.at)
+        else:
+            self._note(incident, f"the source changed the categorisation from {current} to "
+                                 f"{wanted} while {incident.state}")
+
+    # -- 5. the state --------------------------------------------------------------------
+    def state(self, incident: Incident) -> None:
+        target = self.data["state"]
+        reason = self.data.get("hold_reason") or DEFAULT_HOLD_REASON
+        current = incident.state
+        if current == State.ON_HOLD and target == State.ON_HOLD:
+            if self.data.get("hold_reason") and reason != incident.hold_reason:
+                self._resume(incident)
+                self._hold(incident, reason)
+            return
+        if target == current:
+            return
+        if current in (State.CLOSED, State.CANCELLED):
+            # Terminal here; only a rise of reopen_count (step 2) brings a ticket back.
+            self._note(incident, f"the source moved the ticket to {target} while it is "
+                                 f"{current} here, without counting a reopen; kept {current}")
+            return
+        if current == State.RESOLVED:
+            if target == State.CLOSED:
+                self._close(incident)
+                return
+            # Back to work without a rise of reopen_count: reopening is the only legal way
+            # there, so it is done (and counted) rather than dropping the state.
+            self._reopen_once(incident, f"moved back to {target} at the source without "
+                                        "counting a reopen")
+            current = incident.state
+            if target == State.NEW:
+                return
+        # From here the incident is open: new, in_progress or on_hold.
+        if target == State.NEW:
+            if current == State.ON_HOLD:
+                self._resume(incident)  # our lifecycle has no way back to new
+        elif target == State.IN_PROGRESS:
+            if current == State.NEW:
+                incident.acknowledge(self.by, self.causation, at=self.at)
+            elif current == State.ON_HOLD:
+                self._resume(incident)
+        elif target == State.ON_HOLD:
+            self._hold(incident, reason)
+        elif target == State.RESOLVED:
+            self._resolve(incident)
+        elif target == State.CLOSED:
+            self._resolve(incident, synthesized=True)
+            self._close(incident)
+        elif target == State.CANCELLED:
+            incident.cancel("cancelled at the source", self.by, self.causation, at=self.at)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _code(self) -> str:
+        return (self.data.get("resolution_code") or "").strip() or DEFAULT_RESOLUTION_CODE
+
+    def _resolve(self, incident: Incident, synthesized: bool = False) -> None:
+        notes = ("synthesized: closed at the source without a resolution"
+                 if synthesized else "resolved at the source")
+        incident.resolve(self._code(), notes, self.by, self.causation, at=self.at)
+
+    def _close(self, incident: Incident) -> None:
+        incident.close(self.by, self.causation, comment="closed at the source", at=self.at)
+
+    def _hold(self, incident: Incident, reason: str) -> None:
+        incident.hold(reason, self.by, self.causation, at=self.at)
+
+    def _resume(self, incident: Incident) -> None:
+        incident.resume(self.by, self.causation, at=self.at)
+
+    def _note(self, incident: Incident, text: str) -> None:
+        incident.comment(text, False, self.by, self.causation, at=self.at)
+
+
+class SnapshotHandler:
+    """incident.snapshot against the ticket's `SourceTicket`: stale, or applied."""
+
+    def __init__(self, matrix: PriorityMatrix, source_tz: tzinfo) -> None:
+        self.matrix, self.source_tz = matrix, source_tz
+
+    def handle(self, work: Any, event: CloudEvent) -> tuple[str, Incident | None, Any]:
+        """Returns (what happened, the incident, the ticket)."""
+        from uuid import UUID
+
+        from domain.source_ticket import SourceTicket, source_ticket_id
+
+        data = event.data
+        ticket = work.get(source_ticket_id(event.source, data["ref"]))
+        at = parse_time(data["updated_at"], self.source_tz)
+        if ticket is not None and data["mod_count"] <= ticket.mod_count:
+            # Not newer than what was applied: ignored, and counted on the ticket.
+            ticket.ignored_stale(data["mod_count"], event.id, at=at)
+            return "stale", None, ticket
+        incident = work.get(UUID(ticket.incident_id)) if ticket is not None else None
+        mapper = SnapshotMapper(self.matrix, self.source_tz, work.next_number)
+        incident = mapper.apply(incident, ticket.snapshot if ticket else None, data, event)
+        if ticket is None:
+            work.add(incident)
+            ticket = SourceTicket(source=event.source, ref=data["ref"],
+                                  incident_id=str(incident.id), mod_count=data["mod_count"],
+                                  snapshot=remembered(data), event_id=event.id, at=at)
+            work.add(ticket)
+            return "opened", incident, ticket
+        ticket.applied_snapshot(data["mod_count"], remembered(data), event.id, at=at)
+        return "applied", incident, ticket

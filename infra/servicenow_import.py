@@ -1,0 +1,328 @@
+"""Import a ServiceNow incident audit export as `incident.snapshot` CloudEvents on Kafka.
+
+One CSV row (the state of one incident right after one update) becomes one CloudEvent on
+the inbound topic, keyed by the ticket number so that one ticket stays in one partition and
+its snapshots reach the inbound consumer in file order. The importer maps values only; the
+inbound mapper decides what changed (see docs/inbound.md and docs/kpis.md).
+
+Mapping decisions (also in docs/kpis.md):
+
+* `incident_state`: New -> new; Active -> in_progress; Awaiting User Info / Vendor / Problem /
+  Evidence -> on_hold with hold_reason awaiting_caller / _vendor / _problem / _evidence;
+  Resolved -> resolved; Closed -> closed; Cancelled / Canceled -> cancelled.
+* `-100` (and any other unknown state) is not a ServiceNow state but an export artefact (in
+  the UCI 498 log: two rows of INC0028089 between New and Resolved, all other fields
+  unchanged). Such rows are skipped and counted (`ImportStats.skipped`), never guessed.
+* `?` -> null; `2 - Medium` -> 2; `3 - Moderate` -> "P3"; `Phone` -> channel "phone".
+* Dates are day-first `D/M/YYYY HH:MM` without timezone -> ISO `YYYY-MM-DDTHH:MM:00`
+  without offset (the consumer's `inbound_source_timezone` applies), or with the offset of
+  `source_timezone` when one is given (DST-aware via zoneinfo).
+* `cmdb_ci` -> service, `u_symptom` -> title, `closed_code` -> resolution_code,
+  `caller_id` -> caller, `assigned_to` -> assignee.
+* Rows are sent in file order. Out-of-order rows of the log (a lower `sys_mod_count` after a
+  higher one) are left for the mapper, which ignores stale snapshots and counts them.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+DEFAULT_SOURCE = "servicenow://uci-498"
+DEFAULT_TOPIC = "itsm.inbound"
+SNAPSHOT_TYPE = "incident.snapshot"
+
+STATES: dict[str, tuple[str, str | None]] = {
+    "New": ("new", None),
+    "Active": ("in_progress", None),
+    "In Progress": ("in_progress", None),
+    "Awaiting User Info": ("on_hold", "awaiting_caller"),
+    "Awaiting Caller": ("on_hold", "awaiting_caller"),
+    "Awaiting Vendor": ("on_hold", "awaiting_vendor"),
+    "Awaiting Problem": ("on_hold", "awaiting_problem"),
+    "Awaiting Change": ("on_hold", "awaiting_change"),
+    "Awaiting Evidence": ("on_hold", "awaiting_evidence"),
+    "Resolved": ("resolved", None),
+    "Closed": ("closed", None),
+    "Cancelled": ("cancelled", None),
+    "Canceled": ("cancelled", None),
+}
+CHANNELS = {"Phone": "phone", "Email": "email", "Self service": "portal", "Self-service": "portal",
+            "Web": "portal", "Monitoring": "monitoring", "Event": "monitoring"}
+BOOLEANS = {"true": True, "false": False}
+REQUIRED_COLUMNS = ("number", "incident_state", "sys_mod_count", "sys_updated_at")
+
+
+class NotAnIncidentExport(ValueError):
+    """The file is not a ServiceNow incident export this importer understands."""
+
+
+@dataclass
+class ImportStats:
+    rows: int = 0
+    produced: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> rows
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+        return (f"{self.rows} rows read, {self.produced} snapshots produced"
+                f"{f', skipped: {skipped}' if skipped else ''} in {self.seconds:.1f} s"
+                f" ({self.rate:,.0f} rows/s)")
+
+
+class SkipRow(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# -- values ------------------------------------------------------------------------------------
+
+def _text(value: str) -> str | None:
+    value = value.strip()
+    return None if value in ("", "?") else value
+
+
+def _level(value: str) -> int | None:
+    """"2 - Medium" -> 2."""
+    text = _text(value)
+    if text is None:
+        return None
+    head = text.split("-", 1)[0].strip()
+    return int(head) if head in ("1", "2", "3") else None
+
+
+def _priority(value: str) -> str | None:
+    """"3 - Moderate" -> "P3"."""
+    text = _text(value)
+    if text is None:
+        return None
+    head = text.split("-", 1)[0].strip()
+    return f"P{head}" if head in ("1", "2", "3", "4") else None
+
+
+def _count(value: str) -> int | None:
+    text = _text(value)
+    return int(text) if text is not None and text.isdigit() else None
+
+
+class DateParser:
+    """Day-first `D/M/YYYY HH:MM[:SS]` -> ISO text; memoised (the log repeats dates a lot)."""
+
+    def __init__(self, source_timezone: str | None = None) -> None:
+        self.zone = ZoneInfo(source_timezone) if source_timezone else None
+        self._memo: dict[str, str | None] = {}
+
+    def __call__(self, value: str) -> str | None:
+        try:
+            return self._memo[value]
+        except KeyError:
+            pass
+        parsed = self._parse(value)
+        if len(self._memo) < 500_000:
+            self._memo[value] = parsed
+        return parsed
+
+    def _parse(self, value: str) -> str | None:
+        text = _text(value)
+        if text is None:
+            return None
+        day_part, _, time_part = text.partition(" ")
+        try:
+            day, month, year = (int(p) for p in day_part.split("/"))
+            clock = [int(p) for p in time_part.split(":")] if time_part else [0, 0]
+            moment = datetime(year, month, day, clock[0], clock[1],
+                              clock[2] if len(clock) > 2 else 0)
+        except (ValueError, IndexError):
+            raise SkipRow("unparseable date") from None
+        if self.zone is not None:
+            return moment.replace(tzinfo=self.zone).isoformat()
+        return moment.isoformat()
+
+
+# -- rows -> snapshots --------------------------------------------------------------------------
+
+class RowMapper:
+    """Maps rows of one export (given its header) to `incident.snapshot` data."""
+
+    def __init__(self, header: list[str], source_timezone: str | None = None) -> None:
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise NotAnIncidentExport(f"not a ServiceNow incident export: no column {', '.join(missing)}"
+                               f" (columns: {', '.join(header[:12])}...)")
+        self.column = {name: i for i, name in enumerate(header)}
+        self.date = DateParser(source_timezone)
+
+    def _get(self, row: list[str], name: str) -> str:
+        index = self.column.get(name)
+        return row[index] if index is not None and index < len(row) else "?"
+
+    def snapshot(self, row: list[str]) -> dict[str, Any]:
+        """The data of one incident.snapshot; raises SkipRow for rows that are not one."""
+        get = self._get
+        if len(row) != len(self.column):
+            raise SkipRow("wrong number of columns")
+        raw_state = get(row, "incident_state").strip()
+        if raw_state not in STATES:
+            raise SkipRow(f"state {raw_state}")
+        state, hold_reason = STATES[raw_state]
+        ref = _text(get(row, "number"))
+        mod_count = _count(get(row, "sys_mod_count"))
+        updated_at = self.date(get(row, "sys_updated_at"))
+        if ref is None or mod_count is None or updated_at is None:
+            raise SkipRow("no number, sys_mod_count or sys_updated_at")
+        return {
+            "ref": ref, "mod_count": mod_count, "updated_at": updated_at,
+            "updated_by": _text(get(row, "sys_updated_by")),
+            "state": state, "hold_reason": hold_reason,
+            "opened_at": self.date(get(row, "opened_at")),
+            "opened_by": _text(get(row, "opened_by")),
+            "caller": _text(get(row, "caller_id")),
+            "category": _text(get(row, "category")),
+            "subcategory": _text(get(row, "subcategory")),
+            "service": _text(get(row, "cmdb_ci")),
+            "impact": _level(get(row, "impact")),
+            "urgency": _level(get(row, "urgency")),
+            "priority": _priority(get(row, "priority")),
+            "assignment_group": _text(get(row, "assignment_group")),
+            "assignee": _text(get(row, "assigned_to")),
+            "reopen_count": _count(get(row, "reopen_count")),
+            "reassignment_count": _count(get(row, "reassignment_count")),
+            "resolution_code": _text(get(row, "closed_code")),
+            "resolved_by": _text(get(row, "resolved_by")),
+            "resolved_at": self.date(get(row, "resolved_at")),
+            "closed_at": self.date(get(row, "closed_at")),
+            "made_sla": BOOLEANS.get(get(row, "made_sla").strip().lower()),
+            "title": _text(get(row, "u_symptom")),
+            "channel": CHANNELS.get(get(row, "contact_type").strip()),
+        }
+
+
+def cloud_event(data: dict[str, Any], row_index: int, source: str = DEFAULT_SOURCE
+                ) -> dict[str, Any]:
+    """The CloudEvent of one snapshot; its id is unique per row of the export."""
+    return {"specversion": "1.0", "id": f"{data['ref']}:{data['mod_count']}:{row_index}",
+            "source": source, "type": SNAPSHOT_TYPE, "time": data["updated_at"],
+            "subject": data["ref"], "datacontenttype": "application/json", "data": data}
+
+
+def open_text(path: Path | str) -> io.TextIOBase:
+    """The export as text; gzip is recognised by its magic bytes, whatever the file is called."""
+    path = Path(path)
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    raw = gzip.open(path, "rb") if gzipped else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def count_rows(path: Path | str) -> int:
+    """Data rows (lines minus the header), for the progress bar; cheap, no CSV parsing."""
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    lines = 0
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as raw:
+        while chunk := raw.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return max(lines - 1, 0)
+
+
+def snapshots(path: Path | str, source: str = DEFAULT_SOURCE, source_timezone: str | None = None,
+              limit: int | None = None, stats: ImportStats | None = None
+              ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(ref, CloudEvent) per importable row, in file order; skipped rows counted in stats."""
+    stats = stats if stats is not None else ImportStats()
+    with open_text(path) as text:
+        reader = csv.reader(text)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            return
+        mapper = RowMapper(header, source_timezone)
+        for index, row in enumerate(reader):
+            if limit is not None and index >= limit:
+                break
+            stats.rows += 1
+            try:
+                data = mapper.snapshot(row)
+            except SkipRow as skip:
+                stats.skipped[skip.reason] += 1
+                continue
+            yield data["ref"], cloud_event(data, index, source)
+
+
+def make_import_producer(bootstrap: str):
+    """A producer tuned for throughput: big batches, a short linger, every write acked."""
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                         linger_ms=20, batch_size=512 * 1024, max_request_size=4 * 1024 * 1024,
+                         client_id="itsm-servicenow-import")
+
+
+def import_servicenow(path: Path | str, bootstrap: str, topic: str = DEFAULT_TOPIC,
+                      source: str = DEFAULT_SOURCE, source_timezone: str | None = None,
+                      limit: int | None = None, show_progress: bool = True,
+                      partitions: int | None = None, producer=None) -> ImportStats:
+    """Produce one incident.snapshot CloudEvent per row to `topic`; returns what was done.
+
+    Returns only after the broker acknowledged every record (acks=all): a failure raises.
+    """
+    from infra.progress import Progress
+    from infra.topics import ensure_topics
+
+    if partitions:
+        ensure_topics(bootstrap, [topic], partitions)
+    own = producer is None
+    producer = producer or make_import_producer(bootstrap)
+    stats = ImportStats()
+    started = time.perf_counter()
+    total = count_rows(path) if show_progress else 0
+    total = min(total, limit) if limit is not None else total
+    progress = Progress(total, "import") if show_progress else None
+    failures: list[BaseException] = []
+
+    def failed(error: BaseException) -> None:
+        failures.append(error)
+
+    dumps, send = orjson.dumps, producer.send
+    try:
+        seen = 0
+        for ref, event in snapshots(path, source, source_timezone, limit, stats):
+            send(topic, key=ref.encode(), value=dumps(event)).add_errback(failed)
+            stats.produced += 1
+            if progress is not None and stats.rows - seen >= 2000:
+                progress.advance(stats.rows - seen)
+                seen = stats.rows
+            if failures:
+                break
+        producer.flush()
+        if progress is not None:
+            progress.advance(stats.rows - seen)
+            progress.close()
+    finally:
+        if own:
+            producer.close()
+    if failures:
+        raise RuntimeError(f"the broker refused a snapshot: {failures[0]!r}") from failures[0]
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def iter_events(path: Path | str, **options: Any) -> Iterable[dict[str, Any]]:
+    """The CloudEvents alone (for POST /v1/inbound or tests)."""
+    return (event for _, event in snapshots(path, **options))

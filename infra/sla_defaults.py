@@ -1,0 +1,57 @@
+"""The default SLA policy, from settings, so that a fresh install has clocks on every incident.
+
+It is created once, at bootstrap, with a deterministic id: several processes starting
+together race harmlessly (the store accepts one Created event for the id) and a restart
+finds it already there. Managers edit it like any other policy; bootstrap never changes an
+existing one, so those edits stand.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from uuid import UUID, uuid5
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.values import Actor, ActorKind
+from infra.settings import Settings
+from infra.sla_policies import SlaPolicies
+
+DEFAULT_POLICY_ID = uuid5(UUID("2c7a0f2e-98b1-4f43-8d55-6b0f3a1c9e77"), "itsm/sla/default")
+log = logging.getLogger(__name__)
+
+
+def _targets(text: str) -> dict[str, float]:
+    """'P1=900,P2=3600' -> {'P1': 900, 'P2': 3600}: seconds per priority (or *)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        out[key.strip()] = float(value)
+    return out
+
+
+def default_spec(settings: Settings) -> dict:
+    return {
+        "name": settings.sla_default_name,
+        "description": "Shipped default: applies to every incident no other policy matches.",
+        "rank": -1000,
+        "conditions": {},
+        "targets": {"respond": _targets(settings.sla_default_respond),
+                    "resolve": _targets(settings.sla_default_resolve)},
+        "calendar": json.loads(settings.sla_default_calendar)
+        if settings.sla_default_calendar else None,
+        "warnings": [int(w) for w in settings.sla_default_warnings.split(",") if w.strip()],
+    }
+
+
+def ensure_default_policy(policies: SlaPolicies, settings: Settings) -> bool:
+    """Create the default policy unless it exists; True if this call created it."""
+    if not settings.sla_default_policy or policies.exists(DEFAULT_POLICY_ID):
+        return False
+    try:
+        policies.create(default_spec(settings), Actor("bootstrap", ActorKind.AUTOMATION),
+                        "bootstrap", policy_id=DEFAULT_POLICY_ID)
+    except IntegrityError:  # another process created it first
+        return False
+    log.info("created the default SLA policy %s", DEFAULT_POLICY_ID)
+    return True

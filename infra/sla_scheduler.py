@@ -1,0 +1,236 @@
+"""The SLA scheduler: records warnings and breaches when they fall due, not when polled.
+
+It keeps a timer queue (a heap ordered by due time) of the alarms of running clocks, read
+from the clock read model. It learns changes by re-reading only the clock rows whose `seq`
+is past the last one it saw (one indexed query per poll, never a scan of all tickets), and
+sleeps until the earlier of the next alarm and the next poll. A due alarm becomes an
+`SlaWarningReached` or `SlaBreached` event of the incident, recorded by
+Actor("sla-scheduler", automation) through the ServiceDesk, so it reaches the audit timeline
+and Kafka like any other event.
+
+Exactly once: the incident refuses a second record of the same warning or breach
+(IllegalTransition), so a restart, a second scheduler or a stale queue entry cannot
+duplicate one. After a restart the queue is rebuilt from the read model, whose alarms are
+the ones not yet recorded, so what fell due meanwhile is recorded at once.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import IntegrityError
+
+from domain.commands import Context, IncidentCommand
+from domain.values import Actor, ActorKind, DomainError
+from infra.desk import ServiceDesk
+from infra.sql import Database
+
+SCHEDULER = Actor("sla-scheduler", ActorKind.AUTOMATION)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecordSlaWarning(IncidentCommand):
+    action = "record_sla_warning"
+    metric: str
+    threshold: int | float
+    policy_id: str
+    policy_version: int
+    due_at: datetime
+
+    def run(self, incident, ctx, matrix):
+        incident.record_sla_warning(self.metric, self.threshold, self.policy_id,
+                                    self.policy_version, self.due_at, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class RecordSlaBreach(IncidentCommand):
+    action = "record_sla_breach"
+    metric: str
+    policy_id: str
+    policy_version: int
+    due_at: datetime
+
+    def run(self, incident, ctx, matrix):
+        incident.record_sla_breach(self.metric, self.policy_id, self.policy_version,
+                                   self.due_at, ctx.by, ctx.causation_id)
+
+
+@dataclass(order=True, frozen=True)
+class Alarm:
+    due: float  # epoch seconds
+    order: int
+    ticket_id: str
+    metric: str
+    kind: str  # "warning" | "breach"
+    threshold: int | float | None
+    seq: int
+    policy_id: str
+    policy_version: int
+    due_at: str  # the clock's due time (the breach deadline)
+
+    @property
+    def key(self) -> tuple:
+        return (self.ticket_id, self.metric, self.kind, self.threshold)
+
+    def command(self) -> IncidentCommand:
+        due_at = datetime.fromisoformat(self.due_at)
+        if self.kind == "warning":
+            return RecordSlaWarning(self.metric, self.threshold, self.policy_id,
+                                    self.policy_version, due_at)
+        return RecordSlaBreach(self.metric, self.policy_id, self.policy_version, due_at)
+
+
+class SlaScheduler:
+    def __init__(self, read_db: Database, desk: ServiceDesk, poll_interval: float = 0.2,
+                 clock: Callable[[], float] = time.time, batch_size: int = 200) -> None:
+        self.read_db, self.desk = read_db, desk
+        self.poll_interval, self.clock, self.batch_size = poll_interval, clock, batch_size
+        self._heap: list[Alarm] = []
+        self._order = itertools.count()
+        self._current: dict[tuple[str, str], int] = {}  # clock -> seq of its latest row
+        self._done: set[tuple] = set()  # recorded, or refused by the incident
+        self.last_seq: int | None = None  # None until the first (full) load
+        self.recorded = 0
+        self.lateness: list[float] = []  # seconds past due, per recorded event
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- learning deadlines -----------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Queue the alarms of clock rows changed since the last look; returns rows read."""
+        with self.read_db.transaction(read_only=True) as tx:
+            row = tx.execute("SELECT value FROM sla_meta WHERE name = 'seq'").fetchone()
+            top = int(row[0]) if row else 0
+            if self.last_seq is None:  # (re)start: every running clock with alarms left
+                rows = tx.execute(
+                    "SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at"
+                    " FROM sla_clocks WHERE alarms IS NOT NULL AND seq <= %s", (top,)).fetchall()
+            elif top > self.last_seq:
+                rows = tx.execute(
+                    "SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at"
+                    " FROM sla_clocks WHERE seq > %s AND seq <= %s",
+                    (self.last_seq, top)).fetchall()
+            else:
+                rows = []
+        self.last_seq = top
+        for ticket_id, metric, seq, alarms, policy_id, version, due_at in rows:
+            self._current[(ticket_id, metric)] = int(seq)
+            for when, kind, threshold in orjson.loads(alarms) if alarms else ():
+                alarm = Alarm(datetime.fromisoformat(when).timestamp(), next(self._order),
+                              ticket_id, metric, kind, threshold, int(seq), policy_id,
+                              int(version), due_at or when)
+                if alarm.key not in self._done:
+                    heapq.heappush(self._heap, alarm)
+        return len(rows)
+
+    def next_due(self) -> float | None:
+        self._drop_stale()
+        return self._heap[0].due if self._heap else None
+
+    def _drop_stale(self) -> None:
+        while self._heap and (self._heap[0].key in self._done or
+                              self._heap[0].seq != self._current.get(
+                                  (self._heap[0].ticket_id, self._heap[0].metric))):
+            heapq.heappop(self._heap)
+
+    # -- recording --------------------------------------------------------------------
+
+    def fire_due(self) -> int:
+        """Record every alarm due by now; returns how many events were recorded."""
+        recorded = 0
+        while True:
+            now, due = self.clock(), []
+            self._drop_stale()
+            while self._heap and self._heap[0].due <= now and len(due) < self.batch_size:
+                alarm = heapq.heappop(self._heap)
+                if alarm.key not in self._done and alarm.seq == self._current.get(
+                        (alarm.ticket_id, alarm.metric)):
+                    due.append(alarm)
+                    self._done.add(alarm.key)  # also stops a duplicate inside this batch
+                self._drop_stale()
+            if not due:
+                return recorded
+            recorded += self._record(due)
+
+    def _record(self, alarms: list[Alarm]) -> int:
+        """Record a batch in one transaction; a conflicting write falls back to one by one."""
+        matrix = self.desk.matrix
+        incidents, fired = {}, []
+        for alarm in alarms:
+            try:
+                incident = incidents.get(alarm.ticket_id) or self.desk.get_incident(
+                    UUID(alarm.ticket_id))
+                alarm.command().run(incident, self._ctx(alarm), matrix)
+            except DomainError as refused:  # already recorded, or the clock no longer runs
+                log.debug("SLA alarm %s refused: %s", alarm.key, refused)
+                # Not done for good: a reopened ticket's clock brings the alarm back in a
+                # newer row; a duplicate is refused again by the incident.
+                self._done.discard(alarm.key)
+                continue
+            incidents[alarm.ticket_id] = incident
+            fired.append(alarm)
+        if not incidents:
+            return 0
+        try:
+            self.desk.save(*incidents.values())
+        except IntegrityError:  # an agent wrote to one of them meanwhile
+            fired = [a for a in fired if self._record_one(a)]
+            self._done.difference_update(a.key for a in alarms if a not in fired)
+        done = self.clock()
+        self.lateness.extend(done - a.due for a in fired)
+        self.recorded += len(fired)
+        return len(fired)
+
+    def _record_one(self, alarm: Alarm) -> bool:
+        try:
+            self.desk.execute(UUID(alarm.ticket_id), alarm.command(), self._ctx(alarm))
+            return True
+        except DomainError:
+            return False
+
+    @staticmethod
+    def _ctx(alarm: Alarm) -> Context:
+        threshold = "" if alarm.threshold is None else f":{alarm.threshold}"
+        return Context(by=SCHEDULER, causation_id=f"sla:{alarm.ticket_id}:{alarm.metric}:"
+                                                  f"{alarm.kind}{threshold}")
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or self._stop
+        next_poll = 0.0
+        while not stop.is_set():
+            try:
+                now = self.clock()
+                if now >= next_poll:
+                    self.refresh()
+                    next_poll = now + self.poll_interval
+                self.fire_due()
+                due = self.next_due()
+                wake = next_poll if due is None else min(next_poll, due)
+                stop.wait(max(0.0, min(wake - self.clock(), self.poll_interval)))
+            except Exception:  # a scheduler must outlive a bad moment; nothing is lost
+                log.exception("SLA scheduler step failed; retrying")
+                self.last_seq = None  # rebuild the queue from the read model
+                stop.wait(1.0)
+
+    def start(self) -> SlaScheduler:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, daemon=True, name="sla-scheduler")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
