@@ -19,8 +19,10 @@ from projections.envelope import Envelope
 log = logging.getLogger(__name__)
 
 
-def group_id(projection: str) -> str:
-    return f"itsm.projection.{projection}"
+def group_id(topic: str, projection: str) -> str:
+    """One group per read model and topic: deployments (and tests) on one cluster that use
+    different topics never share a group."""
+    return f"{topic}.projection.{projection}"
 
 
 class _SeekToStored(ConsumerRebalanceListener):
@@ -44,10 +46,13 @@ class ProjectionWorker:
         self.topic, self.runner, self.dead_letters = topic, runner, dead_letters
         self.expected: dict[int, int] = {}
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group_id(runner.projection.name),
+            bootstrap_servers=bootstrap, group_id=group_id(topic, runner.projection.name),
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=max_records,
             client_id=f"itsm-worker-{runner.projection.name}", session_timeout_ms=10000,
             group_instance_id=f"{worker_id}.{runner.projection.name}" if worker_id else None)
+        # Know the topic's partitions before joining: a leader without them assigns nothing,
+        # and a static member that rejoins is handed that empty assignment again.
+        self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe([topic], listener=_SeekToStored(self))
 
     def seek(self, tp: TopicPartition, position: int) -> None:

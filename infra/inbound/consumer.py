@@ -37,6 +37,7 @@ class InboundConsumer:
             auto_offset_reset="earliest", max_poll_records=max_records,
             client_id="itsm-inbound", session_timeout_ms=10000,
             group_instance_id=f"{worker_id}.inbound" if worker_id else None)
+        self.consumer.partitions_for_topic(topic)  # a leader without metadata assigns nothing
         self.consumer.subscribe([topic])
         self.applied = self.rejected = 0
         self.busy_seconds = 0.0

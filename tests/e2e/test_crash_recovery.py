@@ -21,6 +21,7 @@ from infra.sql import connect
 from infra.topics import ensure_topics
 from projections import incidents, timeline
 from projections.base import ProjectionRunner
+from tests.counting import incident_events
 from tests.waiting import wait_until
 
 COMMANDS = 2000
@@ -94,7 +95,7 @@ def test_killed_relay_and_worker_lose_nothing_and_apply_nothing_twice(
             relay.kill(), worker.kill()
             relay.start(), worker.start()
         writer.join(timeout=300)
-        stored = container.desk.stored_events()
+        stored = incident_events(container.desk)
         assert stored == COMMANDS
 
         def caught_up():

@@ -89,4 +89,4 @@ def test_a_command_over_http_reaches_the_read_models_through_kafka(stack):
     assert {"field": "state", "before": "in_progress", "after": "resolved"} in \
         timeline[3]["changes"]
     metrics = stack.get("/metrics").text
-    assert "itsm_events_stored 4.0" in metrics
+    assert "itsm_events_stored 5.0" in metrics  # four incident events and the default policy
