@@ -119,11 +119,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds of load first, not measured (a fresh store and cold caches)")
     args = parser.parse_args()
     raw = raw_save_rate(args.seconds)
     print(f"{'raw eventsourcing save':<22} {raw:8.0f} saves/s (one event per save, SQLite)")
     server, base, key = start_server(Path(tempfile.mkdtemp(prefix="http-")))
     try:
+        asyncio.run(http_load(base, key, args.clients, args.warmup, None))
         top, latencies, errors = asyncio.run(http_load(base, key, args.clients, args.seconds, None))
         report(f"HTTP max, {args.clients} clients", top, latencies, errors)
         half, latencies, errors = asyncio.run(
