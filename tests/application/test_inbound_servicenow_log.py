@@ -7,15 +7,14 @@ import gzip
 import os
 from collections import defaultdict
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from infra.inbound import cloudevent
 from infra.inbound.apply import InboundProcessor
 from projections import incidents as incidents_rm
+from tests.data_files import servicenow_log
 
-LOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "incident_event_log.csv.gz"
 SOURCE = "servicenow://uci-498"
 ROWS = int(os.environ.get("ITSM_INBOUND_LOG_ROWS", "6000"))  # 0 = the whole log
 STATES = {"New": ("new", None), "Active": ("in_progress", None),
@@ -61,7 +60,7 @@ def to_snapshot(row: dict) -> dict | None:
 
 def snapshots(limit: int) -> list[dict]:
     out = []
-    with gzip.open(LOG, "rt", newline="") as handle:
+    with gzip.open(servicenow_log(), "rt", newline="") as handle:
         for n, row in enumerate(csv.DictReader(handle)):
             if limit and n >= limit:
                 break
@@ -99,7 +98,6 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
-@pytest.mark.skipif(not LOG.exists(), reason="the shared ServiceNow log is not there")
 def test_the_servicenow_log_maps_exactly_by_the_rules(container):
     data = snapshots(ROWS)
     processor = InboundProcessor(container.desk)

@@ -30,14 +30,13 @@ from pathlib import Path
 import pytest
 
 from bench.servicenow_replay import replay
+from tests.data_files import servicenow_log
 
-LOG = Path(__file__).parents[3] / "shared/data/incident_event_log.csv.gz"
 STATES = {"New": "new", "Active": "in_progress", "Awaiting User Info": "on_hold",
           "Awaiting Vendor": "on_hold", "Awaiting Problem": "on_hold",
           "Awaiting Evidence": "on_hold", "Resolved": "resolved", "Closed": "closed"}
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not LOG.exists(), reason=f"no {LOG}")]
+pytestmark = pytest.mark.slow
 
 
 def _time(text: str) -> datetime:
@@ -97,9 +96,10 @@ def test_the_real_log_through_kafka_agrees_with_the_raw_csv(kafka_bootstrap, kaf
                                                             tmp_path):
     limit = int(os.environ["ITSM_E2E_LOG_LIMIT"]) if os.environ.get("ITSM_E2E_LOG_LIMIT") \
         else None
-    expected = expected_from_csv(LOG, limit)
+    log = servicenow_log()
+    expected = expected_from_csv(log, limit)
     started = time.perf_counter()
-    result, container = replay(LOG, kafka_bootstrap, tmp_path, partitions=3, limit=limit,
+    result, container = replay(log, kafka_bootstrap, tmp_path, partitions=3, limit=limit,
                                projections=["kpis"], prefix=kafka_topic_prefix,
                                show_progress=False)
     try:
