@@ -6,7 +6,9 @@ COPY domain domain
 COPY projections projections
 COPY api api
 COPY infra infra
-RUN pip install --no-cache-dir .
+# The inbound JSON Schemas are read from the source tree, so it is installed in place.
+COPY schemas schemas
+RUN pip install --no-cache-dir -e .
 ENV ITSM_HOST=0.0.0.0 ITSM_DATA_DIR=/var/lib/itsm
 ENTRYPOINT ["itsm"]
 CMD ["serve"]
