@@ -48,7 +48,10 @@ class ProjectionWorker:
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id(topic, runner.projection.name),
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=max_records,
-            client_id=f"itsm-worker-{runner.projection.name}", session_timeout_ms=10000,
+            # The default session timeout (45 s) on purpose: a busy worker's heartbeats can
+            # lag, and a shorter one evicts it again and again. Restarts are fast anyway: a
+            # static member (worker_id) takes its partitions back without a rebalance.
+            client_id=f"itsm-worker-{runner.projection.name}",
             group_instance_id=f"{worker_id}.{runner.projection.name}" if worker_id else None)
         # Know the topic's partitions before joining: a leader without them assigns nothing,
         # and a static member that rejoins is handed that empty assignment again.

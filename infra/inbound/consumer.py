@@ -35,7 +35,7 @@ class InboundConsumer:
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=max_records,
-            client_id="itsm-inbound", session_timeout_ms=10000,
+            client_id="itsm-inbound",
             group_instance_id=f"{worker_id}.inbound" if worker_id else None)
         self.consumer.partitions_for_topic(topic)  # a leader without metadata assigns nothing
         self.consumer.subscribe([topic])
