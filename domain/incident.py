@@ -5,6 +5,8 @@ from datetime import datetime
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.base import StampedEvent
+
 from domain.values import (
     OPEN_STATES, TIERS, Actor, Channel, EscalationKind, HoldReason, IllegalTransition,
     InvalidValue, PriorityMatrix, State, check_level, parse_choice,
@@ -14,15 +16,8 @@ from domain.values import (
 class Incident(Aggregate):
     """Each command records who acted (`by`) and what caused it (`causation_id`)."""
 
-    class Event(Aggregate.Event):
-        class_version = 1
-
-        def mutate(self, aggregate):
-            # The library stamps modified_on after the mutator runs; stamping it first lets
-            # mutators record this event's own time (acknowledged_at, resolved_at, ...).
-            if aggregate is not None:
-                aggregate.modified_on = self.timestamp
-            return super().mutate(aggregate)
+    class Event(StampedEvent):
+        pass
 
     class Logged(Aggregate.Created):
         # v2 added the channel (v1 incidents were all logged by phone); v3 added, for incidents

@@ -30,6 +30,7 @@ import json
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.base import StampedEvent
 from domain.calendar import BusinessCalendar
 from domain.values import Actor, HoldReason, IllegalTransition, InvalidValue
 
@@ -47,13 +48,8 @@ _KEYS = {"name", "description", "rank", "active", "conditions", "targets", "ola"
 class SlaPolicy(Aggregate):
     """Each edit is a new version; `version` is the aggregate version (1 = as created)."""
 
-    class Event(Aggregate.Event):
-        class_version = 1
-
-        def mutate(self, aggregate):  # as Incident: mutators see this event's own time
-            if aggregate is not None:
-                aggregate.modified_on = self.timestamp
-            return super().mutate(aggregate)
+    class Event(StampedEvent):
+        pass
 
     class Created(Aggregate.Created):
         class_version = 1
