@@ -4,7 +4,8 @@ One `SourceTicket` per (source, ref): its id is derived from both, so every cons
 every API instance finds the same one. It links the external reference to our incident and
 keeps the previous snapshot that the next one is compared with. It is saved in the same
 transaction as the incident events that snapshot produced, so the link, the previous
-snapshot and the incident can never disagree.
+snapshot and the incident can never disagree. Each of its events names the message that
+caused it, which makes it the ticket's receipt too: a message it has seen is a duplicate.
 """
 from __future__ import annotations
 
@@ -46,17 +47,24 @@ class SourceTicket(Aggregate):
         self.source, self.ref, self.incident_id = source, ref, incident_id
         self.mod_count, self.snapshot = mod_count, snapshot
         self.last_event_id = event_id
+        self.event_ids = {event_id}  # every message of this ticket seen: its idempotency
         self.applied = 1
         self.stale = 0
+
+    def has_seen(self, event_id: str) -> bool:
+        """Whether the message (by its CloudEvent id) was applied or ignored already."""
+        return event_id in self.event_ids
 
     @event("SnapshotApplied")
     def applied_snapshot(self, mod_count: int, snapshot: dict[str, Any], event_id: str,
                          at: datetime | None = None) -> None:
         """A newer snapshot was applied; it is what the next one is compared with."""
         self.mod_count, self.snapshot, self.last_event_id = mod_count, snapshot, event_id
+        self.event_ids.add(event_id)
         self.applied += 1
 
     @event("StaleSnapshotIgnored")
     def ignored_stale(self, mod_count: int, event_id: str, at: datetime | None = None) -> None:
         """A snapshot not newer than the last applied one arrived; it changed nothing."""
+        self.event_ids.add(event_id)
         self.stale += 1

@@ -1,21 +1,32 @@
 """Stored event -> published envelope, shared by the Kafka relay and the in-process feed."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 
 from projections.envelope import Envelope
 
 _EVENT_IDS = UUID("6f1d3a52-4c61-4b7e-9a3e-2b8f0c7d9e11")
+_NAMESPACE = _EVENT_IDS.bytes
 _BOOKKEEPING = {"originator_id", "originator_version", "timestamp", "by", "causation_id",
                 "originator_topic", "at"}
 
 
 def event_id(aggregate_id: Any, version: int) -> str:
-    """Stable across republishing, so a duplicate is recognisable by id too."""
-    return str(uuid5(_EVENT_IDS, f"{aggregate_id}/{version}"))
+    """Stable across republishing, so a duplicate is recognisable by id too.
+
+    It is `str(uuid5(_EVENT_IDS, f"{aggregate_id}/{version}"))`, spelled out: the relay
+    computes one per event, and the `UUID` object in between cost a tenth of its time.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE + f"{aggregate_id}/{version}".encode())
+                       .digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def to_envelope(mapper: Mapper, notification: Notification) -> Envelope:

@@ -25,6 +25,14 @@ def group_id(topic: str, projection: str) -> str:
     return f"{topic}.projection.{projection}"
 
 
+def _event_type(record) -> str:
+    """The relay's `event_type` header, or "" (decode and let the projection decide)."""
+    for key, value in record.headers or ():
+        if key == "event_type":
+            return value.decode(errors="replace")
+    return ""
+
+
 class _SeekToStored(ConsumerRebalanceListener):
     def __init__(self, worker: ProjectionWorker) -> None:
         self.worker = worker
@@ -71,7 +79,9 @@ class ProjectionWorker:
 
     def _apply(self, tp: TopicPartition, records) -> int:
         expected = self.expected.get(tp.partition, records[0].offset)
-        batch = [(r.offset, event) for r in records if (event := self._decode(r)) is not None]
+        wants = self.runner.projection.wants
+        batch = [(r.offset, event) for r in records
+                 if wants(_event_type(r)) and (event := self._decode(r)) is not None]
         end = records[-1].offset + 1
         reached = self.runner.apply_batch(self.topic, tp.partition, expected, batch, end=end)
         if reached != end:

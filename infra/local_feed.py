@@ -26,17 +26,22 @@ class NotificationFeed:
         self._thread: threading.Thread | None = None
 
     def step(self) -> int:
-        """Apply one batch to every projection; returns how many events were applied."""
-        applied = 0
+        """Feed one batch to every projection; returns how many notifications it consumed."""
+        consumed = 0
         for runner in self.runners:
             # Read the stored position every time: a rebuild may have reset it meanwhile.
             expected = runner.position(SOURCE, 0)
             notifications = self.recorder.select_notifications(
                 start=max(expected, 1), limit=self.batch_size)
-            records = [(n.id, published(to_envelope(self.mapper, n))) for n in notifications]
-            reached = runner.apply_batch(SOURCE, 0, expected, records) if records else expected
-            applied += len(records) if reached != expected else 0
-        return applied
+            if not notifications:
+                continue
+            wants = runner.projection.wants
+            records = [(n.id, published(to_envelope(self.mapper, n))) for n in notifications
+                       if wants(n.topic.partition(":")[2])]
+            end = notifications[-1].id + 1  # past the events that were not its own, too
+            if runner.apply_batch(SOURCE, 0, expected, records, end=end) != expected:
+                consumed += len(notifications)
+        return consumed
 
     def catch_up(self) -> None:
         """Return once every projection has applied every event stored so far."""

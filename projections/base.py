@@ -30,6 +30,16 @@ class Projection(ABC):
     tables: ClassVar[tuple[str, ...]]
     # Bump when the tables change shape: setup then drops them and the feed replays from 0.
     schema_version: ClassVar[int] = 1
+    # The aggregates whose events it folds ("Incident", ...); None: all of them. Feeds
+    # skip the others before decoding them: most of a busy feed is often somebody else's.
+    aggregate_types: ClassVar[frozenset[str] | None] = None
+
+    @classmethod
+    def wants(cls, event_type: str) -> bool:
+        """Whether events of this type ("Incident.Assigned") can change the read model;
+        an unknown type ("") may."""
+        return cls.aggregate_types is None or not event_type or \
+            event_type.partition(".")[0] in cls.aggregate_types
 
     @abstractmethod
     def ddl(self) -> Sequence[str]:

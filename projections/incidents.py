@@ -22,6 +22,7 @@ FILTERS = ("state", "priority", "assignment_group", "assignee", "number", "exter
 class IncidentsProjection(Projection):
     name = "incidents"
     tables = ("rm_incidents",)
+    aggregate_types = frozenset({"Incident"})
 
     def ddl(self) -> list[str]:
         text = {c: "TEXT" for c in COLUMNS}

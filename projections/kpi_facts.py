@@ -157,6 +157,7 @@ def fold(fact: Fact | None, event: Envelope, intervals: dict) -> Fact | None:
 class KpiProjection(Projection):
     name = "kpis"
     tables = ("kpi_facts", "kpi_intervals", "kpi_source_links")
+    aggregate_types = frozenset({"Incident", "SourceTicket"})
     schema_version = 1
 
     def ddl(self) -> list[str]:

@@ -98,6 +98,7 @@ class PolicyBook:
 class SlaClocksProjection(Projection):
     name = "sla_clocks"
     tables = ("sla_clocks", "sla_tickets", "sla_policy_versions", "sla_meta")
+    aggregate_types = frozenset({"SlaPolicy", "Incident"})
     schema_version = 1
 
     _current_book: PolicyBook

@@ -15,6 +15,7 @@ from projections.incident_state import changes, fold, iso
 class TimelineProjection(Projection):
     name = "timeline"
     tables = ("rm_timeline", "rm_timeline_heads")
+    aggregate_types = frozenset({"Incident"})
 
     def ddl(self) -> list[str]:
         return [

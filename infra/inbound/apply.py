@@ -8,13 +8,14 @@ A batch is applied in as few transactions as possible:
 2. messages are grouped into lanes by what they touch (one ticket: source + ref; one alert
    fingerprint: service + check) and each lane is applied in arrival order to aggregates
    loaded once per batch (the repository cache fast-forwards them);
-3. every touched aggregate and one `InboundReceipt` per applied message are saved in ONE
-   `desk.save(...)`, i.e. one transaction.
+3. every touched aggregate, and one `InboundReceipt` per applied alert, are saved in ONE
+   `desk.save(...)`, i.e. one transaction. (A snapshot needs no receipt: its ticket's
+   `SourceTicket` records every message it saw.)
 
 A message that breaks a business rule is rejected alone: its lane is reloaded and the lane's
 earlier messages re-applied, then the lane goes on. If the batch's save fails on a version
-(a duplicate delivery: its receipt already exists; or another writer changed an incident
-meanwhile), the batch falls back to one transaction per message, each retried on fresh
+(a duplicate delivery: its receipt or ticket already moved on; or another writer changed
+an incident meanwhile), the batch falls back to one transaction per message, each retried on fresh
 state until it is applied, found to be a duplicate, or rejected.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from eventsourcing.persistence import IntegrityError
 from prometheus_client import CollectorRegistry, Counter
 
 from domain.inbound_receipt import InboundReceipt, receipt_id
+from domain.source_ticket import source_ticket_id
 from domain.values import DomainError, IllegalTransition, PriorityMatrix
 from infra.desk import ServiceDesk
 from infra.inbound.alerts import AlertHandler, fingerprint
@@ -224,20 +226,28 @@ class InboundProcessor:
                 time.sleep(random.uniform(0, 0.005))  # another writer won; try on fresh state
 
     def _received(self, event: CloudEvent) -> bool:
+        if event.type == "incident.snapshot":  # the ticket is the receipt of its snapshots
+            try:
+                ticket = self.desk.repository.get(
+                    source_ticket_id(event.source, event.data["ref"]))
+            except AggregateNotFoundError:
+                return False
+            return ticket.has_seen(event.id)
         return bool(self.desk.recorder.select_events(receipt_id(event.source, event.id),
                                                      limit=1))
 
     def _handle(self, work: _Work, event: CloudEvent) -> Outcome:
-        ticket = None
         if event.type == "incident.snapshot":
             effect, incident, ticket = self.snapshots.handle(work, event)
-        elif event.type == "alert.fired":
+            incident_id = ticket.incident_id if ticket is not None else None
+            if effect == "duplicate":
+                return self._outcome(event, "duplicate", incident_id=incident_id)
+            return self._outcome(event, "applied", effect=effect, incident_id=incident_id)
+        if event.type == "alert.fired":
             effect, incident = self.alerts.fired(work, event)
         else:
             effect, incident = self.alerts.resolved(work, event)
         incident_id = str(incident.id) if incident is not None else None
-        if effect == "stale":
-            incident_id = ticket.incident_id
         work.receipts.append(InboundReceipt(
             source=event.source, event_id=event.id, type=event.type, subject=event.subject,
             outcome=effect, incident_id=incident_id))

@@ -5,8 +5,8 @@ so one ticket's messages stay in one partition, in order. Each poll is one batch
 `InboundProcessor` (the same code path as POST /v1/inbound). A message it rejects goes to
 `<topic>.dlq` with its original key and bytes and a `reason` header; offsets are committed
 only after the batch was applied and every dead letter acknowledged, so nothing is lost. A
-redelivery after a crash is harmless: every message's receipt is saved with its effects, so
-a second delivery is a duplicate.
+redelivery after a crash is harmless: every message is recorded with its effects (an
+alert's receipt, a snapshot's ticket), so a second delivery is a duplicate.
 """
 from __future__ import annotations
 

@@ -238,13 +238,16 @@ class SnapshotHandler:
         self.matrix, self.source_tz = matrix, source_tz
 
     def handle(self, work: Any, event: CloudEvent) -> tuple[str, Incident | None, Any]:
-        """Returns (what happened, the incident, the ticket)."""
+        """Returns (what happened: opened | applied | stale | duplicate, the incident, the
+        ticket)."""
         from uuid import UUID
 
         from domain.source_ticket import SourceTicket, source_ticket_id
 
         data = event.data
         ticket = work.get(source_ticket_id(event.source, data["ref"]))
+        if ticket is not None and ticket.has_seen(event.id):
+            return "duplicate", None, ticket
         at = parse_time(data["updated_at"], self.source_tz)
         if ticket is not None and data["mod_count"] <= ticket.mod_count:
             # Not newer than what was applied: ignored, and counted on the ticket.

@@ -37,7 +37,7 @@ def stored(desk) -> int:
     return desk.stored_events()
 
 
-def test_a_batch_is_applied_in_one_transaction_with_its_receipts(processor, desk):
+def test_a_batch_of_snapshots_is_applied_in_one_transaction(processor, desk):
     calls = []
     real_save = desk.save
     desk.save = lambda *aggs: calls.append(len(aggs)) or real_save(*aggs)
@@ -46,7 +46,7 @@ def test_a_batch_is_applied_in_one_transaction_with_its_receipts(processor, desk
     outcomes = processor.process_batch(batch)
     assert [o.status for o in outcomes] == ["applied"] * 9
     assert [o.effect for o in outcomes[:3]] == ["opened", "applied", "applied"]
-    assert len(calls) == 1 and calls[0] == 3 * 2 + 9  # incidents + tickets + receipts
+    assert len(calls) == 1 and calls[0] == 3 * 2  # incidents + their source tickets
 
 
 def test_the_same_message_twice_is_applied_once(processor, desk):
@@ -61,6 +61,18 @@ def test_the_same_message_twice_is_applied_once(processor, desk):
     assert [o.status for o in outcomes] == ["applied", "duplicate", "duplicate", "applied"]
     incident = desk.get_incident(UUID(first.incident_id))
     assert incident.state == "resolved"
+
+
+def test_a_stale_snapshot_delivered_again_is_a_duplicate_and_records_nothing(processor, desk):
+    processor.process_batch([msg(snap(0)), msg(snap(2, "in_progress"))])
+    late = msg(snap(1, "in_progress"))
+    assert processor.process(late).effect == "stale"
+    before = stored(desk)
+    again = processor.process(late)
+    assert (again.status, again.effect) == ("duplicate", None)
+    assert stored(desk) == before
+    ticket = desk.repository.get(source_ticket_id(SOURCE, "INC0000045"))
+    assert (ticket.applied, ticket.stale) == (2, 1)
 
 
 def test_a_rejected_message_leaves_its_lane_and_the_batch_intact(processor, desk, monkeypatch):
