@@ -3,17 +3,19 @@
     .venv/bin/python bench/servicenow_replay.py [PATH] [--bootstrap HOST:PORT] [--limit N]
         [--partitions 6] [--projection NAME ...] [--keep]
 
-Pipeline, all running at once as in production (threads of this process):
-CSV -> importer -> itsm.inbound -> inbound consumer (mapper -> event store) -> relay ->
-itsm.events -> one projection worker per read model. Starts its own Kafka broker unless
-`--bootstrap` is given. Prints rows/s end to end and, per stage, when it finished and how
-long it was busy (time inside its own work, excluding polls that returned nothing).
+The pipeline runs as it does in production, each stage its own process (the `itsm`
+commands), all at once: this process imports the CSV into itsm.inbound; `itsm inbound`
+maps it into the event store; `itsm relay` publishes the store to itsm.events; one
+`itsm worker --projection NAME` per read model. Starts its own Kafka broker unless
+`--bootstrap` is given. Prints rows/s end to end and, per stage, when it finished and the
+CPU seconds its process used.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,13 +26,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_LOG = ROOT.parent / "shared" / "data" / "incident_event_log.csv.gz"
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
 class Stage:
     name: str
     items: int = 0
-    busy: float = 0.0
+    cpu: float = 0.0  # CPU seconds of its process (user + system)
     finished: float | None = None  # seconds since the start of the import
 
 
@@ -51,40 +54,70 @@ class ReplayResult:
         lines = [f"{self.rows:,} rows ({self.produced:,} snapshots, skipped {self.skipped})"
                  f" -> {self.stored_events:,} stored events;"
                  f" end to end {self.seconds:.1f} s = {self.rate:,.0f} rows/s",
-                 f"{'stage':<24}{'items':>10}{'busy s':>9}{'items/busy s':>14}{'done at s':>11}"]
+                 f"{'stage':<24}{'items':>10}{'CPU s':>9}{'items/CPU s':>13}{'done at s':>11}"]
         for s in self.stages:
-            rate = f"{s.items / s.busy:,.0f}" if s.busy else "-"
+            rate = f"{s.items / s.cpu:,.0f}" if s.cpu else "-"
             done = f"{s.finished:.1f}" if s.finished is not None else "-"
-            lines.append(f"{s.name:<24}{s.items:>10,}{s.busy:>9.1f}{rate:>14}{done:>11}")
+            lines.append(f"{s.name:<24}{s.items:>10,}{s.cpu:>9.1f}{rate:>13}{done:>11}")
         return "\n".join(lines)
 
 
-def _timed(obj, method: str, stage: Stage, count=lambda result: result or 0) -> None:
-    """Wrap obj.method to add its wall time (when it did something) to stage.busy."""
-    original = getattr(obj, method)
+class _Process:
+    """One `itsm` command running as a child process, its output in a log file."""
 
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        result = original(*args, **kwargs)
-        done = count(result)
-        if done:
-            stage.busy += time.perf_counter() - started
-            stage.items += done
-        return result
+    def __init__(self, stage: Stage, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.stage, self.log = stage, log
+        with open(log, "wb") as out:
+            self.popen = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], env=env,
+                                          cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
-    setattr(obj, method, wrapper)
+    def sample_cpu(self) -> None:
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rpartition(")")[2].split()
+            self.stage.cpu = (int(fields[11]) + int(fields[12])) / _TICKS
+        except (OSError, IndexError, ValueError):
+            pass
+
+    def check(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(f"{self.stage.name} exited with {self.popen.returncode}:\n"
+                               + self.tail())
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
 
 
-def _end_offsets(bootstrap: str, topic: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
+class _Offsets:
+    """Sums over a topic's partitions: end offsets, or a group's committed offsets."""
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return sum(ends.values())
-    finally:
-        consumer.close()
+    def __init__(self, bootstrap: str) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        self.admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+
+    def end(self, topic: str) -> int:
+        from kafka import TopicPartition
+
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        return sum(self.consumer.end_offsets(
+            [TopicPartition(topic, p) for p in partitions]).values())
+
+    def committed(self, group: str, topic: str) -> int:
+        offsets = self.admin.list_group_offsets(group).get(group, {})
+        return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
+
+    def close(self) -> None:
+        self.admin.close()
+        self.consumer.close()
 
 
 def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6,
@@ -94,78 +127,75 @@ def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6
     """Run the whole pipeline on `path`; returns (ReplayResult, container) once every read
     model has applied every event (the caller closes the container)."""
     from infra.bootstrap import bootstrap as build, default_projections
-    from infra.inbound.consumer import consumer_for, dead_letter_topic
-    from infra.kafka_worker import ProjectionWorker
-    from infra.relay import Relay, RelayPosition, make_producer
+    from infra.inbound.consumer import dead_letter_topic, group_for
+    from infra.relay import RelayPosition
     from infra.servicenow_import import import_servicenow
     from infra.settings import Settings
     from infra.topics import ensure_topics
 
     prefix = prefix or f"replay{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "ITSM_DATA_DIR": str(data_dir), "ITSM_KAFKA_BOOTSTRAP": bootstrap,
+           "ITSM_KAFKA_PARTITIONS": str(partitions), "ITSM_EVENTS_TOPIC": f"{prefix}.events",
+           "ITSM_INBOUND_TOPIC": f"{prefix}.inbound", "ITSM_INBOUND_SOURCE_TIMEZONE": "UTC",
+           "PYTHONPATH": str(ROOT)}
     settings = Settings(data_dir=data_dir, kafka_bootstrap=bootstrap, kafka_partitions=partitions,
-                        events_topic=f"{prefix}.events", inbound_topic=f"{prefix}.inbound",
-                        inbound_source_timezone="UTC")
+                        events_topic=env["ITSM_EVENTS_TOPIC"],
+                        inbound_topic=env["ITSM_INBOUND_TOPIC"], inbound_source_timezone="UTC")
     chosen = [p for p in default_projections() if not projections or p.name in projections]
-    container = build(settings, projections=chosen)
+    container = build(settings, projections=chosen)  # creates every table before the children
     events, inbound = settings.events_topic, settings.inbound_topic
     ensure_topics(bootstrap, [inbound, dead_letter_topic(inbound), events, f"{events}.dlq"],
                   partitions)
-    stop = threading.Event()
-    dead_letters = make_producer(bootstrap)
-    consumer = consumer_for(container, dead_letters)
-    consumer_stage = Stage("inbound consumer")
-    _timed(consumer, "step", consumer_stage)
-    relay = Relay(container.desk, RelayPosition(container.store_db, events),
-                  make_producer(bootstrap), settings.relay_batch_size * 4)
-    relay_stage = Stage("relay")
-    _timed(relay, "step", relay_stage)
-    workers, worker_stages = [], []
-    for runner in container.runners:
-        stage = Stage(f"projection {runner.projection.name}")
-        _timed(runner, "apply_batch", stage,
-               count=lambda result, r=runner: 1)  # busy time only; items from positions
-        workers.append(ProjectionWorker(bootstrap, events, runner, dead_letters,
-                                        max_records=2000))
-        worker_stages.append(stage)
-    threads = [threading.Thread(target=consumer.run, args=(stop,), name="inbound"),
-               threading.Thread(target=relay.run, args=(stop, 0.02), name="relay"),
-               *(threading.Thread(target=w.run, args=(stop,), name=f"worker-{i}")
-                 for i, w in enumerate(workers))]
-    for thread in threads:
-        thread.start()
-    started = time.perf_counter()
-    import_stage = Stage("import (CSV -> Kafka)")
+    relay_position = RelayPosition(container.store_db, events)
+    consumer_stage, relay_stage = Stage("inbound consumer"), Stage("relay")
+    worker_stages = [Stage(f"projection {r.projection.name}") for r in container.runners]
+    children: list[_Process] = []
+    offsets = _Offsets(bootstrap)
     try:
+        children.append(_Process(consumer_stage, ["inbound"], env, data_dir / "inbound.log"))
+        children.append(_Process(relay_stage, ["relay"], env, data_dir / "relay.log"))
+        for runner, stage in zip(container.runners, worker_stages):
+            name = runner.projection.name
+            children.append(_Process(stage, ["worker", "--projection", name], env,
+                                     data_dir / f"worker-{name}.log"))
+        started = time.perf_counter()
+        import_stage = Stage("import (CSV -> Kafka)")
         stats = import_servicenow(path, bootstrap, topic=inbound, limit=limit,
                                   show_progress=show_progress, source_timezone=source_timezone)
-        import_stage.items, import_stage.busy = stats.produced, stats.seconds
+        import_stage.items, import_stage.cpu = stats.produced, stats.seconds
         import_stage.finished = time.perf_counter() - started
         deadline = started + timeout
 
         def wait(probe, what):
             while not probe():
+                for child in children:
+                    child.check()
                 if time.perf_counter() > deadline:
-                    raise TimeoutError(f"timed out waiting for {what}")
-                time.sleep(0.05)
+                    raise TimeoutError(f"timed out waiting for {what}; its last lines:\n"
+                                       + "\n".join(c.tail(10) for c in children))
+                time.sleep(0.1)
             return time.perf_counter() - started
 
+        consumer_stage.items = stats.produced
         consumer_stage.finished = wait(
-            lambda: consumer.applied + consumer.rejected >= stats.produced, "the inbound consumer")
+            lambda: offsets.committed(group_for(inbound), inbound) >= stats.produced,
+            "the inbound consumer")
         stored = container.desk.stored_events()
-        relay_stage.finished = wait(lambda: relay.published >= stored, "the relay")
-        published = _end_offsets(bootstrap, events)
+        relay_stage.items = stored
+        relay_stage.finished = wait(lambda: relay_position.get() > stored, "the relay")
+        published = offsets.end(events)
         for runner, stage in zip(container.runners, worker_stages):
             stage.finished = wait(lambda r=runner: sum(r.positions(events).values()) >= published,
                                   f"projection {runner.projection.name}")
             stage.items = published
         seconds = max(s.finished for s in worker_stages) if worker_stages else \
             relay_stage.finished
+        for child in children:
+            child.sample_cpu()
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-        dead_letters.close()
-        relay.producer.close()
+        for child in children:
+            child.stop()
+        offsets.close()
     result = ReplayResult(stats.rows, stats.produced, dict(stats.skipped), seconds,
                           [import_stage, consumer_stage, relay_stage, *worker_stages], stored)
     return result, container

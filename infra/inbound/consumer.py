@@ -27,6 +27,12 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+def group_for(topic: str) -> str:
+    """The consumer group of a topic's `itsm inbound` members: the topic's own name, so that
+    deployments (and tests) that share a cluster but not a topic never share a group."""
+    return topic
+
+
 class InboundConsumer:
     def __init__(self, bootstrap: str, topic: str, processor: InboundProcessor,
                  dead_letters: KafkaProducer, max_records: int = 1000,
@@ -105,7 +111,10 @@ def consumer_for(container, dead_letters: KafkaProducer, **options) -> InboundCo
     return InboundConsumer(settings.kafka_bootstrap, settings.inbound_topic,
                            processor_for(container), dead_letters,
                            max_records=options.pop("max_records", settings.inbound_batch_size),
-                           worker_id=options.pop("worker_id", settings.worker_id), **options)
+                           worker_id=options.pop("worker_id", settings.worker_id),
+                           group_id=options.pop("group_id", group_for(settings.inbound_topic)),
+                           **options)
 
 
-__all__ = ["InboundConsumer", "consumer_for", "dead_letter_topic", "GROUP", "TopicPartition"]
+__all__ = ["InboundConsumer", "consumer_for", "dead_letter_topic", "group_for", "GROUP",
+           "TopicPartition"]
