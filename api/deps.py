@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from infra.bootstrap import Container
 from infra.desk import ServiceDesk
@@ -38,10 +39,12 @@ DeskDep = Annotated[ServiceDesk, Depends(get_desk)]
 ReadDbDep = Annotated[Database, Depends(get_read_db)]
 
 
-def get_principal(container: ContainerDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-                  ) -> Principal:
-    principal = container.keys.authenticate(credentials.credentials) if credentials else None
+async def get_principal(container: ContainerDep, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    principal = None
+    if credentials:  # a known key is in memory; only a lookup goes to a worker thread
+        principal = container.keys.cached(credentials.credentials) or \
+            await run_in_threadpool(container.keys.authenticate, credentials.credentials)
     if principal is None:
         reason = "is unknown or revoked" if credentials else "is missing"
         raise HTTPException(401, f"The API key {reason}; send Authorization: Bearer <key>.",

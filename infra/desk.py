@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Transcoder
 
 from domain.commands import Context, IncidentCommand, LogIncident
 from domain.incident import Incident
 from domain.values import DomainError, PriorityMatrix
+from infra.group_commit import GroupCommit, Item
 from infra.numbering import Numbering
 from infra.transcoder import OrjsonTranscoder
 
@@ -36,14 +38,30 @@ class ServiceDesk(Application[UUID]):
                  snapshot_interval: int = 50) -> None:
         self.snapshotting_intervals = {Incident: snapshot_interval}
         self.numbering, self.matrix = numbering, matrix
+        self.commits = GroupCommit(self._save_together)
         super().__init__(env)
+
+    def _save_together(self, items: Sequence[Item]) -> None:
+        """One transaction for the events of several commands (see infra/group_commit.py):
+        what `save` does, for events already collected from their aggregates."""
+        processing: ProcessingEvent = ProcessingEvent()
+        for aggregate, events in items:
+            processing.events.extend(events)
+            processing.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+
+    def close(self) -> None:
+        self.commits.close()
+        super().close()
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
 
     def log_incident(self, command: LogIncident, ctx: Context) -> Incident:
         incident = command.run(self.numbering.next(), ctx, self.matrix)
-        self.save(incident)
+        self.commits.save(incident)
         return incident
 
     def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context) -> Incident:
@@ -57,7 +75,7 @@ class ServiceDesk(Application[UUID]):
                     f"{ctx.expected_version}: reload it and try again")
             command.run(incident, ctx, self.matrix)
             try:
-                self.save(incident)
+                self.commits.save(incident)
                 return incident
             except IntegrityError:
                 if ctx.expected_version is not None:

@@ -54,6 +54,14 @@ class ApiKeys:
                        (_digest(key), name, str(role), datetime.now(timezone.utc).isoformat()))
         return key
 
+    def cached(self, key: str) -> Principal | None:
+        """The key's holder if a lookup of the last `ttl` seconds found it; else None (then
+        `authenticate`, which may query the database)."""
+        cached = self._cache.get(_digest(key))
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        return None
+
     def authenticate(self, key: str) -> Principal | None:
         digest, now = _digest(key), time.monotonic()
         cached = self._cache.get(digest)

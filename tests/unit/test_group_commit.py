@@ -1,0 +1,115 @@
+"""Group commit: concurrent saves share a transaction; a failed group is retried one by one."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from infra.group_commit import GroupCommit
+
+
+class Pending:
+    """An aggregate with pending events, as far as GroupCommit can tell."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self._events = name, [f"{name}-event"]
+
+    def collect_events(self):
+        events, self._events = self._events, []
+        return events
+
+
+class Store:
+    """A fake transaction log at the edge: records each transaction's aggregates."""
+
+    def __init__(self, refuse: set[str] = frozenset()) -> None:
+        self.transactions: list[list[str]] = []
+        self.refuse = refuse
+        self.first_started = threading.Event()
+        self.release_first = threading.Event()
+
+    def save_together(self, items) -> None:
+        names = [aggregate.name for aggregate, _ in items]
+        if not self.transactions and not self.first_started.is_set():
+            self.first_started.set()
+            self.release_first.wait(5)
+        if self.refuse & set(names):
+            raise ValueError(f"version taken: {sorted(self.refuse & set(names))}")
+        self.transactions.append(names)
+
+
+def save_in_threads(commits: GroupCommit, names: list[str]):
+    outcome: dict[str, BaseException | None] = {}
+
+    def save(name: str) -> None:
+        try:
+            commits.save(Pending(name))
+            outcome[name] = None
+        except BaseException as error:  # noqa: BLE001 - the test inspects it
+            outcome[name] = error
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in names]
+    for thread in threads:
+        thread.start()
+    return outcome, threads
+
+
+def wait_queued(commits: GroupCommit, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while commits._queue.qsize() < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def test_saves_that_arrive_while_a_transaction_runs_share_the_next_one():
+    store = Store()
+    commits = GroupCommit(store.save_together)
+    outcome, first = save_in_threads(commits, ["a"])
+    assert store.first_started.wait(5)
+    outcome2, rest = save_in_threads(commits, ["b", "c", "d", "e"])
+    wait_queued(commits, 4)
+    store.release_first.set()
+    for thread in first + rest:
+        thread.join(5)
+    commits.close()
+    assert store.transactions[0] == ["a"]
+    assert sorted(store.transactions[1]) == ["b", "c", "d", "e"]
+    assert (commits.groups, commits.saved) == (2, 5)
+    assert {**outcome, **outcome2} == dict.fromkeys("abcde")
+
+
+def test_a_failed_group_is_saved_one_by_one_and_only_the_loser_gets_the_error():
+    store = Store(refuse={"c"})
+    commits = GroupCommit(store.save_together)
+    _, first = save_in_threads(commits, ["a"])
+    assert store.first_started.wait(5)
+    outcome, rest = save_in_threads(commits, ["b", "c", "d"])
+    wait_queued(commits, 3)
+    store.release_first.set()
+    for thread in first + rest:
+        thread.join(5)
+    commits.close()
+    assert sorted(sum(store.transactions[1:], [])) == ["b", "d"]
+    assert all(len(t) == 1 for t in store.transactions[1:])  # each alone after the failure
+    assert outcome["b"] is None and outcome["d"] is None
+    assert isinstance(outcome["c"], ValueError)
+
+
+def test_an_aggregate_without_pending_events_needs_no_transaction():
+    store = Store()
+    store.first_started.set()  # nothing to hold back
+    commits = GroupCommit(store.save_together)
+    aggregate = Pending("a")
+    aggregate.collect_events()
+    commits.save(aggregate)
+    commits.close()
+    assert store.transactions == []
+
+
+def test_an_error_reaches_the_caller_of_a_lone_save():
+    store = Store(refuse={"a"})
+    store.first_started.set()
+    commits = GroupCommit(store.save_together)
+    with pytest.raises(ValueError, match="version taken"):
+        commits.save(Pending("a"))
+    commits.close()
