@@ -269,9 +269,11 @@ def make_import_producer(bootstrap: str):
     """A producer tuned for throughput: big batches, a short linger, every write acked."""
     from kafka import KafkaProducer
 
+    from infra.relay import KeyPartitioner
+
     return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                          linger_ms=20, batch_size=512 * 1024, max_request_size=4 * 1024 * 1024,
-                         client_id="itsm-servicenow-import")
+                         partitioner=KeyPartitioner(), client_id="itsm-servicenow-import")
 
 
 def import_servicenow(path: Path | str, bootstrap: str, topic: str = DEFAULT_TOPIC,
