@@ -31,6 +31,7 @@ def serve(args: argparse.Namespace) -> int:
     from api.app import create_app
 
     settings = Settings()
+    sys.setswitchinterval(settings.api_switch_interval)
     # Per-request access lines cost a lock and a write on the hot path; /metrics and the
     # X-Request-ID on every event already tell what happened.
     uvicorn.run(create_app(), host=args.host or settings.host, port=args.port or settings.port,

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     incident_number_prefix: str = "INC"
     access_log: bool = False
     api_threads: int = 8
+    # Seconds a Python thread may hold the GIL while others wait (CPython's default: 0.005).
+    # A command passes between the event loop, a worker thread and the committer; behind the
+    # read-model feed, each hand-off could wait a whole slice, which made the latency tail.
+    api_switch_interval: float = 0.001
     host: str = "127.0.0.1"
     port: int = 8000
     # A stable id per worker process (e.g. its pod name) makes it a static group member:
