@@ -16,6 +16,10 @@ from domain.values import (
 class Incident(Aggregate):
     """Each command records who acted (`by`) and what caused it (`causation_id`)."""
 
+    # Events that record the SLA clock passing a mark: time, not a change by anyone. They
+    # do not conflict with a command made on the version before them (If-Match).
+    CLOCK_EVENTS = frozenset({"SlaWarningReached", "SlaBreached"})
+
     class Event(StampedEvent):
         pass
 

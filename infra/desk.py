@@ -65,25 +65,35 @@ class ServiceDesk(Application[UUID]):
         return incident
 
     def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context) -> Incident:
-        """Run a command; without an expected version, a lost race is retried on fresh state."""
+        """Run a command; a lost race is retried on fresh state, where an expected version
+        (If-Match) is checked again."""
         deadline = time.monotonic() + RETRY_SECONDS
         while time.monotonic() < deadline:
             incident = self.get_incident(incident_id)
-            if ctx.expected_version is not None and incident.version != ctx.expected_version:
-                raise VersionConflict(
-                    f"incident {incident.number} is at version {incident.version}, not "
-                    f"{ctx.expected_version}: reload it and try again")
+            if ctx.expected_version is not None:
+                self._check_expected(incident, ctx.expected_version)
             command.run(incident, ctx, self.matrix)
             try:
                 self.commits.save(incident)
                 return incident
             except IntegrityError:
-                if ctx.expected_version is not None:
-                    raise VersionConflict(
-                        f"incident {incident.number} was changed by someone else meanwhile: "
-                        "reload it and try again") from None
                 time.sleep(random.uniform(0, 0.002))  # so racing writers fall out of lockstep
         raise VersionConflict(f"incident {incident_id} is changing too fast; try again")
+
+    def _check_expected(self, incident: Incident, expected: int) -> None:
+        """The caller saw version `expected`; only the SLA clock may have moved on since.
+
+        A warning or breach recorded by the scheduler changes nothing the caller could have
+        edited, so it must not turn an agent's conditional command into a 409."""
+        if incident.version == expected:
+            return
+        if 0 < expected < incident.version and all(
+                type(e).__name__ in Incident.CLOCK_EVENTS
+                for e in self.events.get(incident.id, gt=expected)):
+            return
+        raise VersionConflict(
+            f"incident {incident.number} is at version {incident.version}, not {expected}, "
+            "and was changed meanwhile: reload it and try again")
 
     def get_incident(self, incident_id: UUID, version: int | None = None) -> Incident:
         try:

@@ -129,6 +129,34 @@ def test_stale_expected_version_conflicts_and_writes_nothing(desk):
     assert desk.stored_events() == before
 
 
+def record_sla_breach(desk, incident_id) -> None:
+    """What the SLA scheduler does when a deadline falls due."""
+    incident = desk.get_incident(incident_id)
+    incident.record_sla_breach("respond", "policy", 1, incident.opened_at, BOT, "sla")
+    desk.save(incident)
+
+
+def test_an_sla_event_since_the_expected_version_does_not_conflict(desk):
+    incident = desk.log_incident(log_command(), ctx())
+    desk.execute(incident.id, Assign(group="network"), ctx())
+    record_sla_breach(desk, incident.id)  # version 3: the clock, not a person
+    done = desk.execute(incident.id, Acknowledge(), ctx(expected_version=2))
+    assert (done.version, done.state) == (4, "in_progress")
+
+
+def test_a_change_by_someone_after_an_sla_event_still_conflicts(desk):
+    incident = desk.log_incident(log_command(), ctx())
+    record_sla_breach(desk, incident.id)  # version 2
+    desk.execute(incident.id, Assign(group="network"), ctx())  # version 3, by a person
+    before = desk.stored_events()
+    for seen in (1, 2):
+        with pytest.raises(VersionConflict, match="is at version 3, not"):
+            desk.execute(incident.id, Acknowledge(), ctx(expected_version=seen))
+    with pytest.raises(VersionConflict, match="is at version 3, not 4"):  # not yet there
+        desk.execute(incident.id, Acknowledge(), ctx(expected_version=4))
+    assert desk.stored_events() == before
+
+
 @pytest.mark.parametrize("writers, each", [(2, 25), (4, 15)])
 def test_racing_writers_without_expected_version_lose_no_update(desk, writers, each):
     incident = desk.log_incident(log_command(), ctx())
