@@ -21,6 +21,8 @@ def register_inbound(commands: argparse._SubParsersAction) -> None:
                     "Run several to scale out: they share one consumer group (give each a "
                     "stable ITSM_WORKER_ID for static membership).")
     p.add_argument("--batch-size", type=int, help="records per poll (ITSM_INBOUND_BATCH_SIZE)")
+    p.add_argument("--metrics-port", type=int,
+                   help="serve /metrics (Prometheus text) here (ITSM_INBOUND_METRICS_PORT)")
     p.set_defaults(run=inbound)
 
 
@@ -42,8 +44,14 @@ def inbound(args: argparse.Namespace) -> int:
                   settings.kafka_partitions)
     dead_letters = make_producer(settings.kafka_bootstrap)
     options = {"max_records": args.batch_size} if args.batch_size else {}
+    consumer = consumer_for(container, dead_letters, **options)
+    port = args.metrics_port or settings.inbound_metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=settings.host, registry=consumer.processor.registry)
     try:
-        consumer_for(container, dead_letters, **options).run(_stop_on_signals())
+        consumer.run(_stop_on_signals())
     finally:
         dead_letters.close()
         container.close()

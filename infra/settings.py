@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     inbound_alert_auto_resolve: bool = False
     inbound_max_bytes: int = 1024 * 1024
     inbound_batch_size: int = 1000  # records per poll of `itsm inbound`
+    # `itsm inbound` serves its counters (Prometheus text) on this port; none if unset.
+    inbound_metrics_port: int | None = None
     # SLA (docs/sla.md): the default policy created at bootstrap (targets in seconds per
     # priority, "*" for any other; calendar as BusinessCalendar.to_dict() JSON, empty = 24x7).
     sla_default_policy: bool = True
