@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from domain.commands import Context
+from domain.values import Actor, ActorKind
 from infra.bootstrap import Container
 from infra.desk import ServiceDesk
 from infra.keys import Principal, Role
@@ -39,8 +42,11 @@ DeskDep = Annotated[ServiceDesk, Depends(get_desk)]
 ReadDbDep = Annotated[Database, Depends(get_read_db)]
 
 
-async def get_principal(container: ContainerDep, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _authenticate(container: Container, credentials: HTTPAuthorizationCredentials | None
+                        ) -> Principal:
     principal = None
     if credentials:  # a known key is in memory; only a lookup goes to a worker thread
         principal = container.keys.cached(credentials.credentials) or \
@@ -50,6 +56,10 @@ async def get_principal(container: ContainerDep, credentials: Annotated[
         raise HTTPException(401, f"The API key {reason}; send Authorization: Bearer <key>.",
                             headers={"WWW-Authenticate": "Bearer"})
     return principal
+
+
+async def get_principal(container: ContainerDep, credentials: BearerDep) -> Principal:
+    return await _authenticate(container, credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -63,9 +73,11 @@ def ensure_role(principal: Principal, roles: tuple[Role, ...], what: str = "This
                                  f"the key of {principal.name} has the role {principal.role}.")
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through callers holding one of `roles` (or admin)."""
-    async def dependency(principal: PrincipalDep) -> Principal:
+    # Flat on purpose: FastAPI pays for every level of sub-dependency on every request.
+    async def dependency(request: Request, credentials: BearerDep) -> Principal:
+        principal = await _authenticate(request.app.state.container, credentials)
         ensure_role(principal, roles)
         return principal
     return dependency
@@ -79,9 +91,11 @@ async def request_id(request: Request) -> str:
 RequestIdDep = Annotated[str, Depends(request_id)]
 
 
-async def expected_version(if_match: Annotated[str | None, Header(
-        description='The version you last saw, as its ETag: "3" (also 3 or W/"3")')] = None
-                     ) -> int | None:
+IF_MATCH_DESCRIPTION = 'The version you last saw, as its ETag: "3" (also 3 or W/"3")'
+IfMatchHeader = Annotated[str | None, Header(description=IF_MATCH_DESCRIPTION)]
+
+
+def parse_if_match(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     match = _IF_MATCH.match(if_match.strip())
@@ -90,4 +104,28 @@ async def expected_version(if_match: Annotated[str | None, Header(
     return int(match.group(1))
 
 
+async def expected_version(if_match: IfMatchHeader = None) -> int | None:
+    return parse_if_match(if_match)
+
+
 ExpectedVersionDep = Annotated[int | None, Depends(expected_version)]
+
+
+@dataclass(frozen=True)
+class CommandCall:
+    """What a command route needs: the desk, and who acts, why, on which version."""
+    desk: ServiceDesk
+    context: Context
+
+
+def command_by(*roles: Role) -> Callable[..., Awaitable[CommandCall]]:
+    """One flat dependency for the hot path of commands: key, role, request id, If-Match."""
+    async def dependency(request: Request, credentials: BearerDep,
+                         if_match: IfMatchHeader = None) -> CommandCall:
+        container = request.app.state.container
+        principal = await _authenticate(container, credentials)
+        ensure_role(principal, roles)
+        return CommandCall(container.desk, Context(
+            by=Actor(principal.name, ActorKind.PERSON), causation_id=request.state.request_id,
+            expected_version=parse_if_match(if_match)))
+    return dependency

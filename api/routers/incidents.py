@@ -12,7 +12,9 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 
-from api.deps import DeskDep, ExpectedVersionDep, ReadDbDep, RequestIdDep, ensure_role, require
+from api.deps import (
+    CommandCall, DeskDep, ReadDbDep, RequestIdDep, command_by, ensure_role, require,
+)
 from api.schemas import (
     ACTION_REQUESTS, CommandResult, IncidentAsOf, IncidentCreate, IncidentCreated, IncidentPage,
     IncidentPublic, Problem, Request, TimelineEntry,
@@ -34,6 +36,7 @@ QueueReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.MANAGER, R
 Reader = Annotated[Principal, Depends(
     require(Role.ANALYST, Role.MANAGER, Role.AGENT, Role.AUDITOR))]
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]
+OperatorCommand = Annotated[CommandCall, Depends(command_by(Role.AGENT, Role.MANAGER))]
 
 SUMMARIES = {
     "assign": "Assign to a group (and agent)", "acknowledge": "Acknowledge: work starts",
@@ -147,12 +150,10 @@ def get_timeline(incident_id: UUID, db: ReadDbDep, desk: DeskDep,
 def _command_route(action: str, model: type[Request]) -> None:
     required = any(field.is_required() for field in model.model_fields.values())
 
-    def run(incident_id: UUID, desk: DeskDep, principal: Operator, request_id: RequestIdDep,
-            expected: ExpectedVersionDep, response: Response,
+    def run(incident_id: UUID, call: OperatorCommand, response: Response,
             body: model = Body(... if required else None)) -> CommandResult:
         command = ACTIONS[action](**(body or model()).model_dump(mode="json"))
-        incident = desk.execute(incident_id, command,
-                                _context(principal, request_id, expected))
+        incident = call.desk.execute(incident_id, command, call.context)
         _etag(response, incident.version)
         return CommandResult(id=str(incident.id), number=incident.number, state=incident.state,
                              priority=incident.priority, version=incident.version)
