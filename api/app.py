@@ -1,8 +1,7 @@
 """The application factory: one FastAPI app over one Container."""
 from __future__ import annotations
 
-import anyio.to_thread
-
+import gc
 import logging
 import re
 import time
@@ -11,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -94,6 +94,11 @@ def create_app(container: Container | None = None, *,
         scheduler = container.extras["sla_scheduler"]().start() \
             if container.feed is not None and container.settings.sla_scheduler_embedded \
             and "sla_scheduler" in container.extras else None
+        # Everything loaded so far lives as long as the process: out of the collector's
+        # reach, a full collection no longer walks it, which was the latency tail's worst
+        # pauses (about 30 ms each).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
