@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import re
 import time
 import uuid
@@ -87,6 +88,7 @@ def create_app(container: Container | None = None, *,
         # only contend for the GIL and stretch the latency tail.
         anyio.to_thread.current_default_thread_limiter().total_tokens = \
             container.settings.api_threads
+        sys.setswitchinterval(container.settings.api_switch_interval)
         # Embedded mode: this process also keeps the read models current.
         if container.feed is not None:
             container.feed.start(container.settings.poll_interval)

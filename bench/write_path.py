@@ -1,6 +1,7 @@
 """Write-path benchmark: HTTP commands/s and latency against the raw event-store save rate.
 
-    .venv/bin/python bench/write_path.py [--seconds 10] [--clients 16]
+    .venv/bin/python bench/write_path.py [--seconds 10] [--clients 16] [--instances 2]
+                                         [--bootstrap HOST:PORT]
 
 1. Raw: the eventsourcing application saves one event at a time (no HTTP, no reload).
 2. Max load: 16 concurrent clients send commands to a real `itsm serve` process as fast as
@@ -9,6 +10,11 @@
    that the load generator takes little of the two cores it shares with the server.
 3. Half load: the same clients, paced to half the rate measured in 2; p99 is the figure
    that counts, because latency at saturation is queueing, not service time.
+4. 2 and 3 again in the scale-out shape: Kafka mode, `--instances` stateless API processes
+   (default 2, one per core) on one SQLite store, the clients spread over them round-robin
+   as a load balancer would. They only take commands: the relay and the projection workers
+   run on other machines in production and are not running here (a broker is started for
+   the instances to be configured against).
 """
 from __future__ import annotations
 
@@ -109,10 +115,13 @@ async def client_loop(http: Connection, incident_id: str, until: float,
         n += 1
 
 
-async def http_load(base: str, key: str, clients: int, seconds: float,
+async def http_load(bases: list[str], key: str, clients: int, seconds: float,
                     rate: float | None) -> tuple[float, list[float], list[int]]:
-    host, _, port = base.removeprefix("http://").partition(":")
-    connections = [Connection(host, int(port), key) for _ in range(clients)]
+    """`clients` connections spread round-robin over the instances at `bases`, as a load
+    balancer would."""
+    addresses = [base.removeprefix("http://").partition(":")[::2] for base in bases]
+    connections = [Connection(addresses[n % len(bases)][0], int(addresses[n % len(bases)][1]),
+                              key) for n in range(clients)]
     try:
         ids = []
         for n, http in enumerate(connections):
@@ -134,55 +143,85 @@ async def http_load(base: str, key: str, clients: int, seconds: float,
             http.close()
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "ITSM_DATA_DIR": str(data_dir), "ITSM_PORT": str(port)}
+def start_servers(data_dir: Path, instances: int = 1,
+                  bootstrap: str | None = None) -> tuple[list[subprocess.Popen], list[str], str]:
+    """`instances` x `itsm serve` on one fresh store: embedded without `bootstrap`, else in
+    Kafka mode. Returns the processes, their base URLs and an agent's key."""
+    env = {**os.environ, "ITSM_DATA_DIR": str(data_dir)}
     env.pop("ITSM_KAFKA_BOOTSTRAP", None)
+    if bootstrap:
+        env["ITSM_KAFKA_BOOTSTRAP"] = bootstrap
     key = subprocess.run([sys.executable, "-m", "infra.cli", "keys", "create", "--role", "agent",
                           "--name", "bench"], env=env, cwd=ROOT, check=True, text=True,
                          capture_output=True).stdout.strip()
-    server = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{base}/health").status_code == 200:
-                return server, base, key
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("itsm serve did not start")
+    servers, bases = [], []
+    for _ in range(instances):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        servers.append(subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"],
+                                        env={**env, "ITSM_PORT": str(port)}, cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        bases.append(f"http://127.0.0.1:{port}")
+    for base in bases:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("itsm serve did not start")
+    return servers, bases, key
 
 
 def report(label: str, rate: float, latencies: list[float], errors: list[int]) -> None:
-    print(f"{label:<22} {rate:8.0f} commands/s   p50 {percentile(latencies, .5) * 1e3:6.1f} ms"
+    print(f"{label:<34} {rate:8.0f} commands/s   p50 {percentile(latencies, .5) * 1e3:6.1f} ms"
           f"   p99 {percentile(latencies, .99) * 1e3:6.1f} ms   errors {len(errors)}")
 
 
+def measure(label: str, args: argparse.Namespace, raw: float, instances: int = 1,
+            bootstrap: str | None = None) -> None:
+    servers, bases, key = start_servers(Path(tempfile.mkdtemp(prefix="http-")), instances,
+                                        bootstrap)
+    try:
+        run_loop(http_load(bases, key, args.clients, args.warmup, None))
+        top, latencies, errors = run_loop(http_load(bases, key, args.clients, args.seconds,
+                                                    None))
+        report(f"{label}: max, {args.clients} clients", top, latencies, errors)
+        half, latencies, errors = run_loop(
+            http_load(bases, key, args.clients, args.seconds, top / 2))
+        report(f"{label}: at half max load", half, latencies, errors)
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=20)
+    p99 = percentile(latencies, .99) * 1e3
+    print(f"  HTTP / raw = {top / raw:.2f} (target >= 0.50): "
+          f"{'met' if top / raw >= .5 else 'NOT met'}; p99 at half load = {p99:.1f} ms "
+          f"(target <= 25 ms): {'met' if p99 <= 25 else 'NOT met'}")
+
+
 def main() -> None:
+    from bench._common import kafka_broker
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=3.0,
                         help="seconds of load first, not measured (a fresh store and cold caches)")
+    parser.add_argument("--instances", type=int, default=2,
+                        help="API instances in the Kafka-mode run (0: skip that run)")
+    parser.add_argument("--bootstrap", help="a broker for the Kafka-mode run; default: start one")
     args = parser.parse_args()
     raw = raw_save_rate(args.seconds)
-    print(f"{'raw eventsourcing save':<22} {raw:8.0f} saves/s (one event per save, SQLite)")
-    server, base, key = start_server(Path(tempfile.mkdtemp(prefix="http-")))
-    try:
-        run_loop(http_load(base, key, args.clients, args.warmup, None))
-        top, latencies, errors = run_loop(http_load(base, key, args.clients, args.seconds, None))
-        report(f"HTTP max, {args.clients} clients", top, latencies, errors)
-        half, latencies, errors = run_loop(
-            http_load(base, key, args.clients, args.seconds, top / 2))
-        report("HTTP at half max load", half, latencies, errors)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-    p99 = percentile(latencies, .99) * 1e3
-    print(f"\nHTTP / raw = {top / raw:.2f} (target >= 0.50): {'met' if top / raw >= .5 else 'NOT met'}")
-    print(f"p99 at half load = {p99:.1f} ms (target <= 25 ms): {'met' if p99 <= 25 else 'NOT met'}")
+    print(f"{'raw eventsourcing save':<34} {raw:8.0f} saves/s (one event per save, SQLite)")
+    measure("embedded, 1 process", args, raw)
+    if args.instances:
+        with kafka_broker(args.bootstrap, partitions=6) as bootstrap:
+            measure(f"Kafka mode, {args.instances} API instances", args, raw, args.instances,
+                    bootstrap)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,18 @@ def _container():
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.app import create_app
-
     settings = Settings()
-    sys.setswitchinterval(settings.api_switch_interval)
+    workers = args.workers or settings.api_workers
+    if workers > 1 and not settings.kafka_bootstrap:
+        sys.exit("one API process only without Kafka: `itsm serve` then feeds the read models "
+                 "and runs the SLA scheduler in-process, which must happen once. Set "
+                 "ITSM_KAFKA_BOOTSTRAP (and run `itsm relay`, `itsm worker`, `itsm sla "
+                 "scheduler`) to run several.")
     # Per-request access lines cost a lock and a write on the hot path; /metrics and the
     # X-Request-ID on every event already tell what happened.
-    uvicorn.run(create_app(), host=args.host or settings.host, port=args.port or settings.port,
-                log_level="info", access_log=settings.access_log)
+    uvicorn.run("api.app:create_app", factory=True, host=args.host or settings.host,
+                port=args.port or settings.port, workers=workers, log_level="info",
+                access_log=settings.access_log)
     return 0
 
 
@@ -125,6 +129,8 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     p = commands.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--host"), p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int,
+                   help="API processes sharing the port (ITSM_API_WORKERS; needs Kafka if > 1)")
     p.set_defaults(run=serve)
     commands.add_parser("relay", help="publish stored events to Kafka").set_defaults(run=relay)
     p = commands.add_parser("worker", help="feed the read models from Kafka")

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import random
 import time
+from copy import deepcopy
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError, Application, LRUCache, ProcessingEvent,
+)
 from eventsourcing.persistence import IntegrityError, Transcoder
 
 from domain.commands import Context, IncidentCommand, LogIncident
@@ -40,6 +43,11 @@ class ServiceDesk(Application[UUID]):
         self.numbering, self.matrix = numbering, matrix
         self.commits = GroupCommit(self._save_together)
         super().__init__(env)
+        # The incidents this process saved last, as saved. A command starts from one without
+        # reading the store: if another process wrote since, its save fails on the version
+        # and it runs again on fresh state, so optimistic concurrency still decides.
+        size = int(env.get("AGGREGATE_CACHE_MAXSIZE") or 0)
+        self._saved: LRUCache[UUID, Incident] | None = LRUCache(size) if size else None
 
     def _save_together(self, items: Sequence[Item]) -> None:
         """One transaction for the events of several commands (see infra/group_commit.py):
@@ -62,23 +70,46 @@ class ServiceDesk(Application[UUID]):
     def log_incident(self, command: LogIncident, ctx: Context) -> Incident:
         incident = command.run(self.numbering.next(), ctx, self.matrix)
         self.commits.save(incident)
+        self._remember(incident)
         return incident
 
     def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context) -> Incident:
         """Run a command; a lost race is retried on fresh state, where an expected version
         (If-Match) is checked again."""
         deadline = time.monotonic() + RETRY_SECONDS
+        fresh = False
         while time.monotonic() < deadline:
-            incident = self.get_incident(incident_id)
-            if ctx.expected_version is not None:
-                self._check_expected(incident, ctx.expected_version)
-            command.run(incident, ctx, self.matrix)
+            incident = self._for_command(incident_id, fresh)
+            try:
+                if ctx.expected_version is not None:
+                    self._check_expected(incident, ctx.expected_version)
+                command.run(incident, ctx, self.matrix)
+            except DomainError:
+                if fresh:
+                    raise
+                fresh = True  # judged on what this process last saved: judge it on the store
+                continue
             try:
                 self.commits.save(incident)
-                return incident
             except IntegrityError:
+                fresh = True
                 time.sleep(random.uniform(0, 0.002))  # so racing writers fall out of lockstep
+                continue
+            self._remember(incident)
+            return incident
         raise VersionConflict(f"incident {incident_id} is changing too fast; try again")
+
+    def _for_command(self, incident_id: UUID, fresh: bool) -> Incident:
+        if self._saved is not None and not fresh:
+            try:
+                return deepcopy(self._saved.get(incident_id))
+            except KeyError:
+                pass
+        return self.get_incident(incident_id)
+
+    def _remember(self, incident: Incident) -> None:
+        if self._saved is not None:
+            self._saved.put(incident.id, incident)
 
     def _check_expected(self, incident: Incident, expected: int) -> None:
         """The caller saw version `expected`; only the SLA clock may have moved on since.

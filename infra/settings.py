@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     incident_number_prefix: str = "INC"
     access_log: bool = False
     api_threads: int = 8
+    # API processes of `itsm serve`, sharing its port: stateless, so more use more cores.
+    # Only with Kafka: without it the process also feeds the read models, which is done once.
+    api_workers: int = 1
     # Seconds a Python thread may hold the GIL while others wait (CPython's default: 0.005).
     # A command passes between the event loop, a worker thread and the committer; behind the
     # read-model feed, each hand-off could wait a whole slice, which made the latency tail.

@@ -33,8 +33,9 @@ def stack(request, tmp_path, kafka_bootstrap, kafka_topic_prefix):
     env = {**os.environ, "ITSM_DATA_DIR": str(tmp_path), "ITSM_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "ITSM_EVENTS_TOPIC": f"{kafka_topic_prefix}.events", "ITSM_KAFKA_PARTITIONS": "3",
            "ITSM_PORT": str(port), "ITSM_WORKER_ID": "e2e"}
-    if request.param == "postgresql":
+    if request.param == "postgresql":  # the scale-out shape: several API processes
         env["ITSM_DATABASE_URL"] = request.getfixturevalue("pg_database")
+        env["ITSM_API_WORKERS"] = "2"
     key = subprocess.run([sys.executable, "-m", "infra.cli", "keys", "create", "--role", "admin",
                           "--name", "e2e"], env=env, cwd=ROOT, check=True, capture_output=True,
                          text=True).stdout.strip()
