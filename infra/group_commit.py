@@ -26,8 +26,11 @@ Item = tuple[Any, list[Any]]  # an aggregate and the events collected from it
 
 class GroupCommit:
     def __init__(self, save_together: Callable[[Sequence[Item]], None],
+                 after: Callable[[Sequence[Item]], None] | None = None,
                  max_group: int = 64) -> None:
-        self._save_together, self.max_group = save_together, max_group
+        """`after` runs once the commands of a saved group were answered: work that none
+        of them should wait for (snapshots). Its failure is logged, never raised."""
+        self._save_together, self._after, self.max_group = save_together, after, max_group
         self._queue: SimpleQueue[tuple[Item, Future] | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -42,6 +45,15 @@ class GroupCommit:
         self._start()
         self._queue.put(((aggregate, events), future))
         future.result()  # re-raises what saving this command raised
+
+    def flush(self) -> None:
+        """Returns once everything handed over before it, after-commit work included, is
+        done."""
+        if self._thread is None:
+            return
+        future: Future = Future()
+        self._queue.put((None, future))
+        future.result()
 
     def close(self) -> None:
         with self._lock:
@@ -75,7 +87,15 @@ class GroupCommit:
             if stop:
                 return
 
-    def _commit(self, group: list[tuple[Item, Future]]) -> None:
+    def _commit(self, group: list[tuple[Item | None, Future]]) -> None:
+        markers = [future for item, future in group if item is None]  # flush() calls
+        if markers:
+            self._commit([(item, future) for item, future in group if item is not None])
+            for future in markers:
+                future.set_result(None)
+            return
+        if not group:
+            return
         try:
             self._save_together([item for item, _ in group])
         except Exception as error:
@@ -89,3 +109,8 @@ class GroupCommit:
         self.saved += len(group)
         for _, future in group:
             future.set_result(None)
+        if self._after is not None:
+            try:
+                self._after([item for item, _ in group])
+            except Exception:
+                log.exception("after-commit work failed; the commands were saved")

@@ -234,6 +234,7 @@ def test_snapshots_every_n_events_give_the_same_state(tmp_path):
             desk.execute(incident.id, Comment(text=f"c{k}"), ctx())
         version = desk.get_incident(incident.id).version
         assert version == len(FULL_LIFECYCLE) + 7
+        desk.commits.flush()  # snapshots are taken after the commands were answered
         snapshots = list(desk.snapshots.get(incident.id))
         assert [s.originator_version for s in snapshots] == list(range(5, version + 1, 5))
 

@@ -113,3 +113,35 @@ def test_an_error_reaches_the_caller_of_a_lone_save():
     with pytest.raises(ValueError, match="version taken"):
         commits.save(Pending("a"))
     commits.close()
+
+
+def test_after_commit_work_runs_once_the_commands_were_answered_and_flush_waits_for_it():
+    store = Store()
+    store.first_started.set()
+    answered, after = threading.Event(), []
+
+    def snapshot(items) -> None:
+        assert answered.wait(5)  # the command was answered before this began
+        after.extend(aggregate.name for aggregate, _ in items)
+
+    commits = GroupCommit(store.save_together, after=snapshot)
+    commits.save(Pending("a"))
+    answered.set()
+    commits.flush()
+    assert after == ["a"]
+    commits.close()
+
+
+def test_failing_after_commit_work_does_not_fail_the_saved_command(caplog):
+    store = Store()
+    store.first_started.set()
+
+    def broken(items) -> None:
+        raise RuntimeError("snapshot store away")
+
+    commits = GroupCommit(store.save_together, after=broken)
+    commits.save(Pending("a"))
+    commits.flush()
+    commits.close()
+    assert store.transactions == [["a"]]
+    assert "after-commit work failed" in caplog.text
