@@ -1,6 +1,7 @@
 """The service desk application: loads an incident, runs one command, saves its events."""
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from copy import deepcopy
@@ -86,21 +87,15 @@ class ServiceDesk(Application[UUID]):
         self._remember(incident)
         return incident
 
-    def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context) -> Incident:
+    def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context,
+                fresh: bool = False) -> Incident:
         """Run a command; a lost race is retried on fresh state, where an expected version
         (If-Match) is checked again."""
         deadline = time.monotonic() + RETRY_SECONDS
-        fresh = False
         while time.monotonic() < deadline:
-            incident = self._for_command(incident_id, fresh)
-            try:
-                if ctx.expected_version is not None:
-                    self._check_expected(incident, ctx.expected_version)
-                command.run(incident, ctx, self.matrix)
-            except DomainError:
-                if fresh:
-                    raise
-                fresh = True  # judged on what this process last saved: judge it on the store
+            incident, fresh = self._for_command(incident_id, fresh)
+            if not self._attempt(incident, command, ctx, fresh):
+                fresh = True
                 continue
             try:
                 self.commits.save(incident)
@@ -112,13 +107,55 @@ class ServiceDesk(Application[UUID]):
             return incident
         raise VersionConflict(f"incident {incident_id} is changing too fast; try again")
 
-    def _for_command(self, incident_id: UUID, fresh: bool) -> Incident:
-        if self._saved is not None and not fresh:
+    async def execute_async(self, incident_id: UUID, command: IncidentCommand,
+                            ctx: Context) -> Incident:
+        """`execute` for an event loop. The usual case, an incident this process saved last
+        and nobody else changed since, takes no thread: the command runs on the loop and
+        awaits its group's commit. Anything else goes the way of `execute`, in a thread."""
+        incident = self._saved_copy(incident_id)
+        if incident is not None and self._attempt(incident, command, ctx, fresh=False):
             try:
-                return deepcopy(self._saved.get(incident_id))
-            except KeyError:
-                pass
-        return self.get_incident(incident_id)
+                await self.commits.save_async(incident)
+            except IntegrityError:
+                pass  # another process wrote first
+            else:
+                self._remember(incident)
+                return incident
+        return await asyncio.to_thread(self.execute, incident_id, command, ctx, True)
+
+    def _attempt(self, incident: Incident, command: IncidentCommand, ctx: Context,
+                 fresh: bool) -> bool:
+        """Check and run the command; False when it must be judged again on fresh state.
+
+        An incident as this process last saved it may be behind the store (another process
+        wrote since): a stale If-Match or a refusal on it is not final, and only fresh state
+        is worth a query for `_check_expected`."""
+        try:
+            if ctx.expected_version is not None:
+                if not fresh and incident.version != ctx.expected_version:
+                    return False
+                self._check_expected(incident, ctx.expected_version)
+            command.run(incident, ctx, self.matrix)
+            return True
+        except DomainError:
+            if fresh:
+                raise
+            return False
+
+    def _for_command(self, incident_id: UUID, fresh: bool) -> tuple[Incident, bool]:
+        """The incident to run a command on, and whether it is fresh from the store."""
+        incident = None if fresh else self._saved_copy(incident_id)
+        if incident is not None:
+            return incident, False
+        return self.get_incident(incident_id), True
+
+    def _saved_copy(self, incident_id: UUID) -> Incident | None:
+        if self._saved is None:
+            return None
+        try:
+            return deepcopy(self._saved.get(incident_id))
+        except KeyError:
+            return None
 
     def _remember(self, incident: Incident) -> None:
         if self._saved is not None:

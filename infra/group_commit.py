@@ -13,6 +13,7 @@ so that only the loser gets the `IntegrityError` and retries on fresh state.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -45,6 +46,16 @@ class GroupCommit:
         self._start()
         self._queue.put(((aggregate, events), future))
         future.result()  # re-raises what saving this command raised
+
+    async def save_async(self, aggregate: Any) -> None:
+        """`save` for a caller on an event loop: it waits without holding a thread."""
+        events = list(aggregate.collect_events())
+        if not events:
+            return
+        future: Future = Future()
+        self._start()
+        self._queue.put(((aggregate, events), future))
+        await asyncio.wrap_future(future)
 
     def flush(self) -> None:
         """Returns once everything handed over before it, after-commit work included, is

@@ -150,10 +150,10 @@ def get_timeline(incident_id: UUID, db: ReadDbDep, desk: DeskDep,
 def _command_route(action: str, model: type[Request]) -> None:
     required = any(field.is_required() for field in model.model_fields.values())
 
-    def run(incident_id: UUID, call: OperatorCommand, response: Response,
-            body: model = Body(... if required else None)) -> CommandResult:
+    async def run(incident_id: UUID, call: OperatorCommand, response: Response,
+                  body: model = Body(... if required else None)) -> CommandResult:
         command = ACTIONS[action](**(body or model()).model_dump(mode="json"))
-        incident = call.desk.execute(incident_id, command, call.context)
+        incident = await call.desk.execute_async(incident_id, command, call.context)
         _etag(response, incident.version)
         return CommandResult(id=str(incident.id), number=incident.number, state=incident.state,
                              priority=incident.priority, version=incident.version)

@@ -2,11 +2,14 @@
 incident as it last saved it, and the store's versions keep them honest."""
 from __future__ import annotations
 
+import asyncio
+from uuid import uuid4
+
 import pytest
 
 from domain.commands import Acknowledge, Assign, Comment, Reopen, Resolve
 from infra.bootstrap import bootstrap
-from infra.desk import VersionConflict
+from infra.desk import IncidentNotFound, VersionConflict
 from infra.settings import Settings
 from tests.builders import ctx, log_command
 
@@ -46,3 +49,19 @@ def test_a_transition_legal_only_after_another_instances_change_is_accepted(desk
     # This instance last saw it in progress, where a reopen is illegal; the store says
     # resolved, where it is legal.
     assert desk.execute(incident.id, Reopen(reason="still broken"), ctx()).state == "in_progress"
+
+
+def test_the_event_loop_path_behaves_as_the_threaded_one(desk, other):
+    incident = desk.log_incident(log_command(), ctx())
+    done = asyncio.run(desk.execute_async(incident.id, Comment(text="from the loop"), ctx()))
+    assert done.version == 2
+    other.execute(incident.id, Assign(group="network"), ctx())  # version 3, elsewhere
+    done = asyncio.run(desk.execute_async(incident.id, Acknowledge(), ctx(expected_version=3)))
+    assert (done.version, done.state, done.assignment_group) == (4, "in_progress", "network")
+    with pytest.raises(VersionConflict, match="is at version 4, not 2"):
+        asyncio.run(desk.execute_async(incident.id, Comment(text="stale"),
+                                       ctx(expected_version=2)))
+    with pytest.raises(IncidentNotFound):
+        asyncio.run(desk.execute_async(uuid4(), Comment(text="nobody"), ctx()))
+    assert [type(e).__name__ for e in desk.events.get(incident.id)] == \
+        ["Logged", "Commented", "Assigned", "Acknowledged"]
