@@ -88,6 +88,7 @@ def create_app(container: Container | None = None, *,
         # only contend for the GIL and stretch the latency tail.
         anyio.to_thread.current_default_thread_limiter().total_tokens = \
             container.settings.api_threads
+        switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(container.settings.api_switch_interval)
         # Embedded mode: this process also keeps the read models current.
         if container.feed is not None:
@@ -104,6 +105,8 @@ def create_app(container: Container | None = None, *,
         try:
             yield
         finally:
+            gc.unfreeze()  # an app in a longer-lived process (tests) must not pin it all
+            sys.setswitchinterval(switch_interval)
             if scheduler is not None:
                 scheduler.stop()
             if close:

@@ -35,6 +35,9 @@ class VersionConflict(DomainError):
 
 
 class ServiceDesk(Application[UUID]):
+    """Commands in, incidents out. An incident returned by `log_incident` or `execute` is
+    also this process's saved copy of it: read it, and change it only with a command."""
+
     name = "ServiceDesk"
     snapshotting_intervals = {Incident: 50}
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
+import asyncio
 
-from infra.group_commit import GroupCommit
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from infra.group_commit import GroupCommit, GroupCommitClosed
 
 
 class Pending:
@@ -35,7 +38,7 @@ class Store:
             self.first_started.set()
             self.release_first.wait(5)
         if self.refuse & set(names):
-            raise ValueError(f"version taken: {sorted(self.refuse & set(names))}")
+            raise IntegrityError(f"version taken: {sorted(self.refuse & set(names))}")
         self.transactions.append(names)
 
 
@@ -92,7 +95,7 @@ def test_a_failed_group_is_saved_one_by_one_and_only_the_loser_gets_the_error():
     assert sorted(sum(store.transactions[1:], [])) == ["b", "d"]
     assert all(len(t) == 1 for t in store.transactions[1:])  # each alone after the failure
     assert outcome["b"] is None and outcome["d"] is None
-    assert isinstance(outcome["c"], ValueError)
+    assert isinstance(outcome["c"], IntegrityError)
 
 
 def test_an_aggregate_without_pending_events_needs_no_transaction():
@@ -110,7 +113,7 @@ def test_an_error_reaches_the_caller_of_a_lone_save():
     store = Store(refuse={"a"})
     store.first_started.set()
     commits = GroupCommit(store.save_together)
-    with pytest.raises(ValueError, match="version taken"):
+    with pytest.raises(IntegrityError, match="version taken"):
         commits.save(Pending("a"))
     commits.close()
 
@@ -145,3 +148,57 @@ def test_failing_after_commit_work_does_not_fail_the_saved_command(caplog):
     commits.close()
     assert store.transactions == [["a"]]
     assert "after-commit work failed" in caplog.text
+
+
+def test_a_failure_other_than_a_lost_race_reaches_every_command_of_the_group_unretried():
+    calls: list[list[str]] = []
+    first_blocked, release = threading.Event(), threading.Event()
+
+    def first_blocks_then_the_database_is_gone(items) -> None:
+        calls.append([aggregate.name for aggregate, _ in items])
+        if len(calls) == 1:
+            first_blocked.set()
+            release.wait(5)
+            return
+        raise ConnectionError("server closed the connection during COMMIT")
+
+    commits = GroupCommit(first_blocks_then_the_database_is_gone)
+    _, first = save_in_threads(commits, ["a"])
+    assert first_blocked.wait(5)
+    outcome, rest = save_in_threads(commits, ["b", "c"])
+    wait_queued(commits, 2)
+    release.set()
+    for thread in first + rest:
+        thread.join(5)
+    commits.close()
+    assert len(calls) == 2 and sorted(calls[1]) == ["b", "c"]  # no one-by-one retry
+    assert all(isinstance(outcome[n], ConnectionError) for n in "bc")
+
+
+def test_a_cancelled_caller_neither_stops_its_save_nor_the_committer():
+    store = Store()
+    commits = GroupCommit(store.save_together)
+
+    async def cancel_while_saving() -> None:
+        task = asyncio.ensure_future(commits.save_async(Pending("a")))
+        await asyncio.to_thread(store.first_started.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        store.release_first.set()
+
+    asyncio.run(cancel_while_saving())
+    commits.save(Pending("b"))  # the committer is alive and answers
+    commits.close()
+    assert store.transactions == [["a"], ["b"]]
+
+
+def test_after_close_what_was_handed_over_is_saved_and_new_saves_are_refused():
+    store = Store()
+    store.first_started.set()
+    commits = GroupCommit(store.save_together)
+    commits.save(Pending("a"))
+    commits.close()
+    with pytest.raises(GroupCommitClosed):
+        commits.save(Pending("b"))
+    assert store.transactions == [["a"]]
