@@ -58,13 +58,6 @@ async def _authenticate(container: Container, credentials: HTTPAuthorizationCred
     return principal
 
 
-async def get_principal(container: ContainerDep, credentials: BearerDep) -> Principal:
-    return await _authenticate(container, credentials)
-
-
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
 def ensure_role(principal: Principal, roles: tuple[Role, ...], what: str = "This route") -> None:
     # Admin may do everything, so it is implied rather than listed on every route.
     allowed = sorted({str(Role.ADMIN), *map(str, roles)})
