@@ -21,6 +21,8 @@ from api import errors
 from api.metrics import Metrics
 from api.routers import health, inbound, incidents, kpis, metrics, sla
 from infra.bootstrap import Container, bootstrap
+from infra.health import Readiness
+from infra.sql import unavailable as database_unavailable
 
 log = logging.getLogger(__name__)
 # A caller's request id lands in the audit trail as the causation id, so only sane ones.
@@ -63,12 +65,14 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as error:
             log.exception("unhandled error in %s %s (request %s)",
                           scope["method"], scope["path"], request_id)
             if responded:  # too late for a problem document; the client sees a cut stream
                 raise
-            await errors.unexpected(request)(scope, receive, send_with_id)
+            answer = errors.unavailable(request) if database_unavailable(error) \
+                else errors.unexpected(request)
+            await answer(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", "<unmatched>")
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
@@ -105,6 +109,7 @@ def create_app(container: Container | None = None, *,
         try:
             yield
         finally:
+            app.state.readiness.close()
             gc.unfreeze()  # an app in a longer-lived process (tests) must not pin it all
             sys.setswitchinterval(switch_interval)
             if scheduler is not None:
@@ -119,6 +124,7 @@ def create_app(container: Container | None = None, *,
                   description="Incident management over an event-sourced service desk.")
     app.state.container = container
     app.state.metrics = Metrics(container)
+    app.state.readiness = Readiness(container)
     errors.install(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
     app.include_router(health.router)

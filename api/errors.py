@@ -36,8 +36,10 @@ class ProblemResponse(JSONResponse):
 
 def problem(request: Request, status: int, detail: str | None, *, kind: str | None = None,
             title: str | None = None, headers: dict[str, str] | None = None,
-            errors: list[dict[str, str]] | None = None) -> ProblemResponse:
+            errors: list[dict[str, str]] | None = None,
+            extensions: dict[str, Any] | None = None) -> ProblemResponse:
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": f"{PROBLEM}{kind}" if kind else "about:blank",
         "title": title or HTTPStatus(status).phrase,
         "status": status, "detail": detail, "instance": request.url.path,
@@ -87,6 +89,16 @@ def unexpected(request: Request) -> ProblemResponse:
     # The trace goes to the log, never to the client: it can reveal internals.
     return problem(request, 500, "An unexpected error occurred; it has been logged.",
                    kind="internal")
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(request: Request, detail: str = "A database or the disk is not available "
+                "right now; nothing was changed. Try again shortly.",
+                extensions: dict[str, Any] | None = None) -> ProblemResponse:
+    return problem(request, 503, detail, kind="unavailable", title="Service unavailable",
+                   headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, extensions=extensions)
 
 
 def install(app: FastAPI) -> None:

@@ -43,6 +43,12 @@ class PipelineCollector(Collector):
         for name, value in self._projection_lags(stored).items():
             lag.add_metric([name], value)
         yield lag
+        quarantined = GaugeMetricFamily("itsm_projection_quarantined_aggregates",
+                                        "Aggregates a read model could not fold",
+                                        labels=["projection"])
+        for runner in self.container.runners:
+            quarantined.add_metric([runner.projection.name], runner.quarantine_count())
+        yield quarantined
 
     def _published(self) -> int | None:
         relay_position = self.container.extras.get("relay_position")

@@ -127,7 +127,8 @@ def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6
     """Run the whole pipeline on `path`; returns (ReplayResult, container) once every read
     model has applied every event (the caller closes the container)."""
     from infra.bootstrap import bootstrap as build, default_projections
-    from infra.inbound.consumer import dead_letter_topic, group_for
+    from infra.dead_letters import dead_letter_topic
+    from infra.inbound.consumer import group_for
     from infra.relay import RelayPosition
     from infra.servicenow_import import import_servicenow
     from infra.settings import Settings

@@ -65,28 +65,51 @@ def relay(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from infra.kafka_worker import ProjectionWorker
-    from infra.relay import make_producer
+    from infra.dead_letters import DeadLetters, make_producer, topic_configs
+    from infra.kafka_worker import ProjectionWorker, Supervisor, WorkerMetrics
     from infra.topics import ensure_topics
 
     container = _container()
     settings = container.settings
     bootstrap = _require_kafka(settings)
-    topic = settings.events_topic
-    ensure_topics(bootstrap, [topic, f"{topic}.dlq"], settings.kafka_partitions)
+    topic, dlq = settings.events_topic, f"{settings.events_topic}.dlq"
+    ensure_topics(bootstrap, [topic, dlq], settings.kafka_partitions,
+                  {dlq: topic_configs(settings.dead_letter_max_bytes)})
     runners = [container.runner(n) for n in args.projection] if args.projection \
         else container.runners
-    stop, dead_letters = _stop_on_signals(), make_producer(bootstrap)
-    threads = [threading.Thread(target=ProjectionWorker(bootstrap, topic, r, dead_letters,
-                                                       worker_id=settings.worker_id).run,
-                                args=(stop,), name=f"worker-{r.projection.name}")
-               for r in runners]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    dead_letters.close()
-    return 0
+    metrics = WorkerMetrics()
+    dead_letters = DeadLetters(make_producer(bootstrap, settings.dead_letter_max_bytes))
+    _serve_metrics(args.metrics_port or settings.worker_metrics_port, settings, metrics, runners)
+
+    def maker(runner):
+        return lambda: ProjectionWorker(bootstrap, topic, runner, dead_letters,
+                                        worker_id=settings.worker_id, metrics=metrics,
+                                        stall_seconds=settings.worker_stall_seconds)
+
+    supervisor = Supervisor({r.projection.name: maker(r) for r in runners}, metrics,
+                            stuck_seconds=settings.worker_stuck_seconds)
+    try:
+        return supervisor.run(_stop_on_signals())
+    finally:
+        dead_letters.close()
+
+
+def _serve_metrics(port: int | None, settings: Settings, metrics, runners) -> None:
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    def quarantined(runner):
+        def count() -> float:
+            try:
+                return runner.quarantine_count()
+            except Exception:  # the read database is away: unknown, not zero
+                return float("nan")
+        return count
+
+    for runner in runners:  # read when scraped
+        metrics.quarantined.labels(runner.projection.name).set_function(quarantined(runner))
+    start_http_server(port, addr=settings.host, registry=metrics.registry)
 
 
 def keys_create(args: argparse.Namespace) -> int:
@@ -103,6 +126,29 @@ def projections_rebuild(args: argparse.Namespace) -> int:
     replayed = rebuild(_container(), args.name)
     print(f"rebuilt {args.name} from {replayed} events", file=sys.stderr)
     return 0
+
+
+def projections_failures(args: argparse.Namespace) -> int:
+    container = _container()
+    runners = [container.runner(args.name)] if args.name else container.runners
+    found = [q for runner in runners for q in runner.quarantined()]
+    for q in found:
+        print(f"{q.projection}\t{q.aggregate_id}\tversion {q.version}\t{q.event_type}\t"
+              f"{q.quarantined_at}\t{q.waiting} waiting\t{q.error}")
+    print(f"{len(found)} quarantined aggregate(s)", file=sys.stderr)
+    return 1 if found else 0
+
+
+def projections_retry(args: argparse.Namespace) -> int:
+    container = _container()
+    runners = [container.runner(args.name)] if args.name else container.runners
+    still = 0
+    for runner in runners:
+        released, failing = runner.retry(args.aggregate)
+        still += failing
+        print(f"{runner.projection.name}: {released} released, {failing} still quarantined",
+              file=sys.stderr)
+    return 1 if still else 0
 
 
 def kafka_up(args: argparse.Namespace) -> int:
@@ -135,6 +181,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("relay", help="publish stored events to Kafka").set_defaults(run=relay)
     p = commands.add_parser("worker", help="feed the read models from Kafka")
     p.add_argument("--projection", action="append", help="only this read model (repeatable)")
+    p.add_argument("--metrics-port", type=int,
+                   help="serve /metrics (Prometheus text) here (ITSM_WORKER_METRICS_PORT)")
     p.set_defaults(run=worker)
     keys = commands.add_parser("keys").add_subparsers(dest="keys_command", required=True)
     p = keys.add_parser("create", help="create an API key; prints it once")
@@ -146,6 +194,13 @@ def parser() -> argparse.ArgumentParser:
     p = projections.add_parser("rebuild", help="empty one read model and replay it")
     p.add_argument("name")
     p.set_defaults(run=projections_rebuild)
+    p = projections.add_parser("failures", help="list quarantined aggregates (exit 1 if any)")
+    p.add_argument("name", nargs="?", help="only this read model")
+    p.set_defaults(run=projections_failures)
+    p = projections.add_parser("retry", help="fold quarantined events again after a fix")
+    p.add_argument("name", nargs="?", help="only this read model")
+    p.add_argument("--aggregate", help="only this aggregate id")
+    p.set_defaults(run=projections_retry)
     kafka = commands.add_parser("kafka").add_subparsers(dest="kafka_command", required=True)
     default_dir = str(Settings().data_dir / "kafka")
     p = kafka.add_parser("up", help="run a local single-node Kafka (KRaft); prints its address")

@@ -18,8 +18,9 @@ def register_inbound(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "inbound", help="consume itsm.inbound (CloudEvents: alerts, ticket snapshots)",
         description="Apply CloudEvents from itsm.inbound; rejected ones go to itsm.inbound.dlq. "
-                    "Run several to scale out: they share one consumer group (give each a "
-                    "stable ITSM_WORKER_ID for static membership).")
+                    "Run several to scale out: they share one consumer group. Each is a static "
+                    "member named after its host; give processes on one host their own "
+                    "ITSM_WORKER_ID.")
     p.add_argument("--batch-size", type=int, help="records per poll (ITSM_INBOUND_BATCH_SIZE)")
     p.add_argument("--metrics-port", type=int,
                    help="serve /metrics (Prometheus text) here (ITSM_INBOUND_METRICS_PORT)")
@@ -29,8 +30,8 @@ def register_inbound(commands: argparse._SubParsersAction) -> None:
 def inbound(args: argparse.Namespace) -> int:
     from infra.bootstrap import bootstrap
     from infra.cli import _stop_on_signals
-    from infra.inbound.consumer import consumer_for, dead_letter_topic
-    from infra.relay import make_producer
+    from infra.dead_letters import DeadLetters, dead_letter_topic, make_producer, topic_configs
+    from infra.inbound.consumer import consumer_for
     from infra.settings import Settings
     from infra.topics import ensure_topics
 
@@ -40,9 +41,11 @@ def inbound(args: argparse.Namespace) -> int:
                  "send CloudEvents to POST /v1/inbound")
     container = bootstrap(settings)
     topic = settings.inbound_topic
-    ensure_topics(settings.kafka_bootstrap, [topic, dead_letter_topic(topic)],
-                  settings.kafka_partitions)
-    dead_letters = make_producer(settings.kafka_bootstrap)
+    dlq = dead_letter_topic(topic)
+    ensure_topics(settings.kafka_bootstrap, [topic, dlq], settings.kafka_partitions,
+                  {dlq: topic_configs(settings.dead_letter_max_bytes)})
+    dead_letters = DeadLetters(make_producer(settings.kafka_bootstrap,
+                                             settings.dead_letter_max_bytes))
     options = {"max_records": args.batch_size} if args.batch_size else {}
     consumer = consumer_for(container, dead_letters, **options)
     port = args.metrics_port or settings.inbound_metrics_port

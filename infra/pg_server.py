@@ -191,6 +191,10 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         "POSTGRES_USER": unquote(parts.username or ""),
         # eventsourcing raises if the key is missing, but "" is accepted.
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        # After a server restart the pool's connections are dead: check each before use,
+        # and fail fast (then retry) rather than wait 30 s while the server is away.
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
     }
 
 

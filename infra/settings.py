@@ -35,9 +35,24 @@ class Settings(BaseSettings):
     api_switch_interval: float = 0.001
     host: str = "127.0.0.1"
     port: int = 8000
-    # A stable id per worker process (e.g. its pod name) makes it a static group member:
-    # after a restart it takes its partitions back at once instead of waiting out a session.
+    # A worker's static group membership id (default: the host name), so that after a
+    # restart it takes its partitions back at once instead of waiting out a session. Two
+    # processes of one role on one host each need their own.
     worker_id: str | None = None
+    # A consumer that returns no records this long while its read model is behind is
+    # recreated; one whose poll has not returned in worker_stuck_seconds is replaced.
+    worker_stall_seconds: float = 60.0
+    worker_stuck_seconds: float = 120.0
+    # `itsm worker` serves its counters (Prometheus text) on this port; none if unset.
+    worker_metrics_port: int | None = None
+    # Dead-letter topics and their producer take records up to this size; larger ones are
+    # dead-lettered as a reference to the original record.
+    dead_letter_max_bytes: int = 16 * 1024 * 1024
+    # /health/ready: each check's time limit, and when a read model counts as stalled (no
+    # progress while behind) or as having quarantined too many aggregates.
+    health_timeout: float = 2.0
+    health_stall_seconds: float = 120.0
+    health_max_quarantined: int = 100
     relay_batch_size: int = 500
     poll_interval: float = 0.05
     # Inbound events (issue 4): CloudEvents from monitoring and other ticketing tools.

@@ -5,6 +5,7 @@ Statements are written once with `%s` placeholders and ANSI SQL that both engine
 """
 from __future__ import annotations
 
+import errno
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,16 @@ class Database:
     def for_update(self) -> str:
         return " FOR UPDATE" if self.dialect == "postgresql" else ""
 
+    @staticmethod
+    def unavailable(error: BaseException) -> bool:
+        """Whether the error means the database is away for now (see `unavailable`)."""
+        return unavailable(error)
+
+    def ping(self) -> None:
+        """Raises unless the database answers a query."""
+        with self.transaction(read_only=True) as tx:
+            tx.execute("SELECT 1").fetchone()
+
 
 class SqliteDatabase(Database):
     dialect = "sqlite"
@@ -105,12 +116,16 @@ class SqliteDatabase(Database):
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
-    def __init__(self, url: str, max_size: int = 10) -> None:
+    def __init__(self, url: str, max_size: int = 10, timeout: float = 5.0) -> None:
         from psycopg_pool import ConnectionPool
 
         self.url = url
+        # A connection that died with its server (a restart) is checked and replaced before
+        # it is handed out; a server that is away fails fast rather than after 30 s.
         self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                                    kwargs={"autocommit": False})
+                                    timeout=timeout, check=ConnectionPool.check_connection,
+                                    kwargs={"autocommit": False,
+                                            "connect_timeout": max(int(timeout), 1)})
 
     @contextmanager
     def transaction(self, read_only: bool = False) -> Iterator[Tx]:
@@ -121,6 +136,37 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._pool.close()
+
+
+_UNAVAILABLE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ECONNREFUSED,
+                       errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT}
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether the error says a database (or the disk under it) is away for now, rather
+    than that one statement or value is wrong: worth retrying, never worth quarantining."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _unavailable_here(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _unavailable_here(error: BaseException) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in _UNAVAILABLE_ERRNOS or isinstance(error, (ConnectionError,
+                                                                         TimeoutError))
+    # SQLite says "locked", "disk is full", "unable to open" and "disk I/O error" this way;
+    # psycopg's covers a lost connection, a shutdown, a full disk, a pool timeout and a
+    # serialization failure; eventsourcing re-raises both under the DB-API names.
+    return any(kind.__name__ in ("OperationalError", "InterfaceError")
+               and kind.__module__.split(".")[0] in _DRIVERS for kind in type(error).__mro__)
+
+
+_DRIVERS = {"sqlite3", "psycopg", "psycopg_pool", "eventsourcing"}
 
 
 def connect(url: str) -> Database:

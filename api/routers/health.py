@@ -1,36 +1,28 @@
 """Liveness and readiness for load balancers and orchestrators: no authentication."""
 from __future__ import annotations
 
-import logging
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ContainerDep
-from infra.sql import Database
+from api import errors
 
 router = APIRouter(tags=["operations"])
-log = logging.getLogger(__name__)
 
 
-def _check(db: Database) -> str:
-    try:
-        with db.transaction(read_only=True) as tx:
-            tx.execute("SELECT 1").fetchone()
-        return "ok"
-    except Exception as exc:  # any failure means "not ready"; the reason goes to the log
-        log.warning("health check failed on %s: %r", type(db).__name__, exc)
-        return "unavailable"
+@router.get("/health/live", summary="The process answers")
+def live() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
 
 
-@router.get("/health", summary="Check both databases")
-def health(container: ContainerDep) -> JSONResponse:
-    """503 unless the event store and the read-model database both answer a query."""
-    report = {
-        "event_store": _check(container.store_db),
-        "read_models": _check(container.read_db),
-        "kafka": "configured" if container.uses_kafka else "embedded",
-    }
-    healthy = report["event_store"] == report["read_models"] == "ok"
-    body = {"status": "ok" if healthy else "unavailable", **report}
-    return JSONResponse(body, status_code=200 if healthy else 503)
+@router.get("/health/ready", summary="Databases, data directory and read models")
+@router.get("/health", summary="Same as /health/ready")
+def ready(request: Request) -> JSONResponse:
+    """200 while this instance can serve (status `degraded` while a read model catches up
+    or Kafka cannot be asked); 503 with a problem document and `Retry-After` while a
+    database or the data directory fails, or a read model is stalled or has quarantined
+    too many aggregates. Each component's status is in `components`."""
+    is_ready, report = request.app.state.readiness.check()
+    if is_ready:
+        return JSONResponse(report)
+    return errors.unavailable(request, f"not ready: {', '.join(report['failing'])}",
+                              extensions=report)

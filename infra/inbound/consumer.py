@@ -14,17 +14,15 @@ import logging
 import threading
 import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from infra.dead_letters import DeadLetters, dead_letter_topic
 from infra.inbound.apply import InboundProcessor
+from infra.kafka_worker import Backoff, member_id
 
 log = logging.getLogger(__name__)
 GROUP = "itsm.inbound"
-
-
-def dead_letter_topic(topic: str) -> str:
-    return f"{topic}.dlq"
 
 
 def group_for(topic: str) -> str:
@@ -35,14 +33,14 @@ def group_for(topic: str) -> str:
 
 class InboundConsumer:
     def __init__(self, bootstrap: str, topic: str, processor: InboundProcessor,
-                 dead_letters: KafkaProducer, max_records: int = 1000,
+                 dead_letters: DeadLetters, max_records: int = 1000,
                  worker_id: str | None = None, group_id: str = GROUP) -> None:
         self.topic, self.processor, self.dead_letters = topic, processor, dead_letters
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=max_records,
             client_id="itsm-inbound",
-            group_instance_id=f"{worker_id}.inbound" if worker_id else None)
+            group_instance_id=member_id(worker_id, f"inbound.{topic}"))
         self.consumer.partitions_for_topic(topic)  # a leader without metadata assigns nothing
         self.consumer.subscribe([topic])
         self.applied = self.rejected = 0
@@ -56,28 +54,21 @@ class InboundConsumer:
             return 0
         started = time.perf_counter()
         outcomes = self.processor.process_batch([r.value or b"" for r in records])
-        sent = [self._dead_letter(record, outcome.reason or "rejected", outcome.kind or "")
-                for record, outcome in zip(records, outcomes) if outcome.status == "rejected"]
-        if sent:
-            self.dead_letters.flush()
-            for future in sent:
-                future.get(timeout=30)  # raises if the broker did not take it: no commit
+        for record, outcome in zip(records, outcomes):
+            if outcome.status == "rejected":
+                self._dead_letter(record, outcome.reason or "rejected", outcome.kind or "")
+        sent = self.dead_letters.confirm()  # raises if the broker did not take one: no commit
         self.consumer.commit({tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
                               for tp, batch in polled.items()})
-        self.rejected += len(sent)
-        self.applied += len(records) - len(sent)
+        self.rejected += sent
+        self.applied += len(records) - sent
         self.busy_seconds += time.perf_counter() - started
         return len(records)
 
     def _dead_letter(self, record, reason: str, kind: str):
         log.warning("dead-lettering %s/%d@%d: %s", record.topic, record.partition,
                     record.offset, reason)
-        headers = [("reason", reason.encode()[:4000]), ("kind", kind.encode()),
-                   ("original_topic", record.topic.encode()),
-                   ("original_partition", str(record.partition).encode()),
-                   ("original_offset", str(record.offset).encode())]
-        return self.dead_letters.send(dead_letter_topic(self.topic), key=record.key,
-                                      value=record.value, headers=headers)
+        self.dead_letters.send(dead_letter_topic(self.topic), record, reason, kind)
 
     def rewind(self) -> None:
         """Back to the last committed offsets, to retry a batch that failed."""
@@ -89,22 +80,27 @@ class InboundConsumer:
                 self.consumer.seek(tp, committed)
 
     def run(self, stop: threading.Event) -> None:
+        backoff = Backoff()
         try:
             while not stop.is_set():
                 try:
                     self.step()
+                    backoff.reset()
                 except Exception:  # the store or the broker may be away: retry the batch
                     log.exception("inbound batch failed; retrying from the committed offsets")
-                    stop.wait(1.0)
-                    try:
-                        self.rewind()
-                    except Exception:
-                        log.exception("could not rewind; will retry")
+                    stop.wait(backoff.next())
+                    self._rewind_or_wait()
         finally:
             self.consumer.close()
 
+    def _rewind_or_wait(self) -> None:
+        try:
+            self.rewind()
+        except Exception:  # the broker is away too: the next step fails and waits again
+            log.exception("could not rewind; will retry")
 
-def consumer_for(container, dead_letters: KafkaProducer, **options) -> InboundConsumer:
+
+def consumer_for(container, dead_letters: DeadLetters, **options) -> InboundConsumer:
     from infra.inbound.apply import processor_for
 
     settings = container.settings

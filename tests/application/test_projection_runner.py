@@ -1,6 +1,7 @@
 """ProjectionRunner: exactly-once application of feed batches to read models on SQLite."""
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -200,21 +201,22 @@ def test_reset_of_one_projection_leaves_the_others_alone(db):
     assert applied(db) == as_rows(records)
 
 
-def test_a_failing_projection_rolls_back_the_batch_and_its_position(db):
+def test_a_database_that_is_away_rolls_back_the_batch_and_its_position(db):
     records = feed()
 
-    class Exploding(AppliedLog):
-        name = "exploding"
+    class Unavailable(AppliedLog):
+        name = "unavailable"
 
         def apply(self, tx, event):
             super().apply(tx, event)
             if event.aggregate_version == 3:
-                raise RuntimeError("boom")
+                raise sqlite3.OperationalError("disk I/O error")
 
-    runner = make_runner(db, Exploding())
-    with pytest.raises(RuntimeError, match="boom"):
+    runner = make_runner(db, Unavailable())
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         runner.apply_batch("kafka", 0, 0, records)
     assert applied(db) == []
     assert runner.position("kafka", 0) == 0
+    assert runner.quarantined() == []
     assert runner.apply_batch("kafka", 0, 0, records[:4]) == 5
     assert applied(db) == as_rows(records[:4])

@@ -11,8 +11,8 @@ from domain.source_ticket import source_ticket_id
 from infra.bootstrap import bootstrap
 from infra.inbound import cloudevent, partition_key
 from infra.inbound.apply import InboundProcessor
-from infra.inbound.consumer import GROUP, InboundConsumer, dead_letter_topic
-from infra.relay import make_producer
+from infra.dead_letters import DeadLetters, dead_letter_topic, make_producer
+from infra.inbound.consumer import GROUP, InboundConsumer
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from tests.unit.test_inbound_snapshots import snap
@@ -52,7 +52,7 @@ def snapshot_message(data: dict, id_: str | None = None) -> tuple[bytes, bytes]:
 def consume(container, processor, until, members: int = 1, group: str | None = None,
             timeout: float = 90) -> list[InboundConsumer]:
     stop = threading.Event()
-    dead = make_producer(container.settings.kafka_bootstrap)
+    dead = DeadLetters(make_producer(container.settings.kafka_bootstrap))
     group = group or f"{container.settings.inbound_topic}.{GROUP}"
     consumers = [InboundConsumer(container.settings.kafka_bootstrap,
                                  container.settings.inbound_topic, processor, dead,

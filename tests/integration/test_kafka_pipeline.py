@@ -14,6 +14,8 @@ from infra.bootstrap import bootstrap, default_projections
 from infra.kafka_worker import ProjectionWorker
 from infra.local_feed import NotificationFeed
 from infra.rebuild import rebuild
+from infra.dead_letters import DeadLetters
+from infra.dead_letters import make_producer as dl_producer
 from infra.relay import Relay, RelayPosition, make_producer
 from infra.settings import Settings
 from infra.sql import connect
@@ -66,7 +68,7 @@ def read_models(container) -> tuple[list, dict]:
 def run_workers(container, until) -> None:
     stop = threading.Event()
     workers = [ProjectionWorker(container.settings.kafka_bootstrap, container.settings.events_topic,
-                                runner, make_producer(container.settings.kafka_bootstrap))
+                                runner, DeadLetters(dl_producer(container.settings.kafka_bootstrap)))
                for runner in container.runners]
     threads = [threading.Thread(target=w.run, args=(stop,)) for w in workers]
     for thread in threads:
