@@ -9,7 +9,9 @@ import sys
 
 
 def import_servicenow(args: argparse.Namespace) -> int:
-    from infra.servicenow_import import NotAnIncidentExport, import_servicenow as run
+    from infra.servicenow_import import (
+        ExportChanged, NotAnIncidentExport, import_servicenow as run,
+    )
     from infra.settings import Settings
 
     settings = Settings()
@@ -21,7 +23,7 @@ def import_servicenow(args: argparse.Namespace) -> int:
         stats = run(args.path, bootstrap, topic=topic, source=args.source,
                     source_timezone=args.source_timezone, limit=args.limit,
                     show_progress=not args.quiet, partitions=settings.kafka_partitions)
-    except (NotAnIncidentExport, FileNotFoundError) as error:
+    except (NotAnIncidentExport, ExportChanged, FileNotFoundError) as error:
         sys.exit(f"itsm import servicenow: {error}")
     print(stats.summary(), file=sys.stderr)
     return 0

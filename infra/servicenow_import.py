@@ -2,8 +2,9 @@
 
 One CSV row (the state of one incident right after one update) becomes one CloudEvent on
 the inbound topic, keyed by the ticket number so that one ticket stays in one partition and
-its snapshots reach the inbound consumer in file order. The importer maps values only; the
-inbound mapper decides what changed (see docs/inbound.md and docs/kpis.md).
+its snapshots reach the inbound consumer in the order they are sent. The importer maps values
+and orders each ticket's rows; the inbound mapper decides what changed (see docs/inbound.md
+and docs/kpis.md).
 
 Mapping decisions (also in docs/kpis.md):
 
@@ -19,17 +20,23 @@ Mapping decisions (also in docs/kpis.md):
   `source_timezone` when one is given (DST-aware via zoneinfo).
 * `cmdb_ci` -> service, `u_symptom` -> title, `closed_code` -> resolution_code,
   `caller_id` -> caller, `assigned_to` -> assignee.
-* Rows are sent in file order. Out-of-order rows of the log (a lower `sys_mod_count` after a
-  higher one) are left for the mapper, which ignores stale snapshots and counts them.
+* Each ticket's rows are sent by `sys_mod_count`; among equal counts the latest
+  `sys_updated_at` first, and rows equal in both in file order. The consumer applies a
+  ticket's snapshots in arrival order and ignores one whose mod_count is not above the last
+  applied one, so this order makes the latest record of each count win (docs/inbound.md).
+  The file is read twice: once for the order, once to send; only rows that come before
+  their turn are held in memory, and tickets stay interleaved as in the file.
 """
 from __future__ import annotations
 
 import csv
 import gzip
 import io
+import itertools
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +90,10 @@ class ImportStats:
         return (f"{self.rows} rows read, {self.produced} snapshots produced"
                 f"{f', skipped: {skipped}' if skipped else ''} in {self.seconds:.1f} s"
                 f" ({self.rate:,.0f} rows/s)")
+
+
+class ExportChanged(RuntimeError):
+    """The export differed between the reading that ordered it and the one that sent it."""
 
 
 class SkipRow(Exception):
@@ -167,6 +178,22 @@ class RowMapper:
                                f" (columns: {', '.join(header[:12])}...)")
         self.column = {name: i for i, name in enumerate(header)}
         self.date = DateParser(source_timezone)
+        self.wall_clock = DateParser()  # offset-free ISO text sorts as the source's clock
+
+    def order_key(self, row: list[str]) -> tuple[str, int, str] | None:
+        """(ref, mod_count, updated_at) that place a row among its ticket's rows; None for a
+        row `snapshot` would skip for lack of them."""
+        if len(row) != len(self.column):
+            return None
+        ref = _text(self._get(row, "number"))
+        mod_count = _count(self._get(row, "sys_mod_count"))
+        try:
+            updated_at = self.wall_clock(self._get(row, "sys_updated_at"))
+        except SkipRow:
+            return None
+        if ref is None or mod_count is None or updated_at is None:
+            return None
+        return ref, mod_count, updated_at
 
     def _get(self, row: list[str], name: str) -> str:
         index = self.column.get(name)
@@ -241,28 +268,88 @@ def count_rows(path: Path | str) -> int:
     return max(lines - 1, 0)
 
 
+@contextmanager
+def _export_rows(path: Path | str, source_timezone: str | None, limit: int | None
+                 ) -> Iterator[tuple[RowMapper | None, Iterator[tuple[int, list[str]]]]]:
+    """The export's mapper and its first `limit` data rows with their index."""
+    with open_text(path) as text:
+        reader = csv.reader(text)
+        header = next(reader, None)
+        if header is None:
+            yield None, iter(())
+            return
+        mapper = RowMapper([h.strip() for h in header], source_timezone)
+        yield mapper, enumerate(itertools.islice(reader, limit))
+
+
+def sending_order(path: Path | str, limit: int | None = None) -> dict[str, deque[int]]:
+    """Per ticket, the indices of its rows in the order they are to be sent: by mod_count,
+    the latest updated_at first among equal counts, file order among rows equal in both."""
+    keys: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
+    with _export_rows(path, None, limit) as (mapper, rows):
+        for index, row in rows:
+            if (key := mapper.order_key(row)) is not None:
+                ref, mod_count, updated_at = key
+                keys[ref].append((mod_count, updated_at, index))
+    return {ref: deque(index for *_, index in _sorted(rows)) for ref, rows in keys.items()}
+
+
+def _sorted(rows: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
+    # Two stable sorts: updated_at descending, then mod_count ascending; ties keep file order.
+    by_time = sorted(rows, key=lambda r: r[1], reverse=True)
+    return sorted(by_time, key=lambda r: r[0])
+
+
+class TicketTurns:
+    """Releases each ticket's rows in sending order while the file is read in its own order;
+    a row that arrives before its turn waits. A skipped row (None) only gives up its turn."""
+
+    def __init__(self, order: dict[str, deque[int]]) -> None:
+        self.order = order
+        self.waiting: dict[str, dict[int, Any]] = {}
+
+    def arrive(self, ref: str, index: int, item: Any) -> list[Any]:
+        turns = self.order.get(ref)
+        if turns is None:
+            raise ExportChanged(f"{ref} has a row the first reading did not see")
+        waiting = self.waiting.setdefault(ref, {})
+        waiting[index] = item
+        released = []
+        while turns and turns[0] in waiting:
+            if (ready := waiting.pop(turns.popleft())) is not None:
+                released.append(ready)
+        if not waiting:
+            del self.waiting[ref]
+        if not turns:
+            del self.order[ref]
+        return released
+
+    def check_all_sent(self) -> None:
+        if self.waiting:
+            raise ExportChanged(f"rows of {len(self.waiting)} tickets never had their turn,"
+                                f" e.g. {next(iter(self.waiting))}")
+
+
 def snapshots(path: Path | str, source: str = DEFAULT_SOURCE, source_timezone: str | None = None,
               limit: int | None = None, stats: ImportStats | None = None
               ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(ref, CloudEvent) per importable row, in file order; skipped rows counted in stats."""
+    """(ref, CloudEvent) per importable row, each ticket's in sending order (`sending_order`);
+    skipped rows counted in stats."""
     stats = stats if stats is not None else ImportStats()
-    with open_text(path) as text:
-        reader = csv.reader(text)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            return
-        mapper = RowMapper(header, source_timezone)
-        for index, row in enumerate(reader):
-            if limit is not None and index >= limit:
-                break
+    turns = TicketTurns(sending_order(path, limit))
+    with _export_rows(path, source_timezone, limit) as (mapper, rows):
+        for index, row in rows:
             stats.rows += 1
+            key = mapper.order_key(row)
             try:
-                data = mapper.snapshot(row)
+                event = cloud_event(mapper.snapshot(row), index, source)
             except SkipRow as skip:
                 stats.skipped[skip.reason] += 1
-                continue
-            yield data["ref"], cloud_event(data, index, source)
+                event = None
+            if key is not None:  # without one, `snapshot` skipped the row too
+                for ready in turns.arrive(key[0], index, event):
+                    yield ready["subject"], ready
+    turns.check_all_sent()
 
 
 def make_import_producer(bootstrap: str):

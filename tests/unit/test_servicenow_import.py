@@ -5,6 +5,7 @@ import argparse
 import csv
 import gzip
 import io
+from collections import deque
 
 import orjson
 import pytest
@@ -12,7 +13,8 @@ import pytest
 from infra.cli_import import register_import
 from infra.inbound.envelope import parse
 from infra.servicenow_import import (
-    NotAnIncidentExport, ImportStats, count_rows, import_servicenow, snapshots,
+    ExportChanged, NotAnIncidentExport, ImportStats, TicketTurns, count_rows, import_servicenow,
+    snapshots,
 )
 
 HEADER = ("number,incident_state,active,reassignment_count,reopen_count,sys_mod_count,made_sla,"
@@ -106,11 +108,49 @@ def test_source_timezone_writes_offsets_with_daylight_saving(tmp_path):
     assert times == ["2016-03-27T00:30:00+00:00", "2016-03-27T02:30:00+01:00"]
 
 
-def test_limit_and_row_order_are_kept(tmp_path):
-    path = write(tmp_path / "o.csv", [row(mod=2), row(mod=1), row(number="INC2", mod=0)])
-    assert [e["id"] for _, e in snapshots(path)] == ["INC0000045:2:0", "INC0000045:1:1",
-                                                    "INC2:0:2"]
-    assert len(list(snapshots(path, limit=2))) == 2
+def out_of_order_rows() -> list[dict]:
+    """Two tickets interleaved; A's rows far from mod_count order, with a repeated count at
+    different times (3), one at the same time (4), and a -100 row (skipped) among them."""
+    return [row("A", "Active", 3, "1/3/2016 10:00"), row("B", mod=0),
+            row("A", "Active", 1), row("A", "Resolved", 3, "2/3/2016 09:00"),
+            row("A", "Active", 2), row("B", "Active", 1), row("A", "-100", 0),
+            row("A", "New", 0), row("A", "Closed", 4, "3/3/2016 12:00"),
+            row("A", "Resolved", 4, "3/3/2016 12:00")]
+
+
+# Per ticket by mod_count; among equal counts the latest sys_updated_at first, so that the
+# consumer applies it and ignores the older one as stale; file order among equal times.
+SENDING_ORDER = ["B:0:1", "B:1:5", "A:0:7", "A:1:2", "A:2:4", "A:3:3", "A:3:0", "A:4:8",
+                 "A:4:9"]
+
+
+def test_each_tickets_rows_are_sent_by_mod_count_latest_update_first(tmp_path):
+    path = write(tmp_path / "o.csv", out_of_order_rows())
+    stats = ImportStats()
+    events = [e for _, e in snapshots(path, stats=stats)]
+    assert [e["id"] for e in events] == SENDING_ORDER
+    assert [e["data"]["state"] for e in events if e["subject"] == "A"] == [
+        "new", "in_progress", "in_progress", "resolved", "in_progress", "closed", "resolved"]
+    assert stats.rows == 10 and dict(stats.skipped) == {"state -100": 1}
+
+
+def test_the_limit_counts_rows_of_the_file(tmp_path):
+    path = write(tmp_path / "o.csv", out_of_order_rows())
+    assert [e["id"] for _, e in snapshots(path, limit=4)] == ["B:0:1", "A:1:2", "A:3:3",
+                                                             "A:3:0"]
+
+
+def test_a_row_waits_for_its_turn_and_a_changed_export_is_refused():
+    turns = TicketTurns({"A": deque([2, 0, 1])})
+    assert turns.arrive("A", 0, "a0") == []
+    assert turns.arrive("A", 1, None) == []  # skipped: it only gives up its turn
+    assert turns.arrive("A", 2, "a2") == ["a2", "a0"]
+    with pytest.raises(ExportChanged):
+        turns.arrive("B", 3, "b3")  # a ticket the ordering pass did not see
+    waiting = TicketTurns({"A": deque([1, 0])})
+    waiting.arrive("A", 0, "a0")
+    with pytest.raises(ExportChanged):
+        waiting.check_all_sent()
 
 
 def test_a_file_that_is_not_an_incident_export_is_refused(tmp_path):
@@ -144,6 +184,14 @@ def test_import_sends_keyed_by_ref_and_flushes(tmp_path):
                                                      ("t.inbound", b"INC2")]
     assert producer.flushed and stats.produced == 2 and stats.rows == 3
     assert "1 state -100" in stats.summary()
+
+
+def test_import_sends_in_the_sending_order_keyed_by_ticket(tmp_path):
+    producer = FakeProducer()
+    import_servicenow(write(tmp_path / "o.csv", out_of_order_rows()), "unused:9092",
+                      producer=producer, show_progress=False)
+    assert [(key, event["id"]) for _, key, event in producer.sent] == [
+        (event_id.split(":")[0].encode(), event_id) for event_id in SENDING_ORDER]
 
 
 def test_the_cli_subcommand(tmp_path):
