@@ -66,7 +66,8 @@ def relay(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     from infra.dead_letters import DeadLetters, make_producer, topic_configs
-    from infra.kafka_worker import ProjectionWorker, Supervisor, WorkerMetrics
+    from infra.kafka_worker import ProjectionWorker, Supervisor
+    from infra.supervised_consumer import ConsumerMetrics
     from infra.topics import ensure_topics
 
     container = _container()
@@ -77,7 +78,7 @@ def worker(args: argparse.Namespace) -> int:
                   {dlq: topic_configs(settings.dead_letter_max_bytes)})
     runners = [container.runner(n) for n in args.projection] if args.projection \
         else container.runners
-    metrics = WorkerMetrics()
+    metrics = ConsumerMetrics()
     dead_letters = DeadLetters(make_producer(bootstrap, settings.dead_letter_max_bytes))
     _serve_metrics(args.metrics_port or settings.worker_metrics_port, settings, metrics, runners)
 
@@ -97,7 +98,7 @@ def worker(args: argparse.Namespace) -> int:
 def _serve_metrics(port: int | None, settings: Settings, metrics, runners) -> None:
     if not port:
         return
-    from prometheus_client import start_http_server
+    from prometheus_client import Gauge, start_http_server
 
     def quarantined(runner):
         def count() -> float:
@@ -107,8 +108,10 @@ def _serve_metrics(port: int | None, settings: Settings, metrics, runners) -> No
                 return float("nan")
         return count
 
+    gauge = Gauge("itsm_projection_quarantined_aggregates", "Aggregates a read model could "
+                  "not fold", ["projection"], registry=metrics.registry)
     for runner in runners:  # read when scraped
-        metrics.quarantined.labels(runner.projection.name).set_function(quarantined(runner))
+        gauge.labels(runner.projection.name).set_function(quarantined(runner))
     start_http_server(port, addr=settings.host, registry=metrics.registry)
 
 

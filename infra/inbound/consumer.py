@@ -11,15 +11,17 @@ alert's receipt, a snapshot's ticket), so a second delivery is a duplicate.
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
 from infra.dead_letters import DeadLetters, dead_letter_topic
 from infra.inbound.apply import InboundProcessor
-from infra.kafka_worker import Backoff, member_id
+from infra.supervised_consumer import (
+    ConsumerFactory, ConsumerMetrics, SupervisedConsumer, member_id,
+)
 
 log = logging.getLogger(__name__)
 GROUP = "itsm.inbound"
@@ -31,27 +33,26 @@ def group_for(topic: str) -> str:
     return topic
 
 
-class InboundConsumer:
+class InboundConsumer(SupervisedConsumer):
     def __init__(self, bootstrap: str, topic: str, processor: InboundProcessor,
                  dead_letters: DeadLetters, max_records: int = 1000,
-                 worker_id: str | None = None, group_id: str = GROUP) -> None:
-        self.topic, self.processor, self.dead_letters = topic, processor, dead_letters
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=max_records,
-            client_id="itsm-inbound",
-            group_instance_id=member_id(worker_id, f"inbound.{topic}"))
-        self.consumer.partitions_for_topic(topic)  # a leader without metadata assigns nothing
-        self.consumer.subscribe([topic])
+                 worker_id: str | None = None, group_id: str = GROUP, *,
+                 stall_seconds: float = 60.0, consumer_factory: ConsumerFactory = KafkaConsumer,
+                 metrics: ConsumerMetrics | None = None) -> None:
+        options = dict(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+                       auto_offset_reset="earliest", max_poll_records=max_records,
+                       client_id="itsm-inbound",
+                       group_instance_id=member_id(worker_id, f"inbound.{topic}"))
+        super().__init__("inbound", topic, options, stall_seconds=stall_seconds,
+                         consumer_factory=consumer_factory,
+                         metrics=metrics)
+        self.processor, self.dead_letters = processor, dead_letters
         self.applied = self.rejected = 0
         self.busy_seconds = 0.0
 
-    def step(self, timeout_ms: int = 200) -> int:
-        """Apply what one poll returned; returns how many records it handled."""
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
+    def handle(self, polled: dict[Any, list[Any]]) -> int:
+        """Apply one poll's records as one batch; commit once every dead letter is in."""
         records = [record for batch in polled.values() for record in batch]
-        if not records:
-            return 0
         started = time.perf_counter()
         outcomes = self.processor.process_batch([r.value or b"" for r in records])
         for record, outcome in zip(records, outcomes):
@@ -65,10 +66,15 @@ class InboundConsumer:
         self.busy_seconds += time.perf_counter() - started
         return len(records)
 
-    def _dead_letter(self, record, reason: str, kind: str):
+    def _dead_letter(self, record, reason: str, kind: str) -> None:
         log.warning("dead-lettering %s/%d@%d: %s", record.topic, record.partition,
                     record.offset, reason)
         self.dead_letters.send(dead_letter_topic(self.topic), record, reason, kind)
+
+    def positions(self) -> dict[int, int]:
+        """The committed offsets: a batch counts as done once they moved past it."""
+        return {tp.partition: self.consumer.committed(tp) or 0
+                for tp in self.consumer.assignment()}
 
     def rewind(self) -> None:
         """Back to the last committed offsets, to retry a batch that failed."""
@@ -79,38 +85,22 @@ class InboundConsumer:
             else:
                 self.consumer.seek(tp, committed)
 
-    def run(self, stop: threading.Event) -> None:
-        backoff = Backoff()
-        try:
-            while not stop.is_set():
-                try:
-                    self.step()
-                    backoff.reset()
-                except Exception:  # the store or the broker may be away: retry the batch
-                    log.exception("inbound batch failed; retrying from the committed offsets")
-                    stop.wait(backoff.next())
-                    self._rewind_or_wait()
-        finally:
-            self.consumer.close()
-
-    def _rewind_or_wait(self) -> None:
-        try:
-            self.rewind()
-        except Exception:  # the broker is away too: the next step fails and waits again
-            log.exception("could not rewind; will retry")
-
 
 def consumer_for(container, dead_letters: DeadLetters, **options) -> InboundConsumer:
     from infra.inbound.apply import processor_for
 
     settings = container.settings
+    processor = processor_for(container)
     return InboundConsumer(settings.kafka_bootstrap, settings.inbound_topic,
-                           processor_for(container), dead_letters,
+                           processor, dead_letters,
+                           metrics=options.pop("metrics", None)
+                           or ConsumerMetrics(processor.registry),
+                           stall_seconds=options.pop("stall_seconds",
+                                                     settings.worker_stall_seconds),
                            max_records=options.pop("max_records", settings.inbound_batch_size),
                            worker_id=options.pop("worker_id", settings.worker_id),
                            group_id=options.pop("group_id", group_for(settings.inbound_topic)),
                            **options)
 
 
-__all__ = ["InboundConsumer", "consumer_for", "dead_letter_topic", "group_for", "GROUP",
-           "TopicPartition"]
+__all__ = ["InboundConsumer", "consumer_for", "group_for", "GROUP"]

@@ -11,7 +11,8 @@ from kafka import KafkaConsumer
 from domain.commands import Context, LogIncident
 from domain.values import Actor
 from infra.bootstrap import bootstrap
-from infra.kafka_worker import ProjectionWorker, Supervisor, WorkerMetrics
+from infra.kafka_worker import ProjectionWorker, Supervisor
+from infra.supervised_consumer import ConsumerMetrics
 from infra.relay import Relay, RelayPosition, make_producer
 from infra.settings import Settings
 from infra.topics import ensure_topics
@@ -92,7 +93,7 @@ def run(worker_or_supervisor, until, timeout: float = 60) -> None:
         thread.join(timeout=30)
 
 
-def restarts(metrics: WorkerMetrics, projection: str, reason: str) -> float:
+def restarts(metrics: ConsumerMetrics, projection: str, reason: str) -> float:
     return metrics.restarts.labels(projection, reason)._value.get()
 
 
@@ -104,7 +105,7 @@ def worker(container, **options) -> ProjectionWorker:
 
 def test_a_consumer_that_stops_fetching_while_behind_is_recreated(container):
     publish(container, 20)
-    metrics = WorkerMetrics()
+    metrics = ConsumerMetrics()
     stuck = worker(container, stall_seconds=2, consumer_factory=factory(Stalled),
                    metrics=metrics)
     run(stuck, lambda: rows(container) == 20)
@@ -113,7 +114,7 @@ def test_a_consumer_that_stops_fetching_while_behind_is_recreated(container):
 
 def test_an_idle_consumer_with_nothing_to_fetch_is_left_alone(container):
     publish(container, 3)
-    metrics = WorkerMetrics()
+    metrics = ConsumerMetrics()
     idle = worker(container, stall_seconds=1, metrics=metrics)
     run(idle, lambda: rows(container) == 3)
     stop = threading.Event()
@@ -124,7 +125,7 @@ def test_an_idle_consumer_with_nothing_to_fetch_is_left_alone(container):
 
 def test_a_poll_that_never_returns_is_replaced_by_the_supervisor(container):
     publish(container, 20)
-    metrics = WorkerMetrics()
+    metrics = ConsumerMetrics()
     make = factory(Hung)
     supervisor = Supervisor({"incidents": lambda: worker(container, consumer_factory=make,
                                                          metrics=metrics)},
@@ -148,7 +149,7 @@ def test_a_database_away_is_retried_until_it_is_back_and_applies_once(container,
         return real(*args, **kwargs)
 
     monkeypatch.setattr(runner, "apply_batch", flaky)
-    metrics = WorkerMetrics()
+    metrics = ConsumerMetrics()
     run(worker(container, metrics=metrics), lambda: rows(container) == 10)
     assert metrics.failures.labels("incidents")._value.get() == 3
     with container.read_db.transaction() as tx:
@@ -163,5 +164,38 @@ def test_the_supervisor_stops_with_status_1_when_a_worker_thread_dies():
         def run(self, stop):
             return  # ended although nobody asked it to stop
 
-    supervisor = Supervisor({"incidents": Dying}, WorkerMetrics())
+    supervisor = Supervisor({"incidents": Dying}, ConsumerMetrics())
     assert supervisor.run(threading.Event(), check_every=0.05) == 1
+
+
+def test_an_inbound_consumer_that_stops_fetching_while_behind_is_recreated(
+        tmp_path, kafka_bootstrap, kafka_topic_prefix):
+    from kafka import KafkaProducer
+
+    from infra.dead_letters import DeadLetters, make_producer as dead_letter_producer
+    from infra.inbound.apply import InboundProcessor
+    from infra.inbound.consumer import InboundConsumer
+    from infra.inbound import cloudevent
+
+    topic = f"{kafka_topic_prefix}.inbound"
+    settings = Settings(data_dir=tmp_path, inbound_topic=topic)
+    container = bootstrap(settings)
+    ensure_topics(kafka_bootstrap, [topic, f"{topic}.dlq"], 1)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for n in range(5):
+        producer.send(topic, cloudevent("alert.fired", "nagios", f"a{n}", f"host{n}",
+                                        {"service": f"host{n}", "check": "ping",
+                                         "severity": "critical", "summary": "down"}))
+    producer.flush()
+    processor = InboundProcessor(container.desk)
+    metrics = ConsumerMetrics()
+    consumer = InboundConsumer(kafka_bootstrap, topic, processor,
+                               DeadLetters(dead_letter_producer(kafka_bootstrap)),
+                               worker_id="liveness", group_id=topic, stall_seconds=2,
+                               consumer_factory=factory(Stalled), metrics=metrics)
+    try:
+        run(consumer, lambda: consumer.applied + consumer.rejected == 5)
+        assert consumer.rejected == 0
+        assert restarts(metrics, "inbound", "stalled") == 1
+    finally:
+        container.close()
