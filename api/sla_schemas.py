@@ -2,6 +2,8 @@
 
 Durations are ISO-8601 (`"PT4H"`, `"P3D"`) or a number of seconds; they are stored in
 seconds. A target map is keyed by priority P1..P4, or "*" for the priorities not listed.
+The domain decides which targets it accepts (domain/sla_policy.py: positive, at most 366
+days, due within 732 days on the policy's calendar) and refuses the rest with a 422.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
+from domain.checks import LONGEST_DURATION
 from domain.values import HoldReason
 
 Duration = Annotated[timedelta, Field(description='ISO-8601 duration ("PT4H") or seconds')]
@@ -19,10 +22,11 @@ _DURATION = TypeAdapter(timedelta)
 
 
 def parse_duration(text: str) -> timedelta:
-    """ISO-8601 duration or seconds; ValueError otherwise."""
+    """ISO-8601 duration or seconds, positive and at most the domain's longest duration;
+    ValueError otherwise."""
     value = _DURATION.validate_python(text)
-    if value <= timedelta(0):
-        raise ValueError("a duration must be positive")
+    if not timedelta(0) < value <= LONGEST_DURATION:
+        raise ValueError(f"a duration must be positive and at most {LONGEST_DURATION.days} days")
     return value
 
 

@@ -11,6 +11,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.checks import CheckedEvent
+
 _NAMESPACE = UUID("8e4d3d5c-27a5-4b0a-a3a4-1c9b2b7f2c02")
 
 
@@ -19,10 +21,10 @@ def fingerprint_id(service: str, check: str) -> UUID:
 
 
 class AlertFingerprint(Aggregate):
-    class Event(Aggregate.Event):
+    class Event(CheckedEvent, Aggregate.Event):
         class_version = 1
 
-    class Registered(Aggregate.Created):
+    class Registered(CheckedEvent, Aggregate.Created):
         class_version = 1
         service: str
         check: str

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
+from domain.checks import CheckedEvent
 
-class StampedEvent(Aggregate.Event):
+
+class StampedEvent(CheckedEvent, Aggregate.Event):
     """The library stamps modified_on after the mutator runs; stamping it first lets
-    mutators record the event's own time (acknowledged_at, resolved_at, ...)."""
+    mutators record the event's own time (acknowledged_at, resolved_at, ...). Its values
+    are checked as it is constructed (`CheckedEvent`)."""
 
     class_version = 1
 

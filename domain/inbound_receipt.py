@@ -12,6 +12,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.checks import CheckedEvent
+
 _NAMESPACE = UUID("c3a0f3a8-5d0e-4a35-9e57-2d1f0b6e7a03")
 
 
@@ -20,7 +22,10 @@ def receipt_id(source: str, event_id: str) -> UUID:
 
 
 class InboundReceipt(Aggregate):
-    class Received(Aggregate.Created):
+    class Event(CheckedEvent, Aggregate.Event):
+        class_version = 1
+
+    class Received(CheckedEvent, Aggregate.Created):
         class_version = 1
         source: str
         event_id: str

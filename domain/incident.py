@@ -6,6 +6,7 @@ from datetime import datetime
 from eventsourcing.domain import Aggregate, event
 
 from domain.base import StampedEvent
+from domain.checks import CheckedEvent
 
 from domain.values import (
     OPEN_STATES, TIERS, Actor, Channel, EscalationKind, HoldReason, IllegalTransition,
@@ -23,7 +24,7 @@ class Incident(Aggregate):
     class Event(StampedEvent):
         pass
 
-    class Logged(Aggregate.Created):
+    class Logged(CheckedEvent, Aggregate.Created):
         # v2 added the channel (v1 incidents were all logged by phone); v3 added, for incidents
         # that came from elsewhere, `at` (the time at the source), `source` (the system) and
         # `external_ref` (its ticket number there).

@@ -17,11 +17,13 @@ A specification ("spec") is plain JSON-able data, durations in seconds:
      "warnings": [50, 75, 90]}
 
 A target map is keyed by priority (P1..P4); the key "*" applies to priorities not listed.
+A target is positive and at most `checks.LONGEST_DURATION` (366 days) of business time, and
+falls due within `LONGEST_REACH` (732 days) of wall-clock time on the policy's calendar.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -32,6 +34,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.base import StampedEvent
 from domain.calendar import BusinessCalendar
+from domain.checks import TIMES_FROM, CheckedEvent, check_duration
 from domain.values import Actor, HoldReason, IllegalTransition, InvalidValue
 
 METRICS = ("respond", "resolve")
@@ -41,6 +44,12 @@ TICKET_TYPES = ("incident",)
 DEFAULT_PAUSE = {"respond": [], "resolve": ["awaiting_caller", "awaiting_vendor"],
                  "ola": ["awaiting_caller", "awaiting_vendor"]}
 DEFAULT_WARNINGS = [50, 75, 90]
+# The clocks' read model walks the calendar a day at a time to find a due time: a long
+# target on a sparse calendar (a minute a week) would cost seconds per event, or run past
+# the end of Python's calendar.
+LONGEST_REACH = timedelta(days=732)
+# The clocks' read model keeps the rank in an INTEGER column.
+RANK_LIMIT = 2**31 - 1
 _KEYS = {"name", "description", "rank", "active", "conditions", "targets", "ola", "calendar",
          "pause", "warnings"}
 
@@ -51,7 +60,7 @@ class SlaPolicy(Aggregate):
     class Event(StampedEvent):
         pass
 
-    class Created(Aggregate.Created):
+    class Created(CheckedEvent, Aggregate.Created):
         class_version = 1
         spec: dict
         by: Actor
@@ -93,8 +102,7 @@ class SlaPolicy(Aggregate):
 # -- specification ------------------------------------------------------------
 
 def _seconds(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise InvalidValue(f"{where} must be a positive number of seconds, not {value!r}")
+    check_duration(where, value)
     return int(value) if float(value).is_integer() else float(value)
 
 
@@ -135,8 +143,9 @@ def normalise_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not name.strip():
         raise InvalidValue("a policy needs a name")
     rank = raw.get("rank", 0)
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        raise InvalidValue(f"rank must be an integer, not {rank!r}")
+    if isinstance(rank, bool) or not isinstance(rank, int) or abs(rank) > RANK_LIMIT:
+        raise InvalidValue(f"rank must be an integer of at most {RANK_LIMIT} either way, "
+                           f"not {rank!r}")
     conditions_raw = raw.get("conditions") or {}
     if not isinstance(conditions_raw, Mapping) or set(conditions_raw) - set(CONDITIONS):
         raise InvalidValue(f"conditions may only name {list(CONDITIONS)}")
@@ -180,10 +189,29 @@ def normalise_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
     description = raw.get("description") or ""
     if not isinstance(description, str):
         raise InvalidValue("description is text")
+    _check_reach([*targets.values(), *ola.values()], calendar)
     return {"name": name.strip(), "description": description, "rank": rank, "active": active,
             "conditions": conditions, "targets": targets, "ola": ola, "calendar": calendar,
             "pause": pause, "warnings": sorted({int(w) if float(w).is_integer() else w
                                                 for w in warnings})}
+
+
+def _check_reach(tables: list[dict[str, float]], calendar: dict | None) -> None:
+    """Every target falls due within LONGEST_REACH on the calendar."""
+    longest = max((seconds for table in tables for seconds in table.values()), default=0)
+    available = _seconds_within_reach(json.dumps(calendar, sort_keys=True))
+    if longest > available:
+        raise InvalidValue(
+            f"a target of {longest} s would not fall due within {LONGEST_REACH.days} days: "
+            f"the calendar has {available:.0f} s of business time in that span")
+
+
+@lru_cache(maxsize=256)
+def _seconds_within_reach(key: str) -> float:
+    """Business time in the LONGEST_REACH after the first supported moment. The week and the
+    yearly holidays repeat; a dated holiday elsewhere stretches a due time by its day."""
+    calendar = _calendar(key)
+    return calendar.measure(TIMES_FROM, TIMES_FROM + LONGEST_REACH).total_seconds()
 
 
 # -- matching -------------------------------------------------------------------

@@ -15,6 +15,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.checks import CheckedEvent
+
 _NAMESPACE = UUID("2b0f4f0e-8f0c-4a1e-9d67-6c1f3c1f5a01")
 
 
@@ -23,10 +25,10 @@ def source_ticket_id(source: str, ref: str) -> UUID:
 
 
 class SourceTicket(Aggregate):
-    class Event(Aggregate.Event):
+    class Event(CheckedEvent, Aggregate.Event):
         class_version = 1
 
-    class Linked(Aggregate.Created):
+    class Linked(CheckedEvent, Aggregate.Created):
         """First snapshot of a ticket: it opened `incident_id` here."""
         class_version = 1
         source: str

@@ -83,7 +83,8 @@ def parse_choice(kind: type[StrEnum], name: str, value: str) -> str:
 
 
 def check_level(name: str, value: int) -> int:
-    if value not in (1, 2, 3):
+    # 2.0 equals 2 but cannot index the priority matrix.
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2, 3):
         raise InvalidValue(f"{name} must be 1 (high), 2 (medium) or 3 (low), not {value!r}")
     return value
 

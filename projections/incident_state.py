@@ -14,8 +14,11 @@ State = dict[str, Any]
 
 
 def iso(moment: datetime) -> str:
-    """Fixed-width UTC text, so that string order is time order in any SQL engine."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC text, so that string order is time order in any SQL engine, and
+    `datetime.fromisoformat` reads it back. (strftime's %Y does not pad years before 1000
+    on every platform.)"""
+    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def _logged(s: State, p: dict, at: str) -> None:

@@ -18,6 +18,7 @@ from api.sla_schemas import (
     PolicyCreate, PolicyOut, PolicyPatch, PolicyVersion, SimulationRequest, parse_duration,
     to_spec,
 )
+from domain.checks import LONGEST_DURATION
 from domain.sla_policy import SlaPolicy
 from domain.values import Actor, ActorKind
 from infra.keys import Principal, Role
@@ -146,8 +147,8 @@ def _duration(text: str, name: str) -> timedelta:
     try:
         return parse_duration(text)
     except ValueError:
-        raise HTTPException(400, f'{name} must be an ISO-8601 duration such as "PT1H", '
-                                 f"not {text!r}.") from None
+        raise HTTPException(400, f'{name} must be a positive ISO-8601 duration such as "PT1H", '
+                                 f"at most {LONGEST_DURATION.days} days, not {text!r}.") from None
 
 
 def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:

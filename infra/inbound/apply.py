@@ -143,7 +143,7 @@ class InboundProcessor:
         seen: set[UUID] = set()
         for index, raw in enumerate(raws):
             try:
-                event = parse(raw, self.max_bytes)
+                event = parse(raw, self.max_bytes, self.snapshots.source_tz)
             except Rejected as rejected:
                 outcomes[index] = self._rejected(rejected)
                 continue

@@ -23,13 +23,17 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
+from domain.checks import parse_time
 from domain.incident import Incident
-from domain.values import OPEN_STATES, Actor, ActorKind, PriorityMatrix, State
-from infra.inbound.envelope import CloudEvent, parse_time
+from domain.values import OPEN_STATES, Actor, ActorKind, InvalidValue, PriorityMatrix, State
+from infra.inbound.envelope import CloudEvent
 
 DEFAULT_HOLD_REASON = "awaiting_caller"
 DEFAULT_RESOLUTION_CODE = "unspecified"
 DEFAULT_LEVEL = 2
+# Each unit of rise of reopen_count is an event or two: a larger rise in one update is a
+# broken counter, not a hundred reopens.
+MOST_REOPENS = 100
 # What the previous snapshot remembers: the fields the next comparison needs, and a few
 # for the audit. (The CloudEvent itself stays in Kafka, which keeps it forever.)
 REMEMBERED = ("ref", "mod_count", "updated_at", "updated_by", "state", "hold_reason",
@@ -59,8 +63,8 @@ class SnapshotMapper:
         step.run(incident, previous)
         return incident
 
-    def time(self, text: str | None) -> datetime | None:
-        return parse_time(text, self.source_tz) if text else None
+    def time(self, text: str | None, name: str = "time") -> datetime | None:
+        return parse_time(text, self.source_tz, name) if text else None
 
 
 class _Step:
@@ -68,7 +72,7 @@ class _Step:
 
     def __init__(self, mapper: SnapshotMapper, data: dict[str, Any], cause: CloudEvent) -> None:
         self.mapper, self.data, self.cause = mapper, data, cause
-        self.at = mapper.time(data["updated_at"])
+        self.at = mapper.time(data["updated_at"], "updated_at")
         self.by = Actor(data.get("updated_by") or cause.source, ActorKind.PERSON)
         self.causation = cause.causation_id
 
@@ -85,8 +89,8 @@ class _Step:
             causation_id=self.causation, description=d.get("description") or "",
             channel=d.get("channel") or "portal", service=d.get("service") or "",
             category=d.get("category") or "", subcategory=d.get("subcategory") or "",
-            at=self.mapper.time(d.get("opened_at")) or self.at, source=self.cause.source,
-            external_ref=d["ref"])
+            at=self.mapper.time(d.get("opened_at"), "opened_at") or self.at,
+            source=self.cause.source, external_ref=d["ref"])
 
     def run(self, incident: Incident, previous: dict[str, Any] | None) -> None:
         self.reopen(incident, previous)
@@ -100,6 +104,9 @@ class _Step:
         before = previous.get("reopen_count") if previous else None
         now = self.data.get("reopen_count")
         rises = now - before if before is not None and now is not None and now > before else 0
+        if rises > MOST_REOPENS:
+            raise InvalidValue(f"reopen_count rose by {rises} in one update; at most "
+                               f"{MOST_REOPENS} reopens are recorded from one snapshot")
         for _ in range(rises):
             self._reopen_once(incident, "reopened at the source")
 
@@ -248,7 +255,7 @@ class SnapshotHandler:
         ticket = work.get(source_ticket_id(event.source, data["ref"]))
         if ticket is not None and ticket.has_seen(event.id):
             return "duplicate", None, ticket
-        at = parse_time(data["updated_at"], self.source_tz)
+        at = parse_time(data["updated_at"], self.source_tz, "updated_at")
         if ticket is not None and data["mod_count"] <= ticket.mod_count:
             # Not newer than what was applied: ignored, and counted on the ticket.
             ticket.ignored_stale(data["mod_count"], event.id, at=at)
