@@ -8,6 +8,15 @@ sleeps until the earlier of the next alarm and the next poll. A due alarm become
 Actor("sla-scheduler", automation) through the ServiceDesk, so it reaches the audit timeline
 and Kafka like any other event.
 
+Deadlines fall due on the ticket's own time line: the wall clock minus the ticket's lag (how
+far the event that last changed the clock lagged behind its recording, `lag_s` of the clock
+row). For a ticket worked here that is the wall clock. For imported history it is the source
+time the import has reached, running on from there: an import with the scheduler on gets no
+notice of a moment its history has not reached yet (the resolution that ended the clock
+earlier may be the next message), and a ticket left open at the end of the import gets its
+notices as its own time reaches them. Notices never move a clock (projections/sla_clocks.py),
+so this only keeps the audit timeline free of notices about moments that never came.
+
 Exactly once: the incident refuses a second record of the same warning or breach
 (IllegalTransition), so a restart, a second scheduler or a stale queue entry cannot
 duplicate one. After a restart the queue is rebuilt from the read model, whose alarms are
@@ -34,6 +43,8 @@ from infra.desk import ServiceDesk
 from infra.sql import Database
 
 SCHEDULER = Actor("sla-scheduler", ActorKind.AUTOMATION)
+_ROWS = ("SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at, lag_s"
+         " FROM sla_clocks")
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +77,7 @@ class RecordSlaBreach(IncidentCommand):
 
 @dataclass(order=True, frozen=True)
 class Alarm:
-    due: float  # epoch seconds
+    due: float  # epoch seconds on the wall clock: the due moment plus the ticket's lag
     order: int
     ticket_id: str
     metric: str
@@ -112,23 +123,20 @@ class SlaScheduler:
             row = tx.execute("SELECT value FROM sla_meta WHERE name = 'seq'").fetchone()
             top = int(row[0]) if row else 0
             if self.last_seq is None:  # (re)start: every running clock with alarms left
-                rows = tx.execute(
-                    "SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at"
-                    " FROM sla_clocks WHERE alarms IS NOT NULL AND seq <= %s", (top,)).fetchall()
+                rows = tx.execute(f"{_ROWS} WHERE alarms IS NOT NULL AND seq <= %s",
+                                  (top,)).fetchall()
             elif top > self.last_seq:
-                rows = tx.execute(
-                    "SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at"
-                    " FROM sla_clocks WHERE seq > %s AND seq <= %s",
-                    (self.last_seq, top)).fetchall()
+                rows = tx.execute(f"{_ROWS} WHERE seq > %s AND seq <= %s",
+                                  (self.last_seq, top)).fetchall()
             else:
                 rows = []
         self.last_seq = top
-        for ticket_id, metric, seq, alarms, policy_id, version, due_at in rows:
+        for ticket_id, metric, seq, alarms, policy_id, version, due_at, lag in rows:
             self._current[(ticket_id, metric)] = int(seq)
             for when, kind, threshold in orjson.loads(alarms) if alarms else ():
-                alarm = Alarm(datetime.fromisoformat(when).timestamp(), next(self._order),
-                              ticket_id, metric, kind, threshold, int(seq), policy_id,
-                              int(version), due_at or when)
+                alarm = Alarm(datetime.fromisoformat(when).timestamp() + (lag or 0.0),
+                              next(self._order), ticket_id, metric, kind, threshold, int(seq),
+                              policy_id, int(version), due_at or when)
                 if alarm.key not in self._done:
                     heapq.heappush(self._heap, alarm)
         return len(rows)

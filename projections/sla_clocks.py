@@ -13,7 +13,16 @@ force when a clock starts.
 The scheduler (infra/sla_scheduler.py) follows `seq`: each batch that touches clocks takes
 the next number from sla_meta under the batch's write lock, so a reader that remembers the
 highest seq it has seen misses no later change. `alarms` lists the warnings and the breach
-still to record for a running clock, with the instant each falls due.
+still to record for a running clock, with the instant each falls due; `lag_s` is how far
+the ticket's own time line ran behind this store when the clock last changed (that event's
+recorded_at minus occurred_at: 0 for tickets worked here, years for imported history).
+
+The scheduler's notices (SlaWarningReached, SlaBreached) are stamped with the moment they
+were recorded, which for imported history can lie years after the ticket's own events, and
+before events the import has not delivered yet. So a notice is only a marker of the due
+moment it names: it strikes that alarm off and moves nothing else. Elapsed time, the due
+time, a breach and its moment follow from the ticket's own events alone, so history
+imported with the scheduler running gives the same clocks as without it.
 """
 from __future__ import annotations
 
@@ -34,13 +43,14 @@ CLOCK_COLUMNS = (
     "ticket_id", "metric", "number", "policy_id", "policy_version", "priority", "group_name",
     "target_s", "started_at", "since", "elapsed_s", "paused_s", "status", "state", "due_at",
     "breached_at", "overrun_s", "stopped_at", "decided_at", "warnings", "breach_recorded",
-    "alarms", "seq",
+    "alarms", "lag_s", "seq",
 )
 VERSION_COLUMNS = ("policy_id", "version", "effective_from", "created_at", "name", "rank",
                    "active", "spec", "actor_id", "causation_id")
 # Where the draft of a simulation is in force: from the beginning of time.
 EPOCH = "0001-01-01T00:00:00.000000Z"
 DRAFT_ID = "draft"
+NOTICES = frozenset({"SlaWarningReached", "SlaBreached"})
 
 Clock = dict[str, Any]
 
@@ -99,7 +109,7 @@ class SlaClocksProjection(Projection):
     name = "sla_clocks"
     tables = ("sla_clocks", "sla_tickets", "sla_policy_versions", "sla_meta")
     aggregate_types = frozenset({"SlaPolicy", "Incident"})
-    schema_version = 1
+    schema_version = 2
 
     _current_book: PolicyBook
 
@@ -127,7 +137,8 @@ class SlaClocksProjection(Projection):
                 status TEXT NOT NULL, state TEXT NOT NULL, due_at TEXT, breached_at TEXT,
                 overrun_s DOUBLE PRECISION NOT NULL, stopped_at TEXT, decided_at TEXT,
                 warnings TEXT NOT NULL, breach_recorded BOOLEAN NOT NULL, alarms TEXT,
-                seq BIGINT NOT NULL, PRIMARY KEY (ticket_id, metric))""",
+                lag_s DOUBLE PRECISION NOT NULL, seq BIGINT NOT NULL,
+                PRIMARY KEY (ticket_id, metric))""",
             "CREATE INDEX IF NOT EXISTS sla_clocks_seq ON sla_clocks (seq)",
             "CREATE INDEX IF NOT EXISTS sla_clocks_due ON sla_clocks (status, due_at)",
             "CREATE INDEX IF NOT EXISTS sla_clocks_breached ON sla_clocks (breached_at)",
@@ -168,8 +179,11 @@ class SlaClocksProjection(Projection):
             ticket = self._fold(book, ticket, ticket_clocks, event)
             tickets[event.aggregate_id] = ticket
             touched_tickets.add(event.aggregate_id)
-            touched_clocks.update((event.aggregate_id, m) for m in ticket_clocks
-                                  if ticket_clocks[m].pop("_dirty", False))
+            changed = [c for c in ticket_clocks.values() if c.pop("_dirty", False)]
+            if event.name not in NOTICES:  # a notice is not a moment of the ticket's time line
+                for clock in changed:
+                    clock["lag_s"] = _lag(event)
+            touched_clocks.update((event.aggregate_id, c["metric"]) for c in changed)
         if touched_tickets:
             tx.executemany(
                 "INSERT INTO sla_tickets (ticket_id, state) VALUES (%s, %s)"
@@ -287,24 +301,28 @@ class SlaClocksProjection(Projection):
                 self._retarget(book, clock, ticket["priority"], at)
         elif name == "Recategorised":
             ticket.update(category=p.get("category") or None, service=p.get("service") or None)
-        elif name == "SlaWarningReached" and self.draft is None:
-            clock = clocks.get(p.get("metric"))
-            if clock is not None and p.get("threshold") not in clock["warnings"]:
-                clock["warnings"] = sorted([*clock["warnings"], p["threshold"]])
-                self._account(clock, at)
-                self._refresh(book, clock)
-        elif name == "SlaBreached" and self.draft is None:
+        elif name in NOTICES and self.draft is None:
             clock = clocks.get(p.get("metric"))
             if clock is not None:
-                # A notice only: whether the clock breached follows from the ticket's own
-                # events and the calendar (_account), so a notice that raced a hold or a
-                # resolution just before the deadline cannot make a met clock breached.
-                self._account(clock, at)
-                clock["breach_recorded"] = True
-                self._refresh(book, clock)
+                self._strike(book, clock, name, p)
         return ticket
 
     # -- clock steps ------------------------------------------------------------------
+
+    def _strike(self, book: PolicyBook, clock: Clock, name: str,
+                notice: Mapping[str, Any]) -> None:
+        """Strike the notice's alarm off, and nothing else.
+
+        Its occurred_at is when it was recorded, not a moment of the ticket's time line, so
+        it must not be accounted: that would move `since` past the ticket's later events.
+        Nor does it say the clock breached: a breach notice can be recorded while an import
+        has yet to deliver the resolution that came before the due moment.
+        """
+        if name == "SlaWarningReached":
+            clock["warnings"] = sorted({*clock["warnings"], notice["threshold"]})
+        else:
+            clock["breach_recorded"] = True
+        self._set_alarms(book, clock)
 
     def _spec(self, book: PolicyBook, clock: Clock) -> dict:
         spec = book.spec(clock["policy_id"], clock["policy_version"])
@@ -332,7 +350,7 @@ class SlaClocksProjection(Projection):
                  "elapsed_s": 0.0, "paused_s": 0.0, "status": "running", "state": "running",
                  "due_at": None, "breached_at": None, "overrun_s": 0.0, "stopped_at": None,
                  "decided_at": None, "warnings": [], "breach_recorded": False, "alarms": None,
-                 "seq": 0}
+                 "lag_s": 0.0, "seq": 0}
         clocks[metric] = clock
         if ticket.get("hold_reason") in pause_reasons(version["spec"], metric):
             clock["status"] = "paused"
@@ -437,17 +455,32 @@ class SlaClocksProjection(Projection):
                 else clock["breached_at"] or clock["since"]
         elif clock["status"] == "paused":
             clock["due_at"] = None  # not due while the clock does not run
-        alarms = []
-        if clock["status"] == "running":
-            spec = self._spec(book, clock)
-            for threshold in spec.get("warnings", []):
-                if threshold in clock["warnings"] or self.draft is not None:
-                    continue
-                need = clock["target_s"] * threshold / 100 - clock["elapsed_s"]
-                when = calendar.add(since, timedelta(seconds=need)) if need > 0 else since
-                alarms.append([iso(when), "warning", threshold])
-            if not clock["breach_recorded"] and self.draft is None:
-                alarms.append([clock["due_at"], "breach", None])
+        self._set_alarms(book, clock)
+
+    def _set_alarms(self, book: PolicyBook, clock: Clock) -> None:
+        # A simulation records nothing, and a clock that does not run falls due for nothing.
+        alarms = self._pending(book, clock) \
+            if clock["status"] == "running" and self.draft is None else []
         clock["alarms"] = orjson.dumps(sorted(alarms, key=lambda a: a[0])).decode() \
             if alarms else None
         clock["_dirty"] = True
+
+    def _pending(self, book: PolicyBook, clock: Clock) -> list[list]:
+        """The warnings and the breach still to record, each at the instant it falls due."""
+        calendar, since = self._calendar(book, clock), parse(clock["since"])
+        alarms = []
+        for threshold in self._spec(book, clock).get("warnings", []):
+            if threshold not in clock["warnings"]:
+                need = clock["target_s"] * threshold / 100 - clock["elapsed_s"]
+                when = calendar.add(since, timedelta(seconds=need)) if need > 0 else since
+                alarms.append([iso(when), "warning", threshold])
+        if not clock["breach_recorded"]:
+            alarms.append([clock["due_at"], "breach", None])
+        return alarms
+
+
+def _lag(event: Envelope) -> float:
+    """How far the ticket's time line runs behind this store, as of this event."""
+    if event.recorded_at is None:  # published before envelopes carried it: take it as live
+        return 0.0
+    return max(0.0, _secs(event.recorded_at - event.occurred_at))

@@ -1,9 +1,9 @@
 """Queries over the SLA clock read model; `now` is the only wall-clock input.
 
-A stored clock is exact as of its last event. A query brings a running clock up to `now`:
-elapsed += business time since then; past its due time it reads as breached at the due
-time (the scheduler's SlaBreached event follows within a second and the read model then
-says the same).
+A stored clock is exact as of its ticket's last own event. A query brings a running clock up
+to `now`: elapsed += business time since then; past its due time it reads as breached at the
+due time. The stored row says so only once the ticket's next event is folded: the
+scheduler's SlaBreached notice does not change it (projections/sla_clocks.py says why).
 """
 from __future__ import annotations
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.values import ActorKind
+from domain.commands import Context
+from domain.values import Actor, ActorKind
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 from tests.builders import ctx, log_command
@@ -137,3 +138,45 @@ def test_the_scheduler_learns_changed_rows_only(container):
     desk.log_incident(log_command(), ctx())
     container.feed.catch_up()
     assert scheduler.refresh() == 2  # the new incident's two clocks only
+
+
+def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
+    """No notice of a moment the history has not reached; it runs on from its latest event."""
+    container = bootstrap(Settings(data_dir=tmp_path, sla_default_respond="*=3600",
+                                   sla_default_resolve="*=86400"))
+    try:
+        desk, opened = container.desk, datetime(2016, 3, 1, 8, 0, tzinfo=UTC)
+        incident = desk.log_incident(log_command(), _imported(opened))
+        recorded = time.time()
+        container.feed.catch_up()
+        scheduler = container.extras["sla_scheduler"]()
+        scheduler.refresh()
+        scheduler.clock = lambda: recorded + 10  # the wall clock is years past every deadline
+        assert scheduler.fire_due() == 0
+        scheduler.clock = lambda: recorded + 1801  # its own time passed 08:30, the 50 % mark
+        assert scheduler.fire_due() == 1
+        from domain.commands import Acknowledge
+        desk.execute(incident.id, Acknowledge(), _imported(opened + timedelta(minutes=40)))
+        container.feed.catch_up()
+        scheduler.refresh()
+        scheduler.clock = lambda: recorded + 2 * 86400  # left open: resolve falls due in turn
+        assert scheduler.fire_due() == 4
+        container.feed.catch_up()
+        from projections.sla_queries import ticket_clocks
+        with container.read_db.transaction(read_only=True) as tx:
+            respond = next(c for c in ticket_clocks(tx, str(incident.id), opened)
+                           if c["metric"] == "respond")
+        notices = [(type(e).__name__, e.metric, getattr(e, "threshold", None))
+                   for e in sla_events(desk, incident.id)]
+    finally:
+        container.close()
+    assert notices == [
+        ("SlaWarningReached", "respond", 50), ("SlaWarningReached", "resolve", 50),
+        ("SlaWarningReached", "resolve", 75), ("SlaWarningReached", "resolve", 90),
+        ("SlaBreached", "resolve", None)]
+    assert respond["state"] == "met" and respond["elapsed_seconds"] == 40 * 60
+
+
+def _imported(at: datetime) -> Context:
+    return Context(by=Actor("servicenow", ActorKind.UPSTREAM), causation_id="import",
+                   occurred_at=at)

@@ -1,13 +1,21 @@
 """The clock read model, driven by published envelopes at chosen instants (24x7 calendar)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
+from domain.calendar import BusinessCalendar
 from projections.incident_state import iso
+from projections.sla_queries import live
 from tests.unit.test_sla_support import (
     SCHEDULER, H, Clocks, Ticket, at, policy_envelope, spec,
 )
+
+YEARS_LATER = at(hours=24 * 365 * 10)  # when an import's scheduler stamps its notices
+# Which notices were recorded and when rows were written; the rest is the clock itself.
+BOOKKEEPING = ("warnings", "breach_recorded", "alarms", "lag_s", "seq")
 
 
 @pytest.fixture
@@ -186,9 +194,12 @@ def test_alarms_list_the_warnings_and_the_breach_until_recorded(clocks):
     clocks.feed(ticket.do("record_sla_breach", "respond", "policy-1", 1, at(1),
                           by=SCHEDULER, at=at(minutes=60, seconds=0.4)))
     respond = clocks.clock(ticket, "respond")
-    assert respond["breach_recorded"] and respond["state"] == "breached"
-    assert respond["breached_at"] == iso(at(1))
+    assert respond["breach_recorded"]
     assert [a[2] for a in orjson.loads(respond["alarms"])] == [75, 90]
+    # The row is exact as of the ticket's last own event; read now, it is breached at due.
+    assert respond["state"] == "running" and respond["elapsed_s"] == 0
+    now = live(respond, at(minutes=61), BusinessCalendar.always())
+    assert now["state"] == "breached" and now["breached_at"] == iso(at(1))
 
 
 def test_every_change_gets_a_higher_seq(clocks):
@@ -226,3 +237,76 @@ def test_business_calendar_counts_only_working_hours():
     assert resolve["due_at"] == "2026-03-05T16:00:00.000000Z"  # 1 h Mon + 8 Tue + 8 Wed + 7 Thu
     clocks.feed(ticket.do("resolve", "fixed", "", at=at(hours=24)))  # Tuesday 09:00
     assert clocks.clock(ticket, "resolve")["elapsed_s"] == H
+
+
+def _clock_part(rows: list[dict]) -> list[dict]:
+    return sorted(({k: v for k, v in r.items() if k not in BOOKKEEPING} for r in rows),
+                  key=lambda r: r["metric"])
+
+
+def _with_and_without_notices(steps) -> tuple[Clocks, Clocks]:
+    """The same history fed with the scheduler's notices and without them."""
+    envelopes = steps(Ticket(at(0))).envelopes()
+    quiet = [e for e in envelopes if e.name not in ("SlaWarningReached", "SlaBreached")]
+    return (Clocks().feed(policy_envelope(spec()), envelopes),
+            Clocks().feed(policy_envelope(spec()), quiet))
+
+
+def test_a_notice_recorded_years_later_moves_no_clock_and_later_history_still_counts():
+    noisy, quiet = _with_and_without_notices(lambda t: t
+        .do("record_sla_warning", "resolve", 50, "policy-1", 1, at(24), by=SCHEDULER,
+            at=YEARS_LATER)
+        .do("record_sla_breach", "resolve", "policy-1", 1, at(24), by=SCHEDULER,
+            at=YEARS_LATER)
+        .do("acknowledge", at=at(minutes=40)).do("hold", "awaiting_caller", at=at(2))
+        .do("resume", at=at(3)).do("resolve", "fixed", "", at=at(30)))
+    assert _clock_part(noisy.all()) == _clock_part(quiet.all())
+    resolve = next(r for r in noisy.all() if r["metric"] == "resolve")
+    assert resolve["elapsed_s"] == 29 * H and resolve["since"] == iso(at(30))
+    assert resolve["state"] == "breached" and resolve["breached_at"] == iso(at(25))
+    assert resolve["breach_recorded"] and orjson.loads(resolve["warnings"]) == [50]
+
+
+def test_a_breach_notice_raced_by_a_resolution_in_time_leaves_the_clock_met():
+    # The scheduler recorded the breach before the import delivered the earlier resolution.
+    noisy, quiet = _with_and_without_notices(lambda t: t
+        .do("record_sla_breach", "respond", "policy-1", 1, at(1), by=SCHEDULER,
+            at=YEARS_LATER)
+        .do("record_sla_breach", "resolve", "policy-1", 1, at(24), by=SCHEDULER,
+            at=YEARS_LATER)
+        .do("resolve", "fixed", "", at=at(minutes=16)))
+    assert _clock_part(noisy.all()) == _clock_part(quiet.all())
+    for row in noisy.all():
+        assert (row["state"], row["elapsed_s"], row["breached_at"]) == ("met", 16 * 60, None)
+        assert row["breach_recorded"] and row["alarms"] is None
+
+
+def test_a_notice_after_the_clock_stopped_neither_reopens_nor_extends_it():
+    # Resolved unacknowledged (the resolution was the response), then reopened: the respond
+    # clock stays stopped while the incident would still accept a respond notice.
+    noisy, quiet = _with_and_without_notices(lambda t: t
+        .do("resolve", "fixed", "", at=at(minutes=30)).do("reopen", "back", at=at(2))
+        .do("record_sla_warning", "respond", 90, "policy-1", 1, at(1), by=SCHEDULER,
+            at=YEARS_LATER)
+        .do("record_sla_breach", "respond", "policy-1", 1, at(1), by=SCHEDULER,
+            at=YEARS_LATER))
+    assert _clock_part(noisy.all()) == _clock_part(quiet.all())
+    respond = next(r for r in noisy.all() if r["metric"] == "respond")
+    assert (respond["status"], respond["state"], respond["elapsed_s"]) == \
+        ("stopped", "met", 30 * 60)
+    assert respond["stopped_at"] == iso(at(minutes=30)) and respond["alarms"] is None
+
+
+def test_a_clock_keeps_the_lag_of_the_ticket_event_that_last_changed_it(clocks):
+    ticket = Ticket(at(0))
+    clocks.feed([replace(e, recorded_at=YEARS_LATER) for e in ticket.envelopes()])
+    imported = (YEARS_LATER - at(0)).total_seconds()
+    assert clocks.clock(ticket, "resolve")["lag_s"] == imported
+    notice = ticket.do("record_sla_warning", "resolve", 50, "policy-1", 1, at(24),
+                       by=SCHEDULER, at=YEARS_LATER).envelopes()
+    clocks.feed([replace(e, recorded_at=YEARS_LATER) for e in notice])
+    assert clocks.clock(ticket, "resolve")["lag_s"] == imported  # not the ticket's own time
+    worked_here = ticket.do("acknowledge", at=at(2)).envelopes()
+    clocks.feed([replace(e, recorded_at=at(2)) for e in worked_here])
+    assert clocks.clock(ticket, "respond")["lag_s"] == 0
+    assert clocks.clock(ticket, "resolve")["lag_s"] == imported  # untouched, not rewritten
