@@ -1,6 +1,7 @@
 """The composition root: builds every dependency once, each overridable for tests."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from domain.values import PriorityMatrix
@@ -57,13 +58,22 @@ def bootstrap(settings: Settings | None = None,
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store_db = connect(settings.store_url)
     read_db = connect(settings.read_url)
+    # One lock per database: the read models often live in the store's database.
+    read_lock = read_db.schema_lock() if settings.read_url != settings.store_url \
+        else nullcontext()
+    with store_db.schema_lock(), read_lock:
+        return _build(settings, store_db, read_db, projections or default_projections())
+
+
+def _build(settings: Settings, store_db: Database, read_db: Database,
+           projections: list[Projection]) -> Container:
     numbering = Numbering(store_db, prefix=settings.incident_number_prefix)
     keys = ApiKeys(store_db)
     desk = ServiceDesk(settings.eventsourcing_env(), numbering,
                        PriorityMatrix.parse(settings.priority_matrix), settings.snapshot_interval)
     numbering.setup()
     keys.setup()
-    runners = [ProjectionRunner(read_db, p) for p in projections or default_projections()]
+    runners = [ProjectionRunner(read_db, p) for p in projections]
     for runner in runners:
         runner.setup()
     sla = _sla_extras(settings, desk, read_db)

@@ -67,6 +67,11 @@ class Database:
         """Whether the error means the database is away for now (see `unavailable`)."""
         return unavailable(error)
 
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Held while a process sets up its tables: SQLite serialises that by itself."""
+        yield
+
     def ping(self) -> None:
         """Raises unless the database answers a query."""
         with self.transaction(read_only=True) as tx:
@@ -134,9 +139,25 @@ class PostgresDatabase(Database):
                 with connection.cursor() as cursor:
                     yield cursor  # type: ignore[misc]
 
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Roles that start at once on one database take turns to set up the schema:
+        PostgreSQL refuses concurrent DDL of one object (`CREATE TABLE IF NOT EXISTS`
+        collides on the row type, `CREATE OR REPLACE FUNCTION` on the catalog row)."""
+        with self._pool.connection() as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+                connection.commit()
+
     def close(self) -> None:
         self._pool.close()
 
+
+_SCHEMA_LOCK = 0x1753_0001  # any constant no other application on the database uses
 
 _UNAVAILABLE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ECONNREFUSED,
                        errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT}

@@ -71,6 +71,9 @@ class SupervisedConsumer(ABC):
         self.abandoned = False  # set by a supervisor that replaced this consumer
         self.heartbeat = self.last_records = time.monotonic()
         self.consumer: Any = None
+        # Set by a failed batch: the consumer has moved past it, so no poll until a rewind
+        # to the safe position has succeeded.
+        self.must_rewind = False
         self._factory, self._options = consumer_factory, options
 
     # -- what a subclass does ------------------------------------------------------------
@@ -92,6 +95,9 @@ class SupervisedConsumer(ABC):
     def step(self, timeout_ms: int = 200) -> int:
         if self.consumer is None:
             self._connect()
+        if self.must_rewind:
+            self.rewind()
+            self.must_rewind = False
         polled = self.consumer.poll(timeout_ms=timeout_ms)
         self.heartbeat = time.monotonic()
         if self.abandoned or not polled:
@@ -108,9 +114,9 @@ class SupervisedConsumer(ABC):
                     self.watch()
                     backoff.reset()
                 except Exception as error:
+                    self.must_rewind = True
                     self._failed(error, backoff)
                     stop.wait(backoff.next())
-                    self._rewind_or_wait()
         finally:
             self.close()
 
@@ -120,14 +126,6 @@ class SupervisedConsumer(ABC):
             log.warning("%s: batch failed (%r); retrying", self.name, error)
         if backoff.failures and backoff.failures % 5 == 0:
             self.recreate("failing", f"{backoff.failures} failures in a row, the last {error!r}")
-
-    def _rewind_or_wait(self) -> None:
-        if self.consumer is None:
-            return  # a new member starts from the safe position anyway
-        try:
-            self.rewind()
-        except Exception as error:  # still away: the next step fails and waits again
-            log.info("%s: could not rewind yet: %r", self.name, error)
 
     # -- the watchdog --------------------------------------------------------------------
     def watch(self) -> None:
@@ -166,6 +164,7 @@ class SupervisedConsumer(ABC):
             consumer.close()
             raise
         self.consumer, self.last_records = consumer, time.monotonic()
+        self.must_rewind = False  # a new member starts from the safe position
         self.connected()
 
     def connected(self) -> None:
