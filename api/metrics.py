@@ -63,7 +63,7 @@ class PipelineCollector(Collector):
     def _projection_lags(self, stored: int) -> dict[str, int]:
         consumer_lag = self.container.extras.get("consumer_lag")
         if self.container.uses_kafka:
-            return dict(consumer_lag()) if callable(consumer_lag) else {}
+            return dict(consumer_lag() or {}) if callable(consumer_lag) else {}
         return {r.projection.name: max(stored - _applied(r.position(SOURCE, 0)), 0)
                 for r in self.container.runners}
 

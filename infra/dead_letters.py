@@ -34,7 +34,8 @@ def topic_configs(max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, str]:
 
 def make_producer(bootstrap: str, max_bytes: int = DEFAULT_MAX_BYTES) -> KafkaProducer:
     return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                         max_request_size=max_bytes + _OVERHEAD, client_id="itsm-dead-letters")
+                         max_request_size=max_bytes + _OVERHEAD, client_id="itsm-dead-letters",
+                         reconnect_backoff_max_ms=1000)
 
 
 @dataclass

@@ -73,7 +73,10 @@ class ProjectionWorker(SupervisedConsumer):
             # The default session timeout (45 s) on purpose: a busy worker's heartbeats can
             # lag, and a shorter one evicts it again and again. Restarts are fast anyway: a
             # static member takes its partitions back without a rebalance.
-            client_id=f"itsm-worker-{name}", group_instance_id=member_id(worker_id, name))
+            client_id=f"itsm-worker-{name}", group_instance_id=member_id(worker_id, name),
+            # kafka-python's default backs off reconnecting up to 30 s: after a broker
+            # restart a consumer waited that long to fetch again. The Java client: 1 s.
+            reconnect_backoff_max_ms=1000)
         super().__init__(name, topic, options, stall_seconds=stall_seconds,
                          consumer_factory=consumer_factory, metrics=metrics)
         self.runner, self.dead_letters = runner, dead_letters

@@ -184,7 +184,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
     """Map postgresql://user:pass@host:port/db to eventsourcing.postgres env keys."""
     parts = urlsplit(url)
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "infra.store_postgres:Factory",
         "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),

@@ -55,7 +55,8 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     # relay's time with the 16 KiB default.
     return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                          linger_ms=5, batch_size=512 * 1024, compression_type=None,
-                         partitioner=KeyPartitioner(), client_id="itsm-relay")
+                         partitioner=KeyPartitioner(), client_id="itsm-relay",
+                         reconnect_backoff_max_ms=1000)
 
 
 class RelayPosition:

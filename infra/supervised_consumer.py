@@ -51,7 +51,7 @@ class ConsumerMetrics:
 class Backoff:
     """Exponential, jittered waits between retries, up to `ceiling` seconds."""
 
-    def __init__(self, first: float = 0.5, ceiling: float = 30.0) -> None:
+    def __init__(self, first: float = 0.5, ceiling: float = 5.0) -> None:
         self.first, self.ceiling, self.failures = first, ceiling, 0
 
     def next(self) -> float:

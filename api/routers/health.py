@@ -24,5 +24,7 @@ def ready(request: Request) -> JSONResponse:
     is_ready, report = request.app.state.readiness.check()
     if is_ready:
         return JSONResponse(report)
+    # The problem document's own `status` is the HTTP status (RFC 9457).
+    details = {key: value for key, value in report.items() if key != "status"}
     return errors.unavailable(request, f"not ready: {', '.join(report['failing'])}",
-                              extensions=report)
+                              extensions=details)

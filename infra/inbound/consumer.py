@@ -42,7 +42,8 @@ class InboundConsumer(SupervisedConsumer):
         options = dict(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
                        auto_offset_reset="earliest", max_poll_records=max_records,
                        client_id="itsm-inbound",
-                       group_instance_id=member_id(worker_id, f"inbound.{topic}"))
+                       group_instance_id=member_id(worker_id, f"inbound.{topic}"),
+                       reconnect_backoff_max_ms=1000)
         super().__init__("inbound", topic, options, stall_seconds=stall_seconds,
                          consumer_factory=consumer_factory,
                          metrics=metrics)

@@ -1,0 +1,40 @@
+"""The event store on PostgreSQL, refusing at once while the database is away.
+
+eventsourcing retries every recorder call that raises OperationalError ten times, and a
+pool timeout (no connection within POSTGRES_CONNECT_TIMEOUT) is one: with the database
+away, one command waited about ten pool timeouts before it failed, so a client learnt
+nothing for a minute. Here a pool timeout is raised as `StoreUnavailable`, which is not
+retried; its cause still tells `infra.sql.unavailable` that the database is away (a 503).
+Selected by PERSISTENCE_MODULE (infra/pg_server.eventsourcing_env).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from eventsourcing.postgres import OperationalError, PostgresDatastore, PostgresFactory
+from psycopg_pool import PoolTimeout
+
+
+class StoreUnavailable(PersistenceError):
+    """No connection to the event store in time: the database is away."""
+
+
+class FailFastDatastore(PostgresDatastore):
+    @contextmanager
+    def get_connection(self) -> Iterator[Any]:
+        try:
+            with super().get_connection() as connection:
+                yield connection
+        except OperationalError as error:
+            if isinstance(error.__cause__, PoolTimeout):
+                raise StoreUnavailable(str(error)) from error.__cause__
+            raise
+
+
+class Factory(PostgresFactory):
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        self.datastore.__class__ = FailFastDatastore  # same state, one method more careful
