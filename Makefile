@@ -25,7 +25,9 @@ system-deps:
 kafka-jars: venv system-deps
 	$(PY) -m infra.kafka_broker fetch
 
+# The layer rules (pyproject.toml's [tool.importlinter]) first: a broken one fails the run.
 test: venv system-deps kafka-jars
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 bench: venv kafka-jars

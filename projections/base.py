@@ -4,7 +4,7 @@ Every batch of events and the feed position it reaches commit in one transaction
 crash at any point neither loses an event nor applies one twice. Duplicates that reach the
 feed itself (a relay retried after a crash) are dropped by (aggregate id, version).
 
-Failures are of two kinds. A database that is away (`Database.unavailable`) fails the whole
+Failures are of two kinds. A database that is away (`ReadStore.unavailable`) fails the whole
 batch, which the feed retries until it is back. Anything else is one event the read model
 cannot fold: that event's aggregate is quarantined in this read model (the event, the
 error and the time are recorded, and its later events wait behind it), and everything else
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import ClassVar
 
-from infra.sql import Database, Tx
+from projections.read_store import ReadStore, Transaction
 from projections.envelope import Envelope
 
 _FRAMEWORK_DDL = (
@@ -79,10 +79,10 @@ class Projection(ABC):
         """CREATE TABLE/INDEX IF NOT EXISTS statements."""
 
     @abstractmethod
-    def apply(self, tx: Tx, event: Envelope) -> None:
+    def apply(self, tx: Transaction, event: Envelope) -> None:
         """Fold one event into the read model, inside the caller's transaction."""
 
-    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         """Fold new events, in feed order, inside the caller's transaction.
 
         Override to batch the SQL (one read and one write per row touched instead of per
@@ -95,7 +95,7 @@ class Projection(ABC):
 class ProjectionRunner:
     """Applies ordered batches of one feed partition to one projection, exactly once."""
 
-    def __init__(self, db: Database, projection: Projection) -> None:
+    def __init__(self, db: ReadStore, projection: Projection) -> None:
         self.db, self.projection = db, projection
 
     def setup(self) -> None:
@@ -161,10 +161,10 @@ class ProjectionRunner:
                 (self.projection.name, source, partition, next_position))
             return next_position
 
-    def _fold(self, tx: Tx, events: list[Envelope]) -> None:
+    def _fold(self, tx: Transaction, events: list[Envelope]) -> None:
         self.projection.apply_many(tx, events)
 
-    def _fold_each(self, tx: Tx, events: list[Envelope]) -> None:
+    def _fold_each(self, tx: Transaction, events: list[Envelope]) -> None:
         """One savepoint per event: what fails is quarantined, the rest is applied."""
         held: set[str] = set()
         for event in events:
@@ -180,7 +180,7 @@ class ProjectionRunner:
                 self._quarantine(tx, event, error)
                 held.add(event.aggregate_id)
 
-    def _park_waiting(self, tx: Tx, events: list[Envelope]) -> list[Envelope]:
+    def _park_waiting(self, tx: Transaction, events: list[Envelope]) -> list[Envelope]:
         """The events to fold; those of quarantined aggregates wait in the quarantine."""
         held = self._held(tx)
         if not held:
@@ -190,18 +190,18 @@ class ProjectionRunner:
                 self._park(tx, event, None)
         return [e for e in events if e.aggregate_id not in held]
 
-    def _held(self, tx: Tx) -> set[str]:
+    def _held(self, tx: Transaction) -> set[str]:
         rows = tx.execute("SELECT DISTINCT aggregate_id FROM projection_quarantine"
                           " WHERE projection = %s", (self.projection.name,)).fetchall()
         return {row[0] for row in rows}
 
-    def _quarantine(self, tx: Tx, event: Envelope, error: BaseException) -> None:
+    def _quarantine(self, tx: Transaction, event: Envelope, error: BaseException) -> None:
         reason = _reason(error)
         log.error("projection %s quarantined %s %s at version %d: %s", self.projection.name,
                   event.aggregate_type, event.aggregate_id, event.aggregate_version, reason)
         self._park(tx, event, reason)
 
-    def _park(self, tx: Tx, event: Envelope, error: str | None) -> None:
+    def _park(self, tx: Transaction, event: Envelope, error: str | None) -> None:
         tx.execute(
             "INSERT INTO projection_quarantine (projection, aggregate_id, version, event_type,"
             " envelope, error, quarantined_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
@@ -240,7 +240,7 @@ class ProjectionRunner:
             released = sum(self._retry_one(tx, a) for a in targets)
         return released, len(targets) - released
 
-    def _retry_one(self, tx: Tx, aggregate_id: str) -> bool:
+    def _retry_one(self, tx: Transaction, aggregate_id: str) -> bool:
         rows = tx.execute("SELECT version, envelope FROM projection_quarantine"
                           " WHERE projection = %s AND aggregate_id = %s ORDER BY version",
                           (self.projection.name, aggregate_id)).fetchall()
@@ -258,7 +258,7 @@ class ProjectionRunner:
                        (self.projection.name, aggregate_id, version))
         return True
 
-    def _still_failing(self, tx: Tx, aggregate_id: str, version: int,
+    def _still_failing(self, tx: Transaction, aggregate_id: str, version: int,
                        error: BaseException) -> None:
         tx.execute("UPDATE projection_quarantine SET error = %s, quarantined_at = %s"
                    " WHERE projection = %s AND aggregate_id = %s AND version = %s",
@@ -269,13 +269,13 @@ class ProjectionRunner:
         with self.db.transaction() as tx:
             self._forget(tx, drop=False)
 
-    def _forget(self, tx: Tx, drop: bool) -> None:
+    def _forget(self, tx: Transaction, drop: bool) -> None:
         for table in self.projection.tables:
             tx.execute(f"DROP TABLE IF EXISTS {table}" if drop else f"DELETE FROM {table}")
         for table in ("projection_positions", "projection_versions", "projection_quarantine"):
             tx.execute(f"DELETE FROM {table} WHERE projection = %s", (self.projection.name,))
 
-    def _position(self, tx: Tx, source: str, partition: int, lock: bool) -> int:
+    def _position(self, tx: Transaction, source: str, partition: int, lock: bool) -> int:
         if lock:  # a row must exist to be locked, or two first batches could both apply
             tx.execute(
                 "INSERT INTO projection_positions (projection, source, partition_no, next_position)"
@@ -287,7 +287,7 @@ class ProjectionRunner:
             (self.projection.name, source, partition)).fetchone()
         return int(row[0]) if row else 0
 
-    def _new_events(self, tx: Tx, events: Sequence[Envelope]) -> list[Envelope]:
+    def _new_events(self, tx: Transaction, events: Sequence[Envelope]) -> list[Envelope]:
         """The events past the version seen of their aggregate; records the new versions.
 
         One read and one write per batch: the versions seen are looked up once for every
@@ -314,7 +314,7 @@ class ProjectionRunner:
         return new
 
 
-def rows_where_in(tx: Tx, sql: str, params: Sequence, keys, chunk: int = 500) -> list[tuple]:
+def rows_where_in(tx: Transaction, sql: str, params: Sequence, keys, chunk: int = 500) -> list[tuple]:
     """Rows of `sql` (ending in a column name) + ` IN (...keys)`, in chunks of bound keys."""
     keys, rows = list(keys), []
     for start in range(0, len(keys), chunk):
@@ -325,7 +325,7 @@ def rows_where_in(tx: Tx, sql: str, params: Sequence, keys, chunk: int = 500) ->
 
 
 @contextmanager
-def _savepoint(tx: Tx) -> Iterator[None]:
+def _savepoint(tx: Transaction) -> Iterator[None]:
     """Undo only this part of the transaction if it fails (both engines support it)."""
     tx.execute("SAVEPOINT fold")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.sql import Tx
+from projections.read_store import Transaction
 from projections.base import Projection, rows_where_in
 from projections.envelope import Envelope
 from projections.incident_state import fold
@@ -38,10 +38,10 @@ class IncidentsProjection(Projection):
             "CREATE INDEX IF NOT EXISTS rm_incidents_external ON rm_incidents (external_ref)",
         ]
 
-    def apply(self, tx: Tx, event: Envelope) -> None:
+    def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
 
-    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         """One read and one upsert per incident of the batch, however many events it has."""
         mine = [e for e in events if e.aggregate_type == "Incident"]
         if not mine:
@@ -65,13 +65,13 @@ def to_public(row: tuple) -> dict[str, Any]:
     return record
 
 
-def get(tx: Tx, incident_id: str) -> dict[str, Any] | None:
+def get(tx: Transaction, incident_id: str) -> dict[str, Any] | None:
     row = tx.execute(f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id = %s",
                      (incident_id,)).fetchone()
     return to_public(row) if row else None
 
 
-def search(tx: Tx, filters: dict[str, str | None], limit: int, offset: int
+def search(tx: Transaction, filters: dict[str, str | None], limit: int, offset: int
            ) -> tuple[int, list[dict[str, Any]]]:
     """Newest first; returns (total matching, one page)."""
     used = {k: v for k, v in filters.items() if k in FILTERS and v is not None}

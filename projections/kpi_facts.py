@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.sql import Tx
+from projections.read_store import Transaction
 from projections.base import Projection, rows_where_in
 from projections.envelope import Envelope
 from projections.incident_state import iso
@@ -181,10 +181,10 @@ class KpiProjection(Projection):
             " ON kpi_source_links (incident_id)",
         ]
 
-    def apply(self, tx: Tx, event: Envelope) -> None:
+    def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
 
-    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         incidents = [e for e in events if e.aggregate_type == "Incident"]
         tickets = [e for e in events if e.aggregate_type == "SourceTicket"]
         if incidents:
@@ -192,7 +192,7 @@ class KpiProjection(Projection):
         if tickets:
             self._apply_tickets(tx, tickets)
 
-    def _apply_incidents(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def _apply_incidents(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         facts: dict[str, Fact | None] = {row[0]: dict(zip(FACT_COLUMNS, row)) for row in
                                          rows_where_in(
             tx, f"SELECT {', '.join(FACT_COLUMNS)} FROM kpi_facts WHERE incident_id", (),
@@ -214,7 +214,7 @@ class KpiProjection(Projection):
                 " ON CONFLICT (incident_id, seq) DO UPDATE SET left_at = excluded.left_at,"
                 " left_s = excluded.left_s", list(intervals.values()))
 
-    def _apply_tickets(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def _apply_tickets(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         links: dict[str, list] = {}
         known = {row[0]: [row[0], row[1], row[2]] for row in rows_where_in(
             tx, "SELECT ticket_id, incident_id, made_sla FROM kpi_source_links WHERE ticket_id",

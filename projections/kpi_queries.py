@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from infra.sql import Tx
+from projections.read_store import Transaction
 
 PERIODS = ("day", "week", "month")
 # Facts: the owner (group/agent at first resolution, else the current one) and the
@@ -105,7 +105,7 @@ def periods(start: datetime, end: datetime, period: str = "week", tz: str = "UTC
     return result
 
 
-def data_span(tx: Tx) -> tuple[datetime, datetime] | None:
+def data_span(tx: Transaction) -> tuple[datetime, datetime] | None:
     """From the first opening to just after the last recorded moment, or None if empty."""
     row = tx.execute(
         "SELECT MIN(opened_s), MAX(opened_s), MAX(first_resolved_s), MAX(closed_s),"
@@ -134,7 +134,7 @@ def _table(chunk: list[Period]) -> tuple[str, list]:
     return f"({' UNION ALL '.join([select] * len(chunk))}) p", params
 
 
-def _grouped(tx: Tx, chunk: list[Period], dim: str | None, measures: str, source: str,
+def _grouped(tx: Transaction, chunk: list[Period], dim: str | None, measures: str, source: str,
              condition: str, joins: str = "") -> list[tuple]:
     """Rows (period label, dimension value, *measures) of `source` joined to the periods."""
     table, params = _table(chunk)
@@ -148,7 +148,7 @@ def _in(column: str) -> str:
     return f"{column} >= p.t0 AND {column} < p.t1"
 
 
-def _collect(tx: Tx, chunk: list[Period], group_by: str | None, now: float, sla: bool
+def _collect(tx: Transaction, chunk: list[Period], group_by: str | None, now: float, sla: bool
              ) -> dict[tuple[str, Any], dict[str, Any]]:
     fd = FACT_DIMENSIONS.get(group_by) if group_by else None
     idim = INTERVAL_DIMENSIONS.get(group_by) if group_by else None
@@ -250,7 +250,7 @@ def _row(period: Period, value: Any, cell: dict[str, Any], group_by: str | None
     return row
 
 
-def kpis(tx: Tx, start: datetime | None = None, end: datetime | None = None,
+def kpis(tx: Transaction, start: datetime | None = None, end: datetime | None = None,
          period: str = "week", group_by: str | None = None, tz: str = "UTC",
          now: datetime | None = None, sla: bool = False) -> list[dict[str, Any]]:
     """One row per period (and dimension value, with `group_by`), oldest first.
@@ -286,7 +286,7 @@ def kpis(tx: Tx, start: datetime | None = None, end: datetime | None = None,
     return rows
 
 
-def state_breakdown(tx: Tx, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def state_breakdown(tx: Transaction, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Time spent per state (holds split by reason) over [start, end): which steps take longest."""
     now = time.time()
     left = "COALESCE(i.left_s, %s)"

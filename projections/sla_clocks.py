@@ -34,7 +34,7 @@ import orjson
 
 from domain.calendar import BusinessCalendar
 from domain.sla_policy import calendar_of, choose, pause_reasons, target
-from infra.sql import Tx
+from projections.read_store import Transaction
 from projections.base import Projection, rows_where_in
 from projections.envelope import Envelope
 from projections.incident_state import iso
@@ -149,10 +149,10 @@ class SlaClocksProjection(Projection):
 
     # -- feeding ----------------------------------------------------------------
 
-    def apply(self, tx: Tx, event: Envelope) -> None:
+    def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
 
-    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         """One read and one write per ticket and clock touched by the batch."""
         policy_events = [e for e in events if e.aggregate_type == "SlaPolicy"]
         incident_events = [e for e in events if e.aggregate_type == "Incident"]
@@ -204,7 +204,7 @@ class SlaClocksProjection(Projection):
                 f" VALUES ({', '.join(['%s'] * len(CLOCK_COLUMNS))})"
                 f" ON CONFLICT (ticket_id, metric) DO UPDATE SET {updates}", rows)
 
-    def _store_versions(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def _store_versions(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         rows = []
         for event in events:
             if event.name not in ("Created", "Revised") or "spec" not in event.payload:
@@ -225,14 +225,14 @@ class SlaClocksProjection(Projection):
                 f" VALUES ({', '.join(['%s'] * len(VERSION_COLUMNS))}) ON CONFLICT DO NOTHING",
                 row)
 
-    def _book(self, tx: Tx) -> PolicyBook:
+    def _book(self, tx: Transaction) -> PolicyBook:
         if self.draft is not None:
             return PolicyBook([{"policy_id": DRAFT_ID, "version": 1, "effective_from": EPOCH,
                                 "created_at": EPOCH, "spec": self.draft}])
         return PolicyBook([dict(zip(VERSION_COLUMNS, r)) for r in tx.execute(
             f"SELECT {', '.join(VERSION_COLUMNS)} FROM sla_policy_versions").fetchall()])
 
-    def _next_seq(self, tx: Tx) -> int:
+    def _next_seq(self, tx: Transaction) -> int:
         # The upsert takes the row lock, so batches number (and commit) one after another.
         row = tx.execute(
             "INSERT INTO sla_meta (name, value) VALUES ('seq', 1) ON CONFLICT (name)"

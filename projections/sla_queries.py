@@ -15,14 +15,14 @@ import orjson
 
 from domain.calendar import BusinessCalendar
 from domain.sla_policy import calendar_of
-from infra.sql import Tx
+from projections.read_store import Transaction
 from projections.incident_state import iso
 from projections.sla_clocks import CLOCK_COLUMNS, parse
 
 _SELECT = f"SELECT {', '.join(CLOCK_COLUMNS)} FROM sla_clocks"
 
 
-def _calendars(tx: Tx, keys: set[tuple[str, int]]) -> dict[tuple[str, int], BusinessCalendar]:
+def _calendars(tx: Transaction, keys: set[tuple[str, int]]) -> dict[tuple[str, int], BusinessCalendar]:
     found = {}
     for policy_id, version in keys:
         row = tx.execute("SELECT spec FROM sla_policy_versions WHERE policy_id = %s AND"
@@ -65,23 +65,23 @@ def live(clock: dict[str, Any], now: datetime, calendar: BusinessCalendar) -> di
     }
 
 
-def _public(tx: Tx, rows: list[tuple], now: datetime) -> list[dict[str, Any]]:
+def _public(tx: Transaction, rows: list[tuple], now: datetime) -> list[dict[str, Any]]:
     clocks = [dict(zip(CLOCK_COLUMNS, r)) for r in rows]
     calendars = _calendars(tx, {(c["policy_id"], c["policy_version"]) for c in clocks})
     return [live(c, now, calendars[(c["policy_id"], c["policy_version"])]) for c in clocks]
 
 
-def ticket_clocks(tx: Tx, ticket_id: str, now: datetime) -> list[dict[str, Any]]:
+def ticket_clocks(tx: Transaction, ticket_id: str, now: datetime) -> list[dict[str, Any]]:
     rows = tx.execute(f"{_SELECT} WHERE ticket_id = %s ORDER BY metric", (ticket_id,)).fetchall()
     return _public(tx, rows, now)
 
 
-def ticket_known(tx: Tx, ticket_id: str) -> bool:
+def ticket_known(tx: Transaction, ticket_id: str) -> bool:
     return tx.execute("SELECT 1 FROM sla_tickets WHERE ticket_id = %s",
                       (ticket_id,)).fetchone() is not None
 
 
-def at_risk(tx: Tx, now: datetime, within: timedelta, limit: int = 500) -> list[dict[str, Any]]:
+def at_risk(tx: Transaction, now: datetime, within: timedelta, limit: int = 500) -> list[dict[str, Any]]:
     """Running clocks not yet breached that fall due within `within`, soonest first."""
     rows = tx.execute(
         f"{_SELECT} WHERE status = 'running' AND breached_at IS NULL AND due_at > %s"
@@ -90,7 +90,7 @@ def at_risk(tx: Tx, now: datetime, within: timedelta, limit: int = 500) -> list[
     return _public(tx, rows, now)
 
 
-def breaches(tx: Tx, start: datetime, end: datetime, now: datetime, group: str | None = None,
+def breaches(tx: Transaction, start: datetime, end: datetime, now: datetime, group: str | None = None,
              limit: int = 1000) -> list[dict[str, Any]]:
     """Clocks that breached in [start, end): recorded ones and running ones past due."""
     lo, hi = iso(start), iso(min(end, now))
@@ -114,7 +114,7 @@ def _bucket(moment: str, period: str) -> str:
     return day.strftime("%Y-%m")
 
 
-def decided(tx: Tx, start: datetime, end: datetime, now: datetime) -> list[dict[str, Any]]:
+def decided(tx: Transaction, start: datetime, end: datetime, now: datetime) -> list[dict[str, Any]]:
     """Clocks decided in [start, end): met at their stop, breached at their breach.
 
     A running clock not yet past due is undecided and left out; one past due (its breach
@@ -135,7 +135,7 @@ def decided(tx: Tx, start: datetime, end: datetime, now: datetime) -> list[dict[
     return out
 
 
-def compliance(tx: Tx, start: datetime, end: datetime, now: datetime, by: str = "policy",
+def compliance(tx: Transaction, start: datetime, end: datetime, now: datetime, by: str = "policy",
                period: str = "week") -> list[dict[str, Any]]:
     """met / (met + breached) per metric and per `by` key, of clocks decided in range."""
     return summarise(decided(tx, start, end, now), by, period)

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from infra.sql import Tx
+from projections.read_store import Transaction
 from projections.base import Projection, rows_where_in
 from projections.envelope import Envelope
 from projections.incident_state import changes, fold, iso
@@ -29,10 +29,10 @@ class TimelineProjection(Projection):
                 incident_id TEXT PRIMARY KEY, state TEXT NOT NULL)""",
         ]
 
-    def apply(self, tx: Tx, event: Envelope) -> None:
+    def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
 
-    def apply_many(self, tx: Tx, events: Sequence[Envelope]) -> None:
+    def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         """One line per event; the heads are read and written once per incident of the batch."""
         mine = [e for e in events if e.aggregate_type == "Incident"]
         if not mine:
@@ -60,7 +60,7 @@ class TimelineProjection(Projection):
             [(i, orjson.dumps(heads[i]).decode()) for i in touched])
 
 
-def entries(tx: Tx, incident_id: str) -> list[dict[str, Any]]:
+def entries(tx: Transaction, incident_id: str) -> list[dict[str, Any]]:
     rows = tx.execute(
         "SELECT version, event_id, event_type, occurred_at, actor_id, actor_kind, causation_id,"
         " changes, details FROM rm_timeline WHERE incident_id = %s ORDER BY version",
