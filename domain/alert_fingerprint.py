@@ -11,7 +11,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.checks import CheckedEvent
+from domain.shared_kernel.value_checks import CheckedEvent
 
 _NAMESPACE = UUID("8e4d3d5c-27a5-4b0a-a3a4-1c9b2b7f2c02")
 

@@ -12,7 +12,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.checks import CheckedEvent
+from domain.shared_kernel.value_checks import CheckedEvent
 
 _NAMESPACE = UUID("c3a0f3a8-5d0e-4a35-9e57-2d1f0b6e7a03")
 

@@ -5,8 +5,8 @@ from datetime import datetime
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.base import StampedEvent
-from domain.checks import CheckedEvent
+from domain.shared_kernel.events import StampedEvent
+from domain.shared_kernel.value_checks import CheckedEvent
 
 from domain.values import (
     OPEN_STATES, TIERS, Actor, Channel, EscalationKind, HoldReason, IllegalTransition,

@@ -32,9 +32,9 @@ import json
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.base import StampedEvent
-from domain.calendar import BusinessCalendar
-from domain.checks import TIMES_FROM, CheckedEvent, check_duration
+from domain.shared_kernel.events import StampedEvent
+from domain.shared_kernel.business_calendar import BusinessCalendar
+from domain.shared_kernel.value_checks import TIMES_FROM, CheckedEvent, check_duration
 from domain.values import Actor, HoldReason, IllegalTransition, InvalidValue
 
 METRICS = ("respond", "resolve")

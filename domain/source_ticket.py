@@ -15,7 +15,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.checks import CheckedEvent
+from domain.shared_kernel.value_checks import CheckedEvent
 
 _NAMESPACE = UUID("2b0f4f0e-8f0c-4a1e-9d67-6c1f3c1f5a01")
 

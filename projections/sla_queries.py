@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from domain.calendar import BusinessCalendar
+from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.sla_policy import calendar_of
 from projections.read_store import Transaction
 from projections.incident_state import iso

@@ -18,7 +18,7 @@ from api.sla_schemas import (
     PolicyCreate, PolicyOut, PolicyPatch, PolicyVersion, SimulationRequest, parse_duration,
     to_spec,
 )
-from domain.checks import LONGEST_DURATION
+from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.sla_policy import SlaPolicy
 from domain.values import Actor, ActorKind
 from infra.keys import Principal, Role

@@ -3,7 +3,7 @@
 `parse(raw)` is the first step of the one inbound code path: bytes in, a `CloudEvent` out,
 or a `Rejected` naming why (too large, not JSON, not a CloudEvent, unknown type, data not
 matching its type's schema, a time or an integer the domain refuses: a date that does not
-exist, a moment outside the supported range; see domain/checks.py).
+exist, a moment outside the supported range; see domain/shared_kernel/value_checks.py).
 
 Validation: the JSON Schemas are the contract and `jsonschema` is the reference validator.
 `jsonschema` costs 0.3-0.9 ms per snapshot, more than everything else a message costs, so
@@ -26,7 +26,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from domain.checks import check_integer, parse_time
+from domain.shared_kernel.value_checks import check_integer, parse_time
 from domain.values import InvalidValue
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "inbound"

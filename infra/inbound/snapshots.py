@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from domain.checks import parse_time
+from domain.shared_kernel.value_checks import parse_time
 from domain.incident import Incident
 from domain.values import OPEN_STATES, Actor, ActorKind, InvalidValue, PriorityMatrix, State
 from infra.inbound.envelope import CloudEvent

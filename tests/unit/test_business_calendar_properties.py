@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.calendar import BusinessCalendar
+from domain.shared_kernel.business_calendar import BusinessCalendar
 
 # DST changes per zone, so many examples straddle one of their own zone's changes.
 TRANSITIONS = {

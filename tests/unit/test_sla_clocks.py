@@ -6,7 +6,7 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from domain.calendar import BusinessCalendar
+from domain.shared_kernel.business_calendar import BusinessCalendar
 from projections.incident_state import iso
 from projections.sla_queries import live
 from tests.unit.test_sla_support import (

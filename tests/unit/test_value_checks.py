@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import domain
-from domain.checks import (
+from domain.shared_kernel.value_checks import (
     INTEGER_LIMIT, LONGEST_DURATION, TIMES_BEFORE, TIMES_FROM, CheckedEvent, check_duration,
     check_fields, check_text, parse_time,
 )
@@ -322,7 +322,7 @@ def test_levels_are_checked_strictly():
 
 
 def test_text_longer_than_the_limit_is_refused_and_the_limit_itself_is_accepted():
-    from domain.checks import LONGEST_TEXT, check_fields
+    from domain.shared_kernel.value_checks import LONGEST_TEXT, check_fields
 
     check_fields({"description": "x" * LONGEST_TEXT})
     with pytest.raises(InvalidValue, match="description is 65537 characters long"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
-from domain.checks import CheckedEvent
+from domain.shared_kernel.value_checks import CheckedEvent
 
 
 class StampedEvent(CheckedEvent, Aggregate.Event):

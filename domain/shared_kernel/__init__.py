@@ -1,0 +1,1 @@
+"""What every practice shares: actor, errors, calendar, priority, base event."""
