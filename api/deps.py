@@ -10,7 +10,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from domain.commands import Context
+from domain.incident.commands import Context
 from domain.values import Actor, ActorKind
 from infra.bootstrap import Container
 from infra.desk import ServiceDesk

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.commands import ACTIONS
+from domain.incident.commands import ACTIONS
 from domain.values import Channel, EscalationKind, HoldReason
 
 Level = Annotated[int, Field(ge=1, le=3, description="1 (high), 2 (medium) or 3 (low)")]

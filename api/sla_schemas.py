@@ -2,7 +2,7 @@
 
 Durations are ISO-8601 (`"PT4H"`, `"P3D"`) or a number of seconds; they are stored in
 seconds. A target map is keyed by priority P1..P4, or "*" for the priorities not listed.
-The domain decides which targets it accepts (domain/sla_policy.py: positive, at most 366
+The domain decides which targets it accepts (domain/sla/sla_policy.py: positive, at most 366
 days, due within 732 days on the policy's calendar) and refuses the rest with a 422.
 """
 from __future__ import annotations

@@ -97,7 +97,7 @@ def generate(count: int, seed: int, run_tag: str, open_at_once: int = 500):
     """
     from dataclasses import fields
 
-    from domain.incident import Incident
+    from domain.incident.incident import Incident
     from infra.envelopes import event_id
     from projections.envelope import Envelope
 

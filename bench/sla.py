@@ -33,8 +33,8 @@ from bench._common import scratch_dir  # noqa: E402
 
 
 def bench_projection(incidents: int) -> None:
-    from domain.incident import Incident
-    from domain.sla_policy import normalise_spec
+    from domain.incident.incident import Incident
+    from domain.sla.sla_policy import normalise_spec
     from domain.values import Actor, PriorityMatrix
     from infra.sql import SqliteDatabase
     from projections.base import ProjectionRunner
@@ -97,7 +97,7 @@ def bench_projection(incidents: int) -> None:
 def bench_scheduler(deadlines: int, spread: float) -> None:
     import orjson
 
-    from domain.incident import Incident
+    from domain.incident.incident import Incident
     from domain.values import Actor, PriorityMatrix
     from infra.bootstrap import bootstrap
     from infra.settings import Settings

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from domain.commands import Comment, Context, LogIncident  # noqa: E402
+from domain.incident.commands import Comment, Context, LogIncident  # noqa: E402
 from domain.values import Actor  # noqa: E402
 from infra.bootstrap import bootstrap  # noqa: E402
 from infra.settings import Settings  # noqa: E402

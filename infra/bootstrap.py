@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from domain.values import PriorityMatrix
 from infra.desk import ServiceDesk
 from infra.keys import ApiKeys
+from infra.legacy_topics import register_legacy_topics
 from infra.local_feed import NotificationFeed
 from infra.numbering import Numbering
 from infra.settings import Settings
@@ -54,6 +55,7 @@ class Container:
 
 def bootstrap(settings: Settings | None = None,
               projections: list[Projection] | None = None) -> Container:
+    register_legacy_topics()
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store_db = connect(settings.store_url)

@@ -15,8 +15,8 @@ from eventsourcing.application import (
 )
 from eventsourcing.persistence import IntegrityError, Transcoder
 
-from domain.commands import Context, IncidentCommand, LogIncident
-from domain.incident import Incident
+from domain.incident.commands import Context, IncidentCommand, LogIncident
+from domain.incident.incident import Incident
 from domain.values import DomainError, PriorityMatrix
 from infra.group_commit import GroupCommit, Item
 from infra.numbering import Numbering

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from domain.sla_policy import SlaPolicy
+from domain.sla.sla_policy import SlaPolicy
 from domain.values import Actor, DomainError
 from infra.desk import ServiceDesk, VersionConflict
 

@@ -37,7 +37,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError
 
-from domain.commands import Context, IncidentCommand
+from domain.incident.commands import Context, IncidentCommand
 from domain.values import Actor, ActorKind, DomainError
 from infra.desk import ServiceDesk
 from infra.sql import Database

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from domain.sla_policy import normalise_spec
+from domain.sla.sla_policy import normalise_spec
 from infra.desk import ServiceDesk
 from infra.local_feed import NotificationFeed
 from infra.sql import Database, SqliteDatabase

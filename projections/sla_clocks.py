@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from domain.shared_kernel.business_calendar import BusinessCalendar
-from domain.sla_policy import calendar_of, choose, pause_reasons, target
+from domain.sla.sla_policy import calendar_of, choose, pause_reasons, target
 from projections.read_store import Transaction
 from projections.base import Projection, rows_where_in
 from projections.envelope import Envelope

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from domain.shared_kernel.business_calendar import BusinessCalendar
-from domain.sla_policy import calendar_of
+from domain.sla.sla_policy import calendar_of
 from projections.read_store import Transaction
 from projections.incident_state import iso
 from projections.sla_clocks import CLOCK_COLUMNS, parse

@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Mapper, Notification
 
-from domain.commands import (
+from domain.incident.commands import (
     Acknowledge, Assign, Cancel, Close, Comment, Context, Escalate, Hold, IncidentCommand,
     LogIncident, Recategorise, Reopen, Reprioritise, Resolve, Resume,
 )
-from domain.incident import Incident
+from domain.incident.incident import Incident
 from domain.values import Actor, ActorKind, PriorityMatrix
 from infra.envelopes import published, to_envelope
 from infra.sla_scheduler import RecordSlaBreach, RecordSlaWarning

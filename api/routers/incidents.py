@@ -19,8 +19,8 @@ from api.schemas import (
     ACTION_REQUESTS, CommandResult, IncidentAsOf, IncidentCreate, IncidentCreated, IncidentPage,
     IncidentPublic, Problem, Request, TimelineEntry,
 )
-from domain.commands import ACTIONS, Context, LogIncident
-from domain.incident import Incident
+from domain.incident.commands import ACTIONS, Context, LogIncident
+from domain.incident.incident import Incident
 from domain.values import Actor, ActorKind, State
 from infra.keys import Principal, Role
 from projections import incidents as incidents_rm

@@ -19,7 +19,7 @@ from api.sla_schemas import (
     to_spec,
 )
 from domain.shared_kernel.value_checks import LONGEST_DURATION
-from domain.sla_policy import SlaPolicy
+from domain.sla.sla_policy import SlaPolicy
 from domain.values import Actor, ActorKind
 from infra.keys import Principal, Role
 from infra.sla_policies import PolicyNotFound, SlaPolicies

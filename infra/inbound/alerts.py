@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.alert_fingerprint import AlertFingerprint, fingerprint_id
-from domain.incident import Incident
+from domain.inbound.alert_fingerprint import AlertFingerprint, fingerprint_id
+from domain.incident.incident import Incident
 from domain.values import OPEN_STATES, Actor, ActorKind, PriorityMatrix, State
 from infra.inbound.envelope import CloudEvent
 

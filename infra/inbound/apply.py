@@ -34,8 +34,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from prometheus_client import CollectorRegistry, Counter
 
-from domain.inbound_receipt import InboundReceipt, receipt_id
-from domain.source_ticket import source_ticket_id
+from domain.inbound.inbound_receipt import InboundReceipt, receipt_id
+from domain.inbound.source_ticket import source_ticket_id
 from domain.values import DomainError, IllegalTransition, PriorityMatrix
 from infra.desk import ServiceDesk
 from infra.inbound.alerts import AlertHandler, fingerprint

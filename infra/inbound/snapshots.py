@@ -24,7 +24,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from domain.shared_kernel.value_checks import parse_time
-from domain.incident import Incident
+from domain.incident.incident import Incident
 from domain.values import OPEN_STATES, Actor, ActorKind, InvalidValue, PriorityMatrix, State
 from infra.inbound.envelope import CloudEvent
 
@@ -249,7 +249,7 @@ class SnapshotHandler:
         ticket)."""
         from uuid import UUID
 
-        from domain.source_ticket import SourceTicket, source_ticket_id
+        from domain.inbound.source_ticket import SourceTicket, source_ticket_id
 
         data = event.data
         ticket = work.get(source_ticket_id(event.source, data["ref"]))

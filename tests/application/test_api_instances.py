@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.commands import Acknowledge, Assign, Comment, Reopen, Resolve
+from domain.incident.commands import Acknowledge, Assign, Comment, Reopen, Resolve
 from infra.bootstrap import bootstrap
 from infra.desk import IncidentNotFound, VersionConflict
 from infra.settings import Settings

@@ -7,8 +7,8 @@ import orjson
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from domain.commands import Comment, Context
-from domain.source_ticket import source_ticket_id
+from domain.incident.commands import Comment, Context
+from domain.inbound.source_ticket import source_ticket_id
 from domain.values import Actor
 from infra.inbound import cloudevent
 from infra.inbound.apply import InboundProcessor

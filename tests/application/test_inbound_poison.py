@@ -11,7 +11,7 @@ from uuid import UUID
 import orjson
 import pytest
 
-from domain.source_ticket import source_ticket_id
+from domain.inbound.source_ticket import source_ticket_id
 from infra.inbound import cloudevent
 from infra.inbound.apply import InboundProcessor
 from tests.unit.test_inbound_snapshots import snap

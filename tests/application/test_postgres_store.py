@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from domain.commands import Acknowledge, Assign, Comment, Escalate, Hold, Resolve
+from domain.incident.commands import Acknowledge, Assign, Comment, Escalate, Hold, Resolve
 from infra.bootstrap import Container, bootstrap
 from infra.desk import VersionConflict
 from infra.settings import Settings

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pytest
 
-from domain.commands import Acknowledge, Assign, Comment, Hold, Resolve
+from domain.incident.commands import Acknowledge, Assign, Comment, Hold, Resolve
 from infra.sql import SqliteDatabase, Tx
 from projections.base import Projection, ProjectionRunner
 from projections.envelope import Envelope

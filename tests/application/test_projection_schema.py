@@ -1,7 +1,7 @@
 """A read model whose tables changed shape is dropped and replayed from the start."""
 from __future__ import annotations
 
-from domain.commands import Assign, Context, LogIncident
+from domain.incident.commands import Assign, Context, LogIncident
 from domain.values import Actor
 from infra.bootstrap import bootstrap
 from infra.settings import Settings

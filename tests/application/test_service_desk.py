@@ -10,10 +10,10 @@ import orjson
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from domain.commands import (
+from domain.incident.commands import (
     Acknowledge, Assign, Cancel, Comment, Escalate, Hold, Reprioritise, Resolve, Resume,
 )
-from domain.incident import Incident
+from domain.incident.incident import Incident
 from domain.values import Actor, ActorKind, IllegalTransition, InvalidValue
 from infra.bootstrap import bootstrap
 from infra.desk import IncidentNotFound, VersionConflict
@@ -407,3 +407,16 @@ def test_timeline_entries_in_version_order_with_actor_and_causation(container, d
     events = list(desk.events.get(incident.id))
     assert [e["occurred_at"] for e in entries] == [
         ev.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for ev in events]
+
+
+def test_an_incident_stored_before_the_practice_folders_still_loads(desk):
+    """Events stored under the aggregate's old module name resolve through the aliases."""
+    incident = desk.log_incident(log_command(), ctx())
+    logged = desk.mapper.to_stored_event(list(desk.events.get(incident.id))[0])
+    legacy_id = uuid4()
+    desk.recorder.insert_events([StoredEvent(originator_id=legacy_id, originator_version=1,
+                                             topic="domain.incident:Incident.Logged",
+                                             state=logged.state)])
+    desk.execute(legacy_id, Acknowledge(), ctx())
+    assert (desk.get_incident(legacy_id).number, desk.get_incident(legacy_id).version) == (
+        incident.number, 2)

@@ -18,6 +18,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from eventsourcing.utils import get_topic
+
+from domain.incident.incident import Incident
 from infra.bootstrap import bootstrap
 from infra.inbound.apply import InboundProcessor
 from infra.servicenow_import import snapshots
@@ -80,7 +83,7 @@ def _figures(container, scheduler) -> dict:
 def _external_refs(container) -> dict[str, str]:
     desk = container.desk
     logged = desk.recorder.select_notifications(
-        start=1, limit=10**7, topics=["domain.incident:Incident.Logged"])
+        start=1, limit=10**7, topics=[get_topic(Incident.Logged)])
     return {str(e.originator_id): e.external_ref
             for e in map(desk.mapper.to_domain_event, logged)}
 

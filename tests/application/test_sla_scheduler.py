@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.commands import Context
+from domain.incident.commands import Context
 from domain.values import Actor, ActorKind
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
@@ -118,7 +118,7 @@ def test_after_a_restart_what_fell_due_meanwhile_is_recorded_once(tmp_path):
 def test_an_acknowledged_ticket_gets_no_respond_alarm(container):
     desk = container.desk
     incident = desk.log_incident(log_command(), ctx())
-    from domain.commands import Acknowledge
+    from domain.incident.commands import Acknowledge
     desk.execute(incident.id, Acknowledge(), ctx())
     container.feed.catch_up()
     time.sleep(2.1)
@@ -155,7 +155,7 @@ def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
         assert scheduler.fire_due() == 0
         scheduler.clock = lambda: recorded + 1801  # its own time passed 08:30, the 50 % mark
         assert scheduler.fire_due() == 1
-        from domain.commands import Acknowledge
+        from domain.incident.commands import Acknowledge
         desk.execute(incident.id, Acknowledge(), _imported(opened + timedelta(minutes=40)))
         container.feed.catch_up()
         scheduler.refresh()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.commands import Acknowledge, Assign, Context, Resolve
+from domain.incident.commands import Acknowledge, Assign, Context, Resolve
 from domain.values import Actor
 from api.sla_schemas import draft_spec
 from infra import cli

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.commands import (
+from domain.incident.commands import (
     Acknowledge, Assign, Comment, Context, Hold, LogIncident, Reopen, Resolve, Resume,
 )
 from domain.values import Actor

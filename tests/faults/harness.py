@@ -619,7 +619,7 @@ def stored_causes(settings: Settings) -> set[str]:
         causes, start = set(), 1
         while batch := container.desk.recorder.select_notifications(start=start, limit=1000):
             for notification in batch:
-                if notification.topic.startswith("domain.incident:"):
+                if notification.topic.partition(":")[2].startswith("Incident."):
                     event = container.desk.mapper.to_domain_event(notification)
                     causes.add(getattr(event, "causation_id", None))
             start = batch[-1].id + 1

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.commands import Context, LogIncident
+from domain.incident.commands import Context, LogIncident
 from domain.values import Actor
 from infra.bootstrap import bootstrap
 from infra.inbound import cloudevent

@@ -7,7 +7,7 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from domain.source_ticket import source_ticket_id
+from domain.inbound.source_ticket import source_ticket_id
 from infra.bootstrap import bootstrap
 from infra.inbound import cloudevent, partition_key
 from infra.inbound.apply import InboundProcessor

@@ -8,7 +8,9 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from domain.commands import Acknowledge, Assign, Comment, Context, Hold, LogIncident, Resolve, Resume
+from domain.incident.commands import (
+    Acknowledge, Assign, Comment, Context, Hold, LogIncident, Resolve, Resume,
+)
 from domain.values import Actor
 from infra.bootstrap import bootstrap, default_projections
 from infra.kafka_worker import ProjectionWorker

@@ -8,7 +8,7 @@ import threading
 import pytest
 from kafka import KafkaConsumer
 
-from domain.commands import Context, LogIncident
+from domain.incident.commands import Context, LogIncident
 from domain.values import Actor
 from infra.bootstrap import bootstrap
 from infra.kafka_worker import ProjectionWorker, Supervisor

@@ -8,7 +8,7 @@ import pytest
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 
-from domain.incident import Incident
+from domain.incident.incident import Incident
 from domain.values import Actor, ActorKind
 from infra.transcoder import OrjsonTranscoder, dumps, loads
 from tests.builders import (

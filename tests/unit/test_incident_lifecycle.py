@@ -5,9 +5,9 @@ from datetime import datetime
 
 import pytest
 
-from domain.commands import (
-    Acknowledge, Assign, Cancel, Close, Comment, Escalate, Hold, LogIncident, Recategorise,
-    Reopen, Reprioritise, Resolve, Resume,
+from domain.incident.commands import (
+    Acknowledge, Assign, Cancel, Close, Comment, Escalate, Hold, LogIncident, Recategorise, Reopen,
+    Reprioritise, Resolve, Resume,
 )
 from domain.values import Actor, IllegalTransition
 from tests.builders import ALICE, MATRIX, ctx, drive, incident_through, new_incident

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from domain.commands import (
-    ACTIONS, Acknowledge, Assign, Cancel, Close, Comment, Escalate, Hold, LogIncident,
-    Recategorise, Reopen, Reprioritise, Resolve, Resume,
+from domain.incident.commands import (
+    ACTIONS, Acknowledge, Assign, Cancel, Close, Comment, Escalate, Hold, LogIncident, Recategorise,
+    Reopen, Reprioritise, Resolve, Resume,
 )
-from domain.incident import Incident
+from domain.incident.incident import Incident
 from domain.values import DomainError, IllegalTransition, InvalidValue
 from tests.builders import MATRIX, ctx, drive, incident_through, log_command
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from domain.commands import Assign, Cancel, Hold
+from domain.incident.commands import Assign, Cancel, Hold
 from projections.envelope import Envelope
 from projections.incident_state import changes, fold, iso
 from tests.builders import (

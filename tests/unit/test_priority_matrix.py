@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.commands import Reprioritise
+from domain.incident.commands import Reprioritise
 from domain.values import InvalidValue, PriorityMatrix
 from infra.settings import Settings
 from tests.builders import drive, new_incident

@@ -6,8 +6,8 @@ from uuid import UUID
 
 import pytest
 
-from domain.incident import Incident
-from domain.sla_policy import (
+from domain.incident.incident import Incident
+from domain.sla.sla_policy import (
     SlaPolicy, choose, matches, normalise_spec, pause_reasons, specificity, target,
 )
 from domain.values import IllegalTransition, InvalidValue

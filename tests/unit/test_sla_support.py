@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from domain.incident import Incident
-from domain.sla_policy import normalise_spec
+from domain.incident.incident import Incident
+from domain.sla.sla_policy import normalise_spec
 from domain.values import Actor, ActorKind, PriorityMatrix
 from infra.envelopes import event_id
 from infra.sql import SqliteDatabase

@@ -22,9 +22,9 @@ from domain.shared_kernel.value_checks import (
     INTEGER_LIMIT, LONGEST_DURATION, TIMES_BEFORE, TIMES_FROM, CheckedEvent, check_duration,
     check_fields, check_text, parse_time,
 )
-from domain.incident import Incident
-from domain.sla_policy import LONGEST_REACH, RANK_LIMIT, normalise_spec
-from domain.source_ticket import SourceTicket
+from domain.incident.incident import Incident
+from domain.sla.sla_policy import LONGEST_REACH, RANK_LIMIT, normalise_spec
+from domain.inbound.source_ticket import SourceTicket
 from domain.values import Actor, InvalidValue, PriorityMatrix, check_level
 from infra.inbound.envelope import INTEGER_FIELDS, TIME_FIELDS, SCHEMA_DIR
 from infra.transcoder import OrjsonTranscoder

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from domain.incident import Incident
+from domain.incident.incident import Incident
 from domain.values import Actor, PriorityMatrix
 
 

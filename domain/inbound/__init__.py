@@ -1,0 +1,1 @@
+"""What other tools send: their tickets, monitoring alerts, and receipts."""

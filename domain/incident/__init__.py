@@ -1,0 +1,1 @@
+"""Incident management: restore normal service operation as quickly as possible."""
