@@ -10,8 +10,8 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from domain.incident.commands import Context
-from domain.values import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.actor import Actor, ActorKind
 from infra.bootstrap import Container
 from infra.desk import ServiceDesk
 from infra.keys import Principal, Role

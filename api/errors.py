@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from domain.values import DomainError, IllegalTransition, InvalidValue
+from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 from infra.desk import IncidentNotFound, VersionConflict
 
 log = logging.getLogger(__name__)

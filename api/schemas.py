@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.incident.commands import ACTIONS
-from domain.values import Channel, EscalationKind, HoldReason
+from domain.incident.lifecycle import Channel, EscalationKind, HoldReason
 
 Level = Annotated[int, Field(ge=1, le=3, description="1 (high), 2 (medium) or 3 (low)")]
 Text = Annotated[str, Field(max_length=4000)]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from domain.shared_kernel.value_checks import LONGEST_DURATION
-from domain.values import HoldReason
+from domain.incident.lifecycle import HoldReason
 
 Duration = Annotated[timedelta, Field(description='ISO-8601 duration ("PT4H") or seconds')]
 PriorityKey = Literal["P1", "P2", "P3", "P4", "*"]

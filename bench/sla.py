@@ -35,7 +35,8 @@ from bench._common import scratch_dir  # noqa: E402
 def bench_projection(incidents: int) -> None:
     from domain.incident.incident import Incident
     from domain.sla.sla_policy import normalise_spec
-    from domain.values import Actor, PriorityMatrix
+    from domain.shared_kernel.actor import Actor
+    from domain.shared_kernel.priority import PriorityMatrix
     from infra.sql import SqliteDatabase
     from projections.base import ProjectionRunner
     from projections.sla_clocks import SlaClocksProjection
@@ -98,7 +99,8 @@ def bench_scheduler(deadlines: int, spread: float) -> None:
     import orjson
 
     from domain.incident.incident import Incident
-    from domain.values import Actor, PriorityMatrix
+    from domain.shared_kernel.actor import Actor
+    from domain.shared_kernel.priority import PriorityMatrix
     from infra.bootstrap import bootstrap
     from infra.settings import Settings
     from projections.incident_state import iso

@@ -4,7 +4,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from domain.values import PriorityMatrix
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.desk import ServiceDesk
 from infra.keys import ApiKeys
 from infra.legacy_topics import register_legacy_topics

@@ -35,7 +35,7 @@ def simulate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from api.sla_schemas import draft_spec
-    from domain.values import DomainError
+    from domain.shared_kernel.errors import DomainError
     from infra.cli import _container
     from infra.sla_simulation import simulate as run
 

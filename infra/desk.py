@@ -15,9 +15,11 @@ from eventsourcing.application import (
 )
 from eventsourcing.persistence import IntegrityError, Transcoder
 
-from domain.incident.commands import Context, IncidentCommand, LogIncident
+from domain.shared_kernel.command_context import Context
+from domain.incident.commands import IncidentCommand, LogIncident
 from domain.incident.incident import Incident
-from domain.values import DomainError, PriorityMatrix
+from domain.shared_kernel.errors import DomainError
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.group_commit import GroupCommit, Item
 from infra.numbering import Numbering
 from infra.transcoder import OrjsonTranscoder

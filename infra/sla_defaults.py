@@ -13,7 +13,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.values import Actor, ActorKind
+from domain.shared_kernel.actor import Actor, ActorKind
 from infra.settings import Settings
 from infra.sla_policies import SlaPolicies
 

@@ -14,7 +14,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.sla.sla_policy import SlaPolicy
-from domain.values import Actor, DomainError
+from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.errors import DomainError
 from infra.desk import ServiceDesk, VersionConflict
 
 

@@ -37,42 +37,18 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError
 
-from domain.incident.commands import Context, IncidentCommand
-from domain.values import Actor, ActorKind, DomainError
+from domain.shared_kernel.command_context import Context
+from domain.incident.commands import IncidentCommand
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.errors import DomainError
 from infra.desk import ServiceDesk
 from infra.sql import Database
+from domain.incident.commands import RecordSlaBreach, RecordSlaWarning
 
 SCHEDULER = Actor("sla-scheduler", ActorKind.AUTOMATION)
 _ROWS = ("SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at, lag_s"
          " FROM sla_clocks")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RecordSlaWarning(IncidentCommand):
-    action = "record_sla_warning"
-    metric: str
-    threshold: int | float
-    policy_id: str
-    policy_version: int
-    due_at: datetime
-
-    def run(self, incident, ctx, matrix):
-        incident.record_sla_warning(self.metric, self.threshold, self.policy_id,
-                                    self.policy_version, self.due_at, ctx.by, ctx.causation_id)
-
-
-@dataclass(frozen=True)
-class RecordSlaBreach(IncidentCommand):
-    action = "record_sla_breach"
-    metric: str
-    policy_id: str
-    policy_version: int
-    due_at: datetime
-
-    def run(self, incident, ctx, matrix):
-        incident.record_sla_breach(self.metric, self.policy_id, self.policy_version,
-                                   self.due_at, ctx.by, ctx.causation_id)
 
 
 @dataclass(order=True, frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import Transcoder
 
-from domain.values import Actor
+from domain.shared_kernel.actor import Actor
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 

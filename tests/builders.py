@@ -11,13 +11,15 @@ from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Mapper, Notification
 
 from domain.incident.commands import (
-    Acknowledge, Assign, Cancel, Close, Comment, Context, Escalate, Hold, IncidentCommand,
-    LogIncident, Recategorise, Reopen, Reprioritise, Resolve, Resume,
+    Acknowledge, Assign, Cancel, Close, Comment, Escalate, Hold, IncidentCommand, LogIncident,
+    Recategorise, Reopen, Reprioritise, Resolve, Resume,
 )
+from domain.shared_kernel.command_context import Context
 from domain.incident.incident import Incident
-from domain.values import Actor, ActorKind, PriorityMatrix
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.envelopes import published, to_envelope
-from infra.sla_scheduler import RecordSlaBreach, RecordSlaWarning
+from domain.incident.commands import RecordSlaBreach, RecordSlaWarning
 from infra.transcoder import OrjsonTranscoder
 from projections.envelope import Envelope
 

@@ -19,9 +19,11 @@ from api.schemas import (
     ACTION_REQUESTS, CommandResult, IncidentAsOf, IncidentCreate, IncidentCreated, IncidentPage,
     IncidentPublic, Problem, Request, TimelineEntry,
 )
-from domain.incident.commands import ACTIONS, Context, LogIncident
+from domain.incident.commands import ACTIONS, LogIncident
+from domain.shared_kernel.command_context import Context
 from domain.incident.incident import Incident
-from domain.values import Actor, ActorKind, State
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.incident.lifecycle import IncidentState
 from infra.keys import Principal, Role
 from projections import incidents as incidents_rm
 from projections import timeline as timeline_rm
@@ -90,7 +92,7 @@ def log_incident(body: IncidentCreate, desk: DeskDep, principal: Operator,
 
 @router.get("", summary="Incident queue")
 def list_incidents(db: ReadDbDep, _: QueueReader,
-                   state: State | None = None,
+                   state: IncidentState | None = None,
                    priority: Annotated[str | None, Query(pattern=r"^P[1-4]$")] = None,
                    group: Annotated[str | None, Query(description="Assignment group")] = None,
                    assignee: str | None = None, number: str | None = None,

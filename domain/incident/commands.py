@@ -10,18 +10,8 @@ from datetime import datetime
 from typing import ClassVar
 
 from domain.incident.incident import Incident
-from domain.values import Actor, PriorityMatrix
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who asks, on behalf of which request, and which version they saw (If-Match)."""
-
-    by: Actor
-    causation_id: str
-    expected_version: int | None = None
-    # When it happened at the source (an upstream system's record); None means now.
-    occurred_at: datetime | None = None
+from domain.shared_kernel.priority import PriorityMatrix
+from domain.shared_kernel.command_context import Context
 
 
 @dataclass(frozen=True)
@@ -176,3 +166,30 @@ ACTIONS: dict[str, type[IncidentCommand]] = {
     cls.action: cls for cls in (Assign, Acknowledge, Escalate, Hold, Resume, Resolve, Reopen,
                                 Close, Cancel, Comment, Reprioritise, Recategorise)
 }
+
+
+@dataclass(frozen=True)
+class RecordSlaWarning(IncidentCommand):
+    action = "record_sla_warning"
+    metric: str
+    threshold: int | float
+    policy_id: str
+    policy_version: int
+    due_at: datetime
+
+    def run(self, incident, ctx, matrix):
+        incident.record_sla_warning(self.metric, self.threshold, self.policy_id,
+                                    self.policy_version, self.due_at, ctx.by, ctx.causation_id)
+
+
+@dataclass(frozen=True)
+class RecordSlaBreach(IncidentCommand):
+    action = "record_sla_breach"
+    metric: str
+    policy_id: str
+    policy_version: int
+    due_at: datetime
+
+    def run(self, incident, ctx, matrix):
+        incident.record_sla_breach(self.metric, self.policy_id, self.policy_version,
+                                   self.due_at, ctx.by, ctx.causation_id)

@@ -8,10 +8,13 @@ from eventsourcing.domain import Aggregate, event
 from domain.shared_kernel.events import StampedEvent
 from domain.shared_kernel.value_checks import CheckedEvent
 
-from domain.values import (
-    OPEN_STATES, TIERS, Actor, Channel, EscalationKind, HoldReason, IllegalTransition,
-    InvalidValue, PriorityMatrix, State, check_level, parse_choice,
+from domain.incident.lifecycle import (
+    OPEN_STATES, TIERS, Channel, EscalationKind, HoldReason, IncidentState,
 )
+from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.errors import IllegalTransition, InvalidValue
+from domain.shared_kernel.priority import PriorityMatrix, check_level
+from domain.shared_kernel.value_checks import parse_choice
 
 
 class Incident(Aggregate):
@@ -65,7 +68,7 @@ class Incident(Aggregate):
         self.caller, self.channel, self.service = caller, channel, service
         self.category, self.subcategory = category, subcategory
         self.impact, self.urgency, self.priority = impact, urgency, priority
-        self.state = str(State.NEW)
+        self.state = str(IncidentState.NEW)
         self.hold_reason: str | None = None
         self.assignment_group: str | None = None
         self.assignee: str | None = None
@@ -138,13 +141,13 @@ class Incident(Aggregate):
             at: datetime | None = None) -> None:
         if self.acknowledged_at is not None:
             raise IllegalTransition(f"incident {self.number} was already acknowledged")
-        self._require({State.NEW}, "acknowledge")
+        self._require({IncidentState.NEW}, "acknowledge")
         self._acknowledged(by, causation_id, at)
 
     @event("Acknowledged")
     def _acknowledged(self, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self.state = str(State.IN_PROGRESS)
+        self.state = str(IncidentState.IN_PROGRESS)
         self.acknowledged_at = at or self.modified_on
 
     def escalate(self, kind: str, by: Actor, causation_id: str, group: str | None = None,
@@ -183,24 +186,24 @@ class Incident(Aggregate):
     # -- hold and resume ---------------------------------------------------
     def hold(self, reason: str, by: Actor, causation_id: str, note: str = "",
              at: datetime | None = None) -> None:
-        self._require({State.NEW, State.IN_PROGRESS}, "put on hold")
+        self._require({IncidentState.NEW, IncidentState.IN_PROGRESS}, "put on hold")
         self._held(parse_choice(HoldReason, "hold reason", reason), note, by, causation_id,
                    at)
 
     @event("PutOnHold")
     def _held(self, reason: str, note: str, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self.state, self.hold_reason = str(State.ON_HOLD), reason
+        self.state, self.hold_reason = str(IncidentState.ON_HOLD), reason
 
     def resume(self, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self._require({State.ON_HOLD}, "resume")
+        self._require({IncidentState.ON_HOLD}, "resume")
         self._resumed(by, causation_id, at)
 
     @event("Resumed")
     def _resumed(self, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self.state, self.hold_reason = str(State.IN_PROGRESS), None
+        self.state, self.hold_reason = str(IncidentState.IN_PROGRESS), None
 
     # -- resolution and closure ---------------------------------------------
     def resolve(self, code: str, notes: str, by: Actor, causation_id: str,
@@ -213,32 +216,32 @@ class Incident(Aggregate):
     @event("Resolved")
     def _resolved(self, code: str, notes: str, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self.state, self.hold_reason = str(State.RESOLVED), None
+        self.state, self.hold_reason = str(IncidentState.RESOLVED), None
         self.resolution_code, self.resolution_notes = code, notes
         self.resolved_at = at or self.modified_on
 
     def reopen(self, reason: str, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self._require({State.RESOLVED}, "reopen")
+        self._require({IncidentState.RESOLVED}, "reopen")
         self._reopened(reason, by, causation_id, at)
 
     def record_source_reopen(self, reason: str, by: Actor, causation_id: str,
                              at: datetime | None = None) -> None:
         """A reopen another ticketing tool made, recorded as it happened there, even of an
         incident closed here: the source owns its ticket."""
-        self._require({State.RESOLVED, State.CLOSED, State.CANCELLED}, "reopen")
+        self._require({IncidentState.RESOLVED, IncidentState.CLOSED, IncidentState.CANCELLED}, "reopen")
         self._reopened(reason, by, causation_id, at)
 
     @event("Reopened")
     def _reopened(self, reason: str, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self.state = str(State.IN_PROGRESS)
+        self.state = str(IncidentState.IN_PROGRESS)
         self.reopen_count += 1
         self.resolved_at = self.resolution_code = self.resolution_notes = None
 
     def close(self, by: Actor, causation_id: str, satisfaction: int | None = None,
               comment: str = "", at: datetime | None = None) -> None:
-        self._require({State.RESOLVED}, "close")
+        self._require({IncidentState.RESOLVED}, "close")
         if satisfaction is not None and satisfaction not in range(1, 6):
             raise InvalidValue(f"satisfaction is a score from 1 to 5, not {satisfaction!r}")
         self._closed(satisfaction, comment, by, causation_id, at)
@@ -246,7 +249,7 @@ class Incident(Aggregate):
     @event("Closed")
     def _closed(self, satisfaction: int | None, comment: str, by: Actor,
                 causation_id: str, at: datetime | None = None) -> None:
-        self.state, self.satisfaction = str(State.CLOSED), satisfaction
+        self.state, self.satisfaction = str(IncidentState.CLOSED), satisfaction
         self.closed_at = at or self.modified_on
 
     def cancel(self, reason: str, by: Actor, causation_id: str,
@@ -257,7 +260,7 @@ class Incident(Aggregate):
     @event("Cancelled")
     def _cancelled(self, reason: str, by: Actor, causation_id: str,
             at: datetime | None = None) -> None:
-        self.state, self.hold_reason = str(State.CANCELLED), None
+        self.state, self.hold_reason = str(IncidentState.CANCELLED), None
         self.cancelled_at = at or self.modified_on
 
     # -- notes and classification --------------------------------------------

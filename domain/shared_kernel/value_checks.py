@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
 
-from domain.values import InvalidValue
+from domain.shared_kernel.errors import InvalidValue
+from enum import StrEnum
 
 TIMES_FROM = datetime(1970, 1, 1, tzinfo=UTC)
 TIMES_BEFORE = datetime(2200, 1, 1, tzinfo=UTC)
@@ -253,3 +254,12 @@ class CheckedEvent:
     def __post_init__(self) -> None:
         super().__post_init__()  # type: ignore[misc]
         check_fields(self.__dict__)
+
+
+def parse_choice(kind: type[StrEnum], name: str, value: str) -> str:
+    """The enum's value as plain text, or InvalidValue naming the allowed ones."""
+    try:
+        return str(kind(value))
+    except ValueError:
+        allowed = ", ".join(str(member) for member in kind)
+        raise InvalidValue(f"{name} must be one of {allowed}, not {value!r}") from None

@@ -35,7 +35,9 @@ from eventsourcing.domain import Aggregate, event
 from domain.shared_kernel.events import StampedEvent
 from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.shared_kernel.value_checks import TIMES_FROM, CheckedEvent, check_duration
-from domain.values import Actor, HoldReason, IllegalTransition, InvalidValue
+from domain.shared_kernel.actor import Actor
+from domain.incident.lifecycle import HoldReason
+from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 
 METRICS = ("respond", "resolve")
 CONDITIONS = ("ticket_type", "priority", "service", "category", "organisation")

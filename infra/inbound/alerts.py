@@ -19,7 +19,9 @@ from uuid import UUID
 
 from domain.inbound.alert_fingerprint import AlertFingerprint, fingerprint_id
 from domain.incident.incident import Incident
-from domain.values import OPEN_STATES, Actor, ActorKind, PriorityMatrix, State
+from domain.incident.lifecycle import OPEN_STATES, IncidentState
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.inbound.envelope import CloudEvent
 
 # severity -> (impact, urgency) when the alert does not give them
@@ -57,7 +59,7 @@ class AlertHandler:
         if incident is not None and incident.state in OPEN_STATES:
             incident.comment(note, False, by, event.causation_id, at=event.time)
             return "attached", incident
-        if incident is not None and incident.state == State.RESOLVED:
+        if incident is not None and incident.state == IncidentState.RESOLVED:
             incident.reopen("the alert fired again", by, event.causation_id, at=event.time)
             incident.comment(note, False, by, event.causation_id, at=event.time)
             return "reopened", incident

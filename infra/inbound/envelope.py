@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from domain.shared_kernel.value_checks import check_integer, parse_time
-from domain.values import InvalidValue
+from domain.shared_kernel.errors import InvalidValue
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "inbound"
 MAX_BYTES = 1024 * 1024

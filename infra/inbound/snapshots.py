@@ -25,7 +25,10 @@ from typing import Any
 
 from domain.shared_kernel.value_checks import parse_time
 from domain.incident.incident import Incident
-from domain.values import OPEN_STATES, Actor, ActorKind, InvalidValue, PriorityMatrix, State
+from domain.incident.lifecycle import OPEN_STATES, IncidentState
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.errors import InvalidValue
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.inbound.envelope import CloudEvent
 
 DEFAULT_HOLD_REASON = "awaiting_caller"
@@ -117,7 +120,7 @@ class _Step:
             # first (the snapshot's code), so that the reopen is legal.
             incident.resolve(self._code(), f"synthesized: {reason} without a resolution in "
                              "between", self.by, self.causation, at=self.at)
-        if incident.state == State.RESOLVED:
+        if incident.state == IncidentState.RESOLVED:
             incident.reopen(reason, self.by, self.causation, at=self.at)
         else:
             # Closed (or cancelled) here, reopened there: the source owns its ticket.
@@ -174,20 +177,20 @@ class _Step:
         target = self.data["state"]
         reason = self.data.get("hold_reason") or DEFAULT_HOLD_REASON
         current = incident.state
-        if current == State.ON_HOLD and target == State.ON_HOLD:
+        if current == IncidentState.ON_HOLD and target == IncidentState.ON_HOLD:
             if self.data.get("hold_reason") and reason != incident.hold_reason:
                 self._resume(incident)
                 self._hold(incident, reason)
             return
         if target == current:
             return
-        if current in (State.CLOSED, State.CANCELLED):
+        if current in (IncidentState.CLOSED, IncidentState.CANCELLED):
             # Terminal here; only a rise of reopen_count (step 2) brings a ticket back.
             self._note(incident, f"the source moved the ticket to {target} while it is "
                                  f"{current} here, without counting a reopen; kept {current}")
             return
-        if current == State.RESOLVED:
-            if target == State.CLOSED:
+        if current == IncidentState.RESOLVED:
+            if target == IncidentState.CLOSED:
                 self._close(incident)
                 return
             # Back to work without a rise of reopen_count: reopening is the only legal way
@@ -195,25 +198,25 @@ class _Step:
             self._reopen_once(incident, f"moved back to {target} at the source without "
                                         "counting a reopen")
             current = incident.state
-            if target == State.NEW:
+            if target == IncidentState.NEW:
                 return
         # From here the incident is open: new, in_progress or on_hold.
-        if target == State.NEW:
-            if current == State.ON_HOLD:
+        if target == IncidentState.NEW:
+            if current == IncidentState.ON_HOLD:
                 self._resume(incident)  # our lifecycle has no way back to new
-        elif target == State.IN_PROGRESS:
-            if current == State.NEW:
+        elif target == IncidentState.IN_PROGRESS:
+            if current == IncidentState.NEW:
                 incident.acknowledge(self.by, self.causation, at=self.at)
-            elif current == State.ON_HOLD:
+            elif current == IncidentState.ON_HOLD:
                 self._resume(incident)
-        elif target == State.ON_HOLD:
+        elif target == IncidentState.ON_HOLD:
             self._hold(incident, reason)
-        elif target == State.RESOLVED:
+        elif target == IncidentState.RESOLVED:
             self._resolve(incident)
-        elif target == State.CLOSED:
+        elif target == IncidentState.CLOSED:
             self._resolve(incident, synthesized=True)
             self._close(incident)
-        elif target == State.CANCELLED:
+        elif target == IncidentState.CANCELLED:
             incident.cancel("cancelled at the source", self.by, self.causation, at=self.at)
 
     # -- helpers -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from domain.values import IllegalTransition
+from domain.shared_kernel.errors import IllegalTransition
 from infra.inbound import cloudevent
 from infra.inbound.snapshots import SnapshotHandler
 from infra.keys import Role

@@ -7,9 +7,10 @@ import orjson
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from domain.incident.commands import Comment, Context
+from domain.incident.commands import Comment
+from domain.shared_kernel.command_context import Context
 from domain.inbound.source_ticket import source_ticket_id
-from domain.values import Actor
+from domain.shared_kernel.actor import Actor
 from infra.inbound import cloudevent
 from infra.inbound.apply import InboundProcessor
 from infra.inbound.snapshots import SnapshotHandler
@@ -76,7 +77,7 @@ def test_a_stale_snapshot_delivered_again_is_a_duplicate_and_records_nothing(pro
 
 
 def test_a_rejected_message_leaves_its_lane_and_the_batch_intact(processor, desk, monkeypatch):
-    from domain.values import IllegalTransition
+    from domain.shared_kernel.errors import IllegalTransition
 
     real = SnapshotHandler.handle
 

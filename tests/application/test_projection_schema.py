@@ -1,8 +1,9 @@
 """A read model whose tables changed shape is dropped and replayed from the start."""
 from __future__ import annotations
 
-from domain.incident.commands import Assign, Context, LogIncident
-from domain.values import Actor
+from domain.incident.commands import Assign, LogIncident
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.actor import Actor
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 from projections import incidents

@@ -14,7 +14,8 @@ from domain.incident.commands import (
     Acknowledge, Assign, Cancel, Comment, Escalate, Hold, Reprioritise, Resolve, Resume,
 )
 from domain.incident.incident import Incident
-from domain.values import Actor, ActorKind, IllegalTransition, InvalidValue
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from infra.bootstrap import bootstrap
 from infra.desk import IncidentNotFound, VersionConflict
 from infra.settings import Settings

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.incident.commands import Context
-from domain.values import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.actor import Actor, ActorKind
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 from tests.builders import ctx, log_command

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.incident.commands import Acknowledge, Assign, Context, Resolve
-from domain.values import Actor
+from domain.incident.commands import Acknowledge, Assign, Resolve
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.actor import Actor
 from api.sla_schemas import draft_spec
 from infra import cli
 from infra.sla_simulation import simulate

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from domain.incident.commands import (
-    Acknowledge, Assign, Comment, Context, Hold, LogIncident, Reopen, Resolve, Resume,
+    Acknowledge, Assign, Comment, Hold, LogIncident, Reopen, Resolve, Resume,
 )
-from domain.values import Actor
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.actor import Actor
 from infra.bootstrap import bootstrap, default_projections
 from infra.local_feed import NotificationFeed
 from infra.settings import Settings

@@ -7,8 +7,9 @@ from uuid import UUID
 
 import pytest
 
-from domain.incident.commands import Context, LogIncident
-from domain.values import Actor
+from domain.shared_kernel.command_context import Context
+from domain.incident.commands import LogIncident
+from domain.shared_kernel.actor import Actor
 from infra.bootstrap import bootstrap
 from infra.inbound import cloudevent
 from infra.topics import ensure_topics

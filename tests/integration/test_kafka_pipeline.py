@@ -9,9 +9,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from domain.incident.commands import (
-    Acknowledge, Assign, Comment, Context, Hold, LogIncident, Resolve, Resume,
+    Acknowledge, Assign, Comment, Hold, LogIncident, Resolve, Resume,
 )
-from domain.values import Actor
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.actor import Actor
 from infra.bootstrap import bootstrap, default_projections
 from infra.kafka_worker import ProjectionWorker
 from infra.local_feed import NotificationFeed

@@ -8,8 +8,9 @@ import threading
 import pytest
 from kafka import KafkaConsumer
 
-from domain.incident.commands import Context, LogIncident
-from domain.values import Actor
+from domain.shared_kernel.command_context import Context
+from domain.incident.commands import LogIncident
+from domain.shared_kernel.actor import Actor
 from infra.bootstrap import bootstrap
 from infra.kafka_worker import ProjectionWorker, Supervisor
 from infra.supervised_consumer import ConsumerMetrics

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from domain.values import Actor, PriorityMatrix
+from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.inbound.alerts import AlertHandler
 from infra.inbound.envelope import CloudEvent
 from tests.unit.test_inbound_snapshots import FakeWork

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.values import PriorityMatrix
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.inbound.envelope import CloudEvent
 from infra.inbound.snapshots import SnapshotHandler
 

@@ -9,7 +9,8 @@ from domain.incident.commands import (
     Acknowledge, Assign, Cancel, Close, Comment, Escalate, Hold, LogIncident, Recategorise, Reopen,
     Reprioritise, Resolve, Resume,
 )
-from domain.values import Actor, IllegalTransition
+from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.errors import IllegalTransition
 from tests.builders import ALICE, MATRIX, ctx, drive, incident_through, new_incident
 
 

@@ -8,7 +8,7 @@ from domain.incident.commands import (
     Reopen, Reprioritise, Resolve, Resume,
 )
 from domain.incident.incident import Incident
-from domain.values import DomainError, IllegalTransition, InvalidValue
+from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 from tests.builders import MATRIX, ctx, drive, incident_through, log_command
 
 

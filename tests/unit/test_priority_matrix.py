@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from domain.incident.commands import Reprioritise
-from domain.values import InvalidValue, PriorityMatrix
+from domain.shared_kernel.errors import InvalidValue
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.settings import Settings
 from tests.builders import drive, new_incident
 

@@ -10,7 +10,7 @@ from domain.incident.incident import Incident
 from domain.sla.sla_policy import (
     SlaPolicy, choose, matches, normalise_spec, pause_reasons, specificity, target,
 )
-from domain.values import IllegalTransition, InvalidValue
+from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from tests.builders import BOT, mapper, new_incident, replay
 from tests.unit.test_sla_support import ALICE, H, spec
 

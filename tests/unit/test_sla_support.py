@@ -7,7 +7,8 @@ from uuid import uuid4
 
 from domain.incident.incident import Incident
 from domain.sla.sla_policy import normalise_spec
-from domain.values import Actor, ActorKind, PriorityMatrix
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.envelopes import event_id
 from infra.sql import SqliteDatabase
 from projections.base import ProjectionRunner

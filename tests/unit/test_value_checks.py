@@ -25,7 +25,9 @@ from domain.shared_kernel.value_checks import (
 from domain.incident.incident import Incident
 from domain.sla.sla_policy import LONGEST_REACH, RANK_LIMIT, normalise_spec
 from domain.inbound.source_ticket import SourceTicket
-from domain.values import Actor, InvalidValue, PriorityMatrix, check_level
+from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.errors import InvalidValue
+from domain.shared_kernel.priority import PriorityMatrix, check_level
 from infra.inbound.envelope import INTEGER_FIELDS, TIME_FIELDS, SCHEMA_DIR
 from infra.transcoder import OrjsonTranscoder
 from projections.incident_state import iso
