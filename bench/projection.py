@@ -99,7 +99,7 @@ def generate(count: int, seed: int, run_tag: str, open_at_once: int = 500):
 
     from domain.incident.incident import Incident
     from infra.envelopes import event_id
-    from projections.envelope import Envelope
+    from projections.runtime.envelope import Envelope
 
     logged_version = getattr(Incident.Logged, "class_version", 1)
     has_recorded_at = "recorded_at" in {f.name for f in fields(Envelope)}
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.bootstrap import default_projections
     from infra.sql import connect
     from infra.topics import ensure_topics
-    from projections.base import ProjectionRunner
+    from projections.runtime.runner import ProjectionRunner
 
     chosen = [n.strip() for n in args.projections.split(",") if n.strip()]
     projections = [p for p in default_projections() if p.name in chosen]

@@ -38,8 +38,8 @@ def bench_projection(incidents: int) -> None:
     from domain.shared_kernel.actor import Actor
     from domain.shared_kernel.priority import PriorityMatrix
     from infra.sql import SqliteDatabase
-    from projections.base import ProjectionRunner
-    from projections.sla_clocks import SlaClocksProjection
+    from projections.runtime.runner import ProjectionRunner
+    from projections.sla.sla_clocks import SlaClocksProjection
     from tests.builders import envelopes_of
     from tests.unit.test_sla_support import policy_envelope
 
@@ -103,7 +103,7 @@ def bench_scheduler(deadlines: int, spread: float) -> None:
     from domain.shared_kernel.priority import PriorityMatrix
     from infra.bootstrap import bootstrap
     from infra.settings import Settings
-    from projections.incident_state import iso
+    from projections.runtime.time_text import iso
 
     with scratch_dir("itsm-bench-sla-") as tmp:
         container = bootstrap(Settings(data_dir=tmp, sla_scheduler_poll=0.2))

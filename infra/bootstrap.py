@@ -12,11 +12,11 @@ from infra.local_feed import NotificationFeed
 from infra.numbering import Numbering
 from infra.settings import Settings
 from infra.sql import Database, connect
-from projections.base import Projection, ProjectionRunner
-from projections.incidents import IncidentsProjection
-from projections.kpis import KpiProjection
-from projections.sla_clocks import SlaClocksProjection
-from projections.timeline import TimelineProjection
+from projections.runtime.runner import Projection, ProjectionRunner
+from projections.incident.incident_queue import IncidentsProjection
+from projections.kpi.kpi_facts import KpiProjection
+from projections.sla.sla_clocks import SlaClocksProjection
+from projections.audit.incident_timeline import TimelineProjection
 
 
 def default_projections() -> list[Projection]:

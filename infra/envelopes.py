@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 
-from projections.envelope import Envelope
+from projections.runtime.envelope import Envelope
 
 _EVENT_IDS = UUID("6f1d3a52-4c61-4b7e-9a3e-2b8f0c7d9e11")
 _NAMESPACE = _EVENT_IDS.bytes

@@ -6,7 +6,7 @@ from typing import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
-from projections.base import ProjectionRunner
+from projections.runtime.runner import ProjectionRunner
 
 
 def consumer_lag(bootstrap: str, topic: str, runners: list[ProjectionRunner],

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +25,8 @@ from infra.dead_letters import DeadLetters
 from infra.supervised_consumer import (
     ConsumerFactory, ConsumerMetrics, SupervisedConsumer, member_id,
 )
-from projections.base import ProjectionRunner
-from projections.envelope import Envelope
+from projections.runtime.runner import ProjectionRunner
+from projections.runtime.envelope import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import threading
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from infra.envelopes import published, to_envelope
-from projections.base import ProjectionRunner
+from projections.runtime.runner import ProjectionRunner
 
 SOURCE = "notifications"
 log = logging.getLogger(__name__)

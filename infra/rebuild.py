@@ -12,8 +12,8 @@ from kafka import KafkaConsumer, TopicPartition
 from infra.bootstrap import Container
 from infra.local_feed import NotificationFeed
 from infra.progress import Progress
-from projections.base import ProjectionRunner
-from projections.envelope import Envelope
+from projections.runtime.runner import ProjectionRunner
+from projections.runtime.envelope import Envelope
 
 
 def rebuild(container: Container, name: str, show_progress: bool = True) -> int:

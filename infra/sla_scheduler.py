@@ -14,7 +14,7 @@ row). For a ticket worked here that is the wall clock. For imported history it i
 time the import has reached, running on from there: an import with the scheduler on gets no
 notice of a moment its history has not reached yet (the resolution that ended the clock
 earlier may be the next message), and a ticket left open at the end of the import gets its
-notices as its own time reaches them. Notices never move a clock (projections/sla_clocks.py),
+notices as its own time reaches them. Notices never move a clock (projections/sla/sla_clocks.py),
 so this only keeps the audit timeline free of notices about moments that never came.
 
 Exactly once: the incident refuses a second record of the same warning or breach

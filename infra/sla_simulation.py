@@ -15,9 +15,9 @@ from domain.sla.sla_policy import normalise_spec
 from infra.desk import ServiceDesk
 from infra.local_feed import NotificationFeed
 from infra.sql import Database, SqliteDatabase
-from projections import sla_queries
-from projections.base import ProjectionRunner
-from projections.sla_clocks import SlaClocksProjection
+from projections.sla import sla_queries
+from projections.runtime.runner import ProjectionRunner
+from projections.sla.sla_clocks import SlaClocksProjection
 
 
 def replay_draft(desk: ServiceDesk, draft: Mapping[str, Any], batch_size: int = 1000

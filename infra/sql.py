@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from projections.read_store import Transaction
+from projections.runtime.read_store import Transaction
 
 
 Tx = Transaction  # the read models' protocol, which these databases meet

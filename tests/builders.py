@@ -21,7 +21,7 @@ from domain.shared_kernel.priority import PriorityMatrix
 from infra.envelopes import published, to_envelope
 from domain.incident.commands import RecordSlaBreach, RecordSlaWarning
 from infra.transcoder import OrjsonTranscoder
-from projections.envelope import Envelope
+from projections.runtime.envelope import Envelope
 
 MATRIX = PriorityMatrix()
 ALICE = Actor("alice")

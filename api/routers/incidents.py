@@ -25,9 +25,9 @@ from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.incident.lifecycle import IncidentState
 from infra.keys import Principal, Role
-from projections import incidents as incidents_rm
-from projections import timeline as timeline_rm
-from projections.incident_state import iso
+from projections.incident import incident_queue as incidents_rm
+from projections.audit import incident_timeline as timeline_rm
+from projections.runtime.time_text import iso
 
 PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
             for code in (400, 401, 403, 404, 409, 422)}

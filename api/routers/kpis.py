@@ -14,7 +14,7 @@ from api.kpi_schemas import Dimension, KpiReport, Period
 from api.schemas import Problem
 from api.svg_chart import line_chart
 from infra.keys import Principal, Role
-from projections.kpis import KPI_FIELDS, KpiQueryError, kpis, state_breakdown
+from projections.kpi.kpi_queries import KPI_FIELDS, KpiQueryError, kpis, state_breakdown
 
 PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
             for code in (400, 401, 403, 422)}

@@ -23,7 +23,7 @@ from domain.sla.sla_policy import SlaPolicy
 from domain.shared_kernel.actor import Actor, ActorKind
 from infra.keys import Principal, Role
 from infra.sla_policies import PolicyNotFound, SlaPolicies
-from projections import sla_queries
+from projections.sla import sla_queries
 
 PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
             for code in (400, 401, 403, 404, 409, 422)}

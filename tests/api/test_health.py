@@ -5,7 +5,7 @@ import errno
 
 import pytest
 
-from projections.base import ProjectionRunner
+from projections.runtime.runner import ProjectionRunner
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def _import_two_tickets(post, container) -> None:
 
 
 def test_a_ticket_from_elsewhere_keeps_its_reference_in_the_read_model(post, container):
-    from projections import incidents as incidents_rm
+    from projections.incident import incident_queue as incidents_rm
 
     _import_two_tickets(post, container)
     with container.read_db.transaction(read_only=True) as tx:

@@ -10,7 +10,7 @@ import orjson
 
 from infra.inbound.apply import InboundProcessor
 from infra.servicenow_import import snapshots
-from projections import incidents as incidents_rm
+from projections.incident import incident_queue as incidents_rm
 from tests.data_files import applied_rows, servicenow_histories, servicenow_log
 
 ROWS = int(os.environ.get("ITSM_INBOUND_LOG_ROWS", "6000"))  # 0 = the whole log
@@ -81,7 +81,7 @@ def test_the_servicenow_log_maps_exactly_by_the_rules(container):
 
 
 def incidents_rm_iso(moment: datetime) -> str:
-    from projections.incident_state import iso
+    from projections.runtime.time_text import iso
 
     return iso(moment)
 

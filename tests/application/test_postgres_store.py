@@ -11,7 +11,8 @@ from domain.incident.commands import Acknowledge, Assign, Comment, Escalate, Hol
 from infra.bootstrap import Container, bootstrap
 from infra.desk import VersionConflict
 from infra.settings import Settings
-from projections import incidents, timeline
+from projections.incident import incident_queue as incidents
+from projections.audit import incident_timeline as timeline
 from tests.builders import BOT, FULL_LIFECYCLE, ctx, log_command
 
 SHARED = ("number", "title", "caller", "channel", "service", "category", "subcategory", "impact",

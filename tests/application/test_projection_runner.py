@@ -9,10 +9,10 @@ import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Hold, Resolve
 from infra.sql import SqliteDatabase, Tx
-from projections.base import Projection, ProjectionRunner
-from projections.envelope import Envelope
-from projections.incidents import COLUMNS, IncidentsProjection
-from projections.timeline import TimelineProjection
+from projections.runtime.runner import Projection, ProjectionRunner
+from projections.runtime.envelope import Envelope
+from projections.incident.incident_queue import COLUMNS, IncidentsProjection
+from projections.audit.incident_timeline import TimelineProjection
 from tests.builders import drive, envelopes_of, new_incident
 
 

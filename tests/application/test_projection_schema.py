@@ -6,9 +6,9 @@ from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
-from projections import incidents
-from projections.base import ProjectionRunner
-from projections.incidents import IncidentsProjection
+from projections.incident import incident_queue as incidents
+from projections.runtime.runner import ProjectionRunner
+from projections.incident.incident_queue import IncidentsProjection
 
 CTX = Context(Actor("alice"), "req")
 

@@ -19,7 +19,8 @@ from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from infra.bootstrap import bootstrap
 from infra.desk import IncidentNotFound, VersionConflict
 from infra.settings import Settings
-from projections import incidents, timeline
+from projections.incident import incident_queue as incidents
+from projections.audit import incident_timeline as timeline
 from tests.builders import ALICE, BOT, FULL_LIFECYCLE, ctx, log_command
 
 SHARED = ("number", "title", "description", "caller", "channel", "service", "category",

@@ -25,8 +25,8 @@ from infra.bootstrap import bootstrap
 from infra.inbound.apply import InboundProcessor
 from infra.servicenow_import import snapshots
 from infra.settings import Settings
-from projections.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection
-from projections.sla_queries import compliance, decided
+from projections.sla.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection
+from projections.sla.sla_queries import compliance, decided
 from tests.data_files import servicenow_log
 
 # The first third of the log keeps the test near a minute (two imports); 0 = the whole log.

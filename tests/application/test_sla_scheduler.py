@@ -67,7 +67,7 @@ def test_the_breach_reaches_the_clock_read_model_and_the_timeline(container):
     scheduler.refresh()
     assert scheduler.fire_due() == 4
     container.feed.catch_up()
-    from projections.sla_queries import ticket_clocks
+    from projections.sla.sla_queries import ticket_clocks
     with container.read_db.transaction(read_only=True) as tx:
         respond = next(c for c in ticket_clocks(tx, str(incident.id), datetime.now().astimezone())
                        if c["metric"] == "respond")
@@ -162,7 +162,7 @@ def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
         scheduler.clock = lambda: recorded + 2 * 86400  # left open: resolve falls due in turn
         assert scheduler.fire_due() == 4
         container.feed.catch_up()
-        from projections.sla_queries import ticket_clocks
+        from projections.sla.sla_queries import ticket_clocks
         with container.read_db.transaction(read_only=True) as tx:
             respond = next(c for c in ticket_clocks(tx, str(incident.id), opened)
                            if c["metric"] == "respond")

@@ -12,7 +12,7 @@ from domain.shared_kernel.actor import Actor
 from api.sla_schemas import draft_spec
 from infra import cli
 from infra.sla_simulation import simulate
-from projections.sla_clocks import CLOCK_COLUMNS
+from projections.sla.sla_clocks import CLOCK_COLUMNS
 from tests.builders import log_command
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

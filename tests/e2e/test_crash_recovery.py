@@ -20,8 +20,9 @@ from infra.local_feed import NotificationFeed
 from infra.settings import Settings
 from infra.sql import connect
 from infra.topics import ensure_topics
-from projections import incidents, timeline
-from projections.base import ProjectionRunner
+from projections.incident import incident_queue as incidents
+from projections.audit import incident_timeline as timeline
+from projections.runtime.runner import ProjectionRunner
 from tests.counting import incident_events
 from tests.waiting import wait_until
 

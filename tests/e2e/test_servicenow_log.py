@@ -93,7 +93,7 @@ def test_the_real_log_through_kafka_agrees_with_the_raw_csv(kafka_bootstrap, kaf
                                show_progress=False)
     try:
         print(f"\n{result.report()}\n(total {time.perf_counter() - started:.1f} s)")
-        from projections.kpis import kpis
+        from projections.kpi.kpi_queries import kpis
 
         with container.read_db.transaction(read_only=True) as tx:
             facts = tx.execute(

@@ -37,7 +37,7 @@ from infra.bootstrap import bootstrap, default_projections
 from infra.local_feed import NotificationFeed
 from infra.settings import Settings
 from infra.sql import connect
-from projections.base import ProjectionRunner
+from projections.runtime.runner import ProjectionRunner
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,8 +23,9 @@ from infra.relay import Relay, RelayPosition, make_producer
 from infra.settings import Settings
 from infra.sql import connect
 from infra.topics import ensure_topics
-from projections.base import ProjectionRunner
-from projections import incidents, timeline
+from projections.runtime.runner import ProjectionRunner
+from projections.incident import incident_queue as incidents
+from projections.audit import incident_timeline as timeline
 from tests.counting import incident_events
 from tests.waiting import wait_until
 

@@ -17,7 +17,7 @@ from infra.supervised_consumer import ConsumerMetrics
 from infra.relay import Relay, RelayPosition, make_producer
 from infra.settings import Settings
 from infra.topics import ensure_topics
-from projections import incidents
+from projections.incident import incident_queue as incidents
 from tests.waiting import wait_until
 
 CTX = Context(Actor("alice"), "liveness")

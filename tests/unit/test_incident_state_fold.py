@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from domain.incident.commands import Assign, Cancel, Hold
-from projections.envelope import Envelope
-from projections.incident_state import changes, fold, iso
+from projections.runtime.envelope import Envelope
+from projections.incident.incident_view import changes, fold
+from projections.runtime.time_text import iso
 from tests.builders import (
     FULL_LIFECYCLE, envelopes_of, incident_through, lifecycle_events, replay,
 )

@@ -8,10 +8,10 @@ from uuid import uuid4
 import pytest
 
 from infra.sql import SqliteDatabase
-from projections.base import ProjectionRunner
-from projections.envelope import Envelope
-from projections.kpis import KpiProjection, KpiQueryError, kpis, percentile, periods, \
-    state_breakdown
+from projections.runtime.runner import ProjectionRunner
+from projections.runtime.envelope import Envelope
+from projections.kpi.kpi_facts import KpiProjection
+from projections.kpi.kpi_queries import KpiQueryError, kpis, percentile, periods, state_breakdown
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday, midnight
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)

@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from domain.shared_kernel.business_calendar import BusinessCalendar
-from projections.incident_state import iso
-from projections.sla_queries import live
+from projections.runtime.time_text import iso
+from projections.sla.sla_queries import live
 from tests.unit.test_sla_support import (
     SCHEDULER, H, Clocks, Ticket, at, policy_envelope, spec,
 )

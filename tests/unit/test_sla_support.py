@@ -11,9 +11,9 @@ from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.priority import PriorityMatrix
 from infra.envelopes import event_id
 from infra.sql import SqliteDatabase
-from projections.base import ProjectionRunner
-from projections.envelope import Envelope
-from projections.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection
+from projections.runtime.runner import ProjectionRunner
+from projections.runtime.envelope import Envelope
+from projections.sla.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection
 from tests.builders import envelopes_of
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday

@@ -30,7 +30,7 @@ from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.priority import PriorityMatrix, check_level
 from infra.inbound.envelope import INTEGER_FIELDS, TIME_FIELDS, SCHEMA_DIR
 from infra.transcoder import OrjsonTranscoder
-from projections.incident_state import iso
+from projections.runtime.time_text import iso
 from tests.builders import new_incident
 
 PROPERTY = settings(max_examples=300, deadline=None)

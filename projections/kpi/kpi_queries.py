@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from projections.read_store import Transaction
+from projections.runtime.read_store import Transaction
 
 PERIODS = ("day", "week", "month")
 # Facts: the owner (group/agent at first resolution, else the current one) and the
@@ -301,3 +301,6 @@ def state_breakdown(tx: Transaction, start: datetime, end: datetime) -> list[dic
     result = [{"state": s, "hold_reason": r, "total_hours": _hours(sec), "incidents": n,
                "mean_hours": _hours(_ratio(sec, n))} for s, r, sec, n in rows]
     return sorted(result, key=lambda r: -(r["mean_hours"] or 0))
+
+
+DIMENSIONS = tuple(FACT_DIMENSIONS)

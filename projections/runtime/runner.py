@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import ClassVar
 
-from projections.read_store import ReadStore, Transaction
-from projections.envelope import Envelope
+from projections.runtime.read_store import ReadStore, Transaction
+from projections.runtime.envelope import Envelope
 
 _FRAMEWORK_DDL = (
     """CREATE TABLE IF NOT EXISTS projection_positions (

@@ -6,10 +6,11 @@ from typing import Any
 
 import orjson
 
-from projections.read_store import Transaction
-from projections.base import Projection, rows_where_in
-from projections.envelope import Envelope
-from projections.incident_state import changes, fold, iso
+from projections.runtime.read_store import Transaction
+from projections.runtime.runner import Projection, rows_where_in
+from projections.runtime.envelope import Envelope
+from projections.incident.incident_view import changes, fold
+from projections.runtime.time_text import iso
 
 
 class TimelineProjection(Projection):

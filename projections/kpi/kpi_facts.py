@@ -5,7 +5,7 @@ acknowledged, first resolved, closed; who owned it; how often it was reopened an
 reassigned; the caller's satisfaction; the SLA verdict). `kpi_intervals` holds, per
 incident, every stretch of time it spent in one state with one assignment group, so that
 the backlog at any instant and the time spent in each state are exact. Aggregates are
-computed at query time (projections/kpi_queries.py); definitions are in docs/kpis.md.
+computed at query time (projections/kpi/kpi_queries.py); definitions are in docs/kpis.md.
 
 Times are kept twice: fixed-width UTC text (readable, sortable) and epoch seconds (durations
 and period arithmetic in portable SQL). Event times are `occurred_at`: the time at the
@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.read_store import Transaction
-from projections.base import Projection, rows_where_in
-from projections.envelope import Envelope
-from projections.incident_state import iso
+from projections.runtime.read_store import Transaction
+from projections.runtime.runner import Projection, rows_where_in
+from projections.runtime.envelope import Envelope
+from projections.runtime.time_text import iso
 
 FACT_COLUMNS = (
     "incident_id", "number", "external_ref", "source", "category", "subcategory", "service",

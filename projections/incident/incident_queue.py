@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.read_store import Transaction
-from projections.base import Projection, rows_where_in
-from projections.envelope import Envelope
-from projections.incident_state import fold
+from projections.runtime.read_store import Transaction
+from projections.runtime.runner import Projection, rows_where_in
+from projections.runtime.envelope import Envelope
+from projections.incident.incident_view import fold
 
 COLUMNS = (
     "id", "number", "title", "description", "caller", "channel", "service", "category",

@@ -4,7 +4,7 @@ Per ticket and metric ("respond", "resolve", "ola:<group>") one clock row: the p
 version it started with, its target, the business time elapsed and paused, the due time,
 its state and, once decided, when it breached and by how much. Nothing here reads the wall
 clock: every figure is a function of the events' `occurred_at`, so a replay gives the same
-rows. Queries add the time since the last event (projections/sla_queries.py).
+rows. Queries add the time since the last event (projections/sla/sla_queries.py).
 
 The projection also learns the policies themselves from the `SlaPolicy.*` events of the
 same feed and keeps every version (sla_policy_versions), so it can pick the version in
@@ -34,10 +34,10 @@ import orjson
 
 from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.sla.sla_policy import calendar_of, choose, pause_reasons, target
-from projections.read_store import Transaction
-from projections.base import Projection, rows_where_in
-from projections.envelope import Envelope
-from projections.incident_state import iso
+from projections.runtime.read_store import Transaction
+from projections.runtime.runner import Projection, rows_where_in
+from projections.runtime.envelope import Envelope
+from projections.runtime.time_text import iso
 
 CLOCK_COLUMNS = (
     "ticket_id", "metric", "number", "policy_id", "policy_version", "priority", "group_name",

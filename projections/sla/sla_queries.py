@@ -3,7 +3,7 @@
 A stored clock is exact as of its ticket's last own event. A query brings a running clock up
 to `now`: elapsed += business time since then; past its due time it reads as breached at the
 due time. The stored row says so only once the ticket's next event is folded: the
-scheduler's SlaBreached notice does not change it (projections/sla_clocks.py says why).
+scheduler's SlaBreached notice does not change it (projections/sla/sla_clocks.py says why).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import orjson
 
 from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.sla.sla_policy import calendar_of
-from projections.read_store import Transaction
-from projections.incident_state import iso
-from projections.sla_clocks import CLOCK_COLUMNS, parse
+from projections.runtime.read_store import Transaction
+from projections.runtime.time_text import iso
+from projections.sla.sla_clocks import CLOCK_COLUMNS, parse
 
 _SELECT = f"SELECT {', '.join(CLOCK_COLUMNS)} FROM sla_clocks"
 

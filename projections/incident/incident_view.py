@@ -5,20 +5,12 @@ the state before and after each event to show what changed.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Callable
 
-from projections.envelope import Envelope
+from projections.runtime.envelope import Envelope
+from projections.runtime.time_text import iso
 
 State = dict[str, Any]
-
-
-def iso(moment: datetime) -> str:
-    """Fixed-width UTC text, so that string order is time order in any SQL engine, and
-    `datetime.fromisoformat` reads it back. (strftime's %Y does not pad years before 1000
-    on every platform.)"""
-    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def _logged(s: State, p: dict, at: str) -> None:

@@ -1,0 +1,1 @@
+"""The audit trail: every event of every aggregate, who acted, why, and what changed."""

@@ -1,0 +1,1 @@
+"""Incident read models: the one fold of the incident's events, and the queue."""

@@ -1,0 +1,1 @@
+"""KPIs for analysts: facts per incident and their state intervals."""

@@ -1,0 +1,1 @@
+"""What feeds a read model: the runner, positions, quarantine, the envelope and the transaction protocol."""
