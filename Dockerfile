@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY domain domain
 COPY projections projections
+COPY application application
 COPY api api
 COPY infra infra
 # The inbound JSON Schemas are read from the source tree, so it is installed in place.

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor, ActorKind
 from infra.bootstrap import Container
-from infra.desk import ServiceDesk
+from application.desk.service_desk import ServiceDesk
 from infra.keys import Principal, Role
 from infra.sql import Database
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
-from infra.desk import IncidentNotFound, VersionConflict
+from application.desk.errors import IncidentNotFound, VersionConflict
 
 log = logging.getLogger(__name__)
 PROBLEM = "urn:itsm:problem:"

@@ -5,12 +5,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.desk import ServiceDesk
+from application.desk.service_desk import ServiceDesk
 from infra.keys import ApiKeys
 from infra.legacy_topics import register_legacy_topics
 from infra.local_feed import NotificationFeed
 from infra.numbering import Numbering
 from infra.settings import Settings
+from infra.transcoder import OrjsonTranscoder
 from infra.sql import Database, connect
 from projections.runtime.runner import Projection, ProjectionRunner
 from projections.incident.incident_queue import IncidentsProjection
@@ -72,7 +73,8 @@ def _build(settings: Settings, store_db: Database, read_db: Database,
     numbering = Numbering(store_db, prefix=settings.incident_number_prefix)
     keys = ApiKeys(store_db)
     desk = ServiceDesk(settings.eventsourcing_env(), numbering,
-                       PriorityMatrix.parse(settings.priority_matrix), settings.snapshot_interval)
+                       PriorityMatrix.parse(settings.priority_matrix), settings.snapshot_interval,
+                       transcoder=OrjsonTranscoder())
     numbering.setup()
     keys.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]

@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 from kafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2
 
-from infra.desk import ServiceDesk
+from application.desk.service_desk import ServiceDesk
 from infra.envelopes import to_envelope
 from infra.sql import Database
 

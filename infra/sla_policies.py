@@ -16,7 +16,8 @@ from eventsourcing.persistence import IntegrityError
 from domain.sla.sla_policy import SlaPolicy
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import DomainError
-from infra.desk import ServiceDesk, VersionConflict
+from application.desk.service_desk import ServiceDesk
+from application.desk.errors import VersionConflict
 
 
 class PolicyNotFound(DomainError):

@@ -41,7 +41,7 @@ from domain.shared_kernel.command_context import Context
 from domain.incident.commands import IncidentCommand
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.errors import DomainError
-from infra.desk import ServiceDesk
+from application.desk.service_desk import ServiceDesk
 from infra.sql import Database
 from domain.incident.commands import RecordSlaBreach, RecordSlaWarning
 

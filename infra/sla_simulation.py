@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from domain.sla.sla_policy import normalise_spec
-from infra.desk import ServiceDesk
+from application.desk.service_desk import ServiceDesk
 from infra.local_feed import NotificationFeed
 from infra.sql import Database, SqliteDatabase
 from projections.sla import sla_queries

@@ -38,7 +38,7 @@ from domain.inbound.inbound_receipt import InboundReceipt, receipt_id
 from domain.inbound.source_ticket import source_ticket_id
 from domain.shared_kernel.errors import DomainError, IllegalTransition
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.desk import ServiceDesk
+from application.desk.service_desk import ServiceDesk
 from infra.inbound.alerts import AlertHandler, fingerprint
 from infra.inbound.envelope import MAX_BYTES, CloudEvent, Rejected, parse
 from infra.inbound.snapshots import SnapshotHandler

@@ -9,7 +9,7 @@ import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Reopen, Resolve
 from infra.bootstrap import bootstrap
-from infra.desk import IncidentNotFound, VersionConflict
+from application.desk.errors import IncidentNotFound, VersionConflict
 from infra.settings import Settings
 from tests.builders import ctx, log_command
 

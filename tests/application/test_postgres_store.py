@@ -9,7 +9,7 @@ import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Escalate, Hold, Resolve
 from infra.bootstrap import Container, bootstrap
-from infra.desk import VersionConflict
+from application.desk.errors import VersionConflict
 from infra.settings import Settings
 from projections.incident import incident_queue as incidents
 from projections.audit import incident_timeline as timeline

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from infra.group_commit import GroupCommit, GroupCommitClosed
+from application.desk.group_commit import GroupCommit, GroupCommitClosed
 
 
 class Pending:

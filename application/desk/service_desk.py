@@ -20,20 +20,12 @@ from domain.incident.commands import IncidentCommand, LogIncident
 from domain.incident.incident import Incident
 from domain.shared_kernel.errors import DomainError
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.group_commit import GroupCommit, Item
-from infra.numbering import Numbering
-from infra.transcoder import OrjsonTranscoder
+from application.desk.group_commit import GroupCommit, Item
+from application.desk.ticket_numbers import TicketNumbers
+from application.desk.errors import IncidentNotFound, VersionConflict
 
 # A lost race is retried on fresh state until this deadline; only then is it a 409.
 RETRY_SECONDS = 5.0
-
-
-class IncidentNotFound(DomainError):
-    pass
-
-
-class VersionConflict(DomainError):
-    """The incident changed since the version the caller saw."""
 
 
 class ServiceDesk(Application[UUID]):
@@ -43,8 +35,9 @@ class ServiceDesk(Application[UUID]):
     name = "ServiceDesk"
     snapshotting_intervals = {Incident: 50}
 
-    def __init__(self, env: dict[str, Any], numbering: Numbering, matrix: PriorityMatrix,
-                 snapshot_interval: int = 50) -> None:
+    def __init__(self, env: dict[str, Any], numbering: TicketNumbers, matrix: PriorityMatrix,
+                 snapshot_interval: int = 50, *, transcoder: Transcoder) -> None:
+        self._transcoder = transcoder
         self.snapshotting_intervals = {Incident: snapshot_interval}
         self.numbering, self.matrix = numbering, matrix
         self.commits = GroupCommit(self._save_together, after=self._snapshot_saved)
@@ -56,7 +49,7 @@ class ServiceDesk(Application[UUID]):
         self._saved: LRUCache[UUID, Incident] | None = LRUCache(size) if size else None
 
     def _save_together(self, items: Sequence[Item]) -> None:
-        """One transaction for the events of several commands (see infra/group_commit.py):
+        """One transaction for the events of several commands (see application/desk/group_commit.py):
         what `save` does, for events already collected from their aggregates."""
         processing: ProcessingEvent = ProcessingEvent()
         for aggregate, events in items:
@@ -84,7 +77,7 @@ class ServiceDesk(Application[UUID]):
         super().close()
 
     def construct_transcoder(self) -> Transcoder:
-        return OrjsonTranscoder()
+        return self._transcoder
 
     def log_incident(self, command: LogIncident, ctx: Context) -> Incident:
         incident = command.run(self.numbering.next(), ctx, self.matrix)

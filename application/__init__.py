@@ -1,0 +1,1 @@
+"""Use cases: the one write path, and one folder per practice. Imports domain and projections, never an adapter."""

@@ -1,0 +1,10 @@
+"""Where a new ticket's number comes from (infra/numbering.py, a database sequence)."""
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TicketNumbers(Protocol):
+    def next(self) -> str:
+        """The next number, e.g. INC0001001."""
+        ...
