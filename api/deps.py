@@ -14,7 +14,7 @@ from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor, ActorKind
 from infra.bootstrap import Container
 from application.desk.service_desk import ServiceDesk
-from infra.keys import Principal, Role
+from application.access import Principal, Role
 from infra.sql import Database
 
 # Trivial dependencies are async: a plain `def` would cost a threadpool hop each, per request.

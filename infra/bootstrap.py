@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from domain.shared_kernel.priority import PriorityMatrix
 from application.desk.service_desk import ServiceDesk
-from infra.keys import ApiKeys
+from infra.access.api_keys import ApiKeys
 from infra.legacy_topics import register_legacy_topics
 from infra.local_feed import NotificationFeed
 from infra.numbering import Numbering

@@ -172,7 +172,7 @@ def kafka_down(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from infra.keys import Role
+    from application.access import Role
 
     root = argparse.ArgumentParser(prog="itsm", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)

@@ -19,7 +19,7 @@ from api.deps import ContainerDep, require
 from api.errors import problem
 from api.schemas import Problem
 from infra.inbound.apply import processor_for
-from infra.keys import Principal, Role
+from application.access import Principal, Role
 
 router = APIRouter(prefix="/v1/inbound", tags=["inbound"])
 Integration = Annotated[Principal, Depends(require(Role.INTEGRATION))]

@@ -24,7 +24,7 @@ from domain.shared_kernel.command_context import Context
 from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.incident.lifecycle import IncidentState
-from infra.keys import Principal, Role
+from application.access import Principal, Role
 from projections.incident import incident_queue as incidents_rm
 from projections.audit import incident_timeline as timeline_rm
 from projections.runtime.time_text import iso

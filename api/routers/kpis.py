@@ -13,7 +13,7 @@ from api.deps import ContainerDep, ReadDbDep, require
 from api.kpi_schemas import Dimension, KpiReport, Period
 from api.schemas import Problem
 from api.svg_chart import line_chart
-from infra.keys import Principal, Role
+from application.access import Principal, Role
 from projections.kpi.kpi_queries import KPI_FIELDS, KpiQueryError, kpis, state_breakdown
 
 PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import require
 from api.metrics import CONTENT_TYPE
-from infra.keys import Principal, Role
+from application.access import Principal, Role
 
 router = APIRouter(tags=["operations"])
 

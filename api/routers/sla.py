@@ -21,7 +21,7 @@ from api.sla_schemas import (
 from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.sla.sla_policy import SlaPolicy
 from domain.shared_kernel.actor import Actor, ActorKind
-from infra.keys import Principal, Role
+from application.access import Principal, Role
 from infra.sla_policies import PolicyNotFound, SlaPolicies
 from projections.sla import sla_queries
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from infra.bootstrap import Container, bootstrap
-from infra.keys import Role
+from application.access import Role
 from infra.settings import Settings
 
 

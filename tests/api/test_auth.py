@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from infra.keys import Role
+from application.access import Role
 
 EVERY_ROLE = set(Role)
 

@@ -7,7 +7,7 @@ import pytest
 from domain.shared_kernel.errors import IllegalTransition
 from infra.inbound import cloudevent
 from infra.inbound.snapshots import SnapshotHandler
-from infra.keys import Role
+from application.access import Role
 from tests.unit.test_inbound_snapshots import snap
 
 SOURCE = "servicenow://acme"

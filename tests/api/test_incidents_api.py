@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timezone
 from uuid import UUID
 
-from infra.keys import Role
+from application.access import Role
 
 
 def test_create_returns_201_with_number_priority_location_and_etag(client, auth):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from infra.keys import Role
+from application.access import Role
 
 TODAY = datetime.now(timezone.utc).date()
 RANGE = {"from": (TODAY - timedelta(days=1)).isoformat(), "to": TODAY.isoformat()}

@@ -6,7 +6,7 @@ from uuid import UUID
 import pytest
 
 from infra.inbound import cloudevent
-from infra.keys import Role
+from application.access import Role
 from tests.api.conftest import NEW_INCIDENT
 from tests.unit.test_inbound_snapshots import snap
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from infra.keys import Role
+from application.access import Role
 from infra.sla_defaults import DEFAULT_POLICY_ID
 
 POLICY = {"name": "Mail P1", "conditions": {"service": ["email"]}, "rank": 3,

@@ -4,26 +4,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import StrEnum
 
 from infra.sql import Database
-
-
-class Role(StrEnum):
-    AGENT = "agent"
-    MANAGER = "manager"
-    ANALYST = "analyst"
-    AUDITOR = "auditor"
-    INTEGRATION = "integration"
-    ADMIN = "admin"
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: Role
+from application.access import Principal, Role
 
 
 def _digest(key: str) -> str:

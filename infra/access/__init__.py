@@ -1,0 +1,1 @@
+"""Adapters for who calls: API keys stored as hashes."""
