@@ -90,14 +90,22 @@ def _build(settings: Settings, store_db: Database, read_db: Database,
 
 def _sla_extras(settings: Settings, desk: ServiceDesk, read_db: Database) -> dict:
     """SLA policies (the default one created once) and a scheduler factory (docs/sla.md)."""
-    from infra.sla_defaults import ensure_default_policy
-    from infra.sla_policies import SlaPolicies
-    from infra.sla_scheduler import SlaScheduler
+    from application.sla.default_policy import ensure_default_policy
+    from application.sla.policy_service import SlaPolicies
+    from application.sla.breach_scheduler import SlaScheduler
+
+    from application.sla.what_if import WhatIf
+    from infra.sql import SqliteDatabase
 
     policies = SlaPolicies(desk)
     ensure_default_policy(policies, settings)
+
+    def replay(runners: list[ProjectionRunner], batch_size: int) -> int:
+        return NotificationFeed(desk.recorder, desk.mapper, runners, batch_size).replay_all()
+
     return {"sla_policies": policies, "sla_scheduler": lambda: SlaScheduler(
-        read_db, desk, poll_interval=settings.sla_scheduler_poll)}
+        read_db, desk, poll_interval=settings.sla_scheduler_poll),
+        "what_if": WhatIf(replay, lambda: SqliteDatabase(":memory:"), read_db)}
 
 
 def _kafka_probes(settings: Settings, store_db: Database, runners: list[ProjectionRunner]) -> dict:

@@ -37,7 +37,6 @@ def simulate(args: argparse.Namespace) -> int:
     from api.sla_schemas import draft_spec
     from domain.shared_kernel.errors import DomainError
     from infra.cli import _container
-    from infra.sla_simulation import simulate as run
 
     try:
         draft = draft_spec(json.loads(Path(args.draft).read_text()))
@@ -45,7 +44,7 @@ def simulate(args: argparse.Namespace) -> int:
         sys.exit(f"cannot read the draft policy {args.draft}: {error}")
     container = _container()
     try:
-        result = run(container.desk, container.read_db, draft, args.start, args.end)
+        result = container.extras["what_if"].simulate(draft, args.start, args.end)
     except (DomainError, ValueError) as error:
         sys.exit(str(error))
     finally:

@@ -43,6 +43,13 @@ class NotificationFeed:
                 consumed += len(notifications)
         return consumed
 
+    def replay_all(self) -> int:
+        """Feed until nothing is left; returns how many notifications were consumed."""
+        replayed = 0
+        while count := self.step():
+            replayed += count
+        return replayed
+
     def catch_up(self) -> None:
         """Return once every projection has applied every event stored so far."""
         last = self.recorder.max_notification_id() or 0

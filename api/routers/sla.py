@@ -22,7 +22,7 @@ from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.sla.sla_policy import SlaPolicy
 from domain.shared_kernel.actor import Actor, ActorKind
 from application.access import Principal, Role
-from infra.sla_policies import PolicyNotFound, SlaPolicies
+from application.sla.policy_service import PolicyNotFound, SlaPolicies
 from projections.sla import sla_queries
 
 PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -201,8 +201,6 @@ def compliance(db: ReadDbDep, principal: Reader,
 @router.post("/v1/sla/simulations", summary="What-if: replay a period against a draft policy")
 def simulate(body: SimulationRequest, container: ContainerDep,
              principal: Analyst) -> dict[str, Any]:
-    from infra.sla_simulation import simulate as run
-
     if body.end <= body.start:
         raise HTTPException(400, "to must be after from.")
-    return run(container.desk, container.read_db, to_spec(body.draft), body.start, body.end)
+    return container.extras["what_if"].simulate(to_spec(body.draft), body.start, body.end)

@@ -10,7 +10,7 @@ The projection also learns the policies themselves from the `SlaPolicy.*` events
 same feed and keeps every version (sla_policy_versions), so it can pick the version in
 force when a clock starts.
 
-The scheduler (infra/sla_scheduler.py) follows `seq`: each batch that touches clocks takes
+The scheduler (application/sla/breach_scheduler.py) follows `seq`: each batch that touches clocks takes
 the next number from sla_meta under the batch's write lock, so a reader that remembers the
 highest seq it has seen misses no later change. `alarms` lists the warnings and the breach
 still to record for a running clock, with the instant each falls due; `lag_s` is how far

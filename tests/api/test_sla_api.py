@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from application.access import Role
-from infra.sla_defaults import DEFAULT_POLICY_ID
+from application.sla.default_policy import DEFAULT_POLICY_ID
 
 POLICY = {"name": "Mail P1", "conditions": {"service": ["email"]}, "rank": 3,
           "targets": {"respond": {"*": "PT10M"}, "resolve": {"P1": "PT2H", "*": 14400}},

@@ -11,7 +11,6 @@ from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
 from api.sla_schemas import draft_spec
 from infra import cli
-from infra.sla_simulation import simulate
 from projections.sla.sla_clocks import CLOCK_COLUMNS
 from tests.builders import log_command
 
@@ -53,7 +52,7 @@ def _live_rows(container):
 def test_a_tighter_draft_shows_lower_compliance_and_leaves_the_live_model_alone(history):
     before = _live_rows(history)
     positions = history.runner("sla_clocks").positions("notifications")
-    result = simulate(history.desk, history.read_db, draft_spec(DRAFT), T0, T0 + timedelta(days=31))
+    result = history.extras["what_if"].simulate(draft_spec(DRAFT), T0, T0 + timedelta(days=31))
     overall = {r["metric"]: r for r in result["overall"]}
     assert overall["respond"]["actual"] == {"met": 6, "breached": 0, "compliance_percent": 100.0}
     assert overall["respond"]["draft"] == {"met": 3, "breached": 3, "compliance_percent": 50.0}
@@ -70,7 +69,7 @@ def test_a_tighter_draft_shows_lower_compliance_and_leaves_the_live_model_alone(
 
 
 def test_the_period_bounds_what_counts(history):
-    result = simulate(history.desk, history.read_db, draft_spec(DRAFT), T0, T0 + timedelta(days=2))
+    result = history.extras["what_if"].simulate(draft_spec(DRAFT), T0, T0 + timedelta(days=2))
     overall = {r["metric"]: r for r in result["overall"]}
     assert overall["respond"]["draft"]["met"] + overall["respond"]["draft"]["breached"] == 2
 

@@ -42,7 +42,7 @@ from domain.incident.commands import IncidentCommand
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.errors import DomainError
 from application.desk.service_desk import ServiceDesk
-from infra.sql import Database
+from projections.runtime.read_store import ReadStore
 from domain.incident.commands import RecordSlaBreach, RecordSlaWarning
 
 SCHEDULER = Actor("sla-scheduler", ActorKind.AUTOMATION)
@@ -77,7 +77,7 @@ class Alarm:
 
 
 class SlaScheduler:
-    def __init__(self, read_db: Database, desk: ServiceDesk, poll_interval: float = 0.2,
+    def __init__(self, read_db: ReadStore, desk: ServiceDesk, poll_interval: float = 0.2,
                  clock: Callable[[], float] = time.time, batch_size: int = 200) -> None:
         self.read_db, self.desk = read_db, desk
         self.poll_interval, self.clock, self.batch_size = poll_interval, clock, batch_size

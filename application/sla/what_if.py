@@ -7,46 +7,57 @@ read, for the actual figures; nothing is written anywhere.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from domain.sla.sla_policy import normalise_spec
-from application.desk.service_desk import ServiceDesk
-from infra.local_feed import NotificationFeed
-from infra.sql import Database, SqliteDatabase
 from projections.sla import sla_queries
+from projections.runtime.read_store import ReadStore
 from projections.runtime.runner import ProjectionRunner
 from projections.sla.sla_clocks import SlaClocksProjection
 
 
-def replay_draft(desk: ServiceDesk, draft: Mapping[str, Any], batch_size: int = 1000
-                 ) -> tuple[SqliteDatabase, int]:
-    """A clock read model of the whole history under `draft`; returns (db, events replayed)."""
-    db = SqliteDatabase(":memory:")  # one connection per thread: use it on this thread only
-    runner = ProjectionRunner(db, SlaClocksProjection(draft=normalise_spec(draft)))
-    runner.setup()
-    feed = NotificationFeed(desk.recorder, desk.mapper, [runner], batch_size)
-    replayed = 0
-    while count := feed.step():
-        replayed += count
-    return db, replayed
+class EventReplay(Protocol):
+    def __call__(self, runners: list[ProjectionRunner], batch_size: int) -> int:
+        """Feed every stored event to the runners; returns how many were replayed."""
+        ...
 
 
-def simulate(desk: ServiceDesk, live_db: Database, draft: Mapping[str, Any], start: datetime,
+class WhatIf:
+    """Replays the history against a draft policy into a scratch read model."""
+
+    def __init__(self, replay: EventReplay, scratch: Callable[[], ReadStore],
+                 live: ReadStore) -> None:
+        self.replay, self.scratch, self.live = replay, scratch, live
+
+    def replay_draft(self, draft: Mapping[str, Any], batch_size: int = 1000
+                     ) -> tuple[ReadStore, int]:
+        """A clock read model of the whole history under `draft`: (db, events replayed)."""
+        db = self.scratch()  # an in-memory SQLite: use it on this thread only
+        runner = ProjectionRunner(db, SlaClocksProjection(draft=normalise_spec(draft)))
+        runner.setup()
+        return db, self.replay([runner], batch_size)
+
+    def simulate(self, draft: Mapping[str, Any], start: datetime, end: datetime,
+                 now: datetime | None = None) -> dict[str, Any]:
+        return simulate(self, draft, start, end, now)
+
+
+def simulate(what_if: WhatIf, draft: Mapping[str, Any], start: datetime,
              end: datetime, now: datetime | None = None) -> dict[str, Any]:
     """Compliance per priority and per group, draft beside actual, of clocks decided in
     [start, end). Running clocks count as in the compliance query (docs/sla.md)."""
     if end <= start:
         raise ValueError("the period must end after it starts")
     now = min(now or datetime.now(timezone.utc), end)
-    db, replayed = replay_draft(desk, draft)
+    db, replayed = what_if.replay_draft(draft)
     try:
         with db.transaction(read_only=True) as tx:
             drafted = sla_queries.decided(tx, start, end, now)
     finally:
         db.close()
-    with live_db.transaction(read_only=True) as tx:
+    with what_if.live.transaction(read_only=True) as tx:
         actual = sla_queries.decided(tx, start, end, now)
     return {
         "from": start.isoformat(), "to": end.isoformat(), "events_replayed": replayed,

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Protocol
 from uuid import UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
 from domain.shared_kernel.actor import Actor, ActorKind
-from infra.settings import Settings
-from infra.sla_policies import SlaPolicies
+from application.sla.policy_service import SlaPolicies
+
+class DefaultPolicySettings(Protocol):
+    """The settings the default policy is made from (infra.settings.Settings has them)."""
+
+    sla_default_policy: bool
+    sla_default_name: str
+    sla_default_respond: str
+    sla_default_resolve: str
+    sla_default_calendar: str
+    sla_default_warnings: str
+
 
 DEFAULT_POLICY_ID = uuid5(UUID("2c7a0f2e-98b1-4f43-8d55-6b0f3a1c9e77"), "itsm/sla/default")
 log = logging.getLogger(__name__)
@@ -30,7 +41,7 @@ def _targets(text: str) -> dict[str, float]:
     return out
 
 
-def default_spec(settings: Settings) -> dict:
+def default_spec(settings: DefaultPolicySettings) -> dict:
     return {
         "name": settings.sla_default_name,
         "description": "Shipped default: applies to every incident no other policy matches.",
@@ -44,7 +55,7 @@ def default_spec(settings: Settings) -> dict:
     }
 
 
-def ensure_default_policy(policies: SlaPolicies, settings: Settings) -> bool:
+def ensure_default_policy(policies: SlaPolicies, settings: DefaultPolicySettings) -> bool:
     """Create the default policy unless it exists; True if this call created it."""
     if not settings.sla_default_policy or policies.exists(DEFAULT_POLICY_ID):
         return False

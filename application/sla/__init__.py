@@ -1,0 +1,1 @@
+"""Service level management: policies, the breach scheduler and what-if simulations."""
