@@ -128,7 +128,7 @@ def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6
     model has applied every event (the caller closes the container)."""
     from infra.bootstrap import bootstrap as build, default_projections
     from infra.dead_letters import dead_letter_topic
-    from infra.inbound.consumer import group_for
+    from infra.messaging.inbound_consumer import group_for
     from infra.relay import RelayPosition
     from infra.servicenow_import import import_servicenow
     from infra.settings import Settings

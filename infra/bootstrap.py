@@ -10,6 +10,7 @@ from infra.access.api_keys import ApiKeys
 from infra.legacy_topics import register_legacy_topics
 from infra.local_feed import NotificationFeed
 from infra.numbering import Numbering
+from infra.messaging.cloudevents import parse
 from infra.settings import Settings
 from infra.transcoder import OrjsonTranscoder
 from infra.sql import Database, connect
@@ -18,6 +19,8 @@ from projections.incident.incident_queue import IncidentsProjection
 from projections.kpi.kpi_facts import KpiProjection
 from projections.sla.sla_clocks import SlaClocksProjection
 from projections.audit.incident_timeline import TimelineProjection
+from typing import Any
+from application.inbound.inbound_processor import InboundProcessor
 
 
 def default_projections() -> list[Projection]:
@@ -114,3 +117,13 @@ def _kafka_probes(settings: Settings, store_db: Database, runners: list[Projecti
 
     return {"relay_position": RelayPosition(store_db, settings.events_topic).get,
             "consumer_lag": consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners)}
+
+
+def processor_for(container: Any) -> InboundProcessor:
+    """One processor per container (it holds the metrics), built on first use."""
+    processor = container.extras.get("inbound_processor")
+    if processor is None:
+        processor = InboundProcessor.from_settings(container.desk, container.settings,
+                                                   parse=parse)
+        container.extras["inbound_processor"] = processor
+    return processor

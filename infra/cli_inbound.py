@@ -31,7 +31,7 @@ def inbound(args: argparse.Namespace) -> int:
     from infra.bootstrap import bootstrap
     from infra.cli import _stop_on_signals
     from infra.dead_letters import DeadLetters, dead_letter_topic, make_producer, topic_configs
-    from infra.inbound.consumer import consumer_for
+    from infra.messaging.inbound_consumer import consumer_for
     from infra.settings import Settings
     from infra.topics import ensure_topics
 

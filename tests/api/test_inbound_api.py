@@ -5,8 +5,8 @@ import orjson
 import pytest
 
 from domain.shared_kernel.errors import IllegalTransition
-from infra.inbound import cloudevent
-from infra.inbound.snapshots import SnapshotHandler
+from infra.messaging.cloudevents import cloudevent
+from application.inbound.source_record_mapper import SnapshotHandler
 from application.access import Role
 from tests.unit.test_inbound_snapshots import snap
 

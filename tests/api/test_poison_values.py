@@ -5,7 +5,7 @@ from uuid import UUID
 
 import pytest
 
-from infra.inbound import cloudevent
+from infra.messaging.cloudevents import cloudevent
 from application.access import Role
 from tests.api.conftest import NEW_INCIDENT
 from tests.unit.test_inbound_snapshots import snap

@@ -11,9 +11,10 @@ from domain.incident.commands import Comment
 from domain.shared_kernel.command_context import Context
 from domain.inbound.source_ticket import source_ticket_id
 from domain.shared_kernel.actor import Actor
-from infra.inbound import cloudevent
-from infra.inbound.apply import InboundProcessor
-from infra.inbound.snapshots import SnapshotHandler
+from infra.messaging.cloudevents import cloudevent
+from application.inbound.inbound_processor import InboundProcessor
+from infra.messaging.cloudevents import parse
+from application.inbound.source_record_mapper import SnapshotHandler
 from tests.unit.test_inbound_snapshots import snap
 
 SOURCE = "servicenow://acme"
@@ -31,7 +32,7 @@ def alert(kind: str, id_: str, **data) -> bytes:
 
 @pytest.fixture
 def processor(desk):
-    return InboundProcessor(desk)
+    return InboundProcessor(desk, parse=parse)
 
 
 def stored(desk) -> int:
@@ -148,7 +149,7 @@ def test_stale_snapshots_are_counted_on_the_ticket_and_in_the_metrics(processor,
 
 
 def test_alerts_through_the_processor(desk):
-    processor = InboundProcessor(desk, alert_auto_resolve=True)
+    processor = InboundProcessor(desk, parse=parse, alert_auto_resolve=True)
     outcomes = processor.process_batch([alert("fired", "1"), alert("fired", "2"),
                                         alert("resolved", "3"), alert("fired", "4")])
     assert [o.effect for o in outcomes] == ["opened", "attached", "resolved", "reopened"]

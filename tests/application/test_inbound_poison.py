@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from domain.inbound.source_ticket import source_ticket_id
-from infra.inbound import cloudevent
-from infra.inbound.apply import InboundProcessor
+from infra.messaging.cloudevents import cloudevent
+from application.inbound.inbound_processor import InboundProcessor
+from infra.messaging.cloudevents import parse
 from tests.unit.test_inbound_snapshots import snap
 
 SOURCE = "servicenow://acme"
@@ -38,7 +39,7 @@ def raw_snapshot(text: str) -> bytes:
 
 @pytest.fixture
 def processor(desk):
-    return InboundProcessor(desk)
+    return InboundProcessor(desk, parse=parse)
 
 
 POISON = {

@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import orjson
 
-from infra.inbound.apply import InboundProcessor
+from application.inbound.inbound_processor import InboundProcessor
+from infra.messaging.cloudevents import parse
 from infra.servicenow_import import snapshots
 from projections.incident import incident_queue as incidents_rm
 from tests.data_files import applied_rows, servicenow_histories, servicenow_log
@@ -54,7 +55,7 @@ def _utc(text: str) -> datetime:
 
 def test_the_servicenow_log_maps_exactly_by_the_rules(container):
     events = [orjson.dumps(event) for _, event in snapshots(servicenow_log(), limit=ROWS or None)]
-    processor = InboundProcessor(container.desk)
+    processor = InboundProcessor(container.desk, parse=parse)
     outcomes = []
     for start in range(0, len(events), 1000):
         outcomes += processor.process_batch(events[start:start + 1000])

@@ -22,7 +22,8 @@ from eventsourcing.utils import get_topic
 
 from domain.incident.incident import Incident
 from infra.bootstrap import bootstrap
-from infra.inbound.apply import InboundProcessor
+from application.inbound.inbound_processor import InboundProcessor
+from infra.messaging.cloudevents import parse
 from infra.servicenow_import import snapshots
 from infra.settings import Settings
 from projections.sla.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection
@@ -48,7 +49,7 @@ def _import(tmp_path, events: list[bytes], with_scheduler: bool) -> dict:
         scheduler = container.extras["sla_scheduler"]() if with_scheduler else None
         if scheduler is not None:
             scheduler.clock = lambda: time.time() + LATE
-        processor = InboundProcessor(container.desk)
+        processor = InboundProcessor(container.desk, parse=parse)
         for start in range(0, len(events), batch):
             outcomes = processor.process_batch(events[start:start + batch])
             assert {o.status for o in outcomes} == {"applied"}

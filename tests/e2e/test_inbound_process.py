@@ -9,7 +9,7 @@ import sys
 import httpx
 from kafka import KafkaProducer
 
-from infra.inbound import cloudevent
+from infra.messaging.cloudevents import cloudevent
 from tests.e2e.test_http_through_kafka import ROOT, free_port
 from tests.unit.test_inbound_snapshots import snap
 from tests.waiting import wait_until

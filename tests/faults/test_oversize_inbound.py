@@ -9,7 +9,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from infra.bootstrap import bootstrap
-from infra.inbound import cloudevent
+from infra.messaging.cloudevents import cloudevent
 from infra.topics import ensure_topics
 from tests.faults.harness import (
     Proc, assert_exactly_once, base_env, client, committed_offsets, free_port, header, itsm,

@@ -11,7 +11,7 @@ from domain.shared_kernel.command_context import Context
 from domain.incident.commands import LogIncident
 from domain.shared_kernel.actor import Actor
 from infra.bootstrap import bootstrap
-from infra.inbound import cloudevent
+from infra.messaging.cloudevents import cloudevent
 from infra.topics import ensure_topics
 from tests.faults.harness import (
     PROJECTIONS, Load, Proc, ReadinessLog, Sent, assert_exactly_once, base_env, client,

@@ -9,10 +9,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from domain.inbound.source_ticket import source_ticket_id
 from infra.bootstrap import bootstrap
-from infra.inbound import cloudevent, partition_key
-from infra.inbound.apply import InboundProcessor
+from infra.messaging.cloudevents import cloudevent, partition_key
+from application.inbound.inbound_processor import InboundProcessor
+from infra.messaging.cloudevents import parse
 from infra.dead_letters import DeadLetters, dead_letter_topic, make_producer
-from infra.inbound.consumer import GROUP, InboundConsumer
+from infra.messaging.inbound_consumer import GROUP, InboundConsumer
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from tests.unit.test_inbound_snapshots import snap
@@ -93,7 +94,7 @@ def test_applied_dead_lettered_and_committed(container):
                                 {**snap(9, ref="INC0"), "state": "Active"}))]
     dup = [good[0]]
     send(container, good[:8] + bad + good[8:] + dup)
-    processor = InboundProcessor(container.desk)
+    processor = InboundProcessor(container.desk, parse=parse)
     group = f"{container.settings.inbound_topic}.g1"
     consume(container, processor,
             lambda: committed(container, group) == len(good) + len(bad) + len(dup), group=group)
@@ -122,7 +123,7 @@ def test_a_restarted_consumer_redelivers_nothing_twice(container):
     messages = [snapshot_message(snap(m, "in_progress" if m else "new", ref=f"R{n}"))
                 for n in range(4) for m in range(2)]
     send(container, messages)
-    processor = InboundProcessor(container.desk)
+    processor = InboundProcessor(container.desk, parse=parse)
     group = f"{container.settings.inbound_topic}.g2"
     consume(container, processor, lambda: committed(container, group) == len(messages),
             group=group)
@@ -139,7 +140,7 @@ def test_members_of_one_group_share_the_partitions(container):
                                       ref=f"S{n}"))
                 for n in range(30) for m in range(4)]
     send(container, messages)
-    processor = InboundProcessor(container.desk)
+    processor = InboundProcessor(container.desk, parse=parse)
     group = f"{container.settings.inbound_topic}.g3"
     members = consume(container, processor,
                       lambda: committed(container, group) == len(messages), members=2,
@@ -160,7 +161,7 @@ def test_throughput_of_the_consumer_on_synthetic_snapshots(container, capsys):
                                       at=f"2016-03-01T{10 + m:02d}:00:00"))
                 for n in range(tickets) for m in range(updates)]
     send(container, messages)
-    processor = InboundProcessor(container.desk)
+    processor = InboundProcessor(container.desk, parse=parse)
     group = f"{container.settings.inbound_topic}.bench"
     started = time.perf_counter()
     (member,) = consume(container, processor,

@@ -174,9 +174,10 @@ def test_an_inbound_consumer_that_stops_fetching_while_behind_is_recreated(
     from kafka import KafkaProducer
 
     from infra.dead_letters import DeadLetters, make_producer as dead_letter_producer
-    from infra.inbound.apply import InboundProcessor
-    from infra.inbound.consumer import InboundConsumer
-    from infra.inbound import cloudevent
+    from application.inbound.inbound_processor import InboundProcessor
+    from infra.messaging.cloudevents import parse
+    from infra.messaging.inbound_consumer import InboundConsumer
+    from infra.messaging.cloudevents import cloudevent
 
     topic = f"{kafka_topic_prefix}.inbound"
     settings = Settings(data_dir=tmp_path, inbound_topic=topic)
@@ -188,7 +189,7 @@ def test_an_inbound_consumer_that_stops_fetching_while_behind_is_recreated(
                                         {"service": f"host{n}", "check": "ping",
                                          "severity": "critical", "summary": "down"}))
     producer.flush()
-    processor = InboundProcessor(container.desk)
+    processor = InboundProcessor(container.desk, parse=parse)
     metrics = ConsumerMetrics()
     consumer = InboundConsumer(kafka_bootstrap, topic, processor,
                                DeadLetters(dead_letter_producer(kafka_bootstrap)),

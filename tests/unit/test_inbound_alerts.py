@@ -7,8 +7,8 @@ import pytest
 
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.inbound.alerts import AlertHandler
-from infra.inbound.envelope import CloudEvent
+from application.inbound.alert_mapper import AlertHandler
+from application.inbound.inbound_message import CloudEvent
 from tests.unit.test_inbound_snapshots import FakeWork
 
 MONITOR = "prometheus://am-1"

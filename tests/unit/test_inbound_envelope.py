@@ -8,8 +8,9 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from infra.inbound import cloudevent
-from infra.inbound.envelope import SCHEMA_DIR, Rejected, compile_schema, parse, schema
+from infra.messaging.cloudevents import cloudevent
+from infra.messaging.cloudevents import SCHEMA_DIR, compile_schema, parse, schema
+from application.inbound.inbound_message import Rejected
 
 SNAPSHOT = {"ref": "INC0000045", "mod_count": 3, "updated_at": "2016-02-29T01:16:00",
             "updated_by": "Resolver 12", "state": "on_hold", "hold_reason": "awaiting_vendor",

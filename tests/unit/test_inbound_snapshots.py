@@ -9,8 +9,8 @@ from uuid import UUID
 import pytest
 
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.inbound.envelope import CloudEvent
-from infra.inbound.snapshots import SnapshotHandler
+from application.inbound.inbound_message import CloudEvent
+from application.inbound.source_record_mapper import SnapshotHandler
 
 SOURCE = "servicenow://test"
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from infra.cli_import import register_import
-from infra.inbound.envelope import parse
+from infra.messaging.cloudevents import parse
 from infra.servicenow_import import (
     ExportChanged, NotAnIncidentExport, ImportStats, TicketTurns, count_rows, import_servicenow,
     snapshots,

@@ -28,7 +28,7 @@ from domain.inbound.source_ticket import SourceTicket
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.priority import PriorityMatrix, check_level
-from infra.inbound.envelope import INTEGER_FIELDS, TIME_FIELDS, SCHEMA_DIR
+from infra.messaging.cloudevents import INTEGER_FIELDS, TIME_FIELDS, SCHEMA_DIR
 from infra.transcoder import OrjsonTranscoder
 from projections.runtime.time_text import iso
 from tests.builders import new_incident

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
 from infra.dead_letters import DeadLetters, dead_letter_topic
-from infra.inbound.apply import InboundProcessor
+from application.inbound.inbound_processor import InboundProcessor
 from infra.supervised_consumer import (
     ConsumerFactory, ConsumerMetrics, SupervisedConsumer, member_id,
 )
@@ -88,7 +88,7 @@ class InboundConsumer(SupervisedConsumer):
 
 
 def consumer_for(container, dead_letters: DeadLetters, **options) -> InboundConsumer:
-    from infra.inbound.apply import processor_for
+    from infra.bootstrap import processor_for
 
     settings = container.settings
     processor = processor_for(container)

@@ -22,7 +22,7 @@ from domain.incident.incident import Incident
 from domain.incident.lifecycle import OPEN_STATES, IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.inbound.envelope import CloudEvent
+from application.inbound.inbound_message import CloudEvent
 
 # severity -> (impact, urgency) when the alert does not give them
 SEVERITY = {"critical": (1, 1), "major": (2, 1), "warning": (2, 2), "minor": (2, 3),

@@ -29,7 +29,7 @@ from domain.incident.lifecycle import OPEN_STATES, IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.inbound.envelope import CloudEvent
+from application.inbound.inbound_message import CloudEvent
 
 DEFAULT_HOLD_REASON = "awaiting_caller"
 DEFAULT_RESOLUTION_CODE = "unspecified"

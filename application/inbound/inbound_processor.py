@@ -24,9 +24,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -39,33 +38,13 @@ from domain.inbound.source_ticket import source_ticket_id
 from domain.shared_kernel.errors import DomainError, IllegalTransition
 from domain.shared_kernel.priority import PriorityMatrix
 from application.desk.service_desk import ServiceDesk
-from infra.inbound.alerts import AlertHandler, fingerprint
-from infra.inbound.envelope import MAX_BYTES, CloudEvent, Rejected, parse
-from infra.inbound.snapshots import SnapshotHandler
+from application.inbound.alert_mapper import AlertHandler, fingerprint
+from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Rejected
+from application.inbound.source_record_mapper import SnapshotHandler
+from application.inbound.inbound_message import Outcome
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str  # applied | duplicate | rejected
-    reason: str | None = None  # why it was rejected
-    kind: str | None = None  # rejection kind: too-large, malformed, invalid-data, ...
-    effect: str | None = None  # what applying did: opened, applied, stale, attached, ...
-    incident_id: str | None = None
-    source: str | None = None
-    event_id: str | None = None
-    type: str | None = None
-
-    @property
-    def http_status(self) -> int:
-        if self.status == "rejected":
-            return Rejected.STATUS.get(self.kind or "", 422)
-        return 200
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 class _Work:
@@ -111,11 +90,17 @@ def _lane(event: CloudEvent) -> tuple[str, ...]:
     return ("alert", fingerprint(event.data))
 
 
+class InboundParser(Protocol):
+    def __call__(self, raw: bytes, max_bytes: int, source_tz: tzinfo) -> CloudEvent:
+        """Bytes -> a validated CloudEvent, or Rejected saying why not."""
+        ...
+
+
 class InboundProcessor:
-    def __init__(self, desk: ServiceDesk, *, matrix: PriorityMatrix | None = None,
+    def __init__(self, desk: ServiceDesk, *, parse: InboundParser, matrix: PriorityMatrix | None = None,
                  source_timezone: str | tzinfo = "UTC", alert_auto_resolve: bool = False,
                  max_bytes: int = MAX_BYTES, registry: CollectorRegistry | None = None) -> None:
-        self.desk, self.max_bytes = desk, max_bytes
+        self.desk, self.max_bytes, self.parse = desk, max_bytes, parse
         matrix = matrix or desk.matrix
         tz = ZoneInfo(source_timezone) if isinstance(source_timezone, str) else source_timezone
         self.snapshots = SnapshotHandler(matrix, tz)
@@ -144,7 +129,7 @@ class InboundProcessor:
         seen: set[UUID] = set()
         for index, raw in enumerate(raws):
             try:
-                event = parse(raw, self.max_bytes, self.snapshots.source_tz)
+                event = self.parse(raw, self.max_bytes, self.snapshots.source_tz)
             except Rejected as rejected:
                 outcomes[index] = self._rejected(rejected)
                 continue
@@ -269,15 +254,6 @@ class InboundProcessor:
 def _domain_rejection(error: DomainError) -> Rejected:
     kind = "illegal-transition" if isinstance(error, IllegalTransition) else "invalid-value"
     return Rejected(kind, str(error))
-
-
-def processor_for(container: Any) -> InboundProcessor:
-    """One processor per container (it holds the metrics), built on first use."""
-    processor = container.extras.get("inbound_processor")
-    if processor is None:
-        processor = InboundProcessor.from_settings(container.desk, container.settings)
-        container.extras["inbound_processor"] = processor
-    return processor
 
 
 RawHandler = Callable[[bytes], Outcome]

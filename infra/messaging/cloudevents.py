@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -28,9 +28,10 @@ from jsonschema.exceptions import best_match
 
 from domain.shared_kernel.value_checks import check_integer, parse_time
 from domain.shared_kernel.errors import InvalidValue
+from application.inbound.inbound_message import CloudEvent, MAX_BYTES, Rejected
+from datetime import timezone
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "inbound"
-MAX_BYTES = 1024 * 1024
 TYPES = ("alert.fired", "alert.resolved", "incident.snapshot")
 # The fields of each type's data that are read as times or as integers: the schemas' time
 # and integer properties (tests/unit/test_value_checks.py keeps them in step).
@@ -38,42 +39,6 @@ TIME_FIELDS = {"incident.snapshot": ("updated_at", "opened_at", "resolved_at", "
 INTEGER_FIELDS = {"alert.fired": ("impact", "urgency"),
                   "incident.snapshot": ("mod_count", "impact", "urgency", "reopen_count",
                                         "reassignment_count")}
-
-
-class Rejected(Exception):
-    """The message cannot be applied; `kind` maps to an HTTP status and a DLQ reason."""
-
-    STATUS = {"too-large": 413, "malformed": 400, "not-a-cloudevent": 422,
-              "unknown-type": 422, "invalid-data": 422, "invalid-value": 422,
-              "illegal-transition": 409}
-
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind, self.reason = kind, reason
-
-    @property
-    def status(self) -> int:
-        return self.STATUS.get(self.kind, 422)
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class CloudEvent:
-    id: str
-    source: str
-    type: str
-    time: datetime
-    subject: str
-    data: dict[str, Any]
-    datacontenttype: str | None = None
-    extensions: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def causation_id(self) -> str:
-        """What the domain events record as their cause: the sender and its message id."""
-        return f"ce:{self.source}#{self.id}"
 
 
 # -- the compiled validator -------------------------------------------------------------------
@@ -266,3 +231,20 @@ def parse(raw: bytes, max_bytes: int = MAX_BYTES, source_tz: tzinfo = UTC) -> Cl
                       subject=document["subject"], data=data,
                       datacontenttype=document.get("datacontenttype"),
                       extensions={k: v for k, v in document.items() if k not in known})
+
+
+def cloudevent(type: str, source: str, id: str, subject: str, data: dict[str, Any],
+               time: datetime | str | None = None) -> bytes:
+    """A structured-mode CloudEvent as a sender would send it (tests, importers, tools)."""
+    moment = time or datetime.now(timezone.utc)
+    return orjson.dumps({
+        "specversion": "1.0", "id": id, "source": source, "type": type,
+        "time": moment if isinstance(moment, str) else moment.isoformat(),
+        "subject": subject, "datacontenttype": "application/json", "data": data})
+
+
+def partition_key(type: str, data: dict[str, Any]) -> bytes:
+    """The Kafka key that keeps one ticket's (or one fingerprint's) messages in order."""
+    if type == "incident.snapshot":
+        return str(data["ref"]).encode()
+    return f"{data['service']}/{data['check']}".encode()

@@ -1,0 +1,1 @@
+"""Inbound events: other tools' records and monitoring alerts, as the same commands an agent sends."""

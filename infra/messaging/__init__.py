@@ -1,0 +1,1 @@
+"""Kafka and CloudEvents: the relay, the consumers, dead letters, topics."""
