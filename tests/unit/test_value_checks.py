@@ -207,8 +207,8 @@ def test_a_rank_fits_the_read_models_integer_column(rank):
 # -- every new event is checked ----------------------------------------------------------------
 
 def _aggregates() -> list[type[Aggregate]]:
-    for module in pkgutil.iter_modules(domain.__path__):
-        importlib.import_module(f"domain.{module.name}")
+    for module in pkgutil.walk_packages(domain.__path__, "domain."):
+        importlib.import_module(module.name)
     found, todo = [], list(Aggregate.__subclasses__())
     while todo:
         cls = todo.pop()
