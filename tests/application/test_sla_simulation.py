@@ -10,7 +10,7 @@ from domain.incident.commands import Acknowledge, Assign, Resolve
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
 from api.sla_schemas import draft_spec
-from infra import cli
+from infra.cli import main as cli
 from projections.sla.sla_clocks import CLOCK_COLUMNS
 from tests.builders import log_command
 

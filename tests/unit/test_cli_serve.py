@@ -1,7 +1,7 @@
 """`itsm serve --workers`: several API processes only where the read models are fed elsewhere."""
 import pytest
 
-from infra import cli
+from infra.cli import main as cli
 
 
 def test_several_api_processes_without_kafka_are_refused_with_the_way_out(monkeypatch, tmp_path):

@@ -10,7 +10,7 @@ from collections import deque
 import orjson
 import pytest
 
-from infra.cli_import import register_import
+from infra.cli.import_commands import register
 from infra.messaging.cloudevents import parse
 from infra.servicenow_import import (
     ExportChanged, NotAnIncidentExport, ImportStats, TicketTurns, count_rows, import_servicenow,
@@ -196,7 +196,7 @@ def test_import_sends_in_the_sending_order_keyed_by_ticket(tmp_path):
 
 def test_the_cli_subcommand(tmp_path):
     root = argparse.ArgumentParser(prog="itsm")
-    register_import(root.add_subparsers(dest="command"))
+    register(root.add_subparsers(dest="command"))
     args = root.parse_args(["import", "servicenow", "log.csv.gz", "--source-timezone", "UTC",
                             "--limit", "10"])
     assert (args.path, args.source_timezone, args.limit) == ("log.csv.gz", "UTC", 10)

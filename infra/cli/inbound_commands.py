@@ -5,16 +5,8 @@ import argparse
 import sys
 
 
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add the inbound and import subcommands to the `itsm` parser."""
-    from infra.cli_import import register_import
-
-    register_inbound(commands)
-    register_import(commands)
-
-
 # ---- `itsm inbound` ---------------------------------------------------------------------
-def register_inbound(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "inbound", help="consume itsm.inbound (CloudEvents: alerts, ticket snapshots)",
         description="Apply CloudEvents from itsm.inbound; rejected ones go to itsm.inbound.dlq. "
@@ -29,7 +21,7 @@ def register_inbound(commands: argparse._SubParsersAction) -> None:
 
 def inbound(args: argparse.Namespace) -> int:
     from infra.bootstrap import bootstrap
-    from infra.cli import _stop_on_signals
+    from infra.cli.process import stop_on_signals
     from infra.dead_letters import DeadLetters, dead_letter_topic, make_producer, topic_configs
     from infra.messaging.inbound_consumer import consumer_for
     from infra.settings import Settings
@@ -54,9 +46,8 @@ def inbound(args: argparse.Namespace) -> int:
 
         start_http_server(port, addr=settings.host, registry=consumer.processor.registry)
     try:
-        consumer.run(_stop_on_signals())
+        consumer.run(stop_on_signals())
     finally:
         dead_letters.close()
         container.close()
     return 0
-# ---- end of `itsm inbound` ----------------------------------------------------------------

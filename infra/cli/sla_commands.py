@@ -11,14 +11,14 @@ from pathlib import Path
 def scheduler(args: argparse.Namespace) -> int:
     """Record SLA warnings and breaches when due; for deployments with Kafka (with the
     embedded default, `itsm serve` runs one itself)."""
-    from infra.cli import _container, _stop_on_signals
+    from infra.cli.process import open_container, stop_on_signals
 
-    container = _container()
+    container = open_container()
     try:
         sla = container.extras["sla_scheduler"]()
         if args.poll is not None:
             sla.poll_interval = args.poll
-        sla.run(_stop_on_signals())
+        sla.run(stop_on_signals())
     finally:
         container.close()
     return 0
@@ -36,13 +36,13 @@ def simulate(args: argparse.Namespace) -> int:
 
     from api.sla_schemas import draft_spec
     from domain.shared_kernel.errors import DomainError
-    from infra.cli import _container
+    from infra.cli.process import open_container
 
     try:
         draft = draft_spec(json.loads(Path(args.draft).read_text()))
     except (OSError, ValueError, ValidationError) as error:
         sys.exit(f"cannot read the draft policy {args.draft}: {error}")
-    container = _container()
+    container = open_container()
     try:
         result = container.extras["what_if"].simulate(draft, args.start, args.end)
     except (DomainError, ValueError) as error:

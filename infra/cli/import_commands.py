@@ -1,6 +1,5 @@
 """`itsm import servicenow PATH`: a ServiceNow incident audit export -> itsm.inbound.
 
-The inbound CLI module (infra/cli_inbound.py) calls `register_import(commands)`.
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ def import_servicenow(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_import(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
     """Add `import servicenow PATH [--source-timezone TZ] [--limit N]` to the `itsm` parser."""
     from infra.servicenow_import import DEFAULT_SOURCE
 
