@@ -19,11 +19,11 @@ run: venv
 
 # Java and Maven fetch and run the Kafka broker; PostgreSQL backs the PostgreSQL tests.
 system-deps:
-	bash infra/scripts/ensure-java-maven.sh
-	bash infra/scripts/ensure-postgres.sh
+	bash infra/local_servers/scripts/ensure-java-maven.sh
+	bash infra/local_servers/scripts/ensure-postgres.sh
 
 kafka-jars: venv system-deps
-	$(PY) -m infra.kafka_broker fetch
+	$(PY) -m infra.local_servers.kafka_from_jars fetch
 
 # The layer rules (pyproject.toml's [tool.importlinter]) first: a broken one fails the run.
 test: venv system-deps kafka-jars

@@ -41,7 +41,9 @@ def kafka_broker(bootstrap: str | None = None, partitions: int = 6,
         yield bootstrap
         return
     bench_path()
-    from infra.kafka_broker import default_libs_dir, fetch_jars, start_broker, stop_broker
+    from infra.local_servers.kafka_from_jars import (
+        default_libs_dir, fetch_jars, start_broker, stop_broker,
+    )
 
     libs = fetch_jars(ROOT / default_libs_dir())  # an absolute ITSM_DATA_DIR wins over ROOT
     data_dir = Path(tempfile.mkdtemp(prefix="itsm-bench-kafka-"))

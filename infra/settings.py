@@ -94,6 +94,6 @@ class Settings(BaseSettings):
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                     "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
                     "SQLITE_LOCK_TIMEOUT": "30", **cache}
-        from infra.pg_server import eventsourcing_env
+        from infra.event_store.postgres_env import eventsourcing_env
 
         return {**eventsourcing_env(self.store_url), **cache}

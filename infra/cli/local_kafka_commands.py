@@ -8,7 +8,7 @@ from infra.settings import Settings
 
 
 def kafka_up(args: argparse.Namespace) -> int:
-    from infra import kafka_broker
+    from infra.local_servers import kafka_from_jars as kafka_broker
 
     libs = kafka_broker.fetch_jars(kafka_broker.default_libs_dir())
     broker = kafka_broker.start_broker(Path(args.data_dir), port=args.port, libs_dir=libs,
@@ -18,7 +18,7 @@ def kafka_up(args: argparse.Namespace) -> int:
 
 
 def kafka_down(args: argparse.Namespace) -> int:
-    from infra import kafka_broker
+    from infra.local_servers import kafka_from_jars as kafka_broker
 
     kafka_broker.stop_broker(Path(args.data_dir))
     return 0

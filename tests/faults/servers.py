@@ -14,8 +14,10 @@ from pathlib import Path
 
 import psycopg
 
-from infra import kafka_broker
-from infra.pg_server import PgServer, _run_server_cmd, find_pg_bin, start_pg, stop_pg
+from infra.local_servers import kafka_from_jars as kafka_broker
+from infra.local_servers.postgres_cluster import (
+    PgServer, _run_server_cmd, find_pg_bin, start_pg, stop_pg,
+)
 from tests.fixtures.kafka import REPO_ROOT
 from tests.faults.harness import free_port
 from tests.waiting import wait_until

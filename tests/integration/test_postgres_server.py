@@ -6,7 +6,7 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from infra.pg_server import eventsourcing_env
+from infra.event_store.postgres_env import eventsourcing_env
 
 
 def test_database_is_usable(pg_database: str) -> None:

@@ -2,7 +2,7 @@
 
 PostgreSQL refuses to run as root, so when we are root the server binaries
 run as the unprivileged ``postgres`` OS user (via ``runuser``). Binaries can
-be installed with ``infra/scripts/ensure-postgres.sh``.
+be installed with ``infra/local_servers/scripts/ensure-postgres.sh``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 OS_USER = "postgres"
 ROLE = DBNAME = PASSWORD = "itsm"
@@ -48,7 +47,7 @@ def find_pg_bin() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).resolve().parent
-    raise FileNotFoundError("initdb not found; run infra/scripts/ensure-postgres.sh")
+    raise FileNotFoundError("initdb not found; run infra/local_servers/scripts/ensure-postgres.sh")
 
 
 def _as_root() -> bool:
@@ -180,26 +179,8 @@ def _url(port: int, dbname: str = DBNAME) -> str:
     return f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{port}/{dbname}"
 
 
-def eventsourcing_env(url: str) -> dict[str, str]:
-    """Map postgresql://user:pass@host:port/db to eventsourcing.postgres env keys."""
-    parts = urlsplit(url)
-    return {
-        "PERSISTENCE_MODULE": "infra.store_postgres:Factory",
-        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or ""),
-        # eventsourcing raises if the key is missing, but "" is accepted.
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        # After a server restart the pool's connections are dead: check each before use,
-        # and fail fast (then retry) rather than wait 30 s while the server is away.
-        "POSTGRES_PRE_PING": "y",
-        "POSTGRES_CONNECT_TIMEOUT": "5",
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.pg_server")
+    parser = argparse.ArgumentParser(prog="python -m infra.local_servers.postgres_cluster")
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--port", type=int)

@@ -5,7 +5,7 @@ pool timeout (no connection within POSTGRES_CONNECT_TIMEOUT) is one: with the da
 away, one command waited about ten pool timeouts before it failed, so a client learnt
 nothing for a minute. Here a pool timeout is raised as `StoreUnavailable`, which is not
 retried; its cause still tells `infra.sql.unavailable` that the database is away (a 503).
-Selected by PERSISTENCE_MODULE (infra/pg_server.eventsourcing_env).
+Selected by PERSISTENCE_MODULE (infra/event_store/postgres_env.py).
 """
 from __future__ import annotations
 

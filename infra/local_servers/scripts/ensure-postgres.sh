@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make PostgreSQL server binaries available for throwaway test servers
-# (infra/pg_server.py). Idempotent. Prints the bin dir containing initdb.
+# (infra/local_servers/postgres_cluster.py). Idempotent. Prints the bin dir containing initdb.
 # Never starts (or creates) Debian's own "main" cluster: we only want binaries.
 set -euo pipefail
 

@@ -1,7 +1,7 @@
 """Run a real single-node Kafka 4.x broker (KRaft, broker+controller) from Maven jars.
 
 Standard library only, so it works before the project's venv exists.
-CLI: python -m infra.kafka_broker fetch|up|down [--data-dir DIR] [--port N]
+CLI: python -m infra.local_servers.kafka_from_jars fetch|up|down [--data-dir DIR] [--port N]
 """
 from __future__ import annotations
 
@@ -307,7 +307,7 @@ def stop_broker(data_dir: Path, timeout: float = 20) -> None:
 # ---------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m infra.kafka_broker")
+    ap = argparse.ArgumentParser(prog="python -m infra.local_servers.kafka_from_jars")
     ap.add_argument("action", choices=["fetch", "up", "down"])
     ap.add_argument("--data-dir", type=Path, default=Path("var") / "kafka")
     ap.add_argument("--libs-dir", type=Path, default=None)

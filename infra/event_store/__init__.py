@@ -1,0 +1,1 @@
+"""The event store adapter: transcoding, numbering, publishing stored events."""
