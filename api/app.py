@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors
 from api.metrics import Metrics
 from api.routers import health, inbound, incidents, kpis, metrics, sla
-from infra.bootstrap import Container, bootstrap
-from infra.health import Readiness
-from infra.sql import unavailable as database_unavailable
+from infra.composition_root import Container, bootstrap
+from infra.operations.readiness import Readiness
+from infra.sql.database import unavailable as database_unavailable
 
 log = logging.getLogger(__name__)
 # A caller's request id lands in the audit trail as the causation id, so only sane ones.

@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor, ActorKind
-from infra.bootstrap import Container
+from infra.composition_root import Container
 from application.desk.service_desk import ServiceDesk
 from application.access import Principal, Role
-from infra.sql import Database
+from infra.sql.database import Database
 
 # Trivial dependencies are async: a plain `def` would cost a threadpool hop each, per request.
 # auto_error=False: we answer 401 ourselves, as a problem with WWW-Authenticate.

@@ -12,8 +12,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from infra.bootstrap import Container
-from infra.local_feed import SOURCE
+from infra.composition_root import Container
+from infra.event_store.notification_feed import SOURCE
 
 # generate_latest writes the 0.0.4 text format, whatever CONTENT_TYPE_LATEST says.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

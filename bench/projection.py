@@ -98,7 +98,7 @@ def generate(count: int, seed: int, run_tag: str, open_at_once: int = 500):
     from dataclasses import fields
 
     from domain.incident.incident import Incident
-    from infra.envelopes import event_id
+    from infra.event_store.publishing import event_id
     from projections.runtime.envelope import Envelope
 
     logged_version = getattr(Incident.Logged, "class_version", 1)
@@ -206,7 +206,7 @@ def isolated(projection, tag: str):
 
 def run_workers(bootstrap: str, topic: str, runners, total: int, max_records: int | None,
                 sampler: RssSampler, profile: bool, timeout: float) -> list[Progress]:
-    from infra.kafka_worker import ProjectionWorker
+    from infra.messaging.projection_worker import ProjectionWorker
 
     kwargs = {"max_records": max_records} if max_records else {}
     workers = [ProjectionWorker(bootstrap, topic, r, **kwargs) for r in runners]
@@ -307,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-top", type=int, default=30)
     args = ap.parse_args(argv)
 
-    from infra.bootstrap import default_projections
-    from infra.sql import connect
-    from infra.topics import ensure_topics
+    from infra.composition_root import default_projections
+    from infra.sql.database import connect
+    from infra.messaging.kafka_topics import ensure_topics
     from projections.runtime.runner import ProjectionRunner
 
     chosen = [n.strip() for n in args.projections.split(",") if n.strip()]

@@ -126,13 +126,13 @@ def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6
            source_timezone: str | None = None):
     """Run the whole pipeline on `path`; returns (ReplayResult, container) once every read
     model has applied every event (the caller closes the container)."""
-    from infra.bootstrap import bootstrap as build, default_projections
-    from infra.dead_letters import dead_letter_topic
+    from infra.composition_root import bootstrap as build, default_projections
+    from infra.messaging.dead_letters import dead_letter_topic
     from infra.messaging.inbound_consumer import group_for
-    from infra.relay import RelayPosition
-    from infra.servicenow_import import import_servicenow
+    from infra.messaging.relay import RelayPosition
+    from infra.importers.servicenow_import import import_servicenow
     from infra.settings import Settings
-    from infra.topics import ensure_topics
+    from infra.messaging.kafka_topics import ensure_topics
 
     prefix = prefix or f"replay{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "ITSM_DATA_DIR": str(data_dir), "ITSM_KAFKA_BOOTSTRAP": bootstrap,

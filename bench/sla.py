@@ -37,7 +37,7 @@ def bench_projection(incidents: int) -> None:
     from domain.sla.sla_policy import normalise_spec
     from domain.shared_kernel.actor import Actor
     from domain.shared_kernel.priority import PriorityMatrix
-    from infra.sql import SqliteDatabase
+    from infra.sql.database import SqliteDatabase
     from projections.runtime.runner import ProjectionRunner
     from projections.sla.sla_clocks import SlaClocksProjection
     from tests.builders import envelopes_of
@@ -101,7 +101,7 @@ def bench_scheduler(deadlines: int, spread: float) -> None:
     from domain.incident.incident import Incident
     from domain.shared_kernel.actor import Actor
     from domain.shared_kernel.priority import PriorityMatrix
-    from infra.bootstrap import bootstrap
+    from infra.composition_root import bootstrap
     from infra.settings import Settings
     from projections.runtime.time_text import iso
 

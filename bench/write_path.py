@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from domain.incident.commands import Comment, LogIncident  # noqa: E402
 from domain.shared_kernel.command_context import Context  # noqa: E402
 from domain.shared_kernel.actor import Actor  # noqa: E402
-from infra.bootstrap import bootstrap  # noqa: E402
+from infra.composition_root import bootstrap  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
 

@@ -18,9 +18,9 @@ from domain.shared_kernel.command_context import Context
 from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.envelopes import published, to_envelope
+from infra.event_store.publishing import published, to_envelope
 from domain.incident.commands import RecordSlaBreach, RecordSlaWarning
-from infra.transcoder import OrjsonTranscoder
+from infra.event_store.orjson_transcoder import OrjsonTranscoder
 from projections.runtime.envelope import Envelope
 
 MATRIX = PriorityMatrix()

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from api.deps import ContainerDep, require
 from api.errors import problem
 from api.schemas import Problem
-from infra.bootstrap import processor_for
+from infra.composition_root import processor_for
 from application.access import Principal, Role
 
 router = APIRouter(prefix="/v1/inbound", tags=["inbound"])

@@ -1,4 +1,4 @@
-"""Where a new ticket's number comes from (infra/numbering.py, a database sequence)."""
+"""Where a new ticket's number comes from (infra/event_store/ticket_numbers.py, a database sequence)."""
 from __future__ import annotations
 
 from typing import Protocol

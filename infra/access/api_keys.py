@@ -6,7 +6,7 @@ import secrets
 import time
 from datetime import datetime, timezone
 
-from infra.sql import Database
+from infra.sql.database import Database
 from application.access import Principal, Role
 
 

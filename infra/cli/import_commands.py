@@ -8,7 +8,7 @@ import sys
 
 
 def import_servicenow(args: argparse.Namespace) -> int:
-    from infra.servicenow_import import (
+    from infra.importers.servicenow_import import (
         ExportChanged, NotAnIncidentExport, import_servicenow as run,
     )
     from infra.settings import Settings
@@ -30,7 +30,7 @@ def import_servicenow(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add `import servicenow PATH [--source-timezone TZ] [--limit N]` to the `itsm` parser."""
-    from infra.servicenow_import import DEFAULT_SOURCE
+    from infra.importers.servicenow_import import DEFAULT_SOURCE
 
     group = commands.add_parser("import", help="import tickets of another tool")
     kinds = group.add_subparsers(dest="import_command", required=True)

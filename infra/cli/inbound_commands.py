@@ -20,12 +20,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def inbound(args: argparse.Namespace) -> int:
-    from infra.bootstrap import bootstrap
+    from infra.composition_root import bootstrap
     from infra.cli.process import stop_on_signals
-    from infra.dead_letters import DeadLetters, dead_letter_topic, make_producer, topic_configs
+    from infra.messaging.dead_letters import (
+        DeadLetters, dead_letter_topic, make_producer, topic_configs,
+    )
     from infra.messaging.inbound_consumer import consumer_for
     from infra.settings import Settings
-    from infra.topics import ensure_topics
+    from infra.messaging.kafka_topics import ensure_topics
 
     settings = Settings()
     if not settings.kafka_bootstrap:

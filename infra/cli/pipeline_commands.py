@@ -8,8 +8,8 @@ from infra.cli.process import open_container, require_kafka, stop_on_signals
 
 
 def relay(args: argparse.Namespace) -> int:
-    from infra.relay import Relay, RelayPosition, make_producer
-    from infra.topics import ensure_topics
+    from infra.messaging.relay import Relay, RelayPosition, make_producer
+    from infra.messaging.kafka_topics import ensure_topics
 
     container = open_container()
     settings = container.settings
@@ -22,10 +22,10 @@ def relay(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from infra.dead_letters import DeadLetters, make_producer, topic_configs
-    from infra.kafka_worker import ProjectionWorker, Supervisor
-    from infra.supervised_consumer import ConsumerMetrics
-    from infra.topics import ensure_topics
+    from infra.messaging.dead_letters import DeadLetters, make_producer, topic_configs
+    from infra.messaging.projection_worker import ProjectionWorker, Supervisor
+    from infra.messaging.supervised_consumer import ConsumerMetrics
+    from infra.messaging.kafka_topics import ensure_topics
 
     container = open_container()
     settings = container.settings

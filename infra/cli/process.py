@@ -16,7 +16,7 @@ def stop_on_signals() -> threading.Event:
 
 
 def open_container():
-    from infra.bootstrap import bootstrap
+    from infra.composition_root import bootstrap
 
     return bootstrap(Settings())
 

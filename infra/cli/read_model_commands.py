@@ -8,7 +8,7 @@ from infra.cli.process import open_container
 
 
 def projections_rebuild(args: argparse.Namespace) -> int:
-    from infra.rebuild import rebuild
+    from infra.operations.read_model_rebuild import rebuild
 
     replayed = rebuild(open_container(), args.name)
     print(f"rebuilt {args.name} from {replayed} events", file=sys.stderr)

@@ -17,9 +17,9 @@ from typing import Any
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
-from infra.dead_letters import DeadLetters, dead_letter_topic
+from infra.messaging.dead_letters import DeadLetters, dead_letter_topic
 from application.inbound.inbound_processor import InboundProcessor
-from infra.supervised_consumer import (
+from infra.messaging.supervised_consumer import (
     ConsumerFactory, ConsumerMetrics, SupervisedConsumer, member_id,
 )
 
@@ -88,7 +88,7 @@ class InboundConsumer(SupervisedConsumer):
 
 
 def consumer_for(container, dead_letters: DeadLetters, **options) -> InboundConsumer:
-    from infra.bootstrap import processor_for
+    from infra.composition_root import processor_for
 
     settings = container.settings
     processor = processor_for(container)

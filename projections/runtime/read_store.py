@@ -1,6 +1,6 @@
 """The database a read model is written to, as the projection runtime needs it.
 
-The read models own this protocol; the adapters (infra/sql.py: SQLite, PostgreSQL) meet it.
+The read models own this protocol; the adapters (infra/sql/database.py: SQLite, PostgreSQL) meet it.
 Statements use `%s` placeholders and SQL both engines accept.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.bootstrap import Container, bootstrap
+from infra.composition_root import Container, bootstrap
 from infra.settings import Settings
 
 

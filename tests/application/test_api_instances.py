@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Reopen, Resolve
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from application.desk.errors import IncidentNotFound, VersionConflict
 from infra.settings import Settings
 from tests.builders import ctx, log_command

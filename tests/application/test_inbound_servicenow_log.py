@@ -10,7 +10,7 @@ import orjson
 
 from application.inbound.inbound_processor import InboundProcessor
 from infra.messaging.cloudevents import parse
-from infra.servicenow_import import snapshots
+from infra.importers.servicenow_import import snapshots
 from projections.incident import incident_queue as incidents_rm
 from tests.data_files import applied_rows, servicenow_histories, servicenow_log
 

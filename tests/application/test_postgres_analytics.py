@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from infra.bootstrap import Container, bootstrap
+from infra.composition_root import Container, bootstrap
 from application.access import Role
 from infra.settings import Settings
 from tests.builders import FULL_LIFECYCLE, ctx, log_command

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Escalate, Hold, Resolve
-from infra.bootstrap import Container, bootstrap
+from infra.composition_root import Container, bootstrap
 from application.desk.errors import VersionConflict
 from infra.settings import Settings
 from projections.incident import incident_queue as incidents

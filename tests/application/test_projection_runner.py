@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Hold, Resolve
-from infra.sql import SqliteDatabase, Tx
+from infra.sql.database import SqliteDatabase, Tx
 from projections.runtime.runner import Projection, ProjectionRunner
 from projections.runtime.envelope import Envelope
 from projections.incident.incident_queue import COLUMNS, IncidentsProjection

@@ -4,7 +4,7 @@ from __future__ import annotations
 from domain.incident.commands import Assign, LogIncident
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from infra.settings import Settings
 from projections.incident import incident_queue as incidents
 from projections.runtime.runner import ProjectionRunner

@@ -16,7 +16,7 @@ from domain.incident.commands import (
 from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from application.desk.errors import IncidentNotFound, VersionConflict
 from infra.settings import Settings
 from projections.incident import incident_queue as incidents

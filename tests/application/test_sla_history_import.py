@@ -21,10 +21,10 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from domain.incident.incident import Incident
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from application.inbound.inbound_processor import InboundProcessor
 from infra.messaging.cloudevents import parse
-from infra.servicenow_import import snapshots
+from infra.importers.servicenow_import import snapshots
 from infra.settings import Settings
 from projections.sla.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection
 from projections.sla.sla_queries import compliance, decided

@@ -9,7 +9,7 @@ import pytest
 
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor, ActorKind
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from infra.settings import Settings
 from tests.builders import ctx, log_command
 from tests.waiting import wait_until

@@ -15,11 +15,11 @@ from domain.incident.commands import (
 )
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
-from infra.bootstrap import bootstrap, default_projections
-from infra.local_feed import NotificationFeed
+from infra.composition_root import bootstrap, default_projections
+from infra.event_store.notification_feed import NotificationFeed
 from infra.settings import Settings
-from infra.sql import connect
-from infra.topics import ensure_topics
+from infra.sql.database import connect
+from infra.messaging.kafka_topics import ensure_topics
 from projections.incident import incident_queue as incidents
 from projections.audit import incident_timeline as timeline
 from projections.runtime.runner import ProjectionRunner

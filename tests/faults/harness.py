@@ -33,10 +33,10 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from infra.bootstrap import bootstrap, default_projections
-from infra.local_feed import NotificationFeed
+from infra.composition_root import bootstrap, default_projections
+from infra.event_store.notification_feed import NotificationFeed
 from infra.settings import Settings
-from infra.sql import connect
+from infra.sql.database import connect
 from projections.runtime.runner import ProjectionRunner
 from tests.waiting import wait_until
 

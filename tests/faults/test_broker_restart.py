@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from infra.bootstrap import bootstrap
-from infra.topics import ensure_topics
+from infra.composition_root import bootstrap
+from infra.messaging.kafka_topics import ensure_topics
 from tests.faults.harness import (
     Findings, Load, Proc, ReadinessLog, assert_exactly_once, base_env, client, current, free_port,
     running, settings_of, time_until_current, wait_ready, wait_started,

@@ -8,9 +8,9 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from infra.messaging.cloudevents import cloudevent
-from infra.topics import ensure_topics
+from infra.messaging.kafka_topics import ensure_topics
 from tests.faults.harness import (
     Proc, assert_exactly_once, base_env, client, committed_offsets, free_port, header, itsm,
     read_topic, running, settings_of, wait_ready, wait_started,

@@ -10,9 +10,9 @@ import pytest
 from domain.shared_kernel.command_context import Context
 from domain.incident.commands import LogIncident
 from domain.shared_kernel.actor import Actor
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from infra.messaging.cloudevents import cloudevent
-from infra.topics import ensure_topics
+from infra.messaging.kafka_topics import ensure_topics
 from tests.faults.harness import (
     PROJECTIONS, Load, Proc, ReadinessLog, Sent, assert_exactly_once, base_env, client,
     committed_offsets, current, dump, end_offsets, free_port, header, itsm, read_topic,

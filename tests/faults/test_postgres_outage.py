@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from infra.bootstrap import bootstrap
-from infra.topics import ensure_topics
+from infra.composition_root import bootstrap
+from infra.messaging.kafka_topics import ensure_topics
 from tests.faults.harness import (
     Findings, Load, Proc, ReadinessLog, Sent, assert_exactly_once, base_env, client, current,
     free_port, relay_caught_up, running, settings_of, stored_causes, stored_head, times_until,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from infra.settings import Settings
 
 ROLES = 4  # serve, relay, worker, inbound

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from infra.supervised_consumer import ConsumerMetrics
+from infra.messaging.supervised_consumer import ConsumerMetrics
 from tests.integration.test_projection_worker_liveness import (  # noqa: F401 - a fixture
     container, publish, rows, run, worker,
 )

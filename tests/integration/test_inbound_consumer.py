@@ -8,14 +8,14 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from domain.inbound.source_ticket import source_ticket_id
-from infra.bootstrap import bootstrap
+from infra.composition_root import bootstrap
 from infra.messaging.cloudevents import cloudevent, partition_key
 from application.inbound.inbound_processor import InboundProcessor
 from infra.messaging.cloudevents import parse
-from infra.dead_letters import DeadLetters, dead_letter_topic, make_producer
+from infra.messaging.dead_letters import DeadLetters, dead_letter_topic, make_producer
 from infra.messaging.inbound_consumer import GROUP, InboundConsumer
 from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.messaging.kafka_topics import ensure_topics
 from tests.unit.test_inbound_snapshots import snap
 from tests.waiting import wait_until
 

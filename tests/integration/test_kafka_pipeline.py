@@ -13,16 +13,16 @@ from domain.incident.commands import (
 )
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
-from infra.bootstrap import bootstrap, default_projections
-from infra.kafka_worker import ProjectionWorker
-from infra.local_feed import NotificationFeed
-from infra.rebuild import rebuild
-from infra.dead_letters import DeadLetters
-from infra.dead_letters import make_producer as dl_producer
-from infra.relay import Relay, RelayPosition, make_producer
+from infra.composition_root import bootstrap, default_projections
+from infra.messaging.projection_worker import ProjectionWorker
+from infra.event_store.notification_feed import NotificationFeed
+from infra.operations.read_model_rebuild import rebuild
+from infra.messaging.dead_letters import DeadLetters
+from infra.messaging.dead_letters import make_producer as dl_producer
+from infra.messaging.relay import Relay, RelayPosition, make_producer
 from infra.settings import Settings
-from infra.sql import connect
-from infra.topics import ensure_topics
+from infra.sql.database import connect
+from infra.messaging.kafka_topics import ensure_topics
 from projections.runtime.runner import ProjectionRunner
 from projections.incident import incident_queue as incidents
 from projections.audit import incident_timeline as timeline

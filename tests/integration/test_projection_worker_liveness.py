@@ -11,12 +11,12 @@ from kafka import KafkaConsumer
 from domain.shared_kernel.command_context import Context
 from domain.incident.commands import LogIncident
 from domain.shared_kernel.actor import Actor
-from infra.bootstrap import bootstrap
-from infra.kafka_worker import ProjectionWorker, Supervisor
-from infra.supervised_consumer import ConsumerMetrics
-from infra.relay import Relay, RelayPosition, make_producer
+from infra.composition_root import bootstrap
+from infra.messaging.projection_worker import ProjectionWorker, Supervisor
+from infra.messaging.supervised_consumer import ConsumerMetrics
+from infra.messaging.relay import Relay, RelayPosition, make_producer
 from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.messaging.kafka_topics import ensure_topics
 from projections.incident import incident_queue as incidents
 from tests.waiting import wait_until
 
@@ -173,7 +173,7 @@ def test_an_inbound_consumer_that_stops_fetching_while_behind_is_recreated(
         tmp_path, kafka_bootstrap, kafka_topic_prefix):
     from kafka import KafkaProducer
 
-    from infra.dead_letters import DeadLetters, make_producer as dead_letter_producer
+    from infra.messaging.dead_letters import DeadLetters, make_producer as dead_letter_producer
     from application.inbound.inbound_processor import InboundProcessor
     from infra.messaging.cloudevents import parse
     from infra.messaging.inbound_consumer import InboundConsumer

@@ -3,7 +3,7 @@ from uuid import UUID, uuid4, uuid5
 
 from hypothesis import given, strategies as st
 
-from infra.envelopes import _EVENT_IDS, event_id
+from infra.event_store.publishing import _EVENT_IDS, event_id
 
 
 @given(st.uuids(), st.integers(min_value=1, max_value=10**9))

@@ -10,7 +10,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
-from infra.transcoder import OrjsonTranscoder, dumps, loads
+from infra.event_store.orjson_transcoder import OrjsonTranscoder, dumps, loads
 from tests.builders import (
     FULL_LIFECYCLE, all_incident_event_classes, drive, lifecycle_events, mapper, new_incident,
     replay,

@@ -3,7 +3,7 @@ from uuid import uuid4
 
 from kafka.partitioner import DefaultPartitioner
 
-from infra.relay import KeyPartitioner
+from infra.messaging.key_partitioner import KeyPartitioner
 
 
 class Cluster:

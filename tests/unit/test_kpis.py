@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from infra.sql import SqliteDatabase
+from infra.sql.database import SqliteDatabase
 from projections.runtime.runner import ProjectionRunner
 from projections.runtime.envelope import Envelope
 from projections.kpi.kpi_facts import KpiProjection

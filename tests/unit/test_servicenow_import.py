@@ -12,7 +12,7 @@ import pytest
 
 from infra.cli.import_commands import register
 from infra.messaging.cloudevents import parse
-from infra.servicenow_import import (
+from infra.importers.servicenow_import import (
     ExportChanged, NotAnIncidentExport, ImportStats, TicketTurns, count_rows, import_servicenow,
     snapshots,
 )

@@ -9,8 +9,8 @@ from domain.incident.incident import Incident
 from domain.sla.sla_policy import normalise_spec
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.priority import PriorityMatrix
-from infra.envelopes import event_id
-from infra.sql import SqliteDatabase
+from infra.event_store.publishing import event_id
+from infra.sql.database import SqliteDatabase
 from projections.runtime.runner import ProjectionRunner
 from projections.runtime.envelope import Envelope
 from projections.sla.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection

@@ -29,7 +29,7 @@ from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.priority import PriorityMatrix, check_level
 from infra.messaging.cloudevents import INTEGER_FIELDS, TIME_FIELDS, SCHEMA_DIR
-from infra.transcoder import OrjsonTranscoder
+from infra.event_store.orjson_transcoder import OrjsonTranscoder
 from projections.runtime.time_text import iso
 from tests.builders import new_incident
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from domain.shared_kernel.priority import PriorityMatrix
 from application.desk.service_desk import ServiceDesk
 from infra.access.api_keys import ApiKeys
-from infra.legacy_topics import register_legacy_topics
-from infra.local_feed import NotificationFeed
-from infra.numbering import Numbering
+from infra.event_store.legacy_topics import register_legacy_topics
+from infra.event_store.notification_feed import NotificationFeed
+from infra.event_store.ticket_numbers import Numbering
 from infra.messaging.cloudevents import parse
 from infra.settings import Settings
-from infra.transcoder import OrjsonTranscoder
-from infra.sql import Database, connect
+from infra.event_store.orjson_transcoder import OrjsonTranscoder
+from infra.sql.database import Database, connect
 from projections.runtime.runner import Projection, ProjectionRunner
 from projections.incident.incident_queue import IncidentsProjection
 from projections.kpi.kpi_facts import KpiProjection
@@ -98,7 +98,7 @@ def _sla_extras(settings: Settings, desk: ServiceDesk, read_db: Database) -> dic
     from application.sla.breach_scheduler import SlaScheduler
 
     from application.sla.what_if import WhatIf
-    from infra.sql import SqliteDatabase
+    from infra.sql.database import SqliteDatabase
 
     policies = SlaPolicies(desk)
     ensure_default_policy(policies, settings)
@@ -112,8 +112,8 @@ def _sla_extras(settings: Settings, desk: ServiceDesk, read_db: Database) -> dic
 
 
 def _kafka_probes(settings: Settings, store_db: Database, runners: list[ProjectionRunner]) -> dict:
-    from infra.kafka_lag import consumer_lag
-    from infra.relay import RelayPosition
+    from infra.messaging.consumer_lag import consumer_lag
+    from infra.messaging.relay import RelayPosition
 
     return {"relay_position": RelayPosition(store_db, settings.events_topic).get,
             "consumer_lag": consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners)}

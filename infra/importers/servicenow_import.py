@@ -356,7 +356,7 @@ def make_import_producer(bootstrap: str):
     """A producer tuned for throughput: big batches, a short linger, every write acked."""
     from kafka import KafkaProducer
 
-    from infra.relay import KeyPartitioner
+    from infra.messaging.key_partitioner import KeyPartitioner
 
     return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                          linger_ms=20, batch_size=512 * 1024, max_request_size=4 * 1024 * 1024,
@@ -372,7 +372,7 @@ def import_servicenow(path: Path | str, bootstrap: str, topic: str = DEFAULT_TOP
     Returns only after the broker acknowledged every record (acks=all): a failure raises.
     """
     from infra.progress import Progress
-    from infra.topics import ensure_topics
+    from infra.messaging.kafka_topics import ensure_topics
 
     if partitions:
         ensure_topics(bootstrap, [topic], partitions)

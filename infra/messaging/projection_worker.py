@@ -4,7 +4,7 @@ The read model's database, not Kafka, holds the authoritative position: on assig
 consumer seeks to it, and each batch commits with the read-model change in one transaction.
 Offsets are also committed to Kafka, but only so that standard lag tooling can see them.
 
-A worker never stops on its own (infra/supervised_consumer.py): a failed batch is retried
+A worker never stops on its own (infra/messaging/supervised_consumer.py): a failed batch is retried
 from the stored position, and a consumer that stops fetching while its read model is
 behind is recreated; an event the read model cannot fold is quarantined by the runner. A
 consumer whose poll does not return is replaced by the `Supervisor`, which also ends the
@@ -21,8 +21,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from infra.dead_letters import DeadLetters
-from infra.supervised_consumer import (
+from infra.messaging.dead_letters import DeadLetters
+from infra.messaging.supervised_consumer import (
     ConsumerFactory, ConsumerMetrics, SupervisedConsumer, member_id,
 )
 from projections.runtime.runner import ProjectionRunner

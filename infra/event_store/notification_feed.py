@@ -10,7 +10,7 @@ import threading
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-from infra.envelopes import published, to_envelope
+from infra.event_store.publishing import published, to_envelope
 from projections.runtime.runner import ProjectionRunner
 
 SOURCE = "notifications"

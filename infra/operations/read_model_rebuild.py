@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from kafka import KafkaConsumer, TopicPartition
 
-from infra.bootstrap import Container
-from infra.local_feed import NotificationFeed
+from infra.composition_root import Container
+from infra.event_store.notification_feed import NotificationFeed
 from infra.progress import Progress
 from projections.runtime.runner import ProjectionRunner
 from projections.runtime.envelope import Envelope

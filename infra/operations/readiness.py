@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as Timeout
 from typing import Any
 
-from infra.local_feed import SOURCE
+from infra.event_store.notification_feed import SOURCE
 
 Report = dict[str, Any]
 

@@ -5,7 +5,7 @@ reused, and any number of API instances share one sequence.
 """
 from __future__ import annotations
 
-from infra.sql import Database
+from infra.sql.database import Database
 
 FIRST = 1001
 

@@ -1,0 +1,1 @@
+"""Importers that turn another tool's export into inbound CloudEvents."""

@@ -1,0 +1,1 @@
+"""Running the service: readiness, pipeline metrics, read-model rebuilds."""
