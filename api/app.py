@@ -17,9 +17,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
-from api.metrics import Metrics
-from api.routers import health, inbound, incidents, kpis, metrics, sla
+from api import problem_details as errors
+from api.operations.http_metrics import Metrics
+from api.operations import health_routes, metrics_routes
+from api.inbound import inbound_routes
+from api.incident import incident_routes
+from api.kpi import kpi_routes
+from api.sla import sla_routes
 from infra.composition_root import Container, bootstrap
 from infra.operations.readiness import Readiness
 from infra.sql.database import unavailable as database_unavailable
@@ -127,10 +131,10 @@ def create_app(container: Container | None = None, *,
     app.state.readiness = Readiness(container)
     errors.install(app)
     app.add_middleware(RequestContext, metrics=app.state.metrics)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(incidents.router)
-    app.include_router(sla.router)
-    app.include_router(inbound.router)
-    app.include_router(kpis.router)
+    app.include_router(health_routes.router)
+    app.include_router(metrics_routes.router)
+    app.include_router(incident_routes.router)
+    app.include_router(sla_routes.router)
+    app.include_router(inbound_routes.router)
+    app.include_router(kpi_routes.router)
     return app

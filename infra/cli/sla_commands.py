@@ -34,7 +34,7 @@ def _moment(text: str) -> datetime:
 def simulate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from api.sla_schemas import draft_spec
+    from application.sla.policy_document import draft_spec
     from domain.shared_kernel.errors import DomainError
     from infra.cli.process import open_container
 

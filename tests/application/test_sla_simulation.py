@@ -9,7 +9,7 @@ import pytest
 from domain.incident.commands import Acknowledge, Assign, Resolve
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
-from api.sla_schemas import draft_spec
+from application.sla.policy_document import draft_spec
 from infra.cli import main as cli
 from projections.sla.sla_clocks import CLOCK_COLUMNS
 from tests.builders import log_command

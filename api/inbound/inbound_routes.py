@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import ContainerDep, require
-from api.errors import problem
-from api.schemas import Problem
+from api.problem_details import problem
+from api.problem_details import ProblemDetails
 from infra.composition_root import processor_for
 from application.access import Principal, Role
 
@@ -51,7 +51,7 @@ async def _body(request: Request, limit: int) -> bytes:
 
 @router.post("", summary="Receive one CloudEvent (structured mode, JSON)",
              response_model=InboundResult,
-             responses={code: {"model": Problem, "content": {"application/problem+json": {}}}
+             responses={code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
                         for code in (400, 401, 403, 409, 413, 422)},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/cloudevents+json": {"schema": {"type": "object"}},

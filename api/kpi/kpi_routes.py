@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from api.deps import ContainerDep, ReadDbDep, require
-from api.kpi_schemas import Dimension, KpiReport, Period
-from api.schemas import Problem
-from api.svg_chart import line_chart
+from api.kpi.kpi_schemas import Dimension, KpiReport, Period
+from api.problem_details import ProblemDetails
+from api.kpi.kpi_chart import line_chart
 from application.access import Principal, Role
 from projections.kpi.kpi_queries import KPI_FIELDS, KpiQueryError, kpis, state_breakdown
 
-PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
+PROBLEMS = {code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
             for code in (400, 401, 403, 422)}
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"], responses=PROBLEMS)
 

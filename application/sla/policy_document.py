@@ -1,23 +1,23 @@
-"""Request and response bodies of the SLA API (and the CLI's draft files).
-
-Durations are ISO-8601 (`"PT4H"`, `"P3D"`) or a number of seconds; they are stored in
-seconds. A target map is keyed by priority P1..P4, or "*" for the priorities not listed.
-The domain decides which targets it accepts (domain/sla/sla_policy.py: positive, at most 366
-days, due within 732 days on the policy's calendar) and refuses the rest with a 422.
-"""
+"""An SLA policy as HTTP and the CLI send it: durations in ISO 8601 or seconds."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.incident.lifecycle import HoldReason
 
+
 Duration = Annotated[timedelta, Field(description='ISO-8601 duration ("PT4H") or seconds')]
+
+
 PriorityKey = Literal["P1", "P2", "P3", "P4", "*"]
+
+
 Targets = dict[PriorityKey, Duration]
+
+
 _DURATION = TypeAdapter(timedelta)
 
 
@@ -109,28 +109,3 @@ def to_spec(body: PolicyCreate | PolicyPatch) -> dict[str, Any]:
 def draft_spec(data: dict[str, Any]) -> dict[str, Any]:
     """A draft policy from plain JSON (a CLI file), validated like a create body."""
     return to_spec(PolicyCreate.model_validate(data))
-
-
-class PolicyVersion(BaseModel):
-    version: int
-    effective_from: datetime
-    actor: dict[str, str]
-    causation_id: str
-    spec: dict[str, Any]
-
-
-class PolicyOut(BaseModel):
-    id: str
-    version: int
-    name: str
-    active: bool
-    rank: int
-    spec: dict[str, Any] = Field(description="the current specification, durations in seconds")
-    versions: list[PolicyVersion] | None = None
-
-
-class SimulationRequest(_Body):
-    draft: PolicyCreate
-    start: AwareDatetime = Field(alias="from")
-    end: AwareDatetime = Field(alias="to")
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 from application.desk.errors import IncidentNotFound, VersionConflict
+from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 PROBLEM = "urn:itsm:problem:"
@@ -111,3 +112,19 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidValue, _domain(422, "invalid-value", "Invalid value"))
     # Any other business-rule refusal: the request was understood but cannot be carried out.
     app.add_exception_handler(DomainError, _domain(422, "domain-rule", "Business rule violated"))
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None

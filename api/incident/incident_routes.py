@@ -15,10 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from api.deps import (
     CommandCall, DeskDep, ReadDbDep, RequestIdDep, command_by, ensure_role, require,
 )
-from api.schemas import (
+from api.incident.incident_schemas import (
     ACTION_REQUESTS, CommandResult, IncidentAsOf, IncidentCreate, IncidentCreated, IncidentPage,
-    IncidentPublic, Problem, Request, TimelineEntry,
+    IncidentPublic, Request,
 )
+from api.problem_details import ProblemDetails
+from api.audit.audit_schemas import TimelineEntry
 from domain.incident.commands import ACTIONS, LogIncident
 from domain.shared_kernel.command_context import Context
 from domain.incident.incident import Incident
@@ -29,7 +31,7 @@ from projections.incident import incident_queue as incidents_rm
 from projections.audit import incident_timeline as timeline_rm
 from projections.runtime.time_text import iso
 
-PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
+PROBLEMS = {code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
             for code in (400, 401, 403, 404, 409, 422)}
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=PROBLEMS)
 

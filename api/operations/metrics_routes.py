@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.deps import require
-from api.metrics import CONTENT_TYPE
+from api.operations.http_metrics import CONTENT_TYPE
 from application.access import Principal, Role
 
 router = APIRouter(tags=["operations"])

@@ -13,11 +13,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from api.deps import (
     ContainerDep, DeskDep, ExpectedVersionDep, ReadDbDep, RequestIdDep, require,
 )
-from api.schemas import Problem
-from api.sla_schemas import (
-    PolicyCreate, PolicyOut, PolicyPatch, PolicyVersion, SimulationRequest, parse_duration,
-    to_spec,
-)
+from api.problem_details import ProblemDetails
+from application.sla.policy_document import PolicyCreate, PolicyPatch, parse_duration, to_spec
+from api.sla.sla_schemas import PolicyOut, PolicyVersion, SimulationRequest
 from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.sla.sla_policy import SlaPolicy
 from domain.shared_kernel.actor import Actor, ActorKind
@@ -25,7 +23,7 @@ from application.access import Principal, Role
 from application.sla.policy_service import PolicyNotFound, SlaPolicies
 from projections.sla import sla_queries
 
-PROBLEMS = {code: {"model": Problem, "content": {"application/problem+json": {}}}
+PROBLEMS = {code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
             for code in (400, 401, 403, 404, 409, 422)}
 # Paths are absolute: the router serves /v1/sla/... and /v1/incidents/{id}/sla.
 router = APIRouter(tags=["sla"], responses=PROBLEMS)

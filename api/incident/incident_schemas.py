@@ -5,7 +5,7 @@ aggregate still enforces the business rules (state transitions, priority matrix)
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -190,39 +190,3 @@ class IncidentAsOf(BaseModel):
     as_of: str
 
 
-class Actor(BaseModel):
-    id: str
-    kind: str
-
-
-class Change(BaseModel):
-    field: str
-    before: Any = None
-    after: Any = None
-
-
-class TimelineEntry(BaseModel):
-    version: int
-    event_id: str
-    event: str
-    occurred_at: str
-    actor: Actor
-    causation_id: str
-    changes: list[Change]
-    details: dict[str, Any]
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    errors: list[FieldError] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api import errors
+from api import problem_details as errors
 
 router = APIRouter(tags=["operations"])
 

@@ -1,0 +1,1 @@
+"""Incident routes: log, queue, inspect, act on and audit incidents."""

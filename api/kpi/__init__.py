@@ -1,0 +1,1 @@
+"""KPI routes: by period and dimension, as JSON, CSV or a chart."""

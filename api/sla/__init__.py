@@ -1,0 +1,1 @@
+"""SLA routes: policies, clocks, breaches, compliance, simulations."""
