@@ -117,6 +117,8 @@ class SupervisedConsumer(ABC):
                     self.must_rewind = True
                     self._failed(error, backoff)
                     stop.wait(backoff.next())
+                # Alive, even while failing: only a call that never returns is "stuck".
+                self.heartbeat = time.monotonic()
         finally:
             self.close()
 

@@ -104,10 +104,11 @@ class SqliteDatabase(Database):
         connection.execute("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
         try:
             yield _SqliteTx(connection)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # a failed COMMIT too: never leave one open
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -128,7 +129,8 @@ class PostgresDatabase(Database):
         self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                                     timeout=timeout, check=ConnectionPool.check_connection,
                                     kwargs={"autocommit": False,
-                                            "connect_timeout": max(int(timeout), 1)})
+                                            "connect_timeout": max(int(timeout), 1),
+                                            **_SESSION})
 
     @contextmanager
     def transaction(self, read_only: bool = False) -> Iterator[Tx]:
@@ -155,6 +157,11 @@ class PostgresDatabase(Database):
         self._pool.close()
 
 
+# A server that vanished is noticed by TCP keepalives; a lock or an abandoned transaction
+# never holds the read models up for ever (a lock timeout is retried as "unavailable").
+_SESSION = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "options": "-c lock_timeout=30000 -c idle_in_transaction_session_timeout=300000"}
 _SCHEMA_LOCK = 0x1753_0001  # any constant no other application on the database uses
 
 _UNAVAILABLE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ECONNREFUSED,
@@ -163,16 +170,24 @@ _UNAVAILABLE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno
 
 def unavailable(error: BaseException) -> bool:
     """Whether the error says a database (or the disk under it) is away for now, rather
-    than that one statement or value is wrong: worth retrying, never worth quarantining."""
-    seen: set[int] = set()
+    than that one statement or value is wrong: worth retrying, never worth quarantining.
+    PostgreSQL's SQLSTATE decides where the chain carries one."""
+    chain: list[BaseException] = []
     current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if _unavailable_here(current):
-            return True
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
         current = current.__cause__ or current.__context__
-    return False
+    states = [e.sqlstate for e in chain if isinstance(getattr(e, "sqlstate", None), str)]
+    if states:
+        return any(_unavailable_state(state) for state in states)
+    return any(_unavailable_here(e) for e in chain)
 
+
+def _unavailable_state(state: str) -> bool:
+    # 08 connection, 40 rollback (serialization, deadlock), 53 resources (disk full),
+    # 57 operator intervention (shutdown), 58 system I/O; a lock or idle timeout, read-only
+    # (a failover). Class 54 (a program limit, one value too large) is the event's own.
+    return state[:2] in {"08", "40", "53", "57", "58"} or state in {"55P03", "25006", "25P03"}
 
 def _unavailable_here(error: BaseException) -> bool:
     if isinstance(error, OSError):

@@ -217,10 +217,13 @@ class ProjectionRunner:
                 "SELECT q.aggregate_id, q.version, q.event_type, q.error, q.quarantined_at,"
                 " (SELECT COUNT(*) FROM projection_quarantine w WHERE w.projection = q.projection"
                 " AND w.aggregate_id = q.aggregate_id) FROM projection_quarantine q"
-                " WHERE q.projection = %s AND q.error IS NOT NULL ORDER BY q.quarantined_at",
+                " WHERE q.projection = %s AND q.version = (SELECT MIN(m.version) FROM"
+                " projection_quarantine m WHERE m.projection = q.projection"
+                " AND m.aggregate_id = q.aggregate_id) ORDER BY q.quarantined_at",
                 (self.projection.name,)).fetchall()
-        return [Quarantined(self.projection.name, r[0], int(r[1]), r[2], r[3], r[4], int(r[5]))
-                for r in rows]
+        return [Quarantined(self.projection.name, r[0], int(r[1]), r[2],
+                            r[3] or "(not recorded: it waits behind a retried event)", r[4],
+                            int(r[5])) for r in rows]
 
     def quarantine_count(self) -> int:
         with self.db.transaction(read_only=True) as tx:
@@ -229,12 +232,11 @@ class ProjectionRunner:
     def retry(self, aggregate_id: str | None = None) -> tuple[int, int]:
         """Fold the waiting events of quarantined aggregates again, in version order.
 
-        Returns (aggregates released, aggregates still quarantined). Runs under the
-        positions' lock, so that no event of the aggregate slips past while it is retried.
+        Returns (aggregates released, aggregates still quarantined). Runs alone (see
+        `_exclusive`), so that no event of the aggregate slips past while it is retried.
         """
         with self.db.transaction() as tx:
-            tx.execute("SELECT next_position FROM projection_positions WHERE projection = %s"
-                       + self.db.for_update, (self.projection.name,)).fetchall()
+            self._exclusive(tx)
             held = sorted(self._held(tx))
             targets = [a for a in held if aggregate_id in (None, a)]
             released = sum(self._retry_one(tx, a) for a in targets)
@@ -267,7 +269,15 @@ class ProjectionRunner:
     def reset(self) -> None:
         """Empty the read model and forget every position: the next feed starts at 0."""
         with self.db.transaction() as tx:
+            self._exclusive(tx)
             self._forget(tx, drop=False)
+
+    def _exclusive(self, tx: Transaction) -> None:
+        """Wait for the batches in flight and hold new ones back until this transaction
+        ends: every batch begins by writing its position row, which this lock excludes
+        (SQLite's write lock already does the same)."""
+        if self.db.dialect == "postgresql":
+            tx.execute("LOCK TABLE projection_positions IN SHARE ROW EXCLUSIVE MODE")
 
     def _forget(self, tx: Transaction, drop: bool) -> None:
         for table in self.projection.tables:

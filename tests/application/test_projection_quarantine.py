@@ -74,3 +74,28 @@ def test_a_reset_forgets_the_quarantine(db, records, picky):
     picky.apply_batch("kafka", 0, 0, records)
     picky.reset()
     assert picky.quarantined() == []
+
+
+def test_on_postgresql_quarantine_retry_and_reset_hold_the_same(pg_database, records):
+    from infra.sql.database import PostgresDatabase
+
+    database = PostgresDatabase(pg_database)
+    try:
+        picky = make_runner(database, Picky(records[0][1].aggregate_id))
+        a = records[0][1].aggregate_id
+        assert picky.apply_batch("kafka", 0, 0, records) == 11  # savepoints roll back one event
+        [quarantined] = picky.quarantined()
+        assert (quarantined.aggregate_id, quarantined.version, quarantined.waiting) == (a, 3, 3)
+        picky.projection.fixed = True
+        assert picky.retry() == (1, 0)
+        assert folded(database) == len(records)  # each event once
+        picky.reset()
+        assert picky.position("kafka", 0) == 0 and folded(database) == 0
+        assert picky.quarantined() == []
+    finally:
+        database.close()
+
+
+def folded(database) -> int:
+    with database.transaction() as tx:
+        return tx.execute("SELECT COUNT(*) FROM t_applied").fetchone()[0]
