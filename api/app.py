@@ -102,9 +102,8 @@ def create_app(container: Container | None = None, *,
         if container.feed is not None:
             container.feed.start(container.settings.poll_interval)
         # ... and records SLA warnings and breaches when they fall due (docs/sla.md).
-        scheduler = container.extras["sla_scheduler"]().start() \
-            if container.feed is not None and container.settings.sla_scheduler_embedded \
-            and "sla_scheduler" in container.extras else None
+        scheduler = container.sla_scheduler().start() \
+            if container.feed is not None and container.settings.sla_scheduler_embedded else None
         # Everything loaded so far lives as long as the process: out of the collector's
         # reach, a full collection no longer walks it, which was the latency tail's worst
         # pauses (about 30 ms each).

@@ -134,7 +134,7 @@ def bench_scheduler(deadlines: int, spread: float) -> None:
             tx.execute("UPDATE sla_clocks SET alarms = NULL WHERE metric <> 'respond'")
             tx.execute("UPDATE sla_meta SET value = %s WHERE name = 'seq'", (seq,))
         container.feed.start(0.05)
-        scheduler = container.extras["sla_scheduler"]()
+        scheduler = container.sla_scheduler()
         stop = threading.Event()
         thread = threading.Thread(target=scheduler.run, args=(stop,), name="sla-scheduler")
         thread.start()

@@ -1,30 +1,42 @@
 """The composition root: builds every dependency once, each overridable for tests."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from domain.shared_kernel.priority import PriorityMatrix
 from application.desk.service_desk import ServiceDesk
+from application.inbound.inbound_processor import InboundProcessor
+from application.sla.breach_scheduler import SlaScheduler
+from application.sla.default_policy import ensure_default_policy
+from application.sla.policy_service import SlaPolicies
+from application.sla.what_if import WhatIf
+from domain.shared_kernel.priority import PriorityMatrix
 from infra.access.api_keys import ApiKeys
 from infra.event_store.legacy_topics import register_legacy_topics
 from infra.event_store.notification_feed import NotificationFeed
+from infra.event_store.orjson_transcoder import OrjsonTranscoder
 from infra.event_store.ticket_numbers import Numbering
 from infra.messaging.cloudevents import parse
 from infra.settings import Settings
-from infra.event_store.orjson_transcoder import OrjsonTranscoder
-from infra.sql.database import Database, connect
-from projections.runtime.runner import Projection, ProjectionRunner
+from infra.sql.database import Database, SqliteDatabase, connect
+from projections.audit.incident_timeline import TimelineProjection
 from projections.incident.incident_queue import IncidentsProjection
 from projections.kpi.kpi_facts import KpiProjection
+from projections.runtime.runner import Projection, ProjectionRunner
 from projections.sla.sla_clocks import SlaClocksProjection
-from projections.audit.incident_timeline import TimelineProjection
-from typing import Any
-from application.inbound.inbound_processor import InboundProcessor
 
 
 def default_projections() -> list[Projection]:
     return [IncidentsProjection(), TimelineProjection(), SlaClocksProjection(), KpiProjection()]
+
+
+@dataclass
+class KafkaProbes:
+    """Where the relay and each read model stand on Kafka (metrics, readiness)."""
+
+    relay_position: Callable[[], int]
+    consumer_lag: Callable[[], dict[str, int] | None]
 
 
 @dataclass
@@ -35,8 +47,26 @@ class Container:
     desk: ServiceDesk
     keys: ApiKeys
     runners: list[ProjectionRunner]
-    feed: NotificationFeed | None = None
-    extras: dict = field(default_factory=dict)
+    sla_policies: SlaPolicies
+    what_if: WhatIf
+    feed: NotificationFeed | None = None  # embedded mode: the in-process feed
+    kafka: KafkaProbes | None = None  # Kafka mode
+    _inbound: InboundProcessor | None = field(default=None, repr=False)
+
+    def sla_scheduler(self) -> SlaScheduler:
+        """A new scheduler (docs/sla.md); the caller starts and stops it."""
+        return SlaScheduler(self.read_db, self.desk, poll_interval=self.settings.sla_scheduler_poll)
+
+    @property
+    def inbound(self) -> InboundProcessor:
+        """One processor per container (it holds the inbound metrics), built on first use."""
+        if self._inbound is None:
+            self._inbound = InboundProcessor.from_settings(self.desk, self.settings,
+                                                           parse=parse)
+        return self._inbound
+
+    def inbound_if_built(self) -> InboundProcessor | None:
+        return self._inbound
 
     @property
     def uses_kafka(self) -> bool:
@@ -83,47 +113,28 @@ def _build(settings: Settings, store_db: Database, read_db: Database,
     runners = [ProjectionRunner(read_db, p) for p in projections]
     for runner in runners:
         runner.setup()
-    sla = _sla_extras(settings, desk, read_db)
-    if not settings.kafka_bootstrap:
-        feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
-        return Container(settings, store_db, read_db, desk, keys, runners, feed, extras=sla)
-    return Container(settings, store_db, read_db, desk, keys, runners,
-                     extras={**_kafka_probes(settings, store_db, runners), **sla})
-
-
-def _sla_extras(settings: Settings, desk: ServiceDesk, read_db: Database) -> dict:
-    """SLA policies (the default one created once) and a scheduler factory (docs/sla.md)."""
-    from application.sla.default_policy import ensure_default_policy
-    from application.sla.policy_service import SlaPolicies
-    from application.sla.breach_scheduler import SlaScheduler
-
-    from application.sla.what_if import WhatIf
-    from infra.sql.database import SqliteDatabase
-
     policies = SlaPolicies(desk)
     ensure_default_policy(policies, settings)
+    parts = dict(sla_policies=policies, what_if=_what_if(desk, read_db))
+    if not settings.kafka_bootstrap:
+        feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
+        return Container(settings, store_db, read_db, desk, keys, runners, feed=feed, **parts)
+    return Container(settings, store_db, read_db, desk, keys, runners,
+                     kafka=_kafka_probes(settings, store_db, runners), **parts)
 
+
+def _what_if(desk: ServiceDesk, read_db: Database) -> WhatIf:
+    """Replays the history into scratch read models against a draft policy."""
     def replay(runners: list[ProjectionRunner], batch_size: int) -> int:
         return NotificationFeed(desk.recorder, desk.mapper, runners, batch_size).replay_all()
 
-    return {"sla_policies": policies, "sla_scheduler": lambda: SlaScheduler(
-        read_db, desk, poll_interval=settings.sla_scheduler_poll),
-        "what_if": WhatIf(replay, lambda: SqliteDatabase(":memory:"), read_db)}
+    return WhatIf(replay, lambda: SqliteDatabase(":memory:"), read_db)
 
 
-def _kafka_probes(settings: Settings, store_db: Database, runners: list[ProjectionRunner]) -> dict:
+def _kafka_probes(settings: Settings, store_db: Database,
+                  runners: list[ProjectionRunner]) -> KafkaProbes:
     from infra.messaging.consumer_lag import consumer_lag
     from infra.messaging.relay import RelayPosition
 
-    return {"relay_position": RelayPosition(store_db, settings.events_topic).get,
-            "consumer_lag": consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners)}
-
-
-def processor_for(container: Any) -> InboundProcessor:
-    """One processor per container (it holds the metrics), built on first use."""
-    processor = container.extras.get("inbound_processor")
-    if processor is None:
-        processor = InboundProcessor.from_settings(container.desk, container.settings,
-                                                   parse=parse)
-        container.extras["inbound_processor"] = processor
-    return processor
+    return KafkaProbes(RelayPosition(store_db, settings.events_topic).get,
+                       consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners))

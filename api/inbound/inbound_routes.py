@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from api.deps import ContainerDep, require
 from api.problem_details import problem
 from api.problem_details import ProblemDetails
-from infra.composition_root import processor_for
 from application.access import Principal, Role
 
 router = APIRouter(prefix="/v1/inbound", tags=["inbound"])
@@ -59,7 +58,7 @@ async def _body(request: Request, limit: int) -> bytes:
 async def receive(request: Request, container: ContainerDep, _: Integration) -> Any:
     """Types: alert.fired, alert.resolved, incident.snapshot (schemas in schemas/inbound/).
     The same (source, id) twice is applied once: the second answers status duplicate."""
-    processor = processor_for(container)
+    processor = container.inbound
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > processor.max_bytes:
         raw = b"x" * (processor.max_bytes + 1)  # refused by the processor, unread

@@ -51,9 +51,8 @@ class PipelineCollector(Collector):
         yield quarantined
 
     def _published(self) -> int | None:
-        relay_position = self.container.extras.get("relay_position")
-        if self.container.uses_kafka and callable(relay_position):
-            return _applied(relay_position() or 0)
+        if self.container.kafka is not None:
+            return _applied(self.container.kafka.relay_position() or 0)
         if self.container.feed is None:
             return None  # Kafka mode without a relay probe: unknown, so not reported
         # The in-process feed publishes by applying; it stands where the slowest runner is.
@@ -61,9 +60,9 @@ class PipelineCollector(Collector):
         return _applied(min(positions)) if positions else 0
 
     def _projection_lags(self, stored: int) -> dict[str, int]:
-        consumer_lag = self.container.extras.get("consumer_lag")
         if self.container.uses_kafka:
-            return dict(consumer_lag() or {}) if callable(consumer_lag) else {}
+            probes = self.container.kafka
+            return dict(probes.consumer_lag() or {}) if probes is not None else {}
         return {r.projection.name: max(stored - _applied(r.position(SOURCE, 0)), 0)
                 for r in self.container.runners}
 
@@ -83,6 +82,6 @@ class Metrics:
 
     def render(self) -> bytes:
         # The inbound processor keeps its own counters; it exists once /v1/inbound was used.
-        inbound = self.container.extras.get("inbound_processor")
+        inbound = self.container.inbound_if_built()
         return generate_latest(self.registry) + (
             generate_latest(inbound.registry) if inbound is not None else b"")

@@ -34,7 +34,7 @@ Analyst = Annotated[Principal, Depends(require(Role.ANALYST, Role.MANAGER))]
 
 
 def _policies(container: ContainerDep) -> SlaPolicies:
-    return container.extras.get("sla_policies") or SlaPolicies(container.desk)
+    return container.sla_policies
 
 
 PoliciesDep = Annotated[SlaPolicies, Depends(_policies)]
@@ -201,4 +201,4 @@ def simulate(body: SimulationRequest, container: ContainerDep,
              principal: Analyst) -> dict[str, Any]:
     if body.end <= body.start:
         raise HTTPException(400, "to must be after from.")
-    return container.extras["what_if"].simulate(to_spec(body.draft), body.start, body.end)
+    return container.what_if.simulate(to_spec(body.draft), body.start, body.end)

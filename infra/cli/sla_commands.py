@@ -15,7 +15,7 @@ def scheduler(args: argparse.Namespace) -> int:
 
     container = open_container()
     try:
-        sla = container.extras["sla_scheduler"]()
+        sla = container.sla_scheduler()
         if args.poll is not None:
             sla.poll_interval = args.poll
         sla.run(stop_on_signals())
@@ -44,7 +44,7 @@ def simulate(args: argparse.Namespace) -> int:
         sys.exit(f"cannot read the draft policy {args.draft}: {error}")
     container = open_container()
     try:
-        result = container.extras["what_if"].simulate(draft, args.start, args.end)
+        result = container.what_if.simulate(draft, args.start, args.end)
     except (DomainError, ValueError) as error:
         sys.exit(str(error))
     finally:

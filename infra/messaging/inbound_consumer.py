@@ -88,10 +88,8 @@ class InboundConsumer(SupervisedConsumer):
 
 
 def consumer_for(container, dead_letters: DeadLetters, **options) -> InboundConsumer:
-    from infra.composition_root import processor_for
-
     settings = container.settings
-    processor = processor_for(container)
+    processor = container.inbound
     return InboundConsumer(settings.kafka_bootstrap, settings.inbound_topic,
                            processor, dead_letters,
                            metrics=options.pop("metrics", None)

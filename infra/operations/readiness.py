@@ -97,9 +97,9 @@ class Readiness:
             last = self.container.desk.recorder.max_notification_id() or 0
             return {r.projection.name: (p := r.position(SOURCE, 0), max(last - p + 1, 0))
                     for r in self.container.runners}
-        probe = self.container.extras.get("consumer_lag")
+        probes = self.container.kafka
         try:
-            lags = probe() if callable(probe) else None
+            lags = probes.consumer_lag() if probes is not None else None
         except Exception:
             return None
         if lags is None:

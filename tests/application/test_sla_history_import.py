@@ -46,7 +46,7 @@ def _import(tmp_path, events: list[bytes], with_scheduler: bool) -> dict:
     batch = BATCH if with_scheduler else 1000
     container = bootstrap(Settings(data_dir=tmp_path), projections=[SlaClocksProjection()])
     try:
-        scheduler = container.extras["sla_scheduler"]() if with_scheduler else None
+        scheduler = container.sla_scheduler() if with_scheduler else None
         if scheduler is not None:
             scheduler.clock = lambda: time.time() + LATE
         processor = InboundProcessor(container.desk, parse=parse)

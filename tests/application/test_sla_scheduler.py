@@ -36,7 +36,7 @@ def sla_events(desk, incident_id) -> list:
 def test_warnings_and_breach_are_recorded_within_a_second_of_the_due_time(container):
     desk = container.desk
     container.feed.start(0.02)
-    scheduler = container.extras["sla_scheduler"]().start()
+    scheduler = container.sla_scheduler().start()
     try:
         incident = desk.log_incident(log_command(), ctx())
         wait_until(lambda: any(type(e).__name__ == "SlaBreached"
@@ -63,7 +63,7 @@ def test_the_breach_reaches_the_clock_read_model_and_the_timeline(container):
     incident = desk.log_incident(log_command(), ctx())
     container.feed.catch_up()
     time.sleep(2.1)
-    scheduler = container.extras["sla_scheduler"]()
+    scheduler = container.sla_scheduler()
     scheduler.refresh()
     assert scheduler.fire_due() == 4
     container.feed.catch_up()
@@ -86,16 +86,16 @@ def test_after_a_restart_what_fell_due_meanwhile_is_recorded_once(tmp_path):
         incidents = [desk.log_incident(log_command(), ctx()) for _ in range(3)]
         container.feed.catch_up()
         time.sleep(1.2)  # every deadline passes while no scheduler runs
-        first = container.extras["sla_scheduler"]()
+        first = container.sla_scheduler()
         first.refresh()
         assert first.fire_due() == 3 * 4
         # A second scheduler that starts before the read model caught up sees the same alarms
         # pending; the incidents refuse them.
-        second = container.extras["sla_scheduler"]()
+        second = container.sla_scheduler()
         second.refresh()
         assert second.fire_due() == 0
         container.feed.catch_up()
-        third = container.extras["sla_scheduler"]()
+        third = container.sla_scheduler()
         third.refresh()
         assert third.next_due() is not None  # the resolve clock's alarms, an hour away
         assert third.fire_due() == 0
@@ -103,7 +103,7 @@ def test_after_a_restart_what_fell_due_meanwhile_is_recorded_once(tmp_path):
         container.close()
     reopened = bootstrap(_settings(tmp_path, respond="*=1"))
     try:
-        scheduler = reopened.extras["sla_scheduler"]()
+        scheduler = reopened.sla_scheduler()
         scheduler.refresh()
         assert scheduler.fire_due() == 0
         for incident in incidents:
@@ -122,7 +122,7 @@ def test_an_acknowledged_ticket_gets_no_respond_alarm(container):
     desk.execute(incident.id, Acknowledge(), ctx())
     container.feed.catch_up()
     time.sleep(2.1)
-    scheduler = container.extras["sla_scheduler"]()
+    scheduler = container.sla_scheduler()
     scheduler.refresh()
     assert scheduler.fire_due() == 0
     assert sla_events(desk, incident.id) == []
@@ -130,7 +130,7 @@ def test_an_acknowledged_ticket_gets_no_respond_alarm(container):
 
 def test_the_scheduler_learns_changed_rows_only(container):
     desk = container.desk
-    scheduler = container.extras["sla_scheduler"]()
+    scheduler = container.sla_scheduler()
     desk.log_incident(log_command(), ctx())
     container.feed.catch_up()
     assert scheduler.refresh() == 2  # first load: every running clock with alarms
@@ -149,7 +149,7 @@ def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
         incident = desk.log_incident(log_command(), _imported(opened))
         recorded = time.time()
         container.feed.catch_up()
-        scheduler = container.extras["sla_scheduler"]()
+        scheduler = container.sla_scheduler()
         scheduler.refresh()
         scheduler.clock = lambda: recorded + 10  # the wall clock is years past every deadline
         assert scheduler.fire_due() == 0

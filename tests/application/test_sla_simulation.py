@@ -52,7 +52,7 @@ def _live_rows(container):
 def test_a_tighter_draft_shows_lower_compliance_and_leaves_the_live_model_alone(history):
     before = _live_rows(history)
     positions = history.runner("sla_clocks").positions("notifications")
-    result = history.extras["what_if"].simulate(draft_spec(DRAFT), T0, T0 + timedelta(days=31))
+    result = history.what_if.simulate(draft_spec(DRAFT), T0, T0 + timedelta(days=31))
     overall = {r["metric"]: r for r in result["overall"]}
     assert overall["respond"]["actual"] == {"met": 6, "breached": 0, "compliance_percent": 100.0}
     assert overall["respond"]["draft"] == {"met": 3, "breached": 3, "compliance_percent": 50.0}
@@ -69,7 +69,7 @@ def test_a_tighter_draft_shows_lower_compliance_and_leaves_the_live_model_alone(
 
 
 def test_the_period_bounds_what_counts(history):
-    result = history.extras["what_if"].simulate(draft_spec(DRAFT), T0, T0 + timedelta(days=2))
+    result = history.what_if.simulate(draft_spec(DRAFT), T0, T0 + timedelta(days=2))
     overall = {r["metric"]: r for r in result["overall"]}
     assert overall["respond"]["draft"]["met"] + overall["respond"]["draft"]["breached"] == 2
 
