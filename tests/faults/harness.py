@@ -35,6 +35,7 @@ from kafka.admin import KafkaAdminClient
 
 from infra.composition_root import bootstrap, default_projections
 from infra.event_store.notification_feed import NotificationFeed
+from infra.messaging.kafka_topics import ensure_topics
 from infra.settings import Settings
 from infra.sql.database import connect
 from projections.runtime.runner import ProjectionRunner
@@ -147,6 +148,23 @@ def running(*procs: Proc) -> Iterator[tuple[Proc, ...]]:
                 proc.stop()
             except Exception:  # stop the others all the same
                 pass
+
+
+def prepare(env: dict[str, str], kafka: str, topic: str) -> tuple[Settings, str]:
+    """What an operator does before starting the roles: the schema, an admin key, the
+    topics. Returns the settings the processes read and the key."""
+    settings = settings_of(env)
+    container = bootstrap(settings)
+    key = container.keys.create("admin", "faults")
+    container.close()
+    ensure_topics(kafka, [topic, f"{topic}.dlq"], 3)
+    return settings, key
+
+
+def pipeline(env: dict[str, str], logs: Path) -> tuple[Proc, Proc, Proc]:
+    """`itsm serve`, `relay` and `worker`, not started, each logging into `logs`."""
+    return tuple(Proc(role, [role], env, logs / f"{role}.log")  # type: ignore[return-value]
+                 for role in ("serve", "relay", "worker"))
 
 
 def wait_started(*procs: Proc, timeout: float = 90) -> None:

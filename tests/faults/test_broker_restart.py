@@ -5,11 +5,9 @@ import time
 
 import pytest
 
-from infra.composition_root import bootstrap
-from infra.messaging.kafka_topics import ensure_topics
 from tests.faults.harness import (
-    Findings, Load, Proc, ReadinessLog, assert_exactly_once, base_env, client, current, free_port,
-    running, settings_of, time_until_current, wait_ready, wait_started,
+    Findings, Load, ReadinessLog, assert_exactly_once, base_env, client, current, free_port,
+    pipeline, prepare, running, time_until_current, wait_ready, wait_started,
 )
 from tests.waiting import wait_until
 
@@ -23,14 +21,8 @@ def test_a_broker_killed_and_restarted_loses_no_acknowledged_command_and_applies
     port, topic = free_port(), f"{kafka_topic_prefix}.events"
     env = base_env(tmp_path, ITSM_KAFKA_BOOTSTRAP=own_broker.bootstrap, ITSM_EVENTS_TOPIC=topic,
                    ITSM_KAFKA_PARTITIONS="3", ITSM_PORT=str(port), ITSM_WORKER_ID="faults-broker")
-    settings = settings_of(env)
-    container = bootstrap(settings)
-    key = container.keys.create("admin", "faults")
-    container.close()
-    ensure_topics(own_broker.bootstrap, [topic, f"{topic}.dlq"], 3)
-    serve = Proc("serve", ["serve"], env, tmp_path / "serve.log")
-    relay = Proc("relay", ["relay"], env, tmp_path / "relay.log")
-    worker = Proc("worker", ["worker"], env, tmp_path / "worker.log")
+    settings, key = prepare(env, own_broker.bootstrap, topic)
+    serve, relay, worker = pipeline(env, tmp_path)
     with running(serve, relay, worker), client(port, key) as http:
         wait_started(serve, relay, worker)
         wait_ready(http)

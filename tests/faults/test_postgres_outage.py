@@ -8,12 +8,10 @@ import time
 import httpx
 import pytest
 
-from infra.composition_root import bootstrap
-from infra.messaging.kafka_topics import ensure_topics
 from tests.faults.harness import (
-    Findings, Load, Proc, ReadinessLog, Sent, assert_exactly_once, base_env, client, current,
-    free_port, relay_caught_up, running, settings_of, stored_causes, stored_head, times_until,
-    wait_ready, wait_started,
+    Findings, Load, ReadinessLog, Sent, assert_exactly_once, base_env, client, current,
+    free_port, pipeline, prepare, relay_caught_up, running, stored_causes, stored_head,
+    times_until, wait_ready, wait_started,
 )
 from tests.waiting import wait_until
 
@@ -70,15 +68,9 @@ def test_postgresql_restarted_and_away_for_30s_loses_no_acknowledged_command(
     env = base_env(tmp_path, ITSM_DATABASE_URL=own_postgres.url,
                    ITSM_KAFKA_BOOTSTRAP=kafka_bootstrap, ITSM_EVENTS_TOPIC=topic,
                    ITSM_KAFKA_PARTITIONS="3", ITSM_PORT=str(port), ITSM_WORKER_ID="faults-pg")
-    settings = settings_of(env)
+    settings, key = prepare(env, kafka_bootstrap, topic)
     assert settings.read_url == own_postgres.url  # the read models live there too
-    container = bootstrap(settings)
-    key = container.keys.create("admin", "faults")
-    container.close()
-    ensure_topics(kafka_bootstrap, [topic, f"{topic}.dlq"], 3)
-    serve = Proc("serve", ["serve"], env, tmp_path / "serve.log")
-    relay = Proc("relay", ["relay"], env, tmp_path / "relay.log")
-    worker = Proc("worker", ["worker"], env, tmp_path / "worker.log")
+    serve, relay, worker = pipeline(env, tmp_path)
     with running(serve, relay, worker), client(port, key) as http:
         wait_started(serve, relay, worker)  # all three, not only the API (test_startup_race.py)
         wait_ready(http)

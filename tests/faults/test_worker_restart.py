@@ -6,11 +6,9 @@ import time
 
 import pytest
 
-from infra.composition_root import bootstrap
-from infra.messaging.kafka_topics import ensure_topics
 from tests.faults.harness import (
-    PROJECTIONS, Load, Proc, ReadinessLog, assert_exactly_once, base_env, client, current,
-    free_port, running, settings_of, time_until_current, wait_ready, wait_started,
+    PROJECTIONS, Load, ReadinessLog, assert_exactly_once, base_env, client, current, free_port,
+    pipeline, prepare, running, time_until_current, wait_ready, wait_started,
 )
 from tests.waiting import wait_until
 
@@ -24,14 +22,8 @@ def test_a_worker_without_an_id_killed_mid_stream_is_current_soon_after_restart(
     env = base_env(tmp_path, ITSM_KAFKA_BOOTSTRAP=kafka_bootstrap, ITSM_EVENTS_TOPIC=topic,
                    ITSM_KAFKA_PARTITIONS="3", ITSM_PORT=str(port))
     assert "ITSM_WORKER_ID" not in env  # the point of this test: the host name is the id
-    settings = settings_of(env)
-    container = bootstrap(settings)
-    key = container.keys.create("admin", "faults")
-    container.close()
-    ensure_topics(kafka_bootstrap, [topic, f"{topic}.dlq"], 3)
-    serve = Proc("serve", ["serve"], env, tmp_path / "serve.log")
-    relay = Proc("relay", ["relay"], env, tmp_path / "relay.log")
-    worker = Proc("worker", ["worker"], env, tmp_path / "worker.log")
+    settings, key = prepare(env, kafka_bootstrap, topic)
+    serve, relay, worker = pipeline(env, tmp_path)
     with running(serve, relay, worker), client(port, key) as http:
         wait_started(serve, relay, worker)
         wait_ready(http)
