@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv system-deps kafka-jars postgres bench clean
+.PHONY: run test check venv system-deps kafka-jars postgres bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,15 @@ system-deps:
 kafka-jars: venv system-deps
 	$(PY) -m infra.local_servers.kafka_from_jars fetch
 
-# The layer rules (pyproject.toml's [tool.importlinter]) first: a broken one fails the run.
-test: venv system-deps kafka-jars
-	$(VENV)/bin/lint-imports
+# Static checks first (lint, format, the layer rules of [tool.importlinter], types): a broken
+# one fails the run before the slower tests start.
+test: venv system-deps kafka-jars check
 	$(PY) -m pytest
+
+check: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: venv kafka-jars
 	$(PY) bench/write_path.py

@@ -1,10 +1,11 @@
 """The application factory: one FastAPI app over one Container."""
+
 from __future__ import annotations
 
 import gc
 import logging
-import sys
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,11 +19,11 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problem_details as errors
-from api.operations.http_metrics import Metrics
-from api.operations import health_routes, metrics_routes
 from api.inbound import inbound_routes
 from api.incident import incident_routes
 from api.kpi import kpi_routes
+from api.operations import health_routes, metrics_routes
+from api.operations.http_metrics import Metrics
 from api.sla import sla_routes
 from infra.composition_root import Container, bootstrap
 from infra.operations.readiness import Readiness
@@ -63,27 +64,31 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status, responded = message["status"], True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"],
-                                      (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as error:
-            log.exception("unhandled error in %s %s (request %s)",
-                          scope["method"], scope["path"], request_id)
+            log.exception(
+                "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
+            )
             if responded:  # too late for a problem document; the client sees a cut stream
                 raise
-            answer = errors.unavailable(request) if database_unavailable(error) \
+            answer = (
+                errors.unavailable(request)
+                if database_unavailable(error)
                 else errors.unexpected(request)
+            )
             await answer(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", "<unmatched>")
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
 
 
-def create_app(container: Container | None = None, *,
-               close_on_shutdown: bool | None = None) -> FastAPI:
+def create_app(
+    container: Container | None = None, *, close_on_shutdown: bool | None = None
+) -> FastAPI:
     """Build the API. A container built here is also closed here; one passed in is
     closed only if `close_on_shutdown` says so (tests keep theirs to inspect it)."""
     owned = container is None
@@ -94,16 +99,20 @@ def create_app(container: Container | None = None, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Commands queue on the event store's single writer anyway; more threads than this
         # only contend for the GIL and stretch the latency tail.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = \
+        anyio.to_thread.current_default_thread_limiter().total_tokens = (
             container.settings.api_threads
+        )
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(container.settings.api_switch_interval)
         # Embedded mode: this process also keeps the read models current.
         if container.feed is not None:
             container.feed.start(container.settings.poll_interval)
         # ... and records SLA warnings and breaches when they fall due (docs/sla.md).
-        scheduler = container.sla_scheduler().start() \
-            if container.feed is not None and container.settings.sla_scheduler_embedded else None
+        scheduler = (
+            container.sla_scheduler().start()
+            if container.feed is not None and container.settings.sla_scheduler_embedded
+            else None
+        )
         # Everything loaded so far lives as long as the process: out of the collector's
         # reach, a full collection no longer walks it, which was the latency tail's worst
         # pauses (about 30 ms each).
@@ -122,9 +131,13 @@ def create_app(container: Container | None = None, *,
             elif container.feed is not None:
                 container.feed.stop()
 
-    app = FastAPI(title="ITSM service desk", version="1", lifespan=lifespan,
-                  default_response_class=OrjsonResponse,
-                  description="Incident management over an event-sourced service desk.")
+    app = FastAPI(
+        title="ITSM service desk",
+        version="1",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+        description="Incident management over an event-sourced service desk.",
+    )
     app.state.container = container
     app.state.metrics = Metrics(container)
     app.state.readiness = Readiness(container)

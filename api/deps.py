@@ -1,4 +1,5 @@
 """Dependencies shared by the routers: the container, the caller and their role."""
+
 from __future__ import annotations
 
 import re
@@ -10,11 +11,11 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from domain.shared_kernel.command_context import Context
-from domain.shared_kernel.actor import Actor, ActorKind
-from infra.composition_root import Container
-from application.desk.service_desk import ServiceDesk
 from application.access import Principal, Role
+from application.desk.service_desk import ServiceDesk
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
+from infra.composition_root import Container
 from infra.sql.database import Database
 
 # Trivial dependencies are async: a plain `def` would cost a threadpool hop each, per request.
@@ -45,16 +46,21 @@ ReadDbDep = Annotated[Database, Depends(get_read_db)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def _authenticate(container: Container, credentials: HTTPAuthorizationCredentials | None
-                        ) -> Principal:
+async def _authenticate(
+    container: Container, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
     principal = None
     if credentials:  # a known key is in memory; only a lookup goes to a worker thread
-        principal = container.keys.cached(credentials.credentials) or \
-            await run_in_threadpool(container.keys.authenticate, credentials.credentials)
+        principal = container.keys.cached(credentials.credentials) or await run_in_threadpool(
+            container.keys.authenticate, credentials.credentials
+        )
     if principal is None:
         reason = "is unknown or revoked" if credentials else "is missing"
-        raise HTTPException(401, f"The API key {reason}; send Authorization: Bearer <key>.",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            f"The API key {reason}; send Authorization: Bearer <key>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return principal
 
 
@@ -62,17 +68,22 @@ def ensure_role(principal: Principal, roles: tuple[Role, ...], what: str = "This
     # Admin may do everything, so it is implied rather than listed on every route.
     allowed = sorted({str(Role.ADMIN), *map(str, roles)})
     if principal.role not in allowed:
-        raise HTTPException(403, f"{what} needs one of the roles {', '.join(allowed)}; "
-                                 f"the key of {principal.name} has the role {principal.role}.")
+        raise HTTPException(
+            403,
+            f"{what} needs one of the roles {', '.join(allowed)}; "
+            f"the key of {principal.name} has the role {principal.role}.",
+        )
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through callers holding one of `roles` (or admin)."""
+
     # Flat on purpose: FastAPI pays for every level of sub-dependency on every request.
     async def dependency(request: Request, credentials: BearerDep) -> Principal:
         principal = await _authenticate(request.app.state.container, credentials)
         ensure_role(principal, roles)
         return principal
+
     return dependency
 
 
@@ -93,7 +104,9 @@ def parse_if_match(if_match: str | None) -> int | None:
         return None
     match = _IF_MATCH.match(if_match.strip())
     if match is None:
-        raise HTTPException(400, f'If-Match must be an incident version such as "3", not {if_match!r}.')
+        raise HTTPException(
+            400, f'If-Match must be an incident version such as "3", not {if_match!r}.'
+        )
     return int(match.group(1))
 
 
@@ -107,18 +120,27 @@ ExpectedVersionDep = Annotated[int | None, Depends(expected_version)]
 @dataclass(frozen=True)
 class CommandCall:
     """What a command route needs: the desk, and who acts, why, on which version."""
+
     desk: ServiceDesk
     context: Context
 
 
 def command_by(*roles: Role) -> Callable[..., Awaitable[CommandCall]]:
     """One flat dependency for the hot path of commands: key, role, request id, If-Match."""
-    async def dependency(request: Request, credentials: BearerDep,
-                         if_match: IfMatchHeader = None) -> CommandCall:
+
+    async def dependency(
+        request: Request, credentials: BearerDep, if_match: IfMatchHeader = None
+    ) -> CommandCall:
         container = request.app.state.container
         principal = await _authenticate(container, credentials)
         ensure_role(principal, roles)
-        return CommandCall(container.desk, Context(
-            by=Actor(principal.name, ActorKind.PERSON), causation_id=request.state.request_id,
-            expected_version=parse_if_match(if_match)))
+        return CommandCall(
+            container.desk,
+            Context(
+                by=Actor(principal.name, ActorKind.PERSON),
+                causation_id=request.state.request_id,
+                expected_version=parse_if_match(if_match),
+            ),
+        )
+
     return dependency

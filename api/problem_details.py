@@ -1,4 +1,5 @@
 """Every error leaves the API as RFC 9457 `application/problem+json`."""
+
 from __future__ import annotations
 
 import logging
@@ -9,11 +10,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 from application.desk.errors import IncidentNotFound, VersionConflict
-from pydantic import BaseModel
+from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 
 log = logging.getLogger(__name__)
 PROBLEM = "urn:itsm:problem:"
@@ -35,15 +36,24 @@ class ProblemResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def problem(request: Request, status: int, detail: str | None, *, kind: str | None = None,
-            title: str | None = None, headers: dict[str, str] | None = None,
-            errors: list[dict[str, str]] | None = None,
-            extensions: dict[str, Any] | None = None) -> ProblemResponse:
+def problem(
+    request: Request,
+    status: int,
+    detail: str | None,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, str]] | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> ProblemResponse:
     body: dict[str, Any] = {
         **(extensions or {}),
         "type": f"{PROBLEM}{kind}" if kind else "about:blank",
         "title": title or HTTPStatus(status).phrase,
-        "status": status, "detail": detail, "instance": request.url.path,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
     }
     if errors is not None:
         body["errors"] = errors
@@ -67,12 +77,16 @@ async def _validation(request: Request, exc: RequestValidationError) -> ProblemR
     broken = [e for e in raw if e["type"] == "json_invalid"]
     if broken:
         reason = (broken[0].get("ctx") or {}).get("error", "JSON decode error")
-        return problem(request, 400, f"The body is not valid JSON: {reason}.",
-                       kind="malformed-json", title="Malformed JSON")
+        return problem(
+            request,
+            400,
+            f"The body is not valid JSON: {reason}.",
+            kind="malformed-json",
+            title="Malformed JSON",
+        )
     errors = [{"field": _field(e["loc"]), "message": _message(e)} for e in raw]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem(request, 422, detail, kind="validation", title="Invalid request",
-                   errors=errors)
+    return problem(request, 422, detail, kind="validation", title="Invalid request", errors=errors)
 
 
 async def _http(request: Request, exc: HTTPException) -> ProblemResponse:
@@ -83,23 +97,35 @@ async def _http(request: Request, exc: HTTPException) -> ProblemResponse:
 def _domain(status: int, kind: str, title: str):
     async def handler(request: Request, exc: Exception) -> ProblemResponse:
         return problem(request, status, str(exc), kind=kind, title=title)
+
     return handler
 
 
 def unexpected(request: Request) -> ProblemResponse:
     # The trace goes to the log, never to the client: it can reveal internals.
-    return problem(request, 500, "An unexpected error occurred; it has been logged.",
-                   kind="internal")
+    return problem(
+        request, 500, "An unexpected error occurred; it has been logged.", kind="internal"
+    )
 
 
 RETRY_AFTER_SECONDS = 5
 
 
-def unavailable(request: Request, detail: str = "A database or the disk is not available "
-                "right now; nothing was changed. Try again shortly.",
-                extensions: dict[str, Any] | None = None) -> ProblemResponse:
-    return problem(request, 503, detail, kind="unavailable", title="Service unavailable",
-                   headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, extensions=extensions)
+def unavailable(
+    request: Request,
+    detail: str = "A database or the disk is not available "
+    "right now; nothing was changed. Try again shortly.",
+    extensions: dict[str, Any] | None = None,
+) -> ProblemResponse:
+    return problem(
+        request,
+        503,
+        detail,
+        kind="unavailable",
+        title="Service unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        extensions=extensions,
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -107,8 +133,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(IncidentNotFound, _domain(404, "not-found", "Incident not found"))
     app.add_exception_handler(VersionConflict, _domain(409, "version-conflict", "Version conflict"))
-    app.add_exception_handler(IllegalTransition,
-                              _domain(409, "illegal-transition", "Illegal transition"))
+    app.add_exception_handler(
+        IllegalTransition, _domain(409, "illegal-transition", "Illegal transition")
+    )
     app.add_exception_handler(InvalidValue, _domain(422, "invalid-value", "Invalid value"))
     # Any other business-rule refusal: the request was understood but cannot be carried out.
     app.add_exception_handler(DomainError, _domain(422, "domain-rule", "Business rule violated"))

@@ -1,1 +1,3 @@
-"""Use cases: the one write path, and one folder per practice. Imports domain and projections, never an adapter."""
+"""Use cases: the one write path, and one folder per practice.
+
+Imports domain and projections, never an adapter."""

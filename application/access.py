@@ -1,4 +1,5 @@
 """Who may do what: the roles of the service desk and the holder of a key."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Benchmarks run as scripts (`python bench/<name>.py`) from the repository root; `ROOT` is
 put on sys.path by `bench_path()` so that they can import the project's packages.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,11 @@ def bench_path() -> None:
 
 # ---------------------------------------------------------------- broker
 
+
 @contextmanager
-def kafka_broker(bootstrap: str | None = None, partitions: int = 6,
-                 heap: str = "512m") -> Iterator[str]:
+def kafka_broker(
+    bootstrap: str | None = None, partitions: int = 6, heap: str = "512m"
+) -> Iterator[str]:
     """Yields a bootstrap address: `bootstrap` as given, else a fresh broker in a temp dir.
 
     The fresh broker is stopped and its data dir removed on exit, also on errors.
@@ -42,7 +45,10 @@ def kafka_broker(bootstrap: str | None = None, partitions: int = 6,
         return
     bench_path()
     from infra.local_servers.kafka_from_jars import (
-        default_libs_dir, fetch_jars, start_broker, stop_broker,
+        default_libs_dir,
+        fetch_jars,
+        start_broker,
+        stop_broker,
     )
 
     libs = fetch_jars(ROOT / default_libs_dir())  # an absolute ITSM_DATA_DIR wins over ROOT
@@ -50,8 +56,11 @@ def kafka_broker(bootstrap: str | None = None, partitions: int = 6,
     try:
         started = time.perf_counter()
         broker = start_broker(data_dir, libs_dir=libs, partitions=partitions, heap=heap)
-        print(f"broker {broker.bootstrap} up in {time.perf_counter() - started:.1f}s "
-              f"(data in {data_dir})", flush=True)
+        print(
+            f"broker {broker.bootstrap} up in {time.perf_counter() - started:.1f}s "
+            f"(data in {data_dir})",
+            flush=True,
+        )
         yield broker.bootstrap
     finally:
         stop_broker(data_dir)
@@ -69,6 +78,7 @@ def scratch_dir(prefix: str = "itsm-bench-", keep: bool = False) -> Iterator[Pat
 
 
 # ---------------------------------------------------------------- memory
+
 
 def rss_mib() -> float:
     """Current resident set size of this process (VmRSS), in MiB."""
@@ -122,16 +132,18 @@ class RssSampler:
         with self._lock:
             if events < self._next:
                 return
-            self.samples.append(RssSample(events, time.perf_counter() - self._started,
-                                          rss_mib(), extra))
+            self.samples.append(
+                RssSample(events, time.perf_counter() - self._started, rss_mib(), extra)
+            )
             self._next = (events // self.every + 1) * self.every
 
     def final(self, events: int, **extra: Any) -> None:
         """Sample at the end unless the last sample already was at `events`."""
         with self._lock:
             if not self.samples or self.samples[-1].events != events:
-                self.samples.append(RssSample(events, time.perf_counter() - self._started,
-                                              rss_mib(), extra))
+                self.samples.append(
+                    RssSample(events, time.perf_counter() - self._started, rss_mib(), extra)
+                )
 
     def at(self, events: int) -> RssSample | None:
         """The first sample taken at or after `events`."""
@@ -152,7 +164,7 @@ class RssSampler:
         ys = [s.rss_mib for s in half]
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
         var = sum((x - mx) ** 2 for x in xs)
-        return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+        return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
     def growth_second_half(self) -> float:
         """Relative RSS growth from the start to the end of the second half (0.03 = 3%)."""
@@ -164,8 +176,8 @@ class RssSampler:
 
 # ---------------------------------------------------------------- output
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
-                out=None) -> None:
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out=None) -> None:
     """A plain right-aligned text table; floats with one decimal unless pre-formatted."""
     out = out or sys.stdout
 
@@ -178,10 +190,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
 
     text = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
-    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)), file=out)
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)), file=out)
     print("  ".join("-" * w for w in widths), file=out)
     for row in text:
-        print("  ".join(c.rjust(w) for c, w in zip(row, widths)), file=out)
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)), file=out)
     out.flush()
 
 

@@ -17,6 +17,7 @@
 A benchmark, not a test: it asserts nothing about timing. It does check that the read models
 came out complete (one timeline row per event, incident versions summing to N).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,55 +38,94 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (  # noqa: E402
-    RssSampler, cpu_count, kafka_broker, max_rss_mib, print_summary, print_table, rate, rss_mib, scratch_dir,
+    RssSampler,
+    cpu_count,
+    kafka_broker,
+    max_rss_mib,
+    print_summary,
+    print_table,
+    rate,
+    rss_mib,
+    scratch_dir,
 )
 
-PRIORITY = {(i, u): p for i, row in enumerate("P1,P2,P3;P2,P3,P4;P3,P4,P4".split(";"), 1)
-            for u, p in enumerate(row.split(","), 1)}
+PRIORITY = {
+    (i, u): p
+    for i, row in enumerate("P1,P2,P3;P2,P3,P4;P3,P4,P4".split(";"), 1)
+    for u, p in enumerate(row.split(","), 1)
+}
 GROUPS = ["service-desk", "desktop", "network", "database", "identity", "messaging"]
 AGENTS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", None]
 CALLERS = [f"user{n:04d}" for n in range(500)]
 SERVICES = ["email", "vpn", "erp", "crm", "printing", "wifi", "sso", ""]
-CATEGORIES = [("hardware", "printer"), ("hardware", "laptop"), ("software", "install"),
-              ("network", "connectivity"), ("access", "password"), ("", "")]
+CATEGORIES = [
+    ("hardware", "printer"),
+    ("hardware", "laptop"),
+    ("software", "install"),
+    ("network", "connectivity"),
+    ("access", "password"),
+    ("", ""),
+]
 CHANNELS = ["portal", "phone", "email", "chat", "monitoring"]
 HOLD_REASONS = ["awaiting_caller", "awaiting_vendor", "awaiting_change"]
-COMMENTS = ["Called the user, will retry after reboot.",
-            "Vendor ticket opened; waiting on their logs.",
-            "Replaced the drum and ran a test page.",
-            "Cleared the cached credentials and re-synced the profile.",
-            "Checked switch port: errors on the uplink, swapped the cable."]
+COMMENTS = [
+    "Called the user, will retry after reboot.",
+    "Vendor ticket opened; waiting on their logs.",
+    "Replaced the drum and ran a test page.",
+    "Cleared the cached credentials and re-synced the profile.",
+    "Checked switch port: errors on the uplink, swapped the cable.",
+]
 
 
 # ---------------------------------------------------------------- the event history
 
-def incident_lifecycle(rng: random.Random, number: str,
-                       logged_version: int = 3) -> list[tuple[str, int, dict]]:
+
+def incident_lifecycle(
+    rng: random.Random, number: str, logged_version: int = 3
+) -> list[tuple[str, int, dict]]:
     """(type, schema_version, payload) of one incident, from Logged to Closed."""
     impact, urgency = rng.randint(1, 3), rng.randint(1, 3)
     category, subcategory = rng.choice(CATEGORIES)
     actor_group = rng.choice(GROUPS)
     events = [
-        ("Incident.Logged", logged_version, {
-            "number": number, "title": f"{subcategory or 'Something'} broken for {number}",
-            "description": "Reported via the benchmark generator; " * rng.randint(0, 3),
-            "caller": rng.choice(CALLERS), "channel": rng.choice(CHANNELS),
-            "service": rng.choice(SERVICES), "category": category, "subcategory": subcategory,
-            "impact": impact, "urgency": urgency, "priority": PRIORITY[impact, urgency],
-            "source": None, "external_ref": None}),
-        ("Incident.Assigned", 1, {"group": actor_group, "agent": rng.choice(AGENTS),
-                                  "reassignment": False}),
+        (
+            "Incident.Logged",
+            logged_version,
+            {
+                "number": number,
+                "title": f"{subcategory or 'Something'} broken for {number}",
+                "description": "Reported via the benchmark generator; " * rng.randint(0, 3),
+                "caller": rng.choice(CALLERS),
+                "channel": rng.choice(CHANNELS),
+                "service": rng.choice(SERVICES),
+                "category": category,
+                "subcategory": subcategory,
+                "impact": impact,
+                "urgency": urgency,
+                "priority": PRIORITY[impact, urgency],
+                "source": None,
+                "external_ref": None,
+            },
+        ),
+        (
+            "Incident.Assigned",
+            1,
+            {"group": actor_group, "agent": rng.choice(AGENTS), "reassignment": False},
+        ),
         ("Incident.Acknowledged", 1, {}),
         ("Incident.PutOnHold", 1, {"reason": rng.choice(HOLD_REASONS), "note": ""}),
         ("Incident.Resumed", 1, {}),
     ]
     for _ in range(rng.randint(1, 4)):
-        events.append(("Incident.Commented", 1, {"text": rng.choice(COMMENTS),
-                                                 "public": rng.random() < 0.3}))
-    events.append(("Incident.Resolved", 1, {"code": rng.choice(["fixed", "workaround"]),
-                                            "notes": ""}))
-    events.append(("Incident.Closed", 1, {"satisfaction": rng.choice([None, 3, 4, 5]),
-                                          "comment": ""}))
+        events.append(
+            ("Incident.Commented", 1, {"text": rng.choice(COMMENTS), "public": rng.random() < 0.3})
+        )
+    events.append(
+        ("Incident.Resolved", 1, {"code": rng.choice(["fixed", "workaround"]), "notes": ""})
+    )
+    events.append(
+        ("Incident.Closed", 1, {"satisfaction": rng.choice([None, 3, 4, 5]), "comment": ""})
+    )
     return events
 
 
@@ -112,9 +152,14 @@ def generate(count: int, seed: int, run_tag: str, open_at_once: int = 500):
     for notification_id in range(1, count + 1):
         if len(live) < open_at_once:
             opened += 1
-            live.append([str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                         incident_lifecycle(rng, f"B{run_tag}-{opened:07d}", logged_version), 0,
-                         {"id": rng.choice(AGENTS[:-1]), "kind": "person"}])
+            live.append(
+                [
+                    str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    incident_lifecycle(rng, f"B{run_tag}-{opened:07d}", logged_version),
+                    0,
+                    {"id": rng.choice(AGENTS[:-1]), "kind": "person"},
+                ]
+            )
         slot = rng.randrange(len(live))
         incident = live[slot]
         aggregate_id, lifecycle, index, actor = incident
@@ -122,15 +167,24 @@ def generate(count: int, seed: int, run_tag: str, open_at_once: int = 500):
         version = index + 1
         clock += tick
         envelope = Envelope(
-            event_id=event_id(aggregate_id, version), type=kind, aggregate_id=aggregate_id,
-            aggregate_version=version, schema_version=schema_version, occurred_at=clock,
+            event_id=event_id(aggregate_id, version),
+            type=kind,
+            aggregate_id=aggregate_id,
+            aggregate_version=version,
+            schema_version=schema_version,
+            occurred_at=clock,
             actor=actor if index else {"id": payload.get("caller", "system"), "kind": "person"},
-            causation_id=f"req-{notification_id}", payload=payload,
+            causation_id=f"req-{notification_id}",
+            payload=payload,
             notification_id=notification_id,
-            **({"recorded_at": clock} if has_recorded_at else {}))
-        headers = [("event_type", kind.encode()), ("schema_version", str(schema_version).encode()),
-                   ("aggregate_version", str(version).encode()),
-                   ("notification_id", str(notification_id).encode())]
+            **({"recorded_at": clock} if has_recorded_at else {}),
+        )
+        headers = [
+            ("event_type", kind.encode()),
+            ("schema_version", str(schema_version).encode()),
+            ("aggregate_version", str(version).encode()),
+            ("notification_id", str(notification_id).encode()),
+        ]
         yield aggregate_id.encode(), envelope.to_json(), headers
         incident[2] += 1
         if incident[2] == len(lifecycle):
@@ -138,14 +192,27 @@ def generate(count: int, seed: int, run_tag: str, open_at_once: int = 500):
             live.pop()
 
 
-def produce(bootstrap: str, topic: str, count: int, seed: int, run_tag: str, result,
-            compression: str | None = None) -> None:
+def produce(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    seed: int,
+    run_tag: str,
+    result,
+    compression: str | None = None,
+) -> None:
     """Child process: publish the history, then report (seconds, bytes, end offsets)."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50,
-                             batch_size=64 * 1024, max_request_size=4 * 1024 * 1024,
-                             compression_type=compression, client_id="itsm-bench-producer")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=50,
+        batch_size=64 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        compression_type=compression,
+        client_id="itsm-bench-producer",
+    )
     failures: list[BaseException] = []
     started, size = time.perf_counter(), 0
     for key, value, headers in generate(count, seed, run_tag):
@@ -161,14 +228,16 @@ def produce(bootstrap: str, topic: str, count: int, seed: int, run_tag: str, res
     result.send((seconds, size, ends, [repr(f) for f in failures[:3]], len(failures)))
 
 
-def publish_history(bootstrap: str, topic: str, count: int, seed: int, run_tag: str,
-                    compression: str | None = None):
+def publish_history(
+    bootstrap: str, topic: str, count: int, seed: int, run_tag: str, compression: str | None = None
+):
     # fork before this process has any thread or Kafka client: the producer's buffers live
     # and die in the child and stay out of the workers' RSS.
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=produce, args=(bootstrap, topic, count, seed, run_tag, send,
-                                                         compression))
+    child = context.Process(
+        target=produce, args=(bootstrap, topic, count, seed, run_tag, send, compression)
+    )
     child.start()
     send.close()
     try:
@@ -185,6 +254,7 @@ def publish_history(bootstrap: str, topic: str, count: int, seed: int, run_tag: 
 
 
 # ---------------------------------------------------------------- the workers
+
 
 @dataclass
 class Progress:
@@ -204,8 +274,16 @@ def isolated(projection, tag: str):
     return type(f"Bench{cls.__name__}", (cls,), {"name": f"{cls.name}.bench-{tag}"})()
 
 
-def run_workers(bootstrap: str, topic: str, runners, total: int, max_records: int | None,
-                sampler: RssSampler, profile: bool, timeout: float) -> list[Progress]:
+def run_workers(
+    bootstrap: str,
+    topic: str,
+    runners,
+    total: int,
+    max_records: int | None,
+    sampler: RssSampler,
+    profile: bool,
+    timeout: float,
+) -> list[Progress]:
     from infra.messaging.projection_worker import ProjectionWorker
 
     kwargs = {"max_records": max_records} if max_records else {}
@@ -215,8 +293,7 @@ def run_workers(bootstrap: str, topic: str, runners, total: int, max_records: in
     deadline = time.perf_counter() + timeout
 
     def report() -> None:
-        sampler.progress(min(p.applied for p in progress),
-                         **{p.name: p.applied for p in progress})
+        sampler.progress(min(p.applied for p in progress), **{p.name: p.applied for p in progress})
 
     def drive(worker, mine: Progress) -> None:
         if profile:
@@ -243,8 +320,10 @@ def run_workers(bootstrap: str, topic: str, runners, total: int, max_records: in
                 mine.profile.disable()
             worker.consumer.close()
 
-    threads = [threading.Thread(target=drive, args=(w, p), name=f"bench-{p.name}")
-               for w, p in zip(workers, progress)]
+    threads = [
+        threading.Thread(target=drive, args=(w, p), name=f"bench-{p.name}")
+        for w, p in zip(workers, progress, strict=True)
+    ]
     sampler.start()
     for thread in threads:
         thread.start()
@@ -263,10 +342,13 @@ def verify(read_db, run_tag: str, total: int) -> tuple[int, int, int]:
     with read_db.transaction() as tx:
         incidents, versions = tx.execute(
             "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM rm_incidents WHERE number LIKE %s",
-            (like,)).fetchone()
+            (like,),
+        ).fetchone()
         lines = tx.execute(
             "SELECT COUNT(*) FROM rm_timeline t JOIN rm_incidents i ON i.id = t.incident_id"
-            " WHERE i.number LIKE %s", (like,)).fetchone()[0]
+            " WHERE i.number LIKE %s",
+            (like,),
+        ).fetchone()[0]
     return int(incidents), int(versions), int(lines)
 
 
@@ -287,19 +369,34 @@ def print_profile(progress: list[Progress], top: int) -> None:
 
 # ---------------------------------------------------------------- main
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
-    ap.add_argument("--read-db", help="read-model DB URL (default: SQLite in a temp dir); "
-                    "rows of each run are kept apart by unique incident numbers")
+    ap.add_argument(
+        "--read-db",
+        help="read-model DB URL (default: SQLite in a temp dir); "
+        "rows of each run are kept apart by unique incident numbers",
+    )
     ap.add_argument("--partitions", type=int, default=6)
-    ap.add_argument("--projections", default="incidents,timeline",
-                    help="comma-separated read models to run (default: both, concurrently)")
-    ap.add_argument("--max-records", type=int, default=None,
-                    help="max_poll_records per worker (default: the worker's own default)")
-    ap.add_argument("--compression", choices=["gzip"], default=None,
-                    help="producer compression (default: none, as the relay publishes)")
+    ap.add_argument(
+        "--projections",
+        default="incidents,timeline",
+        help="comma-separated read models to run (default: both, concurrently)",
+    )
+    ap.add_argument(
+        "--max-records",
+        type=int,
+        default=None,
+        help="max_poll_records per worker (default: the worker's own default)",
+    )
+    ap.add_argument(
+        "--compression",
+        choices=["gzip"],
+        default=None,
+        help="producer compression (default: none, as the relay publishes)",
+    )
     ap.add_argument("--sample-every", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--timeout", type=float, default=900.0, help="give up after this many s")
@@ -308,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from infra.composition_root import default_projections
-    from infra.sql.database import connect
     from infra.messaging.kafka_topics import ensure_topics
+    from infra.sql.database import connect
     from projections.runtime.runner import ProjectionRunner
 
     chosen = [n.strip() for n in args.projections.split(",") if n.strip()]
@@ -320,21 +417,29 @@ def main(argv: list[str] | None = None) -> int:
     topic = f"bench.{run_tag}.events"
     n = args.events
 
-    print(f"projection benchmark: {n:,} events, {args.partitions} partitions, read models "
-          f"{', '.join(chosen)}; Python {platform.python_version()}, {cpu_count()} CPUs",
-          flush=True)
-    with kafka_broker(args.bootstrap, partitions=args.partitions) as bootstrap, \
-            scratch_dir("itsm-bench-readdb-") as tmp:
+    print(
+        f"projection benchmark: {n:,} events, {args.partitions} partitions, read models "
+        f"{', '.join(chosen)}; Python {platform.python_version()}, {cpu_count()} CPUs",
+        flush=True,
+    )
+    with (
+        kafka_broker(args.bootstrap, partitions=args.partitions) as bootstrap,
+        scratch_dir("itsm-bench-readdb-") as tmp,
+    ):
         if args.bootstrap:  # a shared broker: never join a real read model's consumer group
             projections = [isolated(p, run_tag) for p in projections]
         ensure_topics(bootstrap, [topic], args.partitions)
-        seconds, size, ends = publish_history(bootstrap, topic, n, args.seed, run_tag,
-                                               args.compression)
+        seconds, size, ends = publish_history(
+            bootstrap, topic, n, args.seed, run_tag, args.compression
+        )
         on_topic = sum(ends.values())
-        print(f"produced {n:,} events ({size / 2**20:.1f} MiB JSON, compression "
-              f"{args.compression or 'none'}) onto {topic} in "
-              f"{seconds:.1f}s ({rate(n, seconds)}); per partition "
-              f"{', '.join(f'{ends[p]:,}' for p in sorted(ends))}", flush=True)
+        print(
+            f"produced {n:,} events ({size / 2**20:.1f} MiB JSON, compression "
+            f"{args.compression or 'none'}) onto {topic} in "
+            f"{seconds:.1f}s ({rate(n, seconds)}); per partition "
+            f"{', '.join(f'{ends[p]:,}' for p in sorted(ends))}",
+            flush=True,
+        )
         if on_topic != n:
             raise SystemExit(f"topic holds {on_topic} records, expected {n}")
 
@@ -345,20 +450,33 @@ def main(argv: list[str] | None = None) -> int:
             runner.setup()
         sampler = RssSampler(args.sample_every)
         sampler.baseline(**{r.projection.name: 0 for r in runners})
-        print(f"read models in {read_url.split('@')[-1]}; RSS before the workers "
-              f"{rss_mib():.1f} MiB; running workers...", flush=True)
-        progress = run_workers(bootstrap, topic, runners, n, args.max_records, sampler,
-                               args.profile, args.timeout)
+        print(
+            f"read models in {read_url.split('@')[-1]}; RSS before the workers "
+            f"{rss_mib():.1f} MiB; running workers...",
+            flush=True,
+        )
+        progress = run_workers(
+            bootstrap, topic, runners, n, args.max_records, sampler, args.profile, args.timeout
+        )
         both = {"incidents", "timeline"} <= set(chosen)
         incidents, versions, lines = verify(read_db, run_tag, n) if both else (0, 0, 0)
         read_db.close()
 
     # ------------------------------------------------ report
     names = [p.name for p in progress]
-    rows = [(s.events, f"{s.seconds:.1f}", *(s.extra.get(name, "") for name in names),
-             f"{s.rss_mib:.1f}") for s in sampler.samples]
-    print("\nRSS of this process (workers' threads, SQLite/driver and kafka-python fetch "
-          "buffers included)")
+    rows = [
+        (
+            s.events,
+            f"{s.seconds:.1f}",
+            *(s.extra.get(name, "") for name in names),
+            f"{s.rss_mib:.1f}",
+        )
+        for s in sampler.samples
+    ]
+    print(
+        "\nRSS of this process (workers' threads, SQLite/driver and kafka-python fetch "
+        "buffers included)"
+    )
     print_table(["applied to all", "elapsed s", *names, "RSS MiB"], rows)
     slope = sampler.slope_per(10_000)
     growth = sampler.growth_second_half()
@@ -370,29 +488,50 @@ def main(argv: list[str] | None = None) -> int:
     items: list[tuple[str, object]] = [("events", f"{n:,} on {args.partitions} partitions")]
     for p in progress:
         own = p.done - p.first_poll
-        items.append((f"{p.name}", f"{own:.1f}s  {rate(n, own)}  ({p.batches} batches; "
-                                   f"first record {p.first_record - p.first_poll:.2f}s "
-                                   f"after first poll)"))
-    items.append(("both together", f"{wall:.1f}s  {rate(n * len(progress), wall)} applied "
-                                   f"({rate(n, wall)} of history into every read model)"))
+        items.append(
+            (
+                f"{p.name}",
+                f"{own:.1f}s  {rate(n, own)}  ({p.batches} batches; "
+                f"first record {p.first_record - p.first_poll:.2f}s "
+                f"after first poll)",
+            )
+        )
+    items.append(
+        (
+            "both together",
+            f"{wall:.1f}s  {rate(n * len(progress), wall)} applied "
+            f"({rate(n, wall)} of history into every read model)",
+        )
+    )
     for mark in (10_000, 50_000, 100_000):
         sample = sampler.at(mark)
         if sample is not None and mark <= n:
             items.append((f"RSS at {mark // 1000}k", f"{sample.rss_mib:.1f} MiB"))
     items.append(("RSS peak (maxrss)", f"{max_rss_mib():.1f} MiB"))
     if half:
-        items.append(("second half", f"{half[0].events:,}..{half[-1].events:,} events: "
-                                     f"{half[0].rss_mib:.1f} -> {half[-1].rss_mib:.1f} MiB"))
+        items.append(
+            (
+                "second half",
+                f"{half[0].events:,}..{half[-1].events:,} events: "
+                f"{half[0].rss_mib:.1f} -> {half[-1].rss_mib:.1f} MiB",
+            )
+        )
     items.append(("slope (2nd half)", f"{slope:+.2f} MiB per 10k events"))
     # A leak grows; RSS that falls at the end (the fetch buffers drain once the workers reach
     # the end of the topic) is no leak, so flat means "grew by less than 5%".
     verdict = "FLAT" if growth < 0.05 else "GROWING"
-    items.append(("verdict", f"{verdict}: {growth * 100:+.1f}% over the second half "
-                             f"(flat = grew < 5%)"))
+    items.append(
+        ("verdict", f"{verdict}: {growth * 100:+.1f}% over the second half (flat = grew < 5%)")
+    )
     if incidents:
         ok = versions == n and lines == n
-        items.append(("read models", f"{incidents:,} incidents, versions sum {versions:,}, "
-                                     f"{lines:,} timeline rows -> {'complete' if ok else 'WRONG'}"))
+        items.append(
+            (
+                "read models",
+                f"{incidents:,} incidents, versions sum {versions:,}, "
+                f"{lines:,} timeline rows -> {'complete' if ok else 'WRONG'}",
+            )
+        )
     print_summary("projection benchmark", items)
     if incidents and not (versions == n and lines == n):
         return 1

@@ -10,6 +10,7 @@ maps it into the event store; `itsm relay` publishes the store to itsm.events; o
 `--bootstrap` is given. Prints rows/s end to end and, per stage, when it finished and the
 CPU seconds its process used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,12 @@ class ReplayResult:
         return self.rows / self.seconds if self.seconds else 0.0
 
     def report(self) -> str:
-        lines = [f"{self.rows:,} rows ({self.produced:,} snapshots, skipped {self.skipped})"
-                 f" -> {self.stored_events:,} stored events;"
-                 f" end to end {self.seconds:.1f} s = {self.rate:,.0f} rows/s",
-                 f"{'stage':<24}{'items':>10}{'CPU s':>9}{'items/CPU s':>13}{'done at s':>11}"]
+        lines = [
+            f"{self.rows:,} rows ({self.produced:,} snapshots, skipped {self.skipped})"
+            f" -> {self.stored_events:,} stored events;"
+            f" end to end {self.seconds:.1f} s = {self.rate:,.0f} rows/s",
+            f"{'stage':<24}{'items':>10}{'CPU s':>9}{'items/CPU s':>13}{'done at s':>11}",
+        ]
         for s in self.stages:
             rate = f"{s.items / s.cpu:,.0f}" if s.cpu else "-"
             done = f"{s.finished:.1f}" if s.finished is not None else "-"
@@ -68,8 +71,13 @@ class _Process:
     def __init__(self, stage: Stage, args: list[str], env: dict[str, str], log: Path) -> None:
         self.stage, self.log = stage, log
         with open(log, "wb") as out:
-            self.popen = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], env=env,
-                                          cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", *args],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def sample_cpu(self) -> None:
         try:
@@ -80,8 +88,9 @@ class _Process:
 
     def check(self) -> None:
         if self.popen.poll() is not None:
-            raise RuntimeError(f"{self.stage.name} exited with {self.popen.returncode}:\n"
-                               + self.tail())
+            raise RuntimeError(
+                f"{self.stage.name} exited with {self.popen.returncode}:\n" + self.tail()
+            )
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -108,8 +117,9 @@ class _Offsets:
         from kafka import TopicPartition
 
         partitions = self.consumer.partitions_for_topic(topic) or set()
-        return sum(self.consumer.end_offsets(
-            [TopicPartition(topic, p) for p in partitions]).values())
+        return sum(
+            self.consumer.end_offsets([TopicPartition(topic, p) for p in partitions]).values()
+        )
 
     def committed(self, group: str, topic: str) -> int:
         offsets = self.admin.list_group_offsets(group).get(group, {})
@@ -120,33 +130,54 @@ class _Offsets:
         self.consumer.close()
 
 
-def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6,
-           limit: int | None = None, projections: list[str] | None = None,
-           prefix: str | None = None, show_progress: bool = True, timeout: float = 900.0,
-           source_timezone: str | None = None):
+def replay(
+    path: Path | str,
+    bootstrap: str,
+    data_dir: Path,
+    partitions: int = 6,
+    limit: int | None = None,
+    projections: list[str] | None = None,
+    prefix: str | None = None,
+    show_progress: bool = True,
+    timeout: float = 900.0,
+    source_timezone: str | None = None,
+):
     """Run the whole pipeline on `path`; returns (ReplayResult, container) once every read
     model has applied every event (the caller closes the container)."""
-    from infra.composition_root import bootstrap as build, default_projections
+    from infra.composition_root import bootstrap as build
+    from infra.composition_root import default_projections
+    from infra.importers.servicenow_import import import_servicenow
     from infra.messaging.dead_letters import dead_letter_topic
     from infra.messaging.inbound_consumer import group_for
-    from infra.messaging.relay import RelayPosition
-    from infra.importers.servicenow_import import import_servicenow
-    from infra.settings import Settings
     from infra.messaging.kafka_topics import ensure_topics
+    from infra.messaging.relay import RelayPosition
+    from infra.settings import Settings
 
     prefix = prefix or f"replay{uuid.uuid4().hex[:6]}"
-    env = {**os.environ, "ITSM_DATA_DIR": str(data_dir), "ITSM_KAFKA_BOOTSTRAP": bootstrap,
-           "ITSM_KAFKA_PARTITIONS": str(partitions), "ITSM_EVENTS_TOPIC": f"{prefix}.events",
-           "ITSM_INBOUND_TOPIC": f"{prefix}.inbound", "ITSM_INBOUND_SOURCE_TIMEZONE": "UTC",
-           "PYTHONPATH": str(ROOT)}
-    settings = Settings(data_dir=data_dir, kafka_bootstrap=bootstrap, kafka_partitions=partitions,
-                        events_topic=env["ITSM_EVENTS_TOPIC"],
-                        inbound_topic=env["ITSM_INBOUND_TOPIC"], inbound_source_timezone="UTC")
+    env = {
+        **os.environ,
+        "ITSM_DATA_DIR": str(data_dir),
+        "ITSM_KAFKA_BOOTSTRAP": bootstrap,
+        "ITSM_KAFKA_PARTITIONS": str(partitions),
+        "ITSM_EVENTS_TOPIC": f"{prefix}.events",
+        "ITSM_INBOUND_TOPIC": f"{prefix}.inbound",
+        "ITSM_INBOUND_SOURCE_TIMEZONE": "UTC",
+        "PYTHONPATH": str(ROOT),
+    }
+    settings = Settings(
+        data_dir=data_dir,
+        kafka_bootstrap=bootstrap,
+        kafka_partitions=partitions,
+        events_topic=env["ITSM_EVENTS_TOPIC"],
+        inbound_topic=env["ITSM_INBOUND_TOPIC"],
+        inbound_source_timezone="UTC",
+    )
     chosen = [p for p in default_projections() if not projections or p.name in projections]
     container = build(settings, projections=chosen)  # creates every table before the children
     events, inbound = settings.events_topic, settings.inbound_topic
-    ensure_topics(bootstrap, [inbound, dead_letter_topic(inbound), events, f"{events}.dlq"],
-                  partitions)
+    ensure_topics(
+        bootstrap, [inbound, dead_letter_topic(inbound), events, f"{events}.dlq"], partitions
+    )
     relay_position = RelayPosition(container.store_db, events)
     consumer_stage, relay_stage = Stage("inbound consumer"), Stage("relay")
     worker_stages = [Stage(f"projection {r.projection.name}") for r in container.runners]
@@ -155,14 +186,23 @@ def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6
     try:
         children.append(_Process(consumer_stage, ["inbound"], env, data_dir / "inbound.log"))
         children.append(_Process(relay_stage, ["relay"], env, data_dir / "relay.log"))
-        for runner, stage in zip(container.runners, worker_stages):
+        for runner, stage in zip(container.runners, worker_stages, strict=True):
             name = runner.projection.name
-            children.append(_Process(stage, ["worker", "--projection", name], env,
-                                     data_dir / f"worker-{name}.log"))
+            children.append(
+                _Process(
+                    stage, ["worker", "--projection", name], env, data_dir / f"worker-{name}.log"
+                )
+            )
         started = time.perf_counter()
         import_stage = Stage("import (CSV -> Kafka)")
-        stats = import_servicenow(path, bootstrap, topic=inbound, limit=limit,
-                                  show_progress=show_progress, source_timezone=source_timezone)
+        stats = import_servicenow(
+            path,
+            bootstrap,
+            topic=inbound,
+            limit=limit,
+            show_progress=show_progress,
+            source_timezone=source_timezone,
+        )
         import_stage.items, import_stage.cpu = stats.produced, stats.seconds
         import_stage.finished = time.perf_counter() - started
         deadline = started + timeout
@@ -172,41 +212,52 @@ def replay(path: Path | str, bootstrap: str, data_dir: Path, partitions: int = 6
                 for child in children:
                     child.check()
                 if time.perf_counter() > deadline:
-                    raise TimeoutError(f"timed out waiting for {what}; its last lines:\n"
-                                       + "\n".join(c.tail(10) for c in children))
+                    raise TimeoutError(
+                        f"timed out waiting for {what}; its last lines:\n"
+                        + "\n".join(c.tail(10) for c in children)
+                    )
                 time.sleep(0.1)
             return time.perf_counter() - started
 
         consumer_stage.items = stats.produced
         consumer_stage.finished = wait(
             lambda: offsets.committed(group_for(inbound), inbound) >= stats.produced,
-            "the inbound consumer")
+            "the inbound consumer",
+        )
         stored = container.desk.stored_events()
         relay_stage.items = stored
         relay_stage.finished = wait(lambda: relay_position.get() > stored, "the relay")
         published = offsets.end(events)
-        for runner, stage in zip(container.runners, worker_stages):
-            stage.finished = wait(lambda r=runner: sum(r.positions(events).values()) >= published,
-                                  f"projection {runner.projection.name}")
+        for runner, stage in zip(container.runners, worker_stages, strict=True):
+            stage.finished = wait(
+                lambda r=runner: sum(r.positions(events).values()) >= published,
+                f"projection {runner.projection.name}",
+            )
             stage.items = published
-        seconds = max(s.finished for s in worker_stages) if worker_stages else \
-            relay_stage.finished
+        seconds = max(s.finished for s in worker_stages) if worker_stages else relay_stage.finished
         for child in children:
             child.sample_cpu()
     finally:
         for child in children:
             child.stop()
         offsets.close()
-    result = ReplayResult(stats.rows, stats.produced, dict(stats.skipped), seconds,
-                          [import_stage, consumer_stage, relay_stage, *worker_stages], stored)
+    result = ReplayResult(
+        stats.rows,
+        stats.produced,
+        dict(stats.skipped),
+        seconds,
+        [import_stage, consumer_stage, relay_stage, *worker_stages],
+        stored,
+    )
     return result, container
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench._common import kafka_broker, scratch_dir
 
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", nargs="?", default=str(DEFAULT_LOG))
     parser.add_argument("--bootstrap", help="an existing broker; default: start one")
     parser.add_argument("--limit", type=int, help="only the first N rows")
@@ -214,10 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--projection", action="append", help="only these read models")
     parser.add_argument("--keep", action="store_true", help="keep the SQLite files")
     args = parser.parse_args(argv)
-    with kafka_broker(args.bootstrap, partitions=args.partitions) as bootstrap, \
-            scratch_dir("itsm-replay-", keep=args.keep) as data_dir:
-        result, container = replay(args.path, bootstrap, data_dir, args.partitions, args.limit,
-                                   args.projection)
+    with (
+        kafka_broker(args.bootstrap, partitions=args.partitions) as bootstrap,
+        scratch_dir("itsm-replay-", keep=args.keep) as data_dir,
+    ):
+        result, container = replay(
+            args.path, bootstrap, data_dir, args.partitions, args.limit, args.projection
+        )
         container.close()
         print(result.report())
         if args.keep:

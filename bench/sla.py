@@ -16,6 +16,7 @@
 A benchmark, not a test: it prints figures and checks only that every deadline was recorded
 exactly once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,9 +35,9 @@ from bench._common import scratch_dir  # noqa: E402
 
 def bench_projection(incidents: int) -> None:
     from domain.incident.incident import Incident
-    from domain.sla.sla_policy import normalise_spec
     from domain.shared_kernel.actor import Actor
     from domain.shared_kernel.priority import PriorityMatrix
+    from domain.sla.sla_policy import normalise_spec
     from infra.sql.database import SqliteDatabase
     from projections.runtime.runner import ProjectionRunner
     from projections.sla.sla_clocks import SlaClocksProjection
@@ -45,18 +46,38 @@ def bench_projection(incidents: int) -> None:
 
     matrix, alice, rng = PriorityMatrix(), Actor("alice"), random.Random(7)
     t0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
-    spec = normalise_spec({"name": "bench", "targets": {
-        "respond": {"*": 3600}, "resolve": {"P1": 4 * 3600, "*": 24 * 3600}},
-        "ola": {"network": {"*": 7200}, "desk": {"*": 3600}},
-        "calendar": {"timezone": "Europe/Paris", "week": {
-            d: [["08:00", "12:00"], ["13:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}}})
+    spec = normalise_spec(
+        {
+            "name": "bench",
+            "targets": {"respond": {"*": 3600}, "resolve": {"P1": 4 * 3600, "*": 24 * 3600}},
+            "ola": {"network": {"*": 7200}, "desk": {"*": 3600}},
+            "calendar": {
+                "timezone": "Europe/Paris",
+                "week": {
+                    d: [["08:00", "12:00"], ["13:00", "18:00"]]
+                    for d in ("mon", "tue", "wed", "thu", "fri")
+                },
+            },
+        }
+    )
     streams = []
     for n in range(incidents):
         at = t0 + timedelta(minutes=n)
-        inc = Incident.log(number=f"B{n:07d}", title="t", caller="c", impact=rng.randint(1, 3),
-                           urgency=rng.randint(1, 3), matrix=matrix, by=alice,
-                           causation_id="b", at=at)
-        step = lambda m: at + timedelta(minutes=m)  # noqa: E731
+        inc = Incident.log(
+            number=f"B{n:07d}",
+            title="t",
+            caller="c",
+            impact=rng.randint(1, 3),
+            urgency=rng.randint(1, 3),
+            matrix=matrix,
+            by=alice,
+            causation_id="b",
+            at=at,
+        )
+
+        def step(m: int, at: datetime = at) -> datetime:
+            return at + timedelta(minutes=m)
+
         inc.assign("desk", "a", alice, "b", at=step(2))
         inc.acknowledge(alice, "b", at=step(9))
         inc.hold("awaiting_caller", alice, "b", at=step(30))
@@ -86,13 +107,15 @@ def bench_projection(incidents: int) -> None:
         runner.setup()
         position, started = 0, time.perf_counter()
         for start in range(0, len(envelopes), 500):
-            batch = [(start + i, e) for i, e in enumerate(envelopes[start:start + 500])]
+            batch = [(start + i, e) for i, e in enumerate(envelopes[start : start + 500])]
             position = runner.apply_batch("bench", 0, position, batch)
         seconds = time.perf_counter() - started
-    print(f"projection: {len(envelopes)} events, {projection.clock_writes} clock updates "
-          f"in {seconds:.2f} s: {len(envelopes) / seconds:,.0f} events/s, "
-          f"{projection.clock_writes / seconds:,.0f} clock updates/s "
-          f"(business calendar Europe/Paris, SQLite, batches of 500)")
+    print(
+        f"projection: {len(envelopes)} events, {projection.clock_writes} clock updates "
+        f"in {seconds:.2f} s: {len(envelopes) / seconds:,.0f} events/s, "
+        f"{projection.clock_writes / seconds:,.0f} clock updates/s "
+        f"(business calendar Europe/Paris, SQLite, batches of 500)"
+    )
 
 
 def bench_scheduler(deadlines: int, spread: float) -> None:
@@ -110,27 +133,46 @@ def bench_scheduler(deadlines: int, spread: float) -> None:
         desk, alice = container.desk, Actor("alice")
         started = time.perf_counter()
         for start in range(0, deadlines, 500):
-            batch = [Incident.log(number=f"S{n:07d}", title="t", caller="c", impact=2,
-                                  urgency=2, matrix=PriorityMatrix(), by=alice, causation_id="b")
-                     for n in range(start, min(start + 500, deadlines))]
+            batch = [
+                Incident.log(
+                    number=f"S{n:07d}",
+                    title="t",
+                    caller="c",
+                    impact=2,
+                    urgency=2,
+                    matrix=PriorityMatrix(),
+                    by=alice,
+                    causation_id="b",
+                )
+                for n in range(start, min(start + 500, deadlines))
+            ]
             desk.save(*batch)
         container.feed.catch_up()
-        print(f"scheduler: {deadlines} incidents stored and projected in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"scheduler: {deadlines} incidents stored and projected in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         # Make each respond clock fall due at a chosen instant within the next minute: its
         # breach alarm (no warnings) at a uniform random time from 5 s to 5 s + spread.
         first = time.time() + 5
         rng = random.Random(11)
         with container.read_db.transaction() as tx:
             seq = int(tx.execute("SELECT value FROM sla_meta WHERE name = 'seq'").fetchone()[0]) + 1
-            ids = [r[0] for r in tx.execute(
-                "SELECT ticket_id FROM sla_clocks WHERE metric = 'respond'").fetchall()]
+            ids = [
+                r[0]
+                for r in tx.execute(
+                    "SELECT ticket_id FROM sla_clocks WHERE metric = 'respond'"
+                ).fetchall()
+            ]
             rows = []
             for ticket_id in ids:
                 due = iso(datetime.fromtimestamp(first + rng.uniform(0, spread), UTC))
                 rows.append((due, orjson.dumps([[due, "breach", None]]).decode(), seq, ticket_id))
-            tx.executemany("UPDATE sla_clocks SET due_at = %s, alarms = %s, seq = %s"
-                           " WHERE ticket_id = %s AND metric = 'respond'", rows)
+            tx.executemany(
+                "UPDATE sla_clocks SET due_at = %s, alarms = %s, seq = %s"
+                " WHERE ticket_id = %s AND metric = 'respond'",
+                rows,
+            )
             tx.execute("UPDATE sla_clocks SET alarms = NULL WHERE metric <> 'respond'")
             tx.execute("UPDATE sla_meta SET value = %s WHERE name = 'seq'", (seq,))
         container.feed.start(0.05)
@@ -148,10 +190,12 @@ def bench_scheduler(deadlines: int, spread: float) -> None:
         breaches = container.desk.recorder.max_notification_id() - deadlines - 1
         container.close()
     q = lambda p: late[min(len(late) - 1, int(p * len(late)))]  # noqa: E731
-    print(f"scheduler: {scheduler.recorded}/{len(ids)} deadlines within {spread:.0f} s recorded "
-          f"({breaches} SlaBreached events stored); lateness p50 {q(0.50) * 1000:.0f} ms, "
-          f"p99 {q(0.99) * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms "
-          f"(target p99 <= 1000 ms; mean {statistics.mean(late) * 1000:.0f} ms)")
+    print(
+        f"scheduler: {scheduler.recorded}/{len(ids)} deadlines within {spread:.0f} s recorded "
+        f"({breaches} SlaBreached events stored); lateness p50 {q(0.50) * 1000:.0f} ms, "
+        f"p99 {q(0.99) * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms "
+        f"(target p99 <= 1000 ms; mean {statistics.mean(late) * 1000:.0f} ms)"
+    )
 
 
 def main() -> None:

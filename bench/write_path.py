@@ -16,6 +16,7 @@
    run on other machines in production and are not running here (a broker is started for
    the instances to be configured against).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,9 @@ except ImportError:  # pragma: no cover
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from domain.incident.commands import Comment, LogIncident  # noqa: E402
-from domain.shared_kernel.command_context import Context  # noqa: E402
+from domain.incident.commands import LogIncident  # noqa: E402
 from domain.shared_kernel.actor import Actor  # noqa: E402
+from domain.shared_kernel.command_context import Context  # noqa: E402
 from infra.composition_root import bootstrap  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
@@ -50,7 +51,8 @@ def raw_save_rate(seconds: float) -> float:
     container = bootstrap(Settings(data_dir=Path(tempfile.mkdtemp(prefix="raw-"))))
     ctx = Context(Actor("bench"), "bench")
     logged = container.desk.log_incident(
-        LogIncident(title="raw", caller="bench", impact=2, urgency=2), ctx)
+        LogIncident(title="raw", caller="bench", impact=2, urgency=2), ctx
+    )
     incident = container.desk.get_incident(logged.id)  # its own copy, to change and save
     saves, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -76,16 +78,26 @@ class Connection:
 
     def __init__(self, host: str, port: int, key: str) -> None:
         self.host, self.port = host, port
-        self.head = (f"Host: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
-                     "Content-Type: application/json\r\n").encode()
+        self.head = (
+            f"Host: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head
-                          + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.writer.write(
+            b"POST "
+            + path.encode()
+            + b" HTTP/1.1\r\n"
+            + self.head
+            + b"Content-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
@@ -99,9 +111,15 @@ class Connection:
             self.writer.close()
 
 
-async def client_loop(http: Connection, incident_id: str, until: float,
-                      interval: float, phase: float, latencies: list[float],
-                      errors: list[int]) -> None:
+async def client_loop(
+    http: Connection,
+    incident_id: str,
+    until: float,
+    interval: float,
+    phase: float,
+    latencies: list[float],
+    errors: list[int],
+) -> None:
     # Paced clients start out of phase: in lockstep they would arrive as bursts of 16.
     path = f"/v1/incidents/{incident_id}/comment"
     n, next_at = 0, time.perf_counter() + phase * interval
@@ -117,18 +135,23 @@ async def client_loop(http: Connection, incident_id: str, until: float,
         n += 1
 
 
-async def http_load(bases: list[str], key: str, clients: int, seconds: float,
-                    rate: float | None) -> tuple[float, list[float], list[int]]:
+async def http_load(
+    bases: list[str], key: str, clients: int, seconds: float, rate: float | None
+) -> tuple[float, list[float], list[int]]:
     """`clients` connections spread round-robin over the instances at `bases`, as a load
     balancer would."""
     addresses = [base.removeprefix("http://").partition(":")[::2] for base in bases]
-    connections = [Connection(addresses[n % len(bases)][0], int(addresses[n % len(bases)][1]),
-                              key) for n in range(clients)]
+    connections = [
+        Connection(addresses[n % len(bases)][0], int(addresses[n % len(bases)][1]), key)
+        for n in range(clients)
+    ]
     try:
         ids = []
         for n, http in enumerate(connections):
-            status, body = await http.post("/v1/incidents", orjson.dumps({
-                "title": f"bench {n}", "caller": "bench", "impact": 2, "urgency": 2}))
+            status, body = await http.post(
+                "/v1/incidents",
+                orjson.dumps({"title": f"bench {n}", "caller": "bench", "impact": 2, "urgency": 2}),
+            )
             assert status == 201, body
             ids.append(orjson.loads(body)["id"])
         latencies: list[float] = []
@@ -136,34 +159,49 @@ async def http_load(bases: list[str], key: str, clients: int, seconds: float,
         interval = clients / rate if rate else 0.0
         started = time.perf_counter()
         until = started + seconds
-        await asyncio.gather(*(client_loop(http, i, until, interval, n / clients, latencies,
-                                           errors)
-                               for n, (http, i) in enumerate(zip(connections, ids))))
+        await asyncio.gather(
+            *(
+                client_loop(http, i, until, interval, n / clients, latencies, errors)
+                for n, (http, i) in enumerate(zip(connections, ids, strict=True))
+            )
+        )
         return len(latencies) / (time.perf_counter() - started), latencies, errors
     finally:
         for http in connections:
             http.close()
 
 
-def start_servers(data_dir: Path, instances: int = 1,
-                  bootstrap: str | None = None) -> tuple[list[subprocess.Popen], list[str], str]:
+def start_servers(
+    data_dir: Path, instances: int = 1, bootstrap: str | None = None
+) -> tuple[list[subprocess.Popen], list[str], str]:
     """`instances` x `itsm serve` on one fresh store: embedded without `bootstrap`, else in
     Kafka mode. Returns the processes, their base URLs and an agent's key."""
     env = {**os.environ, "ITSM_DATA_DIR": str(data_dir)}
     env.pop("ITSM_KAFKA_BOOTSTRAP", None)
     if bootstrap:
         env["ITSM_KAFKA_BOOTSTRAP"] = bootstrap
-    key = subprocess.run([sys.executable, "-m", "infra.cli", "keys", "create", "--role", "agent",
-                          "--name", "bench"], env=env, cwd=ROOT, check=True, text=True,
-                         capture_output=True).stdout.strip()
+    key = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "keys", "create", "--role", "agent", "--name", "bench"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        text=True,
+        capture_output=True,
+    ).stdout.strip()
     servers, bases = [], []
     for _ in range(instances):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        servers.append(subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"],
-                                        env={**env, "ITSM_PORT": str(port)}, cwd=ROOT,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        servers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", "serve"],
+                env={**env, "ITSM_PORT": str(port)},
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         bases.append(f"http://127.0.0.1:{port}")
     for base in bases:
         for _ in range(200):
@@ -178,31 +216,41 @@ def start_servers(data_dir: Path, instances: int = 1,
 
 
 def report(label: str, rate: float, latencies: list[float], errors: list[int]) -> None:
-    print(f"{label:<34} {rate:8.0f} commands/s   p50 {percentile(latencies, .5) * 1e3:6.1f} ms"
-          f"   p99 {percentile(latencies, .99) * 1e3:6.1f} ms   errors {len(errors)}")
+    print(
+        f"{label:<34} {rate:8.0f} commands/s   p50 {percentile(latencies, 0.5) * 1e3:6.1f} ms"
+        f"   p99 {percentile(latencies, 0.99) * 1e3:6.1f} ms   errors {len(errors)}"
+    )
 
 
-def measure(label: str, args: argparse.Namespace, raw: float, instances: int = 1,
-            bootstrap: str | None = None) -> None:
-    servers, bases, key = start_servers(Path(tempfile.mkdtemp(prefix="http-")), instances,
-                                        bootstrap)
+def measure(
+    label: str,
+    args: argparse.Namespace,
+    raw: float,
+    instances: int = 1,
+    bootstrap: str | None = None,
+) -> None:
+    servers, bases, key = start_servers(
+        Path(tempfile.mkdtemp(prefix="http-")), instances, bootstrap
+    )
     try:
         run_loop(http_load(bases, key, args.clients, args.warmup, None))
-        top, latencies, errors = run_loop(http_load(bases, key, args.clients, args.seconds,
-                                                    None))
+        top, latencies, errors = run_loop(http_load(bases, key, args.clients, args.seconds, None))
         report(f"{label}: max, {args.clients} clients", top, latencies, errors)
         half, latencies, errors = run_loop(
-            http_load(bases, key, args.clients, args.seconds, top / 2))
+            http_load(bases, key, args.clients, args.seconds, top / 2)
+        )
         report(f"{label}: at half max load", half, latencies, errors)
     finally:
         for server in servers:
             server.terminate()
         for server in servers:
             server.wait(timeout=20)
-    p99 = percentile(latencies, .99) * 1e3
-    print(f"  HTTP / raw = {top / raw:.2f} (target >= 0.50): "
-          f"{'met' if top / raw >= .5 else 'NOT met'}; p99 at half load = {p99:.1f} ms "
-          f"(target <= 25 ms): {'met' if p99 <= 25 else 'NOT met'}")
+    p99 = percentile(latencies, 0.99) * 1e3
+    print(
+        f"  HTTP / raw = {top / raw:.2f} (target >= 0.50): "
+        f"{'met' if top / raw >= 0.5 else 'NOT met'}; p99 at half load = {p99:.1f} ms "
+        f"(target <= 25 ms): {'met' if p99 <= 25 else 'NOT met'}"
+    )
 
 
 def main() -> None:
@@ -211,10 +259,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--warmup", type=float, default=3.0,
-                        help="seconds of load first, not measured (a fresh store and cold caches)")
-    parser.add_argument("--instances", type=int, default=2,
-                        help="API instances in the Kafka-mode run (0: skip that run)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of load first, not measured (a fresh store and cold caches)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=2,
+        help="API instances in the Kafka-mode run (0: skip that run)",
+    )
     parser.add_argument("--bootstrap", help="a broker for the Kafka-mode run; default: start one")
     args = parser.parse_args()
     raw = raw_save_rate(args.seconds)
@@ -222,8 +278,9 @@ def main() -> None:
     measure("embedded, 1 process", args, raw)
     if args.instances:
         with kafka_broker(args.bootstrap, partitions=6) as bootstrap:
-            measure(f"Kafka mode, {args.instances} API instances", args, raw, args.instances,
-                    bootstrap)
+            measure(
+                f"Kafka mode, {args.instances} API instances", args, raw, args.instances, bootstrap
+            )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The composition root: builds every dependency once, each overridable for tests."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -61,8 +62,7 @@ class Container:
     def inbound(self) -> InboundProcessor:
         """One processor per container (it holds the inbound metrics), built on first use."""
         if self._inbound is None:
-            self._inbound = InboundProcessor.from_settings(self.desk, self.settings,
-                                                           parse=parse)
+            self._inbound = InboundProcessor.from_settings(self.desk, self.settings, parse=parse)
         return self._inbound
 
     def inbound_if_built(self) -> InboundProcessor | None:
@@ -87,27 +87,32 @@ class Container:
         self.read_db.close()
 
 
-def bootstrap(settings: Settings | None = None,
-              projections: list[Projection] | None = None) -> Container:
+def bootstrap(
+    settings: Settings | None = None, projections: list[Projection] | None = None
+) -> Container:
     register_legacy_topics()
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store_db = connect(settings.store_url)
     read_db = connect(settings.read_url)
     # One lock per database: the read models often live in the store's database.
-    read_lock = read_db.schema_lock() if settings.read_url != settings.store_url \
-        else nullcontext()
+    read_lock = read_db.schema_lock() if settings.read_url != settings.store_url else nullcontext()
     with store_db.schema_lock(), read_lock:
         return _build(settings, store_db, read_db, projections or default_projections())
 
 
-def _build(settings: Settings, store_db: Database, read_db: Database,
-           projections: list[Projection]) -> Container:
+def _build(
+    settings: Settings, store_db: Database, read_db: Database, projections: list[Projection]
+) -> Container:
     numbering = Numbering(store_db, prefix=settings.incident_number_prefix)
     keys = ApiKeys(store_db)
-    desk = ServiceDesk(settings.eventsourcing_env(), numbering,
-                       PriorityMatrix.parse(settings.priority_matrix), settings.snapshot_interval,
-                       transcoder=OrjsonTranscoder())
+    desk = ServiceDesk(
+        settings.eventsourcing_env(),
+        numbering,
+        PriorityMatrix.parse(settings.priority_matrix),
+        settings.snapshot_interval,
+        transcoder=OrjsonTranscoder(),
+    )
     numbering.setup()
     keys.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]
@@ -119,22 +124,34 @@ def _build(settings: Settings, store_db: Database, read_db: Database,
     if not settings.kafka_bootstrap:
         feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
         return Container(settings, store_db, read_db, desk, keys, runners, feed=feed, **parts)
-    return Container(settings, store_db, read_db, desk, keys, runners,
-                     kafka=_kafka_probes(settings, store_db, runners), **parts)
+    return Container(
+        settings,
+        store_db,
+        read_db,
+        desk,
+        keys,
+        runners,
+        kafka=_kafka_probes(settings, store_db, runners),
+        **parts,
+    )
 
 
 def _what_if(desk: ServiceDesk, read_db: Database) -> WhatIf:
     """Replays the history into scratch read models against a draft policy."""
+
     def replay(runners: list[ProjectionRunner], batch_size: int) -> int:
         return NotificationFeed(desk.recorder, desk.mapper, runners, batch_size).replay_all()
 
     return WhatIf(replay, lambda: SqliteDatabase(":memory:"), read_db)
 
 
-def _kafka_probes(settings: Settings, store_db: Database,
-                  runners: list[ProjectionRunner]) -> KafkaProbes:
+def _kafka_probes(
+    settings: Settings, store_db: Database, runners: list[ProjectionRunner]
+) -> KafkaProbes:
     from infra.messaging.consumer_lag import consumer_lag
     from infra.messaging.relay import RelayPosition
 
-    return KafkaProbes(RelayPosition(store_db, settings.events_topic).get,
-                       consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners))
+    return KafkaProbes(
+        RelayPosition(store_db, settings.events_topic).get,
+        consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners),
+    )

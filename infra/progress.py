@@ -1,4 +1,5 @@
 """A one-line progress bar on stderr, for long replays and imports."""
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,10 @@ class Progress:
         fraction = min(self.done / self.total, 1.0) if self.total else 1.0
         filled = int(fraction * self.width)
         rate = self.done / max(now - self._started, 1e-9)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}]"
-                          f" {fraction:6.1%} {self.done}/{self.total} ({rate:,.0f}/s)")
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}]"
+            f" {fraction:6.1%} {self.done}/{self.total} ({rate:,.0f}/s)"
+        )
         self.stream.flush()
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
 """All configuration, from ITSM_* environment variables (or a .env file)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -84,16 +85,28 @@ class Settings(BaseSettings):
 
     @property
     def read_url(self) -> str:
-        return (self.read_database_url or self.database_url
-                or f"sqlite:///{self.data_dir / 'readmodels.db'}")
+        return (
+            self.read_database_url
+            or self.database_url
+            or f"sqlite:///{self.data_dir / 'readmodels.db'}"
+        )
 
     def eventsourcing_env(self) -> dict[str, str]:
-        cache = {"AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
-                 "AGGREGATE_CACHE_FASTFORWARD": "y"} if self.aggregate_cache_size else {}
+        cache = (
+            {
+                "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
+                "AGGREGATE_CACHE_FASTFORWARD": "y",
+            }
+            if self.aggregate_cache_size
+            else {}
+        )
         if self.store_url.startswith("sqlite:///"):
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                    "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
-                    "SQLITE_LOCK_TIMEOUT": "30", **cache}
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
+                "SQLITE_LOCK_TIMEOUT": "30",
+                **cache,
+            }
         from infra.event_store.postgres_env import eventsourcing_env
 
         return {**eventsourcing_env(self.store_url), **cache}

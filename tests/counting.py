@@ -1,4 +1,5 @@
 """Counting stored events of one kind: the store also holds SLA policies and inbound records."""
+
 from __future__ import annotations
 
 

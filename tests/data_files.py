@@ -1,6 +1,7 @@
 """Where the shared data lives: ../shared/data beside the repository, as on CI machines; and
 the order in which the inbound consumer applies the ServiceNow log's rows, computed from the
 raw CSV alone (csv + gzip + datetime), so that it can check the importer."""
+
 from __future__ import annotations
 
 import csv
@@ -15,12 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def servicenow_log() -> Path:
     """The real ServiceNow audit log. A missing file fails the test: it is never skipped."""
-    path = Path(os.environ.get("ITSM_SERVICENOW_LOG",
-                               ROOT.parent / "shared" / "data" / "incident_event_log.csv.gz"))
+    path = Path(
+        os.environ.get(
+            "ITSM_SERVICENOW_LOG", ROOT.parent / "shared" / "data" / "incident_event_log.csv.gz"
+        )
+    )
     if not path.exists():
         raise FileNotFoundError(
             f"the ServiceNow log is not at {path}: clone the repository beside shared/, or "
-            "set ITSM_SERVICENOW_LOG to the file")
+            "set ITSM_SERVICENOW_LOG to the file"
+        )
     return path
 
 

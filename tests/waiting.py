@@ -1,4 +1,5 @@
 """Polling with a deadline, for assertions about asynchronous pipelines."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,9 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
-def wait_until(probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.05,
-               what: str = "condition") -> T:
+def wait_until(
+    probe: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = probe()

@@ -1,7 +1,9 @@
 """What the audit trail shows of an event: who, why, what changed."""
+
 from __future__ import annotations
 
 from typing import Any
+
 from pydantic import BaseModel
 
 

@@ -6,6 +6,7 @@ problem document and writes nothing: 413 too large, 400 not JSON, 422 not a Clou
 unknown type / data not matching its schema / a value the domain refuses, 409 a transition
 the incident's lifecycle does not allow.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -16,17 +17,21 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import ContainerDep, require
-from api.problem_details import problem
-from api.problem_details import ProblemDetails
+from api.problem_details import ProblemDetails, problem
 from application.access import Principal, Role
 
 router = APIRouter(prefix="/v1/inbound", tags=["inbound"])
 Integration = Annotated[Principal, Depends(require(Role.INTEGRATION))]
 
-TITLES = {"too-large": "Message too large", "malformed": "Malformed JSON",
-          "not-a-cloudevent": "Not a CloudEvent", "unknown-type": "Unknown event type",
-          "invalid-data": "Invalid event data", "invalid-value": "Invalid value",
-          "illegal-transition": "Illegal transition"}
+TITLES = {
+    "too-large": "Message too large",
+    "malformed": "Malformed JSON",
+    "not-a-cloudevent": "Not a CloudEvent",
+    "unknown-type": "Unknown event type",
+    "invalid-data": "Invalid event data",
+    "invalid-value": "Invalid value",
+    "illegal-transition": "Illegal transition",
+}
 
 
 class InboundResult(BaseModel):
@@ -45,16 +50,27 @@ async def _body(request: Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             break
-    return bytes(body[:limit + 1])
+    return bytes(body[: limit + 1])
 
 
-@router.post("", summary="Receive one CloudEvent (structured mode, JSON)",
-             response_model=InboundResult,
-             responses={code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-                        for code in (400, 401, 403, 409, 413, 422)},
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/cloudevents+json": {"schema": {"type": "object"}},
-                 "application/json": {"schema": {"type": "object"}}}}})
+@router.post(
+    "",
+    summary="Receive one CloudEvent (structured mode, JSON)",
+    response_model=InboundResult,
+    responses={
+        code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+        for code in (400, 401, 403, 409, 413, 422)
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/cloudevents+json": {"schema": {"type": "object"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
 async def receive(request: Request, container: ContainerDep, _: Integration) -> Any:
     """Types: alert.fired, alert.resolved, incident.snapshot (schemas in schemas/inbound/).
     The same (source, id) twice is applied once: the second answers status duplicate."""
@@ -66,7 +82,12 @@ async def receive(request: Request, container: ContainerDep, _: Integration) -> 
         raw = await _body(request, processor.max_bytes)
     outcome = await anyio.to_thread.run_sync(processor.process, raw)
     if outcome.status == "rejected":
-        return problem(request, outcome.http_status, outcome.reason,
-                       kind=f"inbound-{outcome.kind}", title=TITLES.get(outcome.kind or ""))
+        return problem(
+            request,
+            outcome.http_status,
+            outcome.reason,
+            kind=f"inbound-{outcome.kind}",
+            title=TITLES.get(outcome.kind or ""),
+        )
     body = {k: v for k, v in outcome.as_dict().items() if k in InboundResult.model_fields}
     return JSONResponse(body, status_code=200)

@@ -3,6 +3,7 @@
 Writes go through the ServiceDesk (event store); reads come from the read models, which
 follow the event store a moment behind (see `get_incident`).
 """
+
 # No `from __future__ import annotations`: the per-action routes annotate their body with a
 # model held in a variable, which FastAPI must see as a class, not as a string.
 from datetime import datetime
@@ -12,49 +13,73 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 
+from api.audit.audit_schemas import TimelineEntry
 from api.deps import (
-    CommandCall, DeskDep, ReadDbDep, RequestIdDep, command_by, ensure_role, require,
+    CommandCall,
+    DeskDep,
+    ReadDbDep,
+    RequestIdDep,
+    command_by,
+    ensure_role,
+    require,
 )
 from api.incident.incident_schemas import (
-    ACTION_REQUESTS, CommandResult, IncidentAsOf, IncidentCreate, IncidentCreated, IncidentPage,
-    IncidentPublic, Request,
+    ACTION_REQUESTS,
+    CommandResult,
+    IncidentAsOf,
+    IncidentCreate,
+    IncidentCreated,
+    IncidentPage,
+    IncidentPublic,
+    Request,
 )
 from api.problem_details import ProblemDetails
-from api.audit.audit_schemas import TimelineEntry
-from domain.incident.commands import ACTIONS, LogIncident
-from domain.shared_kernel.command_context import Context
-from domain.incident.incident import Incident
-from domain.shared_kernel.actor import Actor, ActorKind
-from domain.incident.lifecycle import IncidentState
 from application.access import Principal, Role
-from projections.incident import incident_queue as incidents_rm
+from domain.incident.commands import ACTIONS, LogIncident
+from domain.incident.incident import Incident
+from domain.incident.lifecycle import IncidentState
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
 from projections.audit import incident_timeline as timeline_rm
+from projections.incident import incident_queue as incidents_rm
 from projections.runtime.time_text import iso
 
-PROBLEMS = {code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-            for code in (400, 401, 403, 404, 409, 422)}
+PROBLEMS = {
+    code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 422)
+}
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=PROBLEMS)
 
 Operator = Annotated[Principal, Depends(require(Role.AGENT, Role.MANAGER))]
 QueueReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.MANAGER, Role.AGENT))]
-Reader = Annotated[Principal, Depends(
-    require(Role.ANALYST, Role.MANAGER, Role.AGENT, Role.AUDITOR))]
+Reader = Annotated[
+    Principal, Depends(require(Role.ANALYST, Role.MANAGER, Role.AGENT, Role.AUDITOR))
+]
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]
 OperatorCommand = Annotated[CommandCall, Depends(command_by(Role.AGENT, Role.MANAGER))]
 
 SUMMARIES = {
-    "assign": "Assign to a group (and agent)", "acknowledge": "Acknowledge: work starts",
+    "assign": "Assign to a group (and agent)",
+    "acknowledge": "Acknowledge: work starts",
     "escalate": "Escalate functionally (next tier) or hierarchically (major incident)",
-    "hold": "Put on hold", "resume": "Resume from hold", "resolve": "Resolve with a code",
-    "reopen": "Reopen a resolved incident", "close": "Close, with caller satisfaction",
-    "cancel": "Cancel (logged in error, duplicate...)", "comment": "Add a work note or comment",
-    "reprioritise": "Change impact and urgency", "recategorise": "Change the categorisation",
+    "hold": "Put on hold",
+    "resume": "Resume from hold",
+    "resolve": "Resolve with a code",
+    "reopen": "Reopen a resolved incident",
+    "close": "Close, with caller satisfaction",
+    "cancel": "Cancel (logged in error, duplicate...)",
+    "comment": "Add a work note or comment",
+    "reprioritise": "Change impact and urgency",
+    "recategorise": "Change the categorisation",
 }
 
 
 def _context(principal: Principal, request_id: str, expected: int | None = None) -> Context:
-    return Context(by=Actor(principal.name, ActorKind.PERSON), causation_id=request_id,
-                   expected_version=expected)
+    return Context(
+        by=Actor(principal.name, ActorKind.PERSON),
+        causation_id=request_id,
+        expected_version=expected,
+    )
 
 
 def _etag(response: Response, version: int) -> None:
@@ -67,58 +92,120 @@ def _at(moment: datetime | None) -> str | None:
 
 def _from_aggregate(incident: Incident) -> dict:
     """The aggregate's attributes in read-model form (for as_of and the lag fallback)."""
-    names = ("number", "title", "state", "priority", "impact", "urgency", "assignment_group",
-             "assignee", "tier", "major", "hold_reason", "reassignment_count", "reopen_count",
-             "resolution_code", "satisfaction", "version", "description", "caller", "channel",
-             "service", "category", "subcategory", "source", "external_ref")
+    names = (
+        "number",
+        "title",
+        "state",
+        "priority",
+        "impact",
+        "urgency",
+        "assignment_group",
+        "assignee",
+        "tier",
+        "major",
+        "hold_reason",
+        "reassignment_count",
+        "reopen_count",
+        "resolution_code",
+        "satisfaction",
+        "version",
+        "description",
+        "caller",
+        "channel",
+        "service",
+        "category",
+        "subcategory",
+        "source",
+        "external_ref",
+    )
     view = {name: getattr(incident, name) for name in names}
-    view.update({name: _at(getattr(incident, name))
-                 for name in ("acknowledged_at", "resolved_at", "closed_at", "cancelled_at")})
-    view.update(id=str(incident.id), opened_at=_at(incident.created_on),
-                updated_at=_at(incident.modified_on))
+    view.update(
+        {
+            name: _at(getattr(incident, name))
+            for name in ("acknowledged_at", "resolved_at", "closed_at", "cancelled_at")
+        }
+    )
+    view.update(
+        id=str(incident.id),
+        opened_at=_at(incident.created_on),
+        updated_at=_at(incident.modified_on),
+    )
     return view
 
 
 @router.post("", status_code=201, summary="Log an incident")
-def log_incident(body: IncidentCreate, desk: DeskDep, principal: Operator,
-                 request_id: RequestIdDep, response: Response) -> IncidentCreated:
+def log_incident(
+    body: IncidentCreate,
+    desk: DeskDep,
+    principal: Operator,
+    request_id: RequestIdDep,
+    response: Response,
+) -> IncidentCreated:
     """Priority is derived from impact x urgency by the priority matrix."""
     command = LogIncident(**body.model_dump(mode="json"))
     incident = desk.log_incident(command, _context(principal, request_id))
     response.headers["Location"] = f"{router.prefix}/{incident.id}"
     _etag(response, incident.version)
-    return IncidentCreated(id=str(incident.id), number=incident.number,
-                           priority=incident.priority, state=incident.state,
-                           version=incident.version)
+    return IncidentCreated(
+        id=str(incident.id),
+        number=incident.number,
+        priority=incident.priority,
+        state=incident.state,
+        version=incident.version,
+    )
 
 
 @router.get("", summary="Incident queue")
-def list_incidents(db: ReadDbDep, _: QueueReader,
-                   state: IncidentState | None = None,
-                   priority: Annotated[str | None, Query(pattern=r"^P[1-4]$")] = None,
-                   group: Annotated[str | None, Query(description="Assignment group")] = None,
-                   assignee: str | None = None, number: str | None = None,
-                   external_ref: Annotated[str | None, Query(
-                       description="The ticket's number in the system it came from")] = None,
-                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> IncidentPage:
+def list_incidents(
+    db: ReadDbDep,
+    _: QueueReader,
+    state: IncidentState | None = None,
+    priority: Annotated[str | None, Query(pattern=r"^P[1-4]$")] = None,
+    group: Annotated[str | None, Query(description="Assignment group")] = None,
+    assignee: str | None = None,
+    number: str | None = None,
+    external_ref: Annotated[
+        str | None, Query(description="The ticket's number in the system it came from")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> IncidentPage:
     """Newest first, from the incidents read model."""
-    filters = {"state": state and str(state), "priority": priority, "assignment_group": group,
-               "assignee": assignee, "number": number, "external_ref": external_ref}
+    filters = {
+        "state": state and str(state),
+        "priority": priority,
+        "assignment_group": group,
+        "assignee": assignee,
+        "number": number,
+        "external_ref": external_ref,
+    }
     with db.transaction(read_only=True) as tx:
         total, rows = incidents_rm.search(tx, filters, limit, offset)
-    return IncidentPage(total=total, limit=limit, offset=offset,
-                        items=[IncidentPublic(**row) for row in rows])
+    return IncidentPage(
+        total=total, limit=limit, offset=offset, items=[IncidentPublic(**row) for row in rows]
+    )
 
 
-@router.get("/{incident_id}", summary="One incident, now or as of a past moment",
-            response_model=IncidentPublic | IncidentAsOf)
-def get_incident(incident_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Reader,
-                 response: Response,
-                 as_of: Annotated[datetime | None, Query(
-                     description="ISO-8601 with offset, e.g. 2025-03-01T09:30:00Z "
-                                 "(auditors): the incident replayed from the event store "
-                                 "as it stood then")] = None):
+@router.get(
+    "/{incident_id}",
+    summary="One incident, now or as of a past moment",
+    response_model=IncidentPublic | IncidentAsOf,
+)
+def get_incident(
+    incident_id: UUID,
+    db: ReadDbDep,
+    desk: DeskDep,
+    principal: Reader,
+    response: Response,
+    as_of: Annotated[
+        datetime | None,
+        Query(
+            description="ISO-8601 with offset, e.g. 2025-03-01T09:30:00Z "
+            "(auditors): the incident replayed from the event store "
+            "as it stood then"
+        ),
+    ] = None,
+):
     """Current state from the read model.
 
     The read model follows the event store asynchronously, so an incident logged a moment
@@ -128,8 +215,9 @@ def get_incident(incident_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Rea
     if as_of is not None:
         ensure_role(principal, (Role.AUDITOR,), "Reading an incident as of a past moment")
         if as_of.tzinfo is None:
-            raise RequestValidationError([{"type": "timezone_aware", "loc": ("query", "as_of"),
-                                           "msg": "needs a timezone"}])
+            raise RequestValidationError(
+                [{"type": "timezone_aware", "loc": ("query", "as_of"), "msg": "needs a timezone"}]
+            )
         incident = desk.incident_as_of(incident_id, as_of)
         _etag(response, incident.version)
         return IncidentAsOf(**_from_aggregate(incident), as_of=as_of.isoformat())
@@ -141,8 +229,9 @@ def get_incident(incident_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Rea
 
 
 @router.get("/{incident_id}/timeline", summary="Audit timeline")
-def get_timeline(incident_id: UUID, db: ReadDbDep, desk: DeskDep,
-                 _: Auditor) -> list[TimelineEntry]:
+def get_timeline(
+    incident_id: UUID, db: ReadDbDep, desk: DeskDep, _: Auditor
+) -> list[TimelineEntry]:
     """Every event: who acted, on behalf of which request, and what changed."""
     with db.transaction(read_only=True) as tx:
         entries = timeline_rm.entries(tx, str(incident_id))
@@ -154,17 +243,31 @@ def get_timeline(incident_id: UUID, db: ReadDbDep, desk: DeskDep,
 def _command_route(action: str, model: type[Request]) -> None:
     required = any(field.is_required() for field in model.model_fields.values())
 
-    async def run(incident_id: UUID, call: OperatorCommand, response: Response,
-                  body: model = Body(... if required else None)) -> CommandResult:
+    async def run(
+        incident_id: UUID,
+        call: OperatorCommand,
+        response: Response,
+        body: Annotated[model, Body()] = ... if required else None,
+    ) -> CommandResult:
         command = ACTIONS[action](**(body or model()).model_dump(mode="json"))
         incident = await call.desk.execute_async(incident_id, command, call.context)
         _etag(response, incident.version)
-        return CommandResult(id=str(incident.id), number=incident.number, state=incident.state,
-                             priority=incident.priority, version=incident.version)
+        return CommandResult(
+            id=str(incident.id),
+            number=incident.number,
+            state=incident.state,
+            priority=incident.priority,
+            version=incident.version,
+        )
 
     run.__name__ = f"{action}_incident"
-    router.add_api_route(f"/{{incident_id}}/{action}", run, methods=["POST"],
-                         summary=SUMMARIES[action], response_model=CommandResult)
+    router.add_api_route(
+        f"/{{incident_id}}/{action}",
+        run,
+        methods=["POST"],
+        summary=SUMMARIES[action],
+        response_model=CommandResult,
+    )
 
 
 for _action, _model in ACTION_REQUESTS.items():
@@ -173,5 +276,6 @@ for _action, _model in ACTION_REQUESTS.items():
 
 @router.post("/{incident_id}/{action}", include_in_schema=False)
 def unknown_action(incident_id: UUID, action: str, _: Operator) -> None:
-    raise HTTPException(404, f"There is no action {action!r}; the actions are "
-                             f"{', '.join(ACTION_REQUESTS)}.")
+    raise HTTPException(
+        404, f"There is no action {action!r}; the actions are {', '.join(ACTION_REQUESTS)}."
+    )

@@ -3,6 +3,7 @@
 Requests are validated here so that a malformed command never reaches the aggregate; the
 aggregate still enforces the business rules (state transitions, priority matrix).
 """
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -47,7 +48,8 @@ class EscalateRequest(Request):
     kind: EscalationKind = Field(
         EscalationKind.FUNCTIONAL,
         description="functional: to the next support tier; hierarchical: to management "
-                    "(declares a major incident)")
+        "(declares a major incident)",
+    )
     group: Name | None = Field(None, description="Functional only; defaults to the current group")
     reason: Text = ""
 
@@ -81,7 +83,9 @@ class CancelRequest(Request):
 
 class CommentRequest(Request):
     text: Annotated[str, Field(min_length=1, max_length=4000)]
-    public: bool = Field(False, description="Public comments reach the caller; others are work notes")
+    public: bool = Field(
+        False, description="Public comments reach the caller; others are work notes"
+    )
 
 
 class ReprioritiseRequest(Request):
@@ -97,10 +101,17 @@ class RecategoriseRequest(Request):
 
 
 ACTION_REQUESTS: dict[str, type[Request]] = {
-    "assign": AssignRequest, "acknowledge": AcknowledgeRequest, "escalate": EscalateRequest,
-    "hold": HoldRequest, "resume": ResumeRequest, "resolve": ResolveRequest,
-    "reopen": ReopenRequest, "close": CloseRequest, "cancel": CancelRequest,
-    "comment": CommentRequest, "reprioritise": ReprioritiseRequest,
+    "assign": AssignRequest,
+    "acknowledge": AcknowledgeRequest,
+    "escalate": EscalateRequest,
+    "hold": HoldRequest,
+    "resume": ResumeRequest,
+    "resolve": ResolveRequest,
+    "reopen": ReopenRequest,
+    "close": CloseRequest,
+    "cancel": CancelRequest,
+    "comment": CommentRequest,
+    "reprioritise": ReprioritiseRequest,
     "recategorise": RecategoriseRequest,
 }
 # A new command in the domain must get a request model here before it is reachable.
@@ -188,5 +199,3 @@ class IncidentAsOf(BaseModel):
     satisfaction: int | None
     version: int
     as_of: str
-
-

@@ -1,4 +1,5 @@
 """Response models of /v1/kpis."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -58,5 +59,6 @@ class KpiReport(BaseModel):
     start: str | None
     end: str | None
     rows: list[KpiRow]
-    steps: list[StateStep] = Field(description="Time spent per state over the whole range,"
-                                               " slowest first")
+    steps: list[StateStep] = Field(
+        description="Time spent per state over the whole range, slowest first"
+    )

@@ -1,4 +1,5 @@
 """Liveness and readiness for load balancers and orchestrators: no authentication."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -26,5 +27,6 @@ def ready(request: Request) -> JSONResponse:
         return JSONResponse(report)
     # The problem document's own `status` is the HTTP status (RFC 9457).
     details = {key: value for key, value in report.items() if key != "status"}
-    return errors.unavailable(request, f"not ready: {', '.join(report['failing'])}",
-                              extensions=details)
+    return errors.unavailable(
+        request, f"not ready: {', '.join(report['failing'])}", extensions=details
+    )

@@ -3,13 +3,14 @@
 Each app has its own CollectorRegistry so that tests (and several apps in one process) do
 not collide on the global registry. Store and lag figures are computed when scraped.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from infra.composition_root import Container
@@ -33,19 +34,27 @@ class PipelineCollector(Collector):
         yield GaugeMetricFamily("itsm_events_stored", "Events in the event store", value=stored)
         published = self._published()
         if published is not None:
-            yield GaugeMetricFamily("itsm_events_published",
-                                    "Events handed on to the projections", value=published)
-            yield GaugeMetricFamily("itsm_relay_lag_events", "Stored events not yet published",
-                                    value=max(stored - published, 0))
-        lag = GaugeMetricFamily("itsm_projection_lag_events",
-                                "Stored events a read model has not applied yet",
-                                labels=["projection"])
+            yield GaugeMetricFamily(
+                "itsm_events_published", "Events handed on to the projections", value=published
+            )
+            yield GaugeMetricFamily(
+                "itsm_relay_lag_events",
+                "Stored events not yet published",
+                value=max(stored - published, 0),
+            )
+        lag = GaugeMetricFamily(
+            "itsm_projection_lag_events",
+            "Stored events a read model has not applied yet",
+            labels=["projection"],
+        )
         for name, value in self._projection_lags(stored).items():
             lag.add_metric([name], value)
         yield lag
-        quarantined = GaugeMetricFamily("itsm_projection_quarantined_aggregates",
-                                        "Aggregates a read model could not fold",
-                                        labels=["projection"])
+        quarantined = GaugeMetricFamily(
+            "itsm_projection_quarantined_aggregates",
+            "Aggregates a read model could not fold",
+            labels=["projection"],
+        )
         for runner in self.container.runners:
             quarantined.add_metric([runner.projection.name], runner.quarantine_count())
         yield quarantined
@@ -63,8 +72,10 @@ class PipelineCollector(Collector):
         if self.container.uses_kafka:
             probes = self.container.kafka
             return dict(probes.consumer_lag() or {}) if probes is not None else {}
-        return {r.projection.name: max(stored - _applied(r.position(SOURCE, 0)), 0)
-                for r in self.container.runners}
+        return {
+            r.projection.name: max(stored - _applied(r.position(SOURCE, 0)), 0)
+            for r in self.container.runners
+        }
 
 
 class Metrics:
@@ -73,9 +84,12 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(PipelineCollector(container))
         self.requests = Histogram(
-            "itsm_http_request_duration_seconds", "HTTP request duration",
-            ["method", "route", "status"], registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+            "itsm_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).observe(seconds)
@@ -84,4 +98,5 @@ class Metrics:
         # The inbound processor keeps its own counters; it exists once /v1/inbound was used.
         inbound = self.container.inbound_if_built()
         return generate_latest(self.registry) + (
-            generate_latest(inbound.registry) if inbound is not None else b"")
+            generate_latest(inbound.registry) if inbound is not None else b""
+        )

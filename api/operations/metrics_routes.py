@@ -1,4 +1,5 @@
 """Prometheus scrape endpoint."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -12,8 +13,11 @@ from application.access import Principal, Role
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE: {}}}})
-def scrape(request: Request,
-           _: Annotated[Principal, Depends(require(Role.ANALYST))]) -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}}},
+)
+def scrape(request: Request, _: Annotated[Principal, Depends(require(Role.ANALYST))]) -> Response:
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

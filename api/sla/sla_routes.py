@@ -3,6 +3,7 @@
 Policies are written through the event store (every edit a new, audited version); the
 other routes read the clock read model, brought up to now by projections/sla_queries.
 """
+
 # No `from __future__ import annotations`: FastAPI must see the Annotated dependencies.
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
@@ -11,20 +12,27 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from api.deps import (
-    ContainerDep, DeskDep, ExpectedVersionDep, ReadDbDep, RequestIdDep, require,
+    ContainerDep,
+    DeskDep,
+    ExpectedVersionDep,
+    ReadDbDep,
+    RequestIdDep,
+    require,
 )
 from api.problem_details import ProblemDetails
-from application.sla.policy_document import PolicyCreate, PolicyPatch, parse_duration, to_spec
 from api.sla.sla_schemas import PolicyOut, PolicyVersion, SimulationRequest
+from application.access import Principal, Role
+from application.sla.policy_document import PolicyCreate, PolicyPatch, parse_duration, to_spec
+from application.sla.policy_service import PolicyNotFound, SlaPolicies
+from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.sla.sla_policy import SlaPolicy
-from domain.shared_kernel.actor import Actor, ActorKind
-from application.access import Principal, Role
-from application.sla.policy_service import PolicyNotFound, SlaPolicies
 from projections.sla import sla_queries
 
-PROBLEMS = {code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-            for code in (400, 401, 403, 404, 409, 422)}
+PROBLEMS = {
+    code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 422)
+}
 # Paths are absolute: the router serves /v1/sla/... and /v1/incidents/{id}/sla.
 router = APIRouter(tags=["sla"], responses=PROBLEMS)
 
@@ -46,9 +54,15 @@ def _now() -> datetime:
 
 def _out(policy: SlaPolicy, versions: list[dict] | None = None) -> PolicyOut:
     spec = policy.spec
-    return PolicyOut(id=str(policy.id), version=policy.version, name=spec["name"],
-                     active=spec["active"], rank=spec["rank"], spec=spec,
-                     versions=[PolicyVersion(**v) for v in versions] if versions else None)
+    return PolicyOut(
+        id=str(policy.id),
+        version=policy.version,
+        name=spec["name"],
+        active=spec["active"],
+        rank=spec["rank"],
+        spec=spec,
+        versions=[PolicyVersion(**v) for v in versions] if versions else None,
+    )
 
 
 def _get(policies: SlaPolicies, policy_id: UUID) -> SlaPolicy:
@@ -64,9 +78,15 @@ def _actor(principal: Principal) -> Actor:
 
 # -- policies -------------------------------------------------------------------------
 
+
 @router.post("/v1/sla/policies", status_code=201, summary="Create an SLA policy")
-def create_policy(body: PolicyCreate, policies: PoliciesDep, principal: Editor,
-                  request_id: RequestIdDep, response: Response) -> PolicyOut:
+def create_policy(
+    body: PolicyCreate,
+    policies: PoliciesDep,
+    principal: Editor,
+    request_id: RequestIdDep,
+    response: Response,
+) -> PolicyOut:
     policy = policies.create(to_spec(body), _actor(principal), request_id)
     response.headers["Location"] = f"/v1/sla/policies/{policy.id}"
     response.headers["ETag"] = f'"{policy.version}"'
@@ -83,55 +103,89 @@ def list_policies(db: ReadDbDep, principal: Reader) -> list[PolicyOut]:
         rows = tx.execute(
             "SELECT v.policy_id, v.version, v.spec FROM sla_policy_versions v WHERE v.version ="
             " (SELECT MAX(w.version) FROM sla_policy_versions w WHERE w.policy_id = v.policy_id)"
-            " ORDER BY v.created_at, v.policy_id").fetchall()
+            " ORDER BY v.created_at, v.policy_id"
+        ).fetchall()
     out = []
     for policy_id, version, spec in rows:
         spec = orjson.loads(spec)
-        out.append(PolicyOut(id=policy_id, version=version, name=spec["name"],
-                             active=spec["active"], rank=spec["rank"], spec=spec))
+        out.append(
+            PolicyOut(
+                id=policy_id,
+                version=version,
+                name=spec["name"],
+                active=spec["active"],
+                rank=spec["rank"],
+                spec=spec,
+            )
+        )
     return out
 
 
 @router.get("/v1/sla/policies/{policy_id}", summary="One SLA policy with all its versions")
-def get_policy(policy_id: UUID, policies: PoliciesDep, principal: Reader,
-               response: Response) -> PolicyOut:
+def get_policy(
+    policy_id: UUID, policies: PoliciesDep, principal: Reader, response: Response
+) -> PolicyOut:
     policy = _get(policies, policy_id)
     response.headers["ETag"] = f'"{policy.version}"'
     return _out(policy, policies.versions(policy_id))
 
 
-def _edit(policy_id: UUID, spec: dict, partial: bool, policies: SlaPolicies,
-          principal: Principal, request_id: str, expected: int | None,
-          response: Response) -> PolicyOut:
+def _edit(
+    policy_id: UUID,
+    spec: dict,
+    partial: bool,
+    policies: SlaPolicies,
+    principal: Principal,
+    request_id: str,
+    expected: int | None,
+    response: Response,
+) -> PolicyOut:
     _get(policies, policy_id)
-    policy = policies.edit(policy_id, spec, _actor(principal), request_id, partial=partial,
-                           expected_version=expected)
+    policy = policies.edit(
+        policy_id, spec, _actor(principal), request_id, partial=partial, expected_version=expected
+    )
     response.headers["ETag"] = f'"{policy.version}"'
     return _out(policy)
 
 
 @router.patch("/v1/sla/policies/{policy_id}", summary="Change some fields: a new version")
-def patch_policy(policy_id: UUID, body: PolicyPatch, policies: PoliciesDep, principal: Editor,
-                 request_id: RequestIdDep, expected: ExpectedVersionDep,
-                 response: Response) -> PolicyOut:
+def patch_policy(
+    policy_id: UUID,
+    body: PolicyPatch,
+    policies: PoliciesDep,
+    principal: Editor,
+    request_id: RequestIdDep,
+    expected: ExpectedVersionDep,
+    response: Response,
+) -> PolicyOut:
     """Clocks already started keep the version they started with."""
-    return _edit(policy_id, to_spec(body), True, policies, principal, request_id, expected,
-                 response)
+    return _edit(
+        policy_id, to_spec(body), True, policies, principal, request_id, expected, response
+    )
 
 
 @router.put("/v1/sla/policies/{policy_id}", summary="Replace the specification: a new version")
-def put_policy(policy_id: UUID, body: PolicyCreate, policies: PoliciesDep, principal: Editor,
-               request_id: RequestIdDep, expected: ExpectedVersionDep,
-               response: Response) -> PolicyOut:
-    return _edit(policy_id, to_spec(body), False, policies, principal, request_id, expected,
-                 response)
+def put_policy(
+    policy_id: UUID,
+    body: PolicyCreate,
+    policies: PoliciesDep,
+    principal: Editor,
+    request_id: RequestIdDep,
+    expected: ExpectedVersionDep,
+    response: Response,
+) -> PolicyOut:
+    return _edit(
+        policy_id, to_spec(body), False, policies, principal, request_id, expected, response
+    )
 
 
 # -- clocks -------------------------------------------------------------------------------
 
+
 @router.get("/v1/incidents/{incident_id}/sla", summary="The SLA clocks of an incident, now")
-def incident_sla(incident_id: UUID, db: ReadDbDep, desk: DeskDep,
-                 principal: Reader) -> dict[str, Any]:
+def incident_sla(
+    incident_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Reader
+) -> dict[str, Any]:
     now = _now()
     with db.transaction(read_only=True) as tx:
         clocks = sla_queries.ticket_clocks(tx, str(incident_id), now)
@@ -145,8 +199,11 @@ def _duration(text: str, name: str) -> timedelta:
     try:
         return parse_duration(text)
     except ValueError:
-        raise HTTPException(400, f'{name} must be a positive ISO-8601 duration such as "PT1H", '
-                                 f"at most {LONGEST_DURATION.days} days, not {text!r}.") from None
+        raise HTTPException(
+            400,
+            f'{name} must be a positive ISO-8601 duration such as "PT1H", '
+            f"at most {LONGEST_DURATION.days} days, not {text!r}.",
+        ) from None
 
 
 def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -160,9 +217,12 @@ def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, date
 
 
 @router.get("/v1/sla/at-risk", summary="Running clocks due within a time span")
-def at_risk(db: ReadDbDep, principal: Reader,
-            within: Annotated[str, Query(description='ISO-8601 duration, e.g. "PT1H"')] = "PT1H",
-            limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
+def at_risk(
+    db: ReadDbDep,
+    principal: Reader,
+    within: Annotated[str, Query(description='ISO-8601 duration, e.g. "PT1H"')] = "PT1H",
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
     span, now = _duration(within, "within"), _now()
     with db.transaction(read_only=True) as tx:
         items = sla_queries.at_risk(tx, now, span, limit)
@@ -170,11 +230,14 @@ def at_risk(db: ReadDbDep, principal: Reader,
 
 
 @router.get("/v1/sla/breaches", summary="Clocks that breached in a period")
-def breaches(db: ReadDbDep, principal: Reader,
-             start: Annotated[datetime | None, Query(alias="from")] = None,
-             end: Annotated[datetime | None, Query(alias="to")] = None,
-             group: Annotated[str | None, Query(description="assignment group")] = None,
-             limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict[str, Any]:
+def breaches(
+    db: ReadDbDep,
+    principal: Reader,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    group: Annotated[str | None, Query(description="assignment group")] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> dict[str, Any]:
     start, end = _range(start, end)
     with db.transaction(read_only=True) as tx:
         items = sla_queries.breaches(tx, start, end, _now(), group, limit)
@@ -182,23 +245,32 @@ def breaches(db: ReadDbDep, principal: Reader,
 
 
 @router.get("/v1/sla/compliance", summary="met / (met + breached) of clocks decided in a period")
-def compliance(db: ReadDbDep, principal: Reader,
-               start: Annotated[datetime | None, Query(alias="from")] = None,
-               end: Annotated[datetime | None, Query(alias="to")] = None,
-               by: Literal["policy", "priority", "group", "period"] = "policy",
-               period: Literal["day", "week", "month"] = "week") -> dict[str, Any]:
+def compliance(
+    db: ReadDbDep,
+    principal: Reader,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    by: Literal["policy", "priority", "group", "period"] = "policy",
+    period: Literal["day", "week", "month"] = "week",
+) -> dict[str, Any]:
     """Running clocks not yet past due are undecided and left out; a running clock past
     due counts as breached at its due time."""
     start, end = _range(start, end)
     with db.transaction(read_only=True) as tx:
         rows = sla_queries.compliance(tx, start, end, _now(), by, period)
-    return {"from": start.isoformat(), "to": end.isoformat(), "by": by,
-            "period": period if by == "period" else None, "items": rows}
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "by": by,
+        "period": period if by == "period" else None,
+        "items": rows,
+    }
 
 
 @router.post("/v1/sla/simulations", summary="What-if: replay a period against a draft policy")
-def simulate(body: SimulationRequest, container: ContainerDep,
-             principal: Analyst) -> dict[str, Any]:
+def simulate(
+    body: SimulationRequest, container: ContainerDep, principal: Analyst
+) -> dict[str, Any]:
     if body.end <= body.start:
         raise HTTPException(400, "to must be after from.")
     return container.what_if.simulate(to_spec(body.draft), body.start, body.end)

@@ -5,6 +5,7 @@ seconds. A target map is keyed by priority P1..P4, or "*" for the priorities not
 The domain decides which targets it accepts (domain/sla/sla_policy.py: positive, at most 366
 days, due within 732 days on the policy's calendar) and refuses the rest with a 422.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

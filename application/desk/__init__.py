@@ -1,1 +1,3 @@
-"""The one write path every practice and entry point uses: load, run a command, save through group commit."""
+"""The one write path every practice and entry point uses.
+
+Load, run a command, save through group commit."""

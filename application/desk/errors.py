@@ -1,4 +1,5 @@
 """What the write path refuses besides the domain's own rules."""
+
 from __future__ import annotations
 
 from domain.shared_kernel.errors import DomainError

@@ -13,6 +13,7 @@ in order, so that only the loser gets the `IntegrityError` and retries on fresh 
 other failure (the database went away mid-commit) goes to every command of the group as
 it is: whether it was written is unknown, and a retry could apply it twice.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,9 +35,12 @@ class GroupCommitClosed(RuntimeError):
 
 
 class GroupCommit:
-    def __init__(self, save_together: Callable[[Sequence[Item]], None],
-                 after: Callable[[Sequence[Item]], None] | None = None,
-                 max_group: int = 64) -> None:
+    def __init__(
+        self,
+        save_together: Callable[[Sequence[Item]], None],
+        after: Callable[[Sequence[Item]], None] | None = None,
+        max_group: int = 64,
+    ) -> None:
         """`after` runs once the commands of a saved group were answered: work that none
         of them should wait for (snapshots). Its failure is logged, never raised."""
         self._save_together, self._after, self.max_group = save_together, after, max_group
@@ -91,8 +95,7 @@ class GroupCommit:
             if self._closed:
                 raise GroupCommitClosed("the service desk is closing; nothing was saved")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="group-commit")
+                self._thread = threading.Thread(target=self._run, daemon=True, name="group-commit")
                 self._thread.start()
             self._queue.put(((aggregate, events), future))
         return future

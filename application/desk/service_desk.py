@@ -1,28 +1,32 @@
 """The service desk application: loads an incident, runs one command, saves its events."""
+
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from copy import deepcopy
 from collections.abc import Sequence
+from copy import deepcopy
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import (
-    AggregateNotFoundError, Application, LRUCache, ProcessingEvent,
+    AggregateNotFoundError,
+    Application,
+    LRUCache,
+    ProcessingEvent,
 )
 from eventsourcing.persistence import IntegrityError, Transcoder
 
-from domain.shared_kernel.command_context import Context
-from domain.incident.commands import IncidentCommand, LogIncident
-from domain.incident.incident import Incident
-from domain.shared_kernel.errors import DomainError
-from domain.shared_kernel.priority import PriorityMatrix
+from application.desk.errors import IncidentNotFound, VersionConflict
 from application.desk.group_commit import GroupCommit, Item
 from application.desk.ticket_numbers import TicketNumbers
-from application.desk.errors import IncidentNotFound, VersionConflict
+from domain.incident.commands import IncidentCommand, LogIncident
+from domain.incident.incident import Incident
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.errors import DomainError
+from domain.shared_kernel.priority import PriorityMatrix
 
 # A lost race is retried on fresh state until this deadline; only then is it a 409.
 RETRY_SECONDS = 5.0
@@ -35,8 +39,15 @@ class ServiceDesk(Application[UUID]):
     name = "ServiceDesk"
     snapshotting_intervals = {Incident: 50}
 
-    def __init__(self, env: dict[str, Any], numbering: TicketNumbers, matrix: PriorityMatrix,
-                 snapshot_interval: int = 50, *, transcoder: Transcoder) -> None:
+    def __init__(
+        self,
+        env: dict[str, Any],
+        numbering: TicketNumbers,
+        matrix: PriorityMatrix,
+        snapshot_interval: int = 50,
+        *,
+        transcoder: Transcoder,
+    ) -> None:
         self._transcoder = transcoder
         self.snapshotting_intervals = {Incident: snapshot_interval}
         self.numbering, self.matrix = numbering, matrix
@@ -49,7 +60,7 @@ class ServiceDesk(Application[UUID]):
         self._saved: LRUCache[UUID, Incident] | None = LRUCache(size) if size else None
 
     def _save_together(self, items: Sequence[Item]) -> None:
-        """One transaction for the events of several commands (see application/desk/group_commit.py):
+        """One transaction for the events of several commands (application/desk/group_commit.py):
         what `save` does, for events already collected from their aggregates."""
         processing: ProcessingEvent = ProcessingEvent()
         for aggregate, events in items:
@@ -85,8 +96,9 @@ class ServiceDesk(Application[UUID]):
         self._remember(incident)
         return incident
 
-    def execute(self, incident_id: UUID, command: IncidentCommand, ctx: Context,
-                fresh: bool = False) -> Incident:
+    def execute(
+        self, incident_id: UUID, command: IncidentCommand, ctx: Context, fresh: bool = False
+    ) -> Incident:
         """Run a command; a lost race is retried on fresh state, where an expected version
         (If-Match) is checked again."""
         deadline = time.monotonic() + RETRY_SECONDS
@@ -105,8 +117,9 @@ class ServiceDesk(Application[UUID]):
             return incident
         raise VersionConflict(f"incident {incident_id} is changing too fast; try again")
 
-    async def execute_async(self, incident_id: UUID, command: IncidentCommand,
-                            ctx: Context) -> Incident:
+    async def execute_async(
+        self, incident_id: UUID, command: IncidentCommand, ctx: Context
+    ) -> Incident:
         """`execute` for an event loop. The usual case, an incident this process saved last
         and nobody else changed since, takes no thread: the command runs on the loop and
         awaits its group's commit. Anything else goes the way of `execute`, in a thread."""
@@ -121,8 +134,9 @@ class ServiceDesk(Application[UUID]):
                 return incident
         return await asyncio.to_thread(self.execute, incident_id, command, ctx, True)
 
-    def _attempt(self, incident: Incident, command: IncidentCommand, ctx: Context,
-                 fresh: bool) -> bool:
+    def _attempt(
+        self, incident: Incident, command: IncidentCommand, ctx: Context, fresh: bool
+    ) -> bool:
         """Check and run the command; False when it must be judged again on fresh state.
 
         An incident as this process last saved it may be behind the store (another process
@@ -167,12 +181,14 @@ class ServiceDesk(Application[UUID]):
         if incident.version == expected:
             return
         if 0 < expected < incident.version and all(
-                type(e).__name__ in Incident.CLOCK_EVENTS
-                for e in self.events.get(incident.id, gt=expected)):
+            type(e).__name__ in Incident.CLOCK_EVENTS
+            for e in self.events.get(incident.id, gt=expected)
+        ):
             return
         raise VersionConflict(
             f"incident {incident.number} is at version {incident.version}, not {expected}, "
-            "and was changed meanwhile: reload it and try again")
+            "and was changed meanwhile: reload it and try again"
+        )
 
     def get_incident(self, incident_id: UUID, version: int | None = None) -> Incident:
         try:

@@ -1,4 +1,7 @@
-"""Where a new ticket's number comes from (infra/event_store/ticket_numbers.py, a database sequence)."""
+"""Where a new ticket's number comes from.
+
+The adapter is infra/event_store/ticket_numbers.py, a database sequence."""
+
 from __future__ import annotations
 
 from typing import Protocol

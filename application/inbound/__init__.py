@@ -1,1 +1,3 @@
-"""Inbound events: other tools' records and monitoring alerts, as the same commands an agent sends."""
+"""Inbound events: other tools' records and monitoring alerts.
+
+They become the same commands an agent sends."""

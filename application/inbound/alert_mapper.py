@@ -12,21 +12,21 @@
   true, or when it is absent/null and ITSM_INBOUND_ALERT_AUTO_RESOLVE is true. No open
   incident: nothing changes (the receipt still records the message).
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol
 from uuid import UUID
 
+from application.inbound.inbound_message import CloudEvent
 from domain.inbound.alert_fingerprint import AlertFingerprint, fingerprint_id
 from domain.incident.incident import Incident
 from domain.incident.lifecycle import OPEN_STATES, IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.priority import PriorityMatrix
-from application.inbound.inbound_message import CloudEvent
 
 # severity -> (impact, urgency) when the alert does not give them
-SEVERITY = {"critical": (1, 1), "major": (2, 1), "warning": (2, 2), "minor": (2, 3),
-            "info": (3, 3)}
+SEVERITY = {"critical": (1, 1), "major": (2, 1), "warning": (2, 2), "minor": (2, 3), "info": (3, 3)}
 DEFAULT_SEVERITY = "warning"
 RECOVERED = "monitoring-recovered"
 
@@ -45,8 +45,9 @@ class AlertHandler:
     def __init__(self, matrix: PriorityMatrix, auto_resolve: bool = False) -> None:
         self.matrix, self.auto_resolve = matrix, auto_resolve
 
-    def _tracked(self, work: Work, data: dict[str, Any]
-                 ) -> tuple[AlertFingerprint | None, Incident | None]:
+    def _tracked(
+        self, work: Work, data: dict[str, Any]
+    ) -> tuple[AlertFingerprint | None, Incident | None]:
         tracker = work.get(fingerprint_id(data["service"], data["check"]))
         if tracker is None or tracker.incident_id is None:
             return tracker, None
@@ -65,17 +66,30 @@ class AlertHandler:
             return "reopened", incident
         impact, urgency = SEVERITY[data.get("severity") or DEFAULT_SEVERITY]
         incident = Incident.log(
-            number=work.next_number(), title=data["summary"], caller=event.source,
-            impact=data.get("impact") or impact, urgency=data.get("urgency") or urgency,
-            matrix=self.matrix, by=by, causation_id=event.causation_id,
-            description=data.get("description") or "", channel="monitoring",
-            service=data["service"], category=data.get("category") or "monitoring",
-            subcategory=data.get("subcategory") or data["check"], at=event.time,
-            source=event.source, external_ref=fingerprint(data))
+            number=work.next_number(),
+            title=data["summary"],
+            caller=event.source,
+            impact=data.get("impact") or impact,
+            urgency=data.get("urgency") or urgency,
+            matrix=self.matrix,
+            by=by,
+            causation_id=event.causation_id,
+            description=data.get("description") or "",
+            channel="monitoring",
+            service=data["service"],
+            category=data.get("category") or "monitoring",
+            subcategory=data.get("subcategory") or data["check"],
+            at=event.time,
+            source=event.source,
+            external_ref=fingerprint(data),
+        )
         work.add(incident)
         if tracker is None:
-            work.add(AlertFingerprint(service=data["service"], check=data["check"],
-                                      incident_id=str(incident.id)))
+            work.add(
+                AlertFingerprint(
+                    service=data["service"], check=data["check"], incident_id=str(incident.id)
+                )
+            )
         else:
             tracker.track(str(incident.id))
         return "opened", incident
@@ -86,12 +100,15 @@ class AlertHandler:
         if incident is None or incident.state not in OPEN_STATES:
             return "no-open-incident", incident
         summary = data.get("summary") or "the check recovered"
-        incident.comment(f"alert resolved: {summary}", False, by, event.causation_id,
-                         at=event.time)
+        incident.comment(f"alert resolved: {summary}", False, by, event.causation_id, at=event.time)
         auto = data.get("auto_resolve")
         if auto if auto is not None else self.auto_resolve:
-            incident.resolve(data.get("resolution_code") or RECOVERED,
-                             f"resolved by monitoring: {summary}", by, event.causation_id,
-                             at=event.time)
+            incident.resolve(
+                data.get("resolution_code") or RECOVERED,
+                f"resolved by monitoring: {summary}",
+                by,
+                event.causation_id,
+                at=event.time,
+            )
             return "resolved", incident
         return "noted", incident

@@ -1,10 +1,10 @@
 """An inbound message as the application sees it, and what became of it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
 
 MAX_BYTES = 1024 * 1024
 
@@ -12,9 +12,15 @@ MAX_BYTES = 1024 * 1024
 class Rejected(Exception):
     """The message cannot be applied; `kind` maps to an HTTP status and a DLQ reason."""
 
-    STATUS = {"too-large": 413, "malformed": 400, "not-a-cloudevent": 422,
-              "unknown-type": 422, "invalid-data": 422, "invalid-value": 422,
-              "illegal-transition": 409}
+    STATUS = {
+        "too-large": 413,
+        "malformed": 400,
+        "not-a-cloudevent": 422,
+        "unknown-type": 422,
+        "invalid-data": 422,
+        "invalid-value": 422,
+        "illegal-transition": 409,
+    }
 
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)

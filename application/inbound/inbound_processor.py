@@ -18,6 +18,7 @@ earlier messages re-applied, then the lane goes on. If the batch's save fails on
 an incident meanwhile), the batch falls back to one transaction per message, each retried on fresh
 state until it is applied, found to be a duplicate, or rejected.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,15 +34,14 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from prometheus_client import CollectorRegistry, Counter
 
+from application.desk.service_desk import ServiceDesk
+from application.inbound.alert_mapper import AlertHandler, fingerprint
+from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Outcome, Rejected
+from application.inbound.source_record_mapper import SnapshotHandler
 from domain.inbound.inbound_receipt import InboundReceipt, receipt_id
 from domain.inbound.source_ticket import source_ticket_id
 from domain.shared_kernel.errors import DomainError, IllegalTransition
 from domain.shared_kernel.priority import PriorityMatrix
-from application.desk.service_desk import ServiceDesk
-from application.inbound.alert_mapper import AlertHandler, fingerprint
-from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Rejected
-from application.inbound.source_record_mapper import SnapshotHandler
-from application.inbound.inbound_message import Outcome
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 10.0
@@ -79,8 +79,9 @@ class _Work:
             self.loaded.pop(aggregate_id, None)
 
     def pending(self) -> list[Any]:
-        changed = [a for a in self.loaded.values()
-                   if a is not None and getattr(a, "pending_events", None)]
+        changed = [
+            a for a in self.loaded.values() if a is not None and getattr(a, "pending_events", None)
+        ]
         return [*changed, *self.receipts]
 
 
@@ -97,26 +98,43 @@ class InboundParser(Protocol):
 
 
 class InboundProcessor:
-    def __init__(self, desk: ServiceDesk, *, parse: InboundParser, matrix: PriorityMatrix | None = None,
-                 source_timezone: str | tzinfo = "UTC", alert_auto_resolve: bool = False,
-                 max_bytes: int = MAX_BYTES, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        desk: ServiceDesk,
+        *,
+        parse: InboundParser,
+        matrix: PriorityMatrix | None = None,
+        source_timezone: str | tzinfo = "UTC",
+        alert_auto_resolve: bool = False,
+        max_bytes: int = MAX_BYTES,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.desk, self.max_bytes, self.parse = desk, max_bytes, parse
         matrix = matrix or desk.matrix
         tz = ZoneInfo(source_timezone) if isinstance(source_timezone, str) else source_timezone
         self.snapshots = SnapshotHandler(matrix, tz)
         self.alerts = AlertHandler(matrix, alert_auto_resolve)
         self.registry = registry or CollectorRegistry()
-        self.messages = Counter("itsm_inbound_messages", "Inbound messages by outcome",
-                                ["type", "status", "effect"], registry=self.registry)
-        self.stale = Counter("itsm_inbound_stale_snapshots",
-                             "incident.snapshot messages ignored as stale, by source",
-                             ["source"], registry=self.registry)
+        self.messages = Counter(
+            "itsm_inbound_messages",
+            "Inbound messages by outcome",
+            ["type", "status", "effect"],
+            registry=self.registry,
+        )
+        self.stale = Counter(
+            "itsm_inbound_stale_snapshots",
+            "incident.snapshot messages ignored as stale, by source",
+            ["source"],
+            registry=self.registry,
+        )
 
     @classmethod
     def from_settings(cls, desk: ServiceDesk, settings: Any, **overrides: Any) -> InboundProcessor:
-        options = dict(source_timezone=settings.inbound_source_timezone,
-                       alert_auto_resolve=settings.inbound_alert_auto_resolve,
-                       max_bytes=settings.inbound_max_bytes)
+        options = dict(
+            source_timezone=settings.inbound_source_timezone,
+            alert_auto_resolve=settings.inbound_alert_auto_resolve,
+            max_bytes=settings.inbound_max_bytes,
+        )
         return cls(desk, **{**options, **overrides})
 
     # -- the one code path ---------------------------------------------------------------
@@ -168,8 +186,7 @@ class InboundProcessor:
             self.desk.save(*pending)
         return outcomes
 
-    def _apply_lane(self, work: _Work, lane: list[tuple[int, CloudEvent]]
-                    ) -> dict[int, Outcome]:
+    def _apply_lane(self, work: _Work, lane: list[tuple[int, CloudEvent]]) -> dict[int, Outcome]:
         outcomes: dict[int, Outcome] = {}
         done: list[tuple[int, CloudEvent]] = []
         touched: set[UUID] = set()
@@ -214,13 +231,11 @@ class InboundProcessor:
     def _received(self, event: CloudEvent) -> bool:
         if event.type == "incident.snapshot":  # the ticket is the receipt of its snapshots
             try:
-                ticket = self.desk.repository.get(
-                    source_ticket_id(event.source, event.data["ref"]))
+                ticket = self.desk.repository.get(source_ticket_id(event.source, event.data["ref"]))
             except AggregateNotFoundError:
                 return False
             return ticket.has_seen(event.id)
-        return bool(self.desk.recorder.select_events(receipt_id(event.source, event.id),
-                                                     limit=1))
+        return bool(self.desk.recorder.select_events(receipt_id(event.source, event.id), limit=1))
 
     def _handle(self, work: _Work, event: CloudEvent) -> Outcome:
         if event.type == "incident.snapshot":
@@ -234,16 +249,22 @@ class InboundProcessor:
         else:
             effect, incident = self.alerts.resolved(work, event)
         incident_id = str(incident.id) if incident is not None else None
-        work.receipts.append(InboundReceipt(
-            source=event.source, event_id=event.id, type=event.type, subject=event.subject,
-            outcome=effect, incident_id=incident_id))
+        work.receipts.append(
+            InboundReceipt(
+                source=event.source,
+                event_id=event.id,
+                type=event.type,
+                subject=event.subject,
+                outcome=effect,
+                incident_id=incident_id,
+            )
+        )
         return self._outcome(event, "applied", effect=effect, incident_id=incident_id)
 
     # -- outcomes ------------------------------------------------------------------------
     @staticmethod
     def _outcome(event: CloudEvent, status: str, **fields: Any) -> Outcome:
-        return Outcome(status, source=event.source, event_id=event.id, type=event.type,
-                       **fields)
+        return Outcome(status, source=event.source, event_id=event.id, type=event.type, **fields)
 
     @staticmethod
     def _rejected(rejected: Rejected, event: CloudEvent | None = None) -> Outcome:

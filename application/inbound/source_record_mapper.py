@@ -17,19 +17,20 @@ in this order (docs/inbound.md has the full rules and the quirks):
 Every event is by the person at the source (`updated_by`, kind person), at the source's time
 (`updated_at`), caused by `ce:<source>#<cloudevent id>`; the store stamps its own time.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from domain.shared_kernel.value_checks import parse_time
+from application.inbound.inbound_message import CloudEvent
 from domain.incident.incident import Incident
 from domain.incident.lifecycle import OPEN_STATES, IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.priority import PriorityMatrix
-from application.inbound.inbound_message import CloudEvent
+from domain.shared_kernel.value_checks import parse_time
 
 DEFAULT_HOLD_REASON = "awaiting_caller"
 DEFAULT_RESOLUTION_CODE = "unspecified"
@@ -39,10 +40,25 @@ DEFAULT_LEVEL = 2
 MOST_REOPENS = 100
 # What the previous snapshot remembers: the fields the next comparison needs, and a few
 # for the audit. (The CloudEvent itself stays in Kafka, which keeps it forever.)
-REMEMBERED = ("ref", "mod_count", "updated_at", "updated_by", "state", "hold_reason",
-              "assignment_group", "assignee", "impact", "urgency", "priority", "category",
-              "subcategory", "service", "reopen_count", "reassignment_count",
-              "resolution_code")
+REMEMBERED = (
+    "ref",
+    "mod_count",
+    "updated_at",
+    "updated_by",
+    "state",
+    "hold_reason",
+    "assignment_group",
+    "assignee",
+    "impact",
+    "urgency",
+    "priority",
+    "category",
+    "subcategory",
+    "service",
+    "reopen_count",
+    "reassignment_count",
+    "resolution_code",
+)
 
 
 def remembered(data: dict[str, Any]) -> dict[str, Any]:
@@ -52,13 +68,19 @@ def remembered(data: dict[str, Any]) -> dict[str, Any]:
 class SnapshotMapper:
     """Applies one snapshot to an incident (creating it for a ticket's first snapshot)."""
 
-    def __init__(self, matrix: PriorityMatrix, source_tz: tzinfo,
-                 next_number: Callable[[], str]) -> None:
+    def __init__(
+        self, matrix: PriorityMatrix, source_tz: tzinfo, next_number: Callable[[], str]
+    ) -> None:
         self.matrix, self.source_tz, self.next_number = matrix, source_tz, next_number
 
     # -- entry point -----------------------------------------------------------------
-    def apply(self, incident: Incident | None, previous: dict[str, Any] | None,
-              data: dict[str, Any], cause: CloudEvent) -> Incident:
+    def apply(
+        self,
+        incident: Incident | None,
+        previous: dict[str, Any] | None,
+        data: dict[str, Any],
+        cause: CloudEvent,
+    ) -> Incident:
         step = _Step(self, data, cause)
         if incident is None:
             incident = step.log()
@@ -84,16 +106,25 @@ class _Step:
         d = self.data
         title = d.get("title") or f"{d['ref']} from {self.cause.source}"
         return Incident.log(
-            number=self.mapper.next_number(), title=title, caller=d.get("caller") or "unknown",
-            impact=d.get("impact") or DEFAULT_LEVEL, urgency=d.get("urgency") or DEFAULT_LEVEL,
+            number=self.mapper.next_number(),
+            title=title,
+            caller=d.get("caller") or "unknown",
+            impact=d.get("impact") or DEFAULT_LEVEL,
+            urgency=d.get("urgency") or DEFAULT_LEVEL,
             matrix=self.mapper.matrix,
-            by=Actor(d.get("opened_by") or d.get("updated_by") or self.cause.source,
-                     ActorKind.PERSON),
-            causation_id=self.causation, description=d.get("description") or "",
-            channel=d.get("channel") or "portal", service=d.get("service") or "",
-            category=d.get("category") or "", subcategory=d.get("subcategory") or "",
+            by=Actor(
+                d.get("opened_by") or d.get("updated_by") or self.cause.source, ActorKind.PERSON
+            ),
+            causation_id=self.causation,
+            description=d.get("description") or "",
+            channel=d.get("channel") or "portal",
+            service=d.get("service") or "",
+            category=d.get("category") or "",
+            subcategory=d.get("subcategory") or "",
             at=self.mapper.time(d.get("opened_at"), "opened_at") or self.at,
-            source=self.cause.source, external_ref=d["ref"])
+            source=self.cause.source,
+            external_ref=d["ref"],
+        )
 
     def run(self, incident: Incident, previous: dict[str, Any] | None) -> None:
         self.reopen(incident, previous)
@@ -108,8 +139,10 @@ class _Step:
         now = self.data.get("reopen_count")
         rises = now - before if before is not None and now is not None and now > before else 0
         if rises > MOST_REOPENS:
-            raise InvalidValue(f"reopen_count rose by {rises} in one update; at most "
-                               f"{MOST_REOPENS} reopens are recorded from one snapshot")
+            raise InvalidValue(
+                f"reopen_count rose by {rises} in one update; at most "
+                f"{MOST_REOPENS} reopens are recorded from one snapshot"
+            )
         for _ in range(rises):
             self._reopen_once(incident, "reopened at the source")
 
@@ -118,14 +151,20 @@ class _Step:
         if state in OPEN_STATES:
             # The source counted a reopen of a ticket we never saw resolved: resolve it
             # first (the snapshot's code), so that the reopen is legal.
-            incident.resolve(self._code(), f"synthesized: {reason} without a resolution in "
-                             "between", self.by, self.causation, at=self.at)
+            incident.resolve(
+                self._code(),
+                f"synthesized: {reason} without a resolution in between",
+                self.by,
+                self.causation,
+                at=self.at,
+            )
         if incident.state == IncidentState.RESOLVED:
             incident.reopen(reason, self.by, self.causation, at=self.at)
         else:
             # Closed (or cancelled) here, reopened there: the source owns its ticket.
-            incident.record_source_reopen(f"{reason} after it was {state}", self.by,
-                                          self.causation, at=self.at)
+            incident.record_source_reopen(
+                f"{reason} after it was {state}", self.by, self.causation, at=self.at
+            )
 
     # -- 3. assignment -------------------------------------------------------------------
     def assignment(self, incident: Incident, previous: dict[str, Any] | None) -> None:
@@ -142,8 +181,9 @@ class _Step:
             # the group came back after a null (X -> null -> Y), which the source does not
             # count as a reassignment while our incident still holds X. The event records
             # what the source did.
-            incident.record_source_assignment(group, agent, reassignment, self.by,
-                                              self.causation, at=self.at)
+            incident.record_source_assignment(
+                group, agent, reassignment, self.by, self.causation, at=self.at
+            )
 
     # -- 4. priority and categorisation ---------------------------------------------------
     def priority(self, incident: Incident) -> None:
@@ -153,24 +193,39 @@ class _Step:
         if (impact, urgency) == (incident.impact, incident.urgency):
             return
         if incident.state in OPEN_STATES:
-            incident.reprioritise(impact, urgency, "changed at the source", self.mapper.matrix,
-                                  self.by, self.causation, at=self.at)
+            incident.reprioritise(
+                impact,
+                urgency,
+                "changed at the source",
+                self.mapper.matrix,
+                self.by,
+                self.causation,
+                at=self.at,
+            )
         else:
-            self._note(incident, f"the source changed impact x urgency from {incident.impact}x"
-                                 f"{incident.urgency} to {impact}x{urgency} while {incident.state}")
+            self._note(
+                incident,
+                f"the source changed impact x urgency from {incident.impact}x"
+                f"{incident.urgency} to {impact}x{urgency} while {incident.state}",
+            )
 
     def categorisation(self, incident: Incident) -> None:
         d = self.data
-        wanted = tuple(d.get(k) if d.get(k) is not None else getattr(incident, k)
-                       for k in ("category", "subcategory", "service"))
+        wanted = tuple(
+            d.get(k) if d.get(k) is not None else getattr(incident, k)
+            for k in ("category", "subcategory", "service")
+        )
         current = (incident.category, incident.subcategory, incident.service)
         if wanted == current:
             return
         if incident.state in OPEN_STATES:
             incident.recategorise(*wanted, self.by, self.causation, at=self.at)
         else:
-            self._note(incident, f"the source changed the categorisation from {current} to "
-                                 f"{wanted} while {incident.state}")
+            self._note(
+                incident,
+                f"the source changed the categorisation from {current} to "
+                f"{wanted} while {incident.state}",
+            )
 
     # -- 5. the state --------------------------------------------------------------------
     def state(self, incident: Incident) -> None:
@@ -186,8 +241,11 @@ class _Step:
             return
         if current in (IncidentState.CLOSED, IncidentState.CANCELLED):
             # Terminal here; only a rise of reopen_count (step 2) brings a ticket back.
-            self._note(incident, f"the source moved the ticket to {target} while it is "
-                                 f"{current} here, without counting a reopen; kept {current}")
+            self._note(
+                incident,
+                f"the source moved the ticket to {target} while it is "
+                f"{current} here, without counting a reopen; kept {current}",
+            )
             return
         if current == IncidentState.RESOLVED:
             if target == IncidentState.CLOSED:
@@ -195,8 +253,9 @@ class _Step:
                 return
             # Back to work without a rise of reopen_count: reopening is the only legal way
             # there, so it is done (and counted) rather than dropping the state.
-            self._reopen_once(incident, f"moved back to {target} at the source without "
-                                        "counting a reopen")
+            self._reopen_once(
+                incident, f"moved back to {target} at the source without counting a reopen"
+            )
             current = incident.state
             if target == IncidentState.NEW:
                 return
@@ -224,8 +283,11 @@ class _Step:
         return (self.data.get("resolution_code") or "").strip() or DEFAULT_RESOLUTION_CODE
 
     def _resolve(self, incident: Incident, synthesized: bool = False) -> None:
-        notes = ("synthesized: closed at the source without a resolution"
-                 if synthesized else "resolved at the source")
+        notes = (
+            "synthesized: closed at the source without a resolution"
+            if synthesized
+            else "resolved at the source"
+        )
         incident.resolve(self._code(), notes, self.by, self.causation, at=self.at)
 
     def _close(self, incident: Incident) -> None:
@@ -268,9 +330,15 @@ class SnapshotHandler:
         incident = mapper.apply(incident, ticket.snapshot if ticket else None, data, event)
         if ticket is None:
             work.add(incident)
-            ticket = SourceTicket(source=event.source, ref=data["ref"],
-                                  incident_id=str(incident.id), mod_count=data["mod_count"],
-                                  snapshot=remembered(data), event_id=event.id, at=at)
+            ticket = SourceTicket(
+                source=event.source,
+                ref=data["ref"],
+                incident_id=str(incident.id),
+                mod_count=data["mod_count"],
+                snapshot=remembered(data),
+                event_id=event.id,
+                at=at,
+            )
             work.add(ticket)
             return "opened", incident, ticket
         ticket.applied_snapshot(data["mod_count"], remembered(data), event.id, at=at)

@@ -22,6 +22,7 @@ Exactly once: the incident refuses a second record of the same warning or breach
 duplicate one. After a restart the queue is rebuilt from the read model, whose alarms are
 the ones not yet recorded, so what fell due meanwhile is recorded at once.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -37,17 +38,18 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError
 
-from domain.shared_kernel.command_context import Context
-from domain.incident.commands import IncidentCommand
-from domain.shared_kernel.actor import Actor, ActorKind
-from domain.shared_kernel.errors import DomainError
 from application.desk.service_desk import ServiceDesk
+from domain.incident.commands import IncidentCommand, RecordSlaBreach, RecordSlaWarning
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.errors import DomainError
 from projections.runtime.read_store import ReadStore
-from domain.incident.commands import RecordSlaBreach, RecordSlaWarning
 
 SCHEDULER = Actor("sla-scheduler", ActorKind.AUTOMATION)
-_ROWS = ("SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at, lag_s"
-         " FROM sla_clocks")
+_ROWS = (
+    "SELECT ticket_id, metric, seq, alarms, policy_id, policy_version, due_at, lag_s"
+    " FROM sla_clocks"
+)
 log = logging.getLogger(__name__)
 
 
@@ -71,14 +73,21 @@ class Alarm:
     def command(self) -> IncidentCommand:
         due_at = datetime.fromisoformat(self.due_at)
         if self.kind == "warning":
-            return RecordSlaWarning(self.metric, self.threshold, self.policy_id,
-                                    self.policy_version, due_at)
+            return RecordSlaWarning(
+                self.metric, self.threshold, self.policy_id, self.policy_version, due_at
+            )
         return RecordSlaBreach(self.metric, self.policy_id, self.policy_version, due_at)
 
 
 class SlaScheduler:
-    def __init__(self, read_db: ReadStore, desk: ServiceDesk, poll_interval: float = 0.2,
-                 clock: Callable[[], float] = time.time, batch_size: int = 200) -> None:
+    def __init__(
+        self,
+        read_db: ReadStore,
+        desk: ServiceDesk,
+        poll_interval: float = 0.2,
+        clock: Callable[[], float] = time.time,
+        batch_size: int = 200,
+    ) -> None:
         self.read_db, self.desk = read_db, desk
         self.poll_interval, self.clock, self.batch_size = poll_interval, clock, batch_size
         self._heap: list[Alarm] = []
@@ -99,20 +108,31 @@ class SlaScheduler:
             row = tx.execute("SELECT value FROM sla_meta WHERE name = 'seq'").fetchone()
             top = int(row[0]) if row else 0
             if self.last_seq is None:  # (re)start: every running clock with alarms left
-                rows = tx.execute(f"{_ROWS} WHERE alarms IS NOT NULL AND seq <= %s",
-                                  (top,)).fetchall()
+                rows = tx.execute(
+                    f"{_ROWS} WHERE alarms IS NOT NULL AND seq <= %s", (top,)
+                ).fetchall()
             elif top > self.last_seq:
-                rows = tx.execute(f"{_ROWS} WHERE seq > %s AND seq <= %s",
-                                  (self.last_seq, top)).fetchall()
+                rows = tx.execute(
+                    f"{_ROWS} WHERE seq > %s AND seq <= %s", (self.last_seq, top)
+                ).fetchall()
             else:
                 rows = []
         self.last_seq = top
         for ticket_id, metric, seq, alarms, policy_id, version, due_at, lag in rows:
             self._current[(ticket_id, metric)] = int(seq)
             for when, kind, threshold in orjson.loads(alarms) if alarms else ():
-                alarm = Alarm(datetime.fromisoformat(when).timestamp() + (lag or 0.0),
-                              next(self._order), ticket_id, metric, kind, threshold, int(seq),
-                              policy_id, int(version), due_at or when)
+                alarm = Alarm(
+                    datetime.fromisoformat(when).timestamp() + (lag or 0.0),
+                    next(self._order),
+                    ticket_id,
+                    metric,
+                    kind,
+                    threshold,
+                    int(seq),
+                    policy_id,
+                    int(version),
+                    due_at or when,
+                )
                 if alarm.key not in self._done:
                     heapq.heappush(self._heap, alarm)
         return len(rows)
@@ -122,9 +142,11 @@ class SlaScheduler:
         return self._heap[0].due if self._heap else None
 
     def _drop_stale(self) -> None:
-        while self._heap and (self._heap[0].key in self._done or
-                              self._heap[0].seq != self._current.get(
-                                  (self._heap[0].ticket_id, self._heap[0].metric))):
+        while self._heap and (
+            self._heap[0].key in self._done
+            or self._heap[0].seq
+            != self._current.get((self._heap[0].ticket_id, self._heap[0].metric))
+        ):
             heapq.heappop(self._heap)
 
     # -- recording --------------------------------------------------------------------
@@ -138,7 +160,8 @@ class SlaScheduler:
             while self._heap and self._heap[0].due <= now and len(due) < self.batch_size:
                 alarm = heapq.heappop(self._heap)
                 if alarm.key not in self._done and alarm.seq == self._current.get(
-                        (alarm.ticket_id, alarm.metric)):
+                    (alarm.ticket_id, alarm.metric)
+                ):
                     due.append(alarm)
                     self._done.add(alarm.key)  # also stops a duplicate inside this batch
                 self._drop_stale()
@@ -153,7 +176,8 @@ class SlaScheduler:
         for alarm in alarms:
             try:
                 incident = incidents.get(alarm.ticket_id) or self.desk.get_incident(
-                    UUID(alarm.ticket_id))
+                    UUID(alarm.ticket_id)
+                )
                 alarm.command().run(incident, self._ctx(alarm), matrix)
             except DomainError as refused:  # already recorded, or the clock no longer runs
                 log.debug("SLA alarm %s refused: %s", alarm.key, refused)
@@ -185,8 +209,10 @@ class SlaScheduler:
     @staticmethod
     def _ctx(alarm: Alarm) -> Context:
         threshold = "" if alarm.threshold is None else f":{alarm.threshold}"
-        return Context(by=SCHEDULER, causation_id=f"sla:{alarm.ticket_id}:{alarm.metric}:"
-                                                  f"{alarm.kind}{threshold}")
+        return Context(
+            by=SCHEDULER,
+            causation_id=f"sla:{alarm.ticket_id}:{alarm.metric}:{alarm.kind}{threshold}",
+        )
 
     # -- running ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ together race harmlessly (the store accepts one Created event for the id) and a 
 finds it already there. Managers edit it like any other policy; bootstrap never changes an
 existing one, so those edits stand.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from uuid import UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.shared_kernel.actor import Actor, ActorKind
 from application.sla.policy_service import SlaPolicies
+from domain.shared_kernel.actor import Actor, ActorKind
+
 
 class DefaultPolicySettings(Protocol):
     """The settings the default policy is made from (infra.settings.Settings has them)."""
@@ -47,10 +49,13 @@ def default_spec(settings: DefaultPolicySettings) -> dict:
         "description": "Shipped default: applies to every incident no other policy matches.",
         "rank": -1000,
         "conditions": {},
-        "targets": {"respond": _targets(settings.sla_default_respond),
-                    "resolve": _targets(settings.sla_default_resolve)},
+        "targets": {
+            "respond": _targets(settings.sla_default_respond),
+            "resolve": _targets(settings.sla_default_resolve),
+        },
         "calendar": json.loads(settings.sla_default_calendar)
-        if settings.sla_default_calendar else None,
+        if settings.sla_default_calendar
+        else None,
         "warnings": [int(w) for w in settings.sla_default_warnings.split(",") if w.strip()],
     }
 
@@ -60,8 +65,12 @@ def ensure_default_policy(policies: SlaPolicies, settings: DefaultPolicySettings
     if not settings.sla_default_policy or policies.exists(DEFAULT_POLICY_ID):
         return False
     try:
-        policies.create(default_spec(settings), Actor("bootstrap", ActorKind.AUTOMATION),
-                        "bootstrap", policy_id=DEFAULT_POLICY_ID)
+        policies.create(
+            default_spec(settings),
+            Actor("bootstrap", ActorKind.AUTOMATION),
+            "bootstrap",
+            policy_id=DEFAULT_POLICY_ID,
+        )
     except IntegrityError:  # another process created it first
         return False
     log.info("created the default SLA policy %s", DEFAULT_POLICY_ID)

@@ -1,13 +1,14 @@
 """An SLA policy as HTTP and the CLI send it: durations in ISO 8601 or seconds."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.incident.lifecycle import HoldReason
-
+from domain.shared_kernel.value_checks import LONGEST_DURATION
 
 Duration = Annotated[timedelta, Field(description='ISO-8601 duration ("PT4H") or seconds')]
 
@@ -36,6 +37,7 @@ class _Body(BaseModel):
 
 class Conditions(_Body):
     """A ticket matches when, for every condition given, its value is one of those listed."""
+
     ticket_type: list[Literal["incident"]] = []
     priority: list[Literal["P1", "P2", "P3", "P4"]] = []
     service: list[str] = []
@@ -50,6 +52,7 @@ class MetricTargets(_Body):
 
 class PauseRules(_Body):
     """Which hold reasons stop which clock."""
+
     respond: list[HoldReason] = []
     resolve: list[HoldReason] = [HoldReason.AWAITING_CALLER, HoldReason.AWAITING_VENDOR]
     ola: list[HoldReason] = [HoldReason.AWAITING_CALLER, HoldReason.AWAITING_VENDOR]
@@ -64,13 +67,15 @@ class PolicyCreate(_Body):
     targets: MetricTargets = MetricTargets()
     ola: dict[str, Targets] = Field({}, description="per assignment group: how long it may hold")
     calendar: dict[str, Any] | None = Field(
-        None, description="BusinessCalendar.to_dict(); null = 24x7")
+        None, description="BusinessCalendar.to_dict(); null = 24x7"
+    )
     pause: PauseRules = PauseRules()
     warnings: list[float] = Field([50, 75, 90], description="percentages of the target")
 
 
 class PolicyPatch(_Body):
     """Only the fields given change; the others keep their current value."""
+
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=4000)
     rank: int | None = None
@@ -91,13 +96,18 @@ def _seconds(targets: dict | None) -> dict | None:
 
 def to_spec(body: PolicyCreate | PolicyPatch) -> dict[str, Any]:
     """The domain spec (durations in seconds); a patch gives only the fields it sets."""
-    fields = body.model_fields_set if isinstance(body, PolicyPatch) else set(type(body).model_fields)
+    fields = (
+        body.model_fields_set if isinstance(body, PolicyPatch) else set(type(body).model_fields)
+    )
     out: dict[str, Any] = {}
     for name in fields:
         value = getattr(body, name)
         if name == "targets" and value is not None:
-            value = {m: _seconds(getattr(value, m)) for m in ("respond", "resolve")
-                     if getattr(value, m) is not None}
+            value = {
+                m: _seconds(getattr(value, m))
+                for m in ("respond", "resolve")
+                if getattr(value, m) is not None
+            }
         elif name == "ola" and value is not None:
             value = {group: _seconds(t) for group, t in value.items()}
         elif name in ("conditions", "pause") and value is not None:

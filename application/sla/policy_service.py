@@ -3,6 +3,7 @@
 Policies share the incidents' event store, so their events are in the same notification log
 and reach the same Kafka topic; the clock projection learns them from there.
 """
+
 from __future__ import annotations
 
 import time
@@ -13,11 +14,11 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from domain.sla.sla_policy import SlaPolicy
+from application.desk.errors import VersionConflict
+from application.desk.service_desk import ServiceDesk
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import DomainError
-from application.desk.service_desk import ServiceDesk
-from application.desk.errors import VersionConflict
+from domain.sla.sla_policy import SlaPolicy
 
 
 class PolicyNotFound(DomainError):
@@ -28,8 +29,9 @@ class SlaPolicies:
     def __init__(self, desk: ServiceDesk) -> None:
         self.desk = desk
 
-    def create(self, spec: Mapping[str, Any], by: Actor, causation_id: str,
-               policy_id: UUID | None = None) -> SlaPolicy:
+    def create(
+        self, spec: Mapping[str, Any], by: Actor, causation_id: str, policy_id: UUID | None = None
+    ) -> SlaPolicy:
         policy = SlaPolicy.create(spec, by, causation_id, policy_id=policy_id)
         self.desk.save(policy)
         return policy
@@ -50,22 +52,30 @@ class SlaPolicies:
         except PolicyNotFound:
             return False
 
-    def edit(self, policy_id: UUID, spec: Mapping[str, Any], by: Actor, causation_id: str,
-             partial: bool, expected_version: int | None = None) -> SlaPolicy:
+    def edit(
+        self,
+        policy_id: UUID,
+        spec: Mapping[str, Any],
+        by: Actor,
+        causation_id: str,
+        partial: bool,
+        expected_version: int | None = None,
+    ) -> SlaPolicy:
         """A new version: the whole spec (PUT) or only the keys given (PATCH)."""
         for _ in range(20):
             policy = self.get(policy_id)
             if expected_version is not None and policy.version != expected_version:
-                raise VersionConflict(f"SLA policy {policy_id} is at version {policy.version}, "
-                                      f"not {expected_version}: reload it and try again")
+                raise VersionConflict(
+                    f"SLA policy {policy_id} is at version {policy.version}, "
+                    f"not {expected_version}: reload it and try again"
+                )
             (policy.amend if partial else policy.revise)(spec, by, causation_id)
             try:
                 self.desk.save(policy)
                 return policy
             except IntegrityError:
                 if expected_version is not None:
-                    raise VersionConflict(f"SLA policy {policy_id} was changed meanwhile") \
-                        from None
+                    raise VersionConflict(f"SLA policy {policy_id} was changed meanwhile") from None
                 time.sleep(0.005)
         raise VersionConflict(f"SLA policy {policy_id} is changing too fast; try again")
 
@@ -75,11 +85,15 @@ class SlaPolicies:
         for domain_event in self.desk.events.get(policy_id):
             if not isinstance(domain_event, (SlaPolicy.Created, SlaPolicy.Revised)):
                 continue
-            out.append({"version": domain_event.originator_version,
-                        "effective_from": domain_event.timestamp,
-                        "actor": domain_event.by.as_dict(),
-                        "causation_id": domain_event.causation_id,
-                        "spec": domain_event.spec})
+            out.append(
+                {
+                    "version": domain_event.originator_version,
+                    "effective_from": domain_event.timestamp,
+                    "actor": domain_event.by.as_dict(),
+                    "causation_id": domain_event.causation_id,
+                    "spec": domain_event.spec,
+                }
+            )
         if not out:
             raise PolicyNotFound(f"no SLA policy with id {policy_id}")
         return out

@@ -5,6 +5,7 @@ same SlaClocksProjection class (in draft mode: only the draft applies, to every 
 force for all time) from the event store's notification log. The live read model is only
 read, for the actual figures; nothing is written anywhere.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -12,9 +13,9 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from domain.sla.sla_policy import normalise_spec
-from projections.sla import sla_queries
 from projections.runtime.read_store import ReadStore
 from projections.runtime.runner import ProjectionRunner
+from projections.sla import sla_queries
 from projections.sla.sla_clocks import SlaClocksProjection
 
 
@@ -27,25 +28,33 @@ class EventReplay(Protocol):
 class WhatIf:
     """Replays the history against a draft policy into a scratch read model."""
 
-    def __init__(self, replay: EventReplay, scratch: Callable[[], ReadStore],
-                 live: ReadStore) -> None:
+    def __init__(
+        self, replay: EventReplay, scratch: Callable[[], ReadStore], live: ReadStore
+    ) -> None:
         self.replay, self.scratch, self.live = replay, scratch, live
 
-    def replay_draft(self, draft: Mapping[str, Any], batch_size: int = 1000
-                     ) -> tuple[ReadStore, int]:
+    def replay_draft(
+        self, draft: Mapping[str, Any], batch_size: int = 1000
+    ) -> tuple[ReadStore, int]:
         """A clock read model of the whole history under `draft`: (db, events replayed)."""
         db = self.scratch()  # an in-memory SQLite: use it on this thread only
         runner = ProjectionRunner(db, SlaClocksProjection(draft=normalise_spec(draft)))
         runner.setup()
         return db, self.replay([runner], batch_size)
 
-    def simulate(self, draft: Mapping[str, Any], start: datetime, end: datetime,
-                 now: datetime | None = None) -> dict[str, Any]:
+    def simulate(
+        self, draft: Mapping[str, Any], start: datetime, end: datetime, now: datetime | None = None
+    ) -> dict[str, Any]:
         return simulate(self, draft, start, end, now)
 
 
-def simulate(what_if: WhatIf, draft: Mapping[str, Any], start: datetime,
-             end: datetime, now: datetime | None = None) -> dict[str, Any]:
+def simulate(
+    what_if: WhatIf,
+    draft: Mapping[str, Any],
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Compliance per priority and per group, draft beside actual, of clocks decided in
     [start, end). Running clocks count as in the compliance query (docs/sla.md)."""
     if end <= start:
@@ -60,7 +69,9 @@ def simulate(what_if: WhatIf, draft: Mapping[str, Any], start: datetime,
     with what_if.live.transaction(read_only=True) as tx:
         actual = sla_queries.decided(tx, start, end, now)
     return {
-        "from": start.isoformat(), "to": end.isoformat(), "events_replayed": replayed,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "events_replayed": replayed,
         "by_priority": _side_by_side(drafted, actual, "priority"),
         "by_group": _side_by_side(drafted, actual, "group"),
         "overall": _side_by_side(drafted, actual, None),
@@ -73,11 +84,18 @@ def _side_by_side(drafted: list[dict], actual: list[dict], by: str | None) -> li
         return {(s["metric"], s["key"]): s for s in sla_queries.summarise(rows, by or "all")}
 
     draft_t, actual_t = table(drafted), table(actual)
-    out = []
-    for metric, key in sorted(set(draft_t) | set(actual_t)):
-        pick = lambda t: {k: v for k, v in t[(metric, key)].items()  # noqa: E731
-                          if k in ("met", "breached", "compliance_percent")} \
-            if (metric, key) in t else None
-        out.append({"metric": metric, "key": key, "draft": pick(draft_t),
-                    "actual": pick(actual_t)})
-    return out
+    return [
+        {
+            "metric": metric,
+            "key": key,
+            "draft": _outcome(draft_t.get((metric, key))),
+            "actual": _outcome(actual_t.get((metric, key))),
+        }
+        for metric, key in sorted(set(draft_t) | set(actual_t))
+    ]
+
+
+def _outcome(summary: dict | None) -> dict | None:
+    if summary is None:
+        return None
+    return {k: v for k, v in summary.items() if k in ("met", "breached", "compliance_percent")}

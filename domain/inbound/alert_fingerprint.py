@@ -4,6 +4,7 @@ While that incident is open, alerts with the same fingerprint attach to it (work
 instead of opening another one; every change of the link goes through this aggregate's
 version, so two alerts racing on one fingerprint cannot both open an incident.
 """
+
 from __future__ import annotations
 
 from typing import Any

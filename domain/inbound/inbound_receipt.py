@@ -5,6 +5,7 @@ the message changed: a second delivery fails on this aggregate's version and is 
 as a duplicate, with nothing applied twice. There is no separate table that could disagree
 with the event store.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -39,7 +40,14 @@ class InboundReceipt(Aggregate):
         return receipt_id(source, event_id)
 
     @event(Received)
-    def __init__(self, source: str, event_id: str, type: str, subject: str, outcome: str,
-                 incident_id: str | None) -> None:
+    def __init__(
+        self,
+        source: str,
+        event_id: str,
+        type: str,
+        subject: str,
+        outcome: str,
+        incident_id: str | None,
+    ) -> None:
         self.source, self.event_id, self.type, self.subject = source, event_id, type, subject
         self.outcome, self.incident_id = outcome, incident_id

@@ -7,6 +7,7 @@ transaction as the incident events that snapshot produced, so the link, the prev
 snapshot and the incident can never disagree. Each of its events names the message that
 caused it, which makes it the ticket's receipt too: a message it has seen is a duplicate.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -30,6 +31,7 @@ class SourceTicket(Aggregate):
 
     class Linked(CheckedEvent, Aggregate.Created):
         """First snapshot of a ticket: it opened `incident_id` here."""
+
         class_version = 1
         source: str
         ref: str
@@ -44,8 +46,16 @@ class SourceTicket(Aggregate):
         return source_ticket_id(source, ref)
 
     @event(Linked)
-    def __init__(self, source: str, ref: str, incident_id: str, mod_count: int,
-                 snapshot: dict[str, Any], event_id: str, at: datetime | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        ref: str,
+        incident_id: str,
+        mod_count: int,
+        snapshot: dict[str, Any],
+        event_id: str,
+        at: datetime | None = None,
+    ) -> None:
         self.source, self.ref, self.incident_id = source, ref, incident_id
         self.mod_count, self.snapshot = mod_count, snapshot
         self.last_event_id = event_id
@@ -58,8 +68,9 @@ class SourceTicket(Aggregate):
         return event_id in self.event_ids
 
     @event("SnapshotApplied")
-    def applied_snapshot(self, mod_count: int, snapshot: dict[str, Any], event_id: str,
-                         at: datetime | None = None) -> None:
+    def applied_snapshot(
+        self, mod_count: int, snapshot: dict[str, Any], event_id: str, at: datetime | None = None
+    ) -> None:
         """A newer snapshot was applied; it is what the next one is compared with."""
         self.mod_count, self.snapshot, self.last_event_id = mod_count, snapshot, event_id
         self.event_ids.add(event_id)

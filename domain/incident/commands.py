@@ -3,6 +3,7 @@
 HTTP routers and Kafka consumers build the same command objects, so every entry point
 goes through one path into the aggregate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,8 @@ from datetime import datetime
 from typing import ClassVar
 
 from domain.incident.incident import Incident
-from domain.shared_kernel.priority import PriorityMatrix
 from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.priority import PriorityMatrix
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,14 @@ class LogIncident:
     external_ref: str | None = None  # the ticket's number in that system
 
     def run(self, number: str, ctx: Context, matrix: PriorityMatrix) -> Incident:
-        return Incident.log(number=number, matrix=matrix, by=ctx.by,
-                            causation_id=ctx.causation_id, at=ctx.occurred_at,
-                            **self.__dict__)
+        return Incident.log(
+            number=number,
+            matrix=matrix,
+            by=ctx.by,
+            causation_id=ctx.causation_id,
+            at=ctx.occurred_at,
+            **self.__dict__,
+        )
 
 
 class IncidentCommand:
@@ -67,8 +73,14 @@ class Escalate(IncidentCommand):
     reason: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.escalate(self.kind, ctx.by, ctx.causation_id, group=self.group,
-                          reason=self.reason, at=ctx.occurred_at)
+        incident.escalate(
+            self.kind,
+            ctx.by,
+            ctx.causation_id,
+            group=self.group,
+            reason=self.reason,
+            at=ctx.occurred_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,8 +127,13 @@ class Close(IncidentCommand):
     comment: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.close(ctx.by, ctx.causation_id, satisfaction=self.satisfaction,
-                       comment=self.comment, at=ctx.occurred_at)
+        incident.close(
+            ctx.by,
+            ctx.causation_id,
+            satisfaction=self.satisfaction,
+            comment=self.comment,
+            at=ctx.occurred_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -146,8 +163,15 @@ class Reprioritise(IncidentCommand):
     reason: str = ""
 
     def run(self, incident, ctx, matrix):
-        incident.reprioritise(self.impact, self.urgency, self.reason, matrix, ctx.by,
-                              ctx.causation_id, at=ctx.occurred_at)
+        incident.reprioritise(
+            self.impact,
+            self.urgency,
+            self.reason,
+            matrix,
+            ctx.by,
+            ctx.causation_id,
+            at=ctx.occurred_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -158,13 +182,32 @@ class Recategorise(IncidentCommand):
     service: str | None = None
 
     def run(self, incident, ctx, matrix):
-        incident.recategorise(self.category, self.subcategory, self.service, ctx.by,
-                              ctx.causation_id, at=ctx.occurred_at)
+        incident.recategorise(
+            self.category,
+            self.subcategory,
+            self.service,
+            ctx.by,
+            ctx.causation_id,
+            at=ctx.occurred_at,
+        )
 
 
 ACTIONS: dict[str, type[IncidentCommand]] = {
-    cls.action: cls for cls in (Assign, Acknowledge, Escalate, Hold, Resume, Resolve, Reopen,
-                                Close, Cancel, Comment, Reprioritise, Recategorise)
+    cls.action: cls
+    for cls in (
+        Assign,
+        Acknowledge,
+        Escalate,
+        Hold,
+        Resume,
+        Resolve,
+        Reopen,
+        Close,
+        Cancel,
+        Comment,
+        Reprioritise,
+        Recategorise,
+    )
 }
 
 
@@ -178,8 +221,15 @@ class RecordSlaWarning(IncidentCommand):
     due_at: datetime
 
     def run(self, incident, ctx, matrix):
-        incident.record_sla_warning(self.metric, self.threshold, self.policy_id,
-                                    self.policy_version, self.due_at, ctx.by, ctx.causation_id)
+        incident.record_sla_warning(
+            self.metric,
+            self.threshold,
+            self.policy_id,
+            self.policy_version,
+            self.due_at,
+            ctx.by,
+            ctx.causation_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -191,5 +241,6 @@ class RecordSlaBreach(IncidentCommand):
     due_at: datetime
 
     def run(self, incident, ctx, matrix):
-        incident.record_sla_breach(self.metric, self.policy_id, self.policy_version,
-                                   self.due_at, ctx.by, ctx.causation_id)
+        incident.record_sla_breach(
+            self.metric, self.policy_id, self.policy_version, self.due_at, ctx.by, ctx.causation_id
+        )

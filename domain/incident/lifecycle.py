@@ -1,4 +1,5 @@
 """The incident's states, hold reasons, channels, escalation kinds and support tiers."""
+
 from __future__ import annotations
 
 from enum import StrEnum

@@ -1,4 +1,5 @@
 """Who acted: a person, an automation or an upstream system."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

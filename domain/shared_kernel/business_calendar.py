@@ -13,6 +13,7 @@ Windows are half-open ``(start, end)`` local times. ``end=None`` means midnight 
 end of that day (24:00, written "24:00" in a spec); ``time(0)`` is refused as an end so
 there is one spelling. A window belongs to the date it starts on.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -51,8 +52,15 @@ class BusinessCalendar:
         put("holidays", frozenset(_check_date(d) for d in self.holidays))
         put("yearly_holidays", frozenset(_check_month_day(md) for md in self.yearly_holidays))
         # Windows as offsets from local midnight: the hot loops add these to datetimes.
-        put("_spans", tuple(tuple((_since_midnight(s), _DAY if e is None else _since_midnight(e))
-                                  for s, e in day) for day in self.week))
+        put(
+            "_spans",
+            tuple(
+                tuple(
+                    (_since_midnight(s), _DAY if e is None else _since_midnight(e)) for s, e in day
+                )
+                for day in self.week
+            ),
+        )
 
     @classmethod
     def always(cls) -> BusinessCalendar:
@@ -60,9 +68,14 @@ class BusinessCalendar:
         return cls("UTC", (((time(0), None),),) * 7)
 
     @classmethod
-    def working_days(cls, timezone: str, windows: Iterable[Window], days: Iterable[int] = range(5),
-                     holidays: Iterable[date] = (), yearly_holidays: Iterable[tuple[int, int]] = ()
-                     ) -> BusinessCalendar:
+    def working_days(
+        cls,
+        timezone: str,
+        windows: Iterable[Window],
+        days: Iterable[int] = range(5),
+        holidays: Iterable[date] = (),
+        yearly_holidays: Iterable[tuple[int, int]] = (),
+    ) -> BusinessCalendar:
         """The same windows on each of `days` (default Monday-Friday), nothing on the others."""
         windows, days = tuple(windows), set(days)
         week = tuple(windows if wd in days else () for wd in range(7))
@@ -75,7 +88,9 @@ class BusinessCalendar:
         """Business time in [start, end); zero when end <= start."""
         return self._measure(_utc(start, "start"), _utc(end, "end"))
 
-    def measure_excluding(self, start: datetime, end: datetime, pauses: Iterable[Pause]) -> timedelta:
+    def measure_excluding(
+        self, start: datetime, end: datetime, pauses: Iterable[Pause]
+    ) -> timedelta:
         """Business time in [start, end) outside every pause; an open pause has end None.
 
         Pauses may overlap one another and stick out of [start, end) on either side.
@@ -125,7 +140,9 @@ class BusinessCalendar:
                 total += e - s
         return total
 
-    def _pieces(self, start: datetime, end: datetime | None) -> Iterator[tuple[datetime, datetime, timedelta]]:
+    def _pieces(
+        self, start: datetime, end: datetime | None
+    ) -> Iterator[tuple[datetime, datetime, timedelta]]:
         """Split UTC [start, end) into runs of constant UTC offset, at most a day long.
 
         Within a run wall time is UTC + offset, so windows map to UTC by plain arithmetic.
@@ -168,8 +185,10 @@ class BusinessCalendar:
     def to_dict(self) -> dict[str, Any]:
         return {
             "timezone": self.timezone,
-            "week": {name: [[_fmt(s), _fmt_end(e)] for s, e in windows]
-                     for name, windows in zip(DAY_NAMES, self.week)},
+            "week": {
+                name: [[_fmt(s), _fmt_end(e)] for s, e in windows]
+                for name, windows in zip(DAY_NAMES, self.week, strict=True)
+            },
             "holidays": sorted(d.isoformat() for d in self.holidays),
             "yearly_holidays": [f"{m:02d}-{d:02d}" for m, d in sorted(self.yearly_holidays)],
         }
@@ -186,10 +205,15 @@ class BusinessCalendar:
         if not isinstance(week_spec, dict):
             raise ValueError("'week' must map day names (mon..sun) to lists of [start, end]")
         _no_unknown_keys("week", week_spec, set(DAY_NAMES))
-        week = tuple(tuple(_parse_window(name, w) for w in _listed(name, week_spec.get(name, [])))
-                     for name in DAY_NAMES)
+        week = tuple(
+            tuple(_parse_window(name, w) for w in _listed(name, week_spec.get(name, [])))
+            for name in DAY_NAMES
+        )
         holidays = frozenset(_parse_date(d) for d in _listed("holidays", spec.get("holidays", [])))
-        yearly = frozenset(_parse_month_day(md) for md in _listed("yearly_holidays", spec.get("yearly_holidays", [])))
+        yearly = frozenset(
+            _parse_month_day(md)
+            for md in _listed("yearly_holidays", spec.get("yearly_holidays", []))
+        )
         return cls(spec["timezone"], week, holidays, yearly)
 
 
@@ -214,7 +238,9 @@ def _check_week(week: Iterable[Iterable[Window]]) -> tuple[tuple[Window, ...], .
     days = tuple(week)
     if len(days) != 7:
         raise ValueError(f"week needs 7 days of windows (Monday first), got {len(days)}")
-    checked = tuple(_check_day(name, windows) for name, windows in zip(DAY_NAMES, days))
+    checked = tuple(
+        _check_day(name, windows) for name, windows in zip(DAY_NAMES, days, strict=True)
+    )
     if not any(checked):
         # No deadline could ever be computed; refuse it where the policy is defined.
         raise ValueError("week has no working windows at all")
@@ -230,15 +256,19 @@ def _check_day(name: str, windows: Iterable[Window]) -> tuple[Window, ...]:
         if not isinstance(start, time) or start.tzinfo is not None:
             raise ValueError(f"{name}: window start must be a naive time, got {start!r}")
         if end is not None and (not isinstance(end, time) or end.tzinfo is not None):
-            raise ValueError(f"{name}: window end must be a naive time or None (midnight), got {end!r}")
+            raise ValueError(
+                f"{name}: window end must be a naive time or None (midnight), got {end!r}"
+            )
         if end is not None and end <= start:
             hint = "; write midnight as None (24:00 in a spec)" if end == time(0) else ""
             raise ValueError(f"{name}: window end {end} is not after start {start}{hint}")
         checked.append((start, end))
     checked.sort(key=lambda w: w[0])
-    for (s1, e1), (s2, e2) in zip(checked, checked[1:]):
+    for (s1, e1), (s2, e2) in zip(checked, checked[1:], strict=False):
         if e1 is None or s2 < e1:
-            raise ValueError(f"{name}: windows {_fmt(s1)}-{_fmt_end(e1)} and {_fmt(s2)}-{_fmt_end(e2)} overlap")
+            raise ValueError(
+                f"{name}: windows {_fmt(s1)}-{_fmt_end(e1)} and {_fmt(s2)}-{_fmt_end(e2)} overlap"
+            )
     return tuple(checked)
 
 
@@ -260,7 +290,9 @@ def _check_month_day(pair: tuple[int, int]) -> tuple[int, int]:
 def _no_unknown_keys(what: str, given: dict, known: set[str]) -> None:
     unknown = set(given) - known
     if unknown:
-        raise ValueError(f"{what}: unknown keys {sorted(map(str, unknown))}, expected {sorted(known)}")
+        raise ValueError(
+            f"{what}: unknown keys {sorted(map(str, unknown))}, expected {sorted(known)}"
+        )
 
 
 def _listed(what: str, value: Any) -> list:
@@ -284,7 +316,9 @@ def _parse_time(day: str, text: Any) -> time:
     except (TypeError, ValueError):
         raise ValueError(f"{day}: bad time {text!r}, expected HH:MM") from None
     if parsed.tzinfo is not None:
-        raise ValueError(f"{day}: time {text!r} must not carry an offset; the calendar's zone applies")
+        raise ValueError(
+            f"{day}: time {text!r} must not carry an offset; the calendar's zone applies"
+        )
     return parsed
 
 

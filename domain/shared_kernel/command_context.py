@@ -1,4 +1,5 @@
 """Who asks, on behalf of which request, and which version they saw."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

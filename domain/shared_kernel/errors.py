@@ -1,4 +1,5 @@
 """Why a command records nothing: the refusals every practice shares."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """What every aggregate of the service desk shares."""
+
 from __future__ import annotations
 
 from eventsourcing.domain import Aggregate

@@ -1,4 +1,5 @@
 """Impact x urgency -> priority, the matrix every practice shares."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -20,17 +20,18 @@ values up front with a reason (`InvalidValue`, a 422 over HTTP, a dead letter on
 Events read back from the store are not checked (the mapper does not construct them), so
 history recorded before a rule existed still loads.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import is_dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from domain.shared_kernel.errors import InvalidValue
-from enum import StrEnum
 
 TIMES_FROM = datetime(1970, 1, 1, tzinfo=UTC)
 TIMES_BEFORE = datetime(2200, 1, 1, tzinfo=UTC)
@@ -45,6 +46,7 @@ Found = tuple[tuple[Any, ...], str]  # (where in the value, what is wrong)
 
 # -- single values: the reason a value is refused, or None -------------------------------------
 
+
 def text_problem(text: str) -> str | None:
     if len(text) > LONGEST_TEXT:
         return f"is {len(text)} characters long; text may be at most {LONGEST_TEXT}"
@@ -52,8 +54,10 @@ def text_problem(text: str) -> str | None:
     if bad is None:
         return None
     kind = "a lone surrogate" if bad.group() >= "\ud800" else "a control character"
-    return (f"contains {kind} (U+{ord(bad.group()):04X} at position {bad.start()}); "
-            "text may hold no control characters but tab and line breaks")
+    return (
+        f"contains {kind} (U+{ord(bad.group()):04X} at position {bad.start()}); "
+        "text may hold no control characters but tab and line breaks"
+    )
 
 
 def time_problem(moment: datetime) -> str | None:
@@ -61,8 +65,10 @@ def time_problem(moment: datetime) -> str | None:
         return f"needs a timezone: {moment.isoformat()}"
     if TIMES_FROM <= moment < TIMES_BEFORE:
         return None
-    return (f"is out of range: {moment.isoformat()}; times run from "
-            f"{TIMES_FROM.date()} up to, not including, {TIMES_BEFORE.date()}")
+    return (
+        f"is out of range: {moment.isoformat()}; times run from "
+        f"{TIMES_FROM.date()} up to, not including, {TIMES_BEFORE.date()}"
+    )
 
 
 def integer_problem(number: int) -> str | None:
@@ -76,6 +82,7 @@ def number_problem(number: float) -> str | None:
 
 
 # -- checks that name the value ----------------------------------------------------------------
+
 
 def _refuse(name: str, problem: str | None) -> None:
     if problem is not None:
@@ -99,10 +106,15 @@ def check_integer(name: str, number: int) -> int:
 
 def check_duration(name: str, seconds: int | float) -> int | float:
     """A positive number of seconds, at most LONGEST_DURATION."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
-            or not 0 < seconds <= LONGEST_DURATION.total_seconds():
-        raise InvalidValue(f"{name} must be a positive number of seconds, at most "
-                           f"{LONGEST_DURATION.days} days, not {seconds!r}")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 < seconds <= LONGEST_DURATION.total_seconds()
+    ):
+        raise InvalidValue(
+            f"{name} must be a positive number of seconds, at most "
+            f"{LONGEST_DURATION.days} days, not {seconds!r}"
+        )
     return seconds
 
 
@@ -120,6 +132,7 @@ def parse_time(text: str, default_tz: tzinfo = UTC, name: str = "time") -> datet
 
 
 # -- any value an event may hold ---------------------------------------------------------------
+
 
 def value_problem(value: Any) -> Found | None:
     """Where in `value` (keys and indexes, outermost first) a part is refused, and why."""
@@ -177,15 +190,31 @@ def _record(value: Any) -> Found | None:
 
 
 _BY_TYPE: dict[type, Any] = {
-    str: _text, int: _integer, float: _number, datetime: _time, bool: _fine,
-    type(None): _fine, UUID: _fine, dict: _mapping, list: _sequence, tuple: _sequence,
+    str: _text,
+    int: _integer,
+    float: _number,
+    datetime: _time,
+    bool: _fine,
+    type(None): _fine,
+    UUID: _fine,
+    dict: _mapping,
+    list: _sequence,
+    tuple: _sequence,
 }
 
 
 def _learn(kind: type) -> Any:
     """The check of a type first met (an enum, Actor, ...), remembered."""
-    bases = ((str, _text), (bool, _fine), (int, _integer), (float, _number),
-             (datetime, _time), (dict, _mapping), (list, _sequence), (tuple, _sequence))
+    bases = (
+        (str, _text),
+        (bool, _fine),
+        (int, _integer),
+        (float, _number),
+        (datetime, _time),
+        (dict, _mapping),
+        (list, _sequence),
+        (tuple, _sequence),
+    )
     check = next((c for base, c in bases if issubclass(kind, base)), None)
     if check is None:
         # A dataclass (Actor) is recorded field by field; anything else the store's
@@ -197,8 +226,7 @@ def _learn(kind: type) -> Any:
 
 def _path(where: tuple[Any, ...]) -> str:
     """Keys that are themselves refused text are quoted, so the message stays printable."""
-    return ".".join(repr(k) if isinstance(k, str) and text_problem(k) else str(k)
-                    for k in where)
+    return ".".join(repr(k) if isinstance(k, str) and text_problem(k) else str(k) for k in where)
 
 
 def check_fields(values: dict[str, Any]) -> None:

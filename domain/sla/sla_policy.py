@@ -20,31 +20,34 @@ A target map is keyed by priority (P1..P4); the key "*" applies to priorities no
 A target is positive and at most `checks.LONGEST_DURATION` (366 days) of business time, and
 falls due within `LONGEST_REACH` (732 days) of wall-clock time on the policy's calendar.
 """
+
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-import json
-
 from eventsourcing.domain import Aggregate, event
 
-from domain.shared_kernel.events import StampedEvent
-from domain.shared_kernel.business_calendar import BusinessCalendar
-from domain.shared_kernel.value_checks import TIMES_FROM, CheckedEvent, check_duration
-from domain.shared_kernel.actor import Actor
 from domain.incident.lifecycle import HoldReason
+from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
+from domain.shared_kernel.events import StampedEvent
+from domain.shared_kernel.value_checks import TIMES_FROM, CheckedEvent, check_duration
 
 METRICS = ("respond", "resolve")
 CONDITIONS = ("ticket_type", "priority", "service", "category", "organisation")
 PRIORITIES = ("P1", "P2", "P3", "P4")
 TICKET_TYPES = ("incident",)
-DEFAULT_PAUSE = {"respond": [], "resolve": ["awaiting_caller", "awaiting_vendor"],
-                 "ola": ["awaiting_caller", "awaiting_vendor"]}
+DEFAULT_PAUSE = {
+    "respond": [],
+    "resolve": ["awaiting_caller", "awaiting_vendor"],
+    "ola": ["awaiting_caller", "awaiting_vendor"],
+}
 DEFAULT_WARNINGS = [50, 75, 90]
 # The clocks' read model walks the calendar a day at a time to find a due time: a long
 # target on a sparse calendar (a minute a week) would cost seconds per event, or run past
@@ -52,8 +55,18 @@ DEFAULT_WARNINGS = [50, 75, 90]
 LONGEST_REACH = timedelta(days=732)
 # The clocks' read model keeps the rank in an INTEGER column.
 RANK_LIMIT = 2**31 - 1
-_KEYS = {"name", "description", "rank", "active", "conditions", "targets", "ola", "calendar",
-         "pause", "warnings"}
+_KEYS = {
+    "name",
+    "description",
+    "rank",
+    "active",
+    "conditions",
+    "targets",
+    "ola",
+    "calendar",
+    "pause",
+    "warnings",
+}
 
 
 class SlaPolicy(Aggregate):
@@ -73,20 +86,24 @@ class SlaPolicy(Aggregate):
         self.spec = spec
 
     @classmethod
-    def create(cls, spec: Mapping[str, Any], by: Actor, causation_id: str,
-               policy_id: UUID | None = None) -> SlaPolicy:
+    def create(
+        cls, spec: Mapping[str, Any], by: Actor, causation_id: str, policy_id: UUID | None = None
+    ) -> SlaPolicy:
         clean = normalise_spec(spec)
         if policy_id is not None:  # a deterministic id (the default policy)
-            return cls._create(cls.Created, id=policy_id, spec=clean, by=by,
-                               causation_id=causation_id)
+            return cls._create(
+                cls.Created, id=policy_id, spec=clean, by=by, causation_id=causation_id
+            )
         return cls(spec=clean, by=by, causation_id=causation_id)
 
     def revise(self, spec: Mapping[str, Any], by: Actor, causation_id: str) -> None:
         """Replace the whole specification; a new version. Unchanged is refused."""
         clean = normalise_spec(spec)
         if clean == self.spec:
-            raise IllegalTransition(f"SLA policy {self.spec['name']!r} already has that "
-                                    "specification; nothing to change")
+            raise IllegalTransition(
+                f"SLA policy {self.spec['name']!r} already has that "
+                "specification; nothing to change"
+            )
         self._revised(clean, by, causation_id)
 
     def amend(self, changes: Mapping[str, Any], by: Actor, causation_id: str) -> None:
@@ -102,6 +119,7 @@ class SlaPolicy(Aggregate):
 
 
 # -- specification ------------------------------------------------------------
+
 
 def _seconds(where: str, value: Any) -> float:
     check_duration(where, value)
@@ -146,8 +164,9 @@ def normalise_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidValue("a policy needs a name")
     rank = raw.get("rank", 0)
     if isinstance(rank, bool) or not isinstance(rank, int) or abs(rank) > RANK_LIMIT:
-        raise InvalidValue(f"rank must be an integer of at most {RANK_LIMIT} either way, "
-                           f"not {rank!r}")
+        raise InvalidValue(
+            f"rank must be an integer of at most {RANK_LIMIT} either way, not {rank!r}"
+        )
     conditions_raw = raw.get("conditions") or {}
     if not isinstance(conditions_raw, Mapping) or set(conditions_raw) - set(CONDITIONS):
         raise InvalidValue(f"conditions may only name {list(CONDITIONS)}")
@@ -172,12 +191,14 @@ def normalise_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(pause_raw, Mapping) or set(pause_raw) - {*METRICS, "ola"}:
         raise InvalidValue("pause maps respond, resolve and ola to hold reasons")
     reasons = [str(r) for r in HoldReason]
-    pause = {m: _names(f"pause.{m}", pause_raw.get(m, DEFAULT_PAUSE[m]), reasons)
-             for m in (*METRICS, "ola")}
+    pause = {
+        m: _names(f"pause.{m}", pause_raw.get(m, DEFAULT_PAUSE[m]), reasons)
+        for m in (*METRICS, "ola")
+    }
     warnings = raw.get("warnings", DEFAULT_WARNINGS)
-    if (not isinstance(warnings, (list, tuple))
-            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 100
-                       for w in warnings)):
+    if not isinstance(warnings, (list, tuple)) or not all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 100 for w in warnings
+    ):
         raise InvalidValue("warnings are percentages of the target, each between 0 and 100")
     calendar = raw.get("calendar")
     if calendar is not None:
@@ -192,10 +213,18 @@ def normalise_spec(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(description, str):
         raise InvalidValue("description is text")
     _check_reach([*targets.values(), *ola.values()], calendar)
-    return {"name": name.strip(), "description": description, "rank": rank, "active": active,
-            "conditions": conditions, "targets": targets, "ola": ola, "calendar": calendar,
-            "pause": pause, "warnings": sorted({int(w) if float(w).is_integer() else w
-                                                for w in warnings})}
+    return {
+        "name": name.strip(),
+        "description": description,
+        "rank": rank,
+        "active": active,
+        "conditions": conditions,
+        "targets": targets,
+        "ola": ola,
+        "calendar": calendar,
+        "pause": pause,
+        "warnings": sorted({int(w) if float(w).is_integer() else w for w in warnings}),
+    }
 
 
 def _check_reach(tables: list[dict[str, float]], calendar: dict | None) -> None:
@@ -205,7 +234,8 @@ def _check_reach(tables: list[dict[str, float]], calendar: dict | None) -> None:
     if longest > available:
         raise InvalidValue(
             f"a target of {longest} s would not fall due within {LONGEST_REACH.days} days: "
-            f"the calendar has {available:.0f} s of business time in that span")
+            f"the calendar has {available:.0f} s of business time in that span"
+        )
 
 
 @lru_cache(maxsize=256)
@@ -218,6 +248,7 @@ def _seconds_within_reach(key: str) -> float:
 
 # -- matching -------------------------------------------------------------------
 
+
 def matches(spec: Mapping[str, Any], ticket: Mapping[str, Any]) -> bool:
     """Every condition holds: the ticket's value is one of the listed ones.
 
@@ -225,15 +256,17 @@ def matches(spec: Mapping[str, Any], ticket: Mapping[str, Any]) -> bool:
     not match that condition.
     """
     return spec.get("active", True) and all(
-        ticket.get(key) in values for key, values in spec.get("conditions", {}).items())
+        ticket.get(key) in values for key, values in spec.get("conditions", {}).items()
+    )
 
 
 def specificity(spec: Mapping[str, Any]) -> int:
     return len(spec.get("conditions", {}))
 
 
-def choose(candidates: Iterable[tuple[str, datetime | str, Mapping[str, Any]]],
-           ticket: Mapping[str, Any]) -> str | None:
+def choose(
+    candidates: Iterable[tuple[str, datetime | str, Mapping[str, Any]]], ticket: Mapping[str, Any]
+) -> str | None:
     """The id of the policy that applies to `ticket`, from (id, created_at, spec) triples.
 
     Rule: among active policies whose conditions all hold, the most specific (most

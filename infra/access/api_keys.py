@@ -1,4 +1,5 @@
 """API keys: each has one role; only a hash of the key is stored."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +7,8 @@ import secrets
 import time
 from datetime import datetime, timezone
 
-from infra.sql.database import Database
 from application.access import Principal, Role
+from infra.sql.database import Database
 
 
 def _digest(key: str) -> str:
@@ -24,18 +25,24 @@ class ApiKeys:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     def setup(self) -> None:
-        self.db.script(["""CREATE TABLE IF NOT EXISTS itsm_api_keys (
+        self.db.script(
+            [
+                """CREATE TABLE IF NOT EXISTS itsm_api_keys (
             digest TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
-            created_at TEXT NOT NULL)"""])
+            created_at TEXT NOT NULL)"""
+            ]
+        )
 
     def create(self, role: Role | str, name: str) -> str:
         """Returns the new key; it cannot be recovered later."""
         role = Role(role)
         key = f"itsm_{secrets.token_urlsafe(32)}"
         with self.db.transaction() as tx:
-            tx.execute("INSERT INTO itsm_api_keys (digest, name, role, created_at)"
-                       " VALUES (%s, %s, %s, %s)",
-                       (_digest(key), name, str(role), datetime.now(timezone.utc).isoformat()))
+            tx.execute(
+                "INSERT INTO itsm_api_keys (digest, name, role, created_at)"
+                " VALUES (%s, %s, %s, %s)",
+                (_digest(key), name, str(role), datetime.now(timezone.utc).isoformat()),
+            )
         return key
 
     def cached(self, key: str) -> Principal | None:
@@ -52,8 +59,9 @@ class ApiKeys:
         if cached and now - cached[0] < self.ttl:
             return cached[1]
         with self.db.transaction(read_only=True) as tx:
-            row = tx.execute("SELECT name, role FROM itsm_api_keys WHERE digest = %s",
-                             (digest,)).fetchone()
+            row = tx.execute(
+                "SELECT name, role FROM itsm_api_keys WHERE digest = %s", (digest,)
+            ).fetchone()
         principal = Principal(name=row[0], role=Role(row[1])) if row else None
         if principal is not None:  # unknown keys are not cached: a new key works at once
             if len(self._cache) > 10_000:

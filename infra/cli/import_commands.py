@@ -1,6 +1,5 @@
-"""`itsm import servicenow PATH`: a ServiceNow incident audit export -> itsm.inbound.
+"""`itsm import servicenow PATH`: a ServiceNow incident audit export -> itsm.inbound."""
 
-"""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +8,11 @@ import sys
 
 def import_servicenow(args: argparse.Namespace) -> int:
     from infra.importers.servicenow_import import (
-        ExportChanged, NotAnIncidentExport, import_servicenow as run,
+        ExportChanged,
+        NotAnIncidentExport,
+    )
+    from infra.importers.servicenow_import import (
+        import_servicenow as run,
     )
     from infra.settings import Settings
 
@@ -19,9 +22,16 @@ def import_servicenow(args: argparse.Namespace) -> int:
         sys.exit("no Kafka: set ITSM_KAFKA_BOOTSTRAP or pass --bootstrap host:port")
     topic = args.topic or getattr(settings, "inbound_topic", None) or "itsm.inbound"
     try:
-        stats = run(args.path, bootstrap, topic=topic, source=args.source,
-                    source_timezone=args.source_timezone, limit=args.limit,
-                    show_progress=not args.quiet, partitions=settings.kafka_partitions)
+        stats = run(
+            args.path,
+            bootstrap,
+            topic=topic,
+            source=args.source,
+            source_timezone=args.source_timezone,
+            limit=args.limit,
+            show_progress=not args.quiet,
+            partitions=settings.kafka_partitions,
+        )
     except (NotAnIncidentExport, ExportChanged, FileNotFoundError) as error:
         sys.exit(f"itsm import servicenow: {error}")
     print(stats.summary(), file=sys.stderr)
@@ -34,15 +44,24 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     group = commands.add_parser("import", help="import tickets of another tool")
     kinds = group.add_subparsers(dest="import_command", required=True)
-    p = kinds.add_parser("servicenow", help="a ServiceNow incident audit export (CSV or .csv.gz)"
-                                            " as incident.snapshot CloudEvents on itsm.inbound")
+    p = kinds.add_parser(
+        "servicenow",
+        help="a ServiceNow incident audit export (CSV or .csv.gz)"
+        " as incident.snapshot CloudEvents on itsm.inbound",
+    )
     p.add_argument("path", help="the export: one row per incident update")
-    p.add_argument("--source-timezone", metavar="TZ",
-                   help="IANA zone of the export's dates, e.g. UTC or Europe/Lisbon; written as"
-                        " offsets. Default: none, the consumer's ITSM_INBOUND_SOURCE_TIMEZONE")
+    p.add_argument(
+        "--source-timezone",
+        metavar="TZ",
+        help="IANA zone of the export's dates, e.g. UTC or Europe/Lisbon; written as"
+        " offsets. Default: none, the consumer's ITSM_INBOUND_SOURCE_TIMEZONE",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="only the first N rows")
-    p.add_argument("--source", default=DEFAULT_SOURCE,
-                   help=f"the CloudEvents source (default {DEFAULT_SOURCE})")
+    p.add_argument(
+        "--source",
+        default=DEFAULT_SOURCE,
+        help=f"the CloudEvents source (default {DEFAULT_SOURCE})",
+    )
     p.add_argument("--topic", help="default: ITSM_INBOUND_TOPIC or itsm.inbound")
     p.add_argument("--bootstrap", metavar="HOST:PORT", help="default: ITSM_KAFKA_BOOTSTRAP")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,4 +1,5 @@
 """`itsm keys create`: API keys."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,9 @@ from infra.cli.process import open_container
 def keys_create(args: argparse.Namespace) -> int:
     key = open_container().keys.create(args.role, args.name)
     print(key)
-    print(f"API key for {args.name!r} with role {args.role}; it is shown only once.",
-          file=sys.stderr)
+    print(
+        f"API key for {args.name!r} with role {args.role}; it is shown only once.", file=sys.stderr
+    )
     return 0
 
 

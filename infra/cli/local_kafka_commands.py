@@ -1,4 +1,5 @@
 """`itsm kafka up|down`: a local Kafka broker for development."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,9 @@ def kafka_up(args: argparse.Namespace) -> int:
     from infra.local_servers import kafka_from_jars as kafka_broker
 
     libs = kafka_broker.fetch_jars(kafka_broker.default_libs_dir())
-    broker = kafka_broker.start_broker(Path(args.data_dir), port=args.port, libs_dir=libs,
-                                       partitions=Settings().kafka_partitions)
+    broker = kafka_broker.start_broker(
+        Path(args.data_dir), port=args.port, libs_dir=libs, partitions=Settings().kafka_partitions
+    )
     print(broker.bootstrap)
     return 0
 

@@ -1,4 +1,5 @@
 """The `itsm` command: serve, relay, worker, keys, projections, kafka."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,16 +7,30 @@ import logging
 import sys
 
 from infra.cli import (
-    import_commands, inbound_commands, key_commands, local_kafka_commands, pipeline_commands,
-    read_model_commands, serve_command, sla_commands,
+    import_commands,
+    inbound_commands,
+    key_commands,
+    local_kafka_commands,
+    pipeline_commands,
+    read_model_commands,
+    serve_command,
+    sla_commands,
 )
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="itsm", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
-    for group in (serve_command, pipeline_commands, key_commands, read_model_commands,
-                  local_kafka_commands, sla_commands, inbound_commands, import_commands):
+    for group in (
+        serve_command,
+        pipeline_commands,
+        key_commands,
+        read_model_commands,
+        local_kafka_commands,
+        sla_commands,
+        inbound_commands,
+        import_commands,
+    ):
         group.register(commands)
     return root
 

@@ -1,4 +1,5 @@
 """What every command group needs: the container, Kafka's address, a stop on SIGINT/SIGTERM."""
+
 from __future__ import annotations
 
 import signal
@@ -23,6 +24,8 @@ def open_container():
 
 def require_kafka(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
-        sys.exit("ITSM_KAFKA_BOOTSTRAP is not set: without Kafka, `itsm serve` feeds the "
-                 "read models in-process and no relay or worker is needed")
+        sys.exit(
+            "ITSM_KAFKA_BOOTSTRAP is not set: without Kafka, `itsm serve` feeds the "
+            "read models in-process and no relay or worker is needed"
+        )
     return settings.kafka_bootstrap

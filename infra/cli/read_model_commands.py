@@ -1,4 +1,5 @@
 """`itsm projections rebuild|failures|retry`: the read models."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,10 @@ def projections_failures(args: argparse.Namespace) -> int:
     runners = [container.runner(args.name)] if args.name else container.runners
     found = [q for runner in runners for q in runner.quarantined()]
     for q in found:
-        print(f"{q.projection}\t{q.aggregate_id}\tversion {q.version}\t{q.event_type}\t"
-              f"{q.quarantined_at}\t{q.waiting} waiting\t{q.error}")
+        print(
+            f"{q.projection}\t{q.aggregate_id}\tversion {q.version}\t{q.event_type}\t"
+            f"{q.quarantined_at}\t{q.waiting} waiting\t{q.error}"
+        )
     print(f"{len(found)} quarantined aggregate(s)", file=sys.stderr)
     return 1 if found else 0
 
@@ -33,14 +36,17 @@ def projections_retry(args: argparse.Namespace) -> int:
     for runner in runners:
         released, failing = runner.retry(args.aggregate)
         still += failing
-        print(f"{runner.projection.name}: {released} released, {failing} still quarantined",
-              file=sys.stderr)
+        print(
+            f"{runner.projection.name}: {released} released, {failing} still quarantined",
+            file=sys.stderr,
+        )
     return 1 if still else 0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    projections = commands.add_parser("projections").add_subparsers(dest="projections_command",
-                                                                    required=True)
+    projections = commands.add_parser("projections").add_subparsers(
+        dest="projections_command", required=True
+    )
     p = projections.add_parser("rebuild", help="empty one read model and replay it")
     p.add_argument("name")
     p.set_defaults(run=projections_rebuild)

@@ -1,4 +1,5 @@
 """`itsm sla ...`: SLA scheduler and what-if simulations (issue 3, docs/sla.md)."""
+
 from __future__ import annotations
 
 import argparse
@@ -56,13 +57,15 @@ def simulate(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the sla subcommands to the `itsm` parser."""
     sla = commands.add_parser("sla", help="SLA scheduler and simulations").add_subparsers(
-        dest="sla_command", required=True)
+        dest="sla_command", required=True
+    )
     p = sla.add_parser("scheduler", help="record SLA warnings and breaches when they fall due")
     p.add_argument("--poll", type=float, help="seconds between looks at changed clocks")
     p.set_defaults(run=scheduler)
     p = sla.add_parser("simulate", help="replay a period against a draft policy (what-if)")
     p.add_argument("--draft", required=True, help="JSON file: a policy create body")
-    p.add_argument("--from", dest="start", required=True, type=_moment,
-                   help="ISO-8601 instant with an offset")
+    p.add_argument(
+        "--from", dest="start", required=True, type=_moment, help="ISO-8601 instant with an offset"
+    )
     p.add_argument("--to", dest="end", required=True, type=_moment)
     p.set_defaults(run=simulate)

@@ -7,6 +7,7 @@ nothing for a minute. Here a pool timeout is raised as `StoreUnavailable`, which
 retried; its cause still tells `infra.sql.unavailable` that the database is away (a 503).
 Selected by PERSISTENCE_MODULE (infra/event_store/postgres_env.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ The store records each event's class as `module:qualname`. Events written before
 name the old modules; registering those names lets them load. Never remove an entry while a
 store may hold such events.
 """
+
 from __future__ import annotations
 
 from eventsourcing.utils import register_topic

@@ -3,6 +3,7 @@
 Used when no Kafka is configured, so a single process serves the API and keeps the read
 models current. It drives the same ProjectionRunner as the Kafka worker.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class NotificationFeed:
-    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper,
-                 runners: list[ProjectionRunner], batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        mapper: Mapper,
+        runners: list[ProjectionRunner],
+        batch_size: int = 500,
+    ) -> None:
         self.recorder, self.mapper, self.runners = recorder, mapper, runners
         self.batch_size = batch_size
         self._stop = threading.Event()
@@ -32,12 +38,16 @@ class NotificationFeed:
             # Read the stored position every time: a rebuild may have reset it meanwhile.
             expected = runner.position(SOURCE, 0)
             notifications = self.recorder.select_notifications(
-                start=max(expected, 1), limit=self.batch_size)
+                start=max(expected, 1), limit=self.batch_size
+            )
             if not notifications:
                 continue
             wants = runner.projection.wants
-            records = [(n.id, published(to_envelope(self.mapper, n))) for n in notifications
-                       if wants(n.topic.partition(":")[2])]
+            records = [
+                (n.id, published(to_envelope(self.mapper, n)))
+                for n in notifications
+                if wants(n.topic.partition(":")[2])
+            ]
             end = notifications[-1].id + 1  # past the events that were not its own, too
             if runner.apply_batch(SOURCE, 0, expected, records, end=end) != expected:
                 consumed += len(notifications)
@@ -59,8 +69,9 @@ class NotificationFeed:
 
     def start(self, interval: float = 0.05) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
-                                        name="notification-feed")
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), daemon=True, name="notification-feed"
+        )
         self._thread.start()
 
     def stop(self) -> None:

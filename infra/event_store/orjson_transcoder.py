@@ -4,6 +4,7 @@ orjson writes datetimes and dataclasses natively but reads them back as strings 
 which would silently change an event's meaning. Those types are passed through to a tagger
 instead, and the tags are turned back into objects on decoding.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """postgresql://user:pass@host:port/db -> the eventsourcing library's settings."""
+
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit

@@ -1,4 +1,5 @@
 """Stored event -> published envelope, shared by the Kafka relay and the in-process feed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,15 @@ from projections.runtime.envelope import Envelope
 
 _EVENT_IDS = UUID("6f1d3a52-4c61-4b7e-9a3e-2b8f0c7d9e11")
 _NAMESPACE = _EVENT_IDS.bytes
-_BOOKKEEPING = {"originator_id", "originator_version", "timestamp", "by", "causation_id",
-                "originator_topic", "at"}
+_BOOKKEEPING = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "by",
+    "causation_id",
+    "originator_topic",
+    "at",
+}
 
 
 def event_id(aggregate_id: Any, version: int) -> str:
@@ -21,8 +29,9 @@ def event_id(aggregate_id: Any, version: int) -> str:
     It is `str(uuid5(_EVENT_IDS, f"{aggregate_id}/{version}"))`, spelled out: the relay
     computes one per event, and the `UUID` object in between cost a tenth of its time.
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE + f"{aggregate_id}/{version}".encode())
-                       .digest()[:16])
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE + f"{aggregate_id}/{version}".encode()).digest()[:16]
+    )
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()

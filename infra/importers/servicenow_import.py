@@ -27,6 +27,7 @@ Mapping decisions (also in docs/kpis.md):
   The file is read twice: once for the order, once to send; only rows that come before
   their turn are held in memory, and tickets stay interleaved as in the file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -64,8 +65,15 @@ STATES: dict[str, tuple[str, str | None]] = {
     "Cancelled": ("cancelled", None),
     "Canceled": ("cancelled", None),
 }
-CHANNELS = {"Phone": "phone", "Email": "email", "Self service": "portal", "Self-service": "portal",
-            "Web": "portal", "Monitoring": "monitoring", "Event": "monitoring"}
+CHANNELS = {
+    "Phone": "phone",
+    "Email": "email",
+    "Self service": "portal",
+    "Self-service": "portal",
+    "Web": "portal",
+    "Monitoring": "monitoring",
+    "Event": "monitoring",
+}
 BOOLEANS = {"true": True, "false": False}
 REQUIRED_COLUMNS = ("number", "incident_state", "sys_mod_count", "sys_updated_at")
 
@@ -87,9 +95,11 @@ class ImportStats:
 
     def summary(self) -> str:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
-        return (f"{self.rows} rows read, {self.produced} snapshots produced"
-                f"{f', skipped: {skipped}' if skipped else ''} in {self.seconds:.1f} s"
-                f" ({self.rate:,.0f} rows/s)")
+        return (
+            f"{self.rows} rows read, {self.produced} snapshots produced"
+            f"{f', skipped: {skipped}' if skipped else ''} in {self.seconds:.1f} s"
+            f" ({self.rate:,.0f} rows/s)"
+        )
 
 
 class ExportChanged(RuntimeError):
@@ -104,13 +114,14 @@ class SkipRow(Exception):
 
 # -- values ------------------------------------------------------------------------------------
 
+
 def _text(value: str) -> str | None:
     value = value.strip()
     return None if value in ("", "?") else value
 
 
 def _level(value: str) -> int | None:
-    """"2 - Medium" -> 2."""
+    """ "2 - Medium" -> 2."""
     text = _text(value)
     if text is None:
         return None
@@ -119,7 +130,7 @@ def _level(value: str) -> int | None:
 
 
 def _priority(value: str) -> str | None:
-    """"3 - Moderate" -> "P3"."""
+    """ "3 - Moderate" -> "P3"."""
     text = _text(value)
     if text is None:
         return None
@@ -157,8 +168,9 @@ class DateParser:
         try:
             day, month, year = (int(p) for p in day_part.split("/"))
             clock = [int(p) for p in time_part.split(":")] if time_part else [0, 0]
-            moment = datetime(year, month, day, clock[0], clock[1],
-                              clock[2] if len(clock) > 2 else 0)
+            moment = datetime(
+                year, month, day, clock[0], clock[1], clock[2] if len(clock) > 2 else 0
+            )
         except (ValueError, IndexError):
             raise SkipRow("unparseable date") from None
         if self.zone is not None:
@@ -168,14 +180,17 @@ class DateParser:
 
 # -- rows -> snapshots --------------------------------------------------------------------------
 
+
 class RowMapper:
     """Maps rows of one export (given its header) to `incident.snapshot` data."""
 
     def __init__(self, header: list[str], source_timezone: str | None = None) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
-            raise NotAnIncidentExport(f"not a ServiceNow incident export: no column {', '.join(missing)}"
-                               f" (columns: {', '.join(header[:12])}...)")
+            raise NotAnIncidentExport(
+                f"not a ServiceNow incident export: no column {', '.join(missing)}"
+                f" (columns: {', '.join(header[:12])}...)"
+            )
         self.column = {name: i for i, name in enumerate(header)}
         self.date = DateParser(source_timezone)
         self.wall_clock = DateParser()  # offset-free ISO text sorts as the source's clock
@@ -214,9 +229,12 @@ class RowMapper:
         if ref is None or mod_count is None or updated_at is None:
             raise SkipRow("no number, sys_mod_count or sys_updated_at")
         return {
-            "ref": ref, "mod_count": mod_count, "updated_at": updated_at,
+            "ref": ref,
+            "mod_count": mod_count,
+            "updated_at": updated_at,
             "updated_by": _text(get(row, "sys_updated_by")),
-            "state": state, "hold_reason": hold_reason,
+            "state": state,
+            "hold_reason": hold_reason,
             "opened_at": self.date(get(row, "opened_at")),
             "opened_by": _text(get(row, "opened_by")),
             "caller": _text(get(row, "caller_id")),
@@ -240,12 +258,20 @@ class RowMapper:
         }
 
 
-def cloud_event(data: dict[str, Any], row_index: int, source: str = DEFAULT_SOURCE
-                ) -> dict[str, Any]:
+def cloud_event(
+    data: dict[str, Any], row_index: int, source: str = DEFAULT_SOURCE
+) -> dict[str, Any]:
     """The CloudEvent of one snapshot; its id is unique per row of the export."""
-    return {"specversion": "1.0", "id": f"{data['ref']}:{data['mod_count']}:{row_index}",
-            "source": source, "type": SNAPSHOT_TYPE, "time": data["updated_at"],
-            "subject": data["ref"], "datacontenttype": "application/json", "data": data}
+    return {
+        "specversion": "1.0",
+        "id": f"{data['ref']}:{data['mod_count']}:{row_index}",
+        "source": source,
+        "type": SNAPSHOT_TYPE,
+        "time": data["updated_at"],
+        "subject": data["ref"],
+        "datacontenttype": "application/json",
+        "data": data,
+    }
 
 
 def open_text(path: Path | str) -> io.TextIOBase:
@@ -262,15 +288,16 @@ def count_rows(path: Path | str) -> int:
     with open(path, "rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
     lines = 0
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as raw:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as raw:
         while chunk := raw.read(1 << 20):
             lines += chunk.count(b"\n")
     return max(lines - 1, 0)
 
 
 @contextmanager
-def _export_rows(path: Path | str, source_timezone: str | None, limit: int | None
-                 ) -> Iterator[tuple[RowMapper | None, Iterator[tuple[int, list[str]]]]]:
+def _export_rows(
+    path: Path | str, source_timezone: str | None, limit: int | None
+) -> Iterator[tuple[RowMapper | None, Iterator[tuple[int, list[str]]]]]:
     """The export's mapper and its first `limit` data rows with their index."""
     with open_text(path) as text:
         reader = csv.reader(text)
@@ -326,13 +353,19 @@ class TicketTurns:
 
     def check_all_sent(self) -> None:
         if self.waiting:
-            raise ExportChanged(f"rows of {len(self.waiting)} tickets never had their turn,"
-                                f" e.g. {next(iter(self.waiting))}")
+            raise ExportChanged(
+                f"rows of {len(self.waiting)} tickets never had their turn,"
+                f" e.g. {next(iter(self.waiting))}"
+            )
 
 
-def snapshots(path: Path | str, source: str = DEFAULT_SOURCE, source_timezone: str | None = None,
-              limit: int | None = None, stats: ImportStats | None = None
-              ) -> Iterator[tuple[str, dict[str, Any]]]:
+def snapshots(
+    path: Path | str,
+    source: str = DEFAULT_SOURCE,
+    source_timezone: str | None = None,
+    limit: int | None = None,
+    stats: ImportStats | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(ref, CloudEvent) per importable row, each ticket's in sending order (`sending_order`);
     skipped rows counted in stats."""
     stats = stats if stats is not None else ImportStats()
@@ -358,21 +391,35 @@ def make_import_producer(bootstrap: str):
 
     from infra.messaging.key_partitioner import KeyPartitioner
 
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                         linger_ms=20, batch_size=512 * 1024, max_request_size=4 * 1024 * 1024,
-                         partitioner=KeyPartitioner(), client_id="itsm-servicenow-import")
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        partitioner=KeyPartitioner(),
+        client_id="itsm-servicenow-import",
+    )
 
 
-def import_servicenow(path: Path | str, bootstrap: str, topic: str = DEFAULT_TOPIC,
-                      source: str = DEFAULT_SOURCE, source_timezone: str | None = None,
-                      limit: int | None = None, show_progress: bool = True,
-                      partitions: int | None = None, producer=None) -> ImportStats:
+def import_servicenow(
+    path: Path | str,
+    bootstrap: str,
+    topic: str = DEFAULT_TOPIC,
+    source: str = DEFAULT_SOURCE,
+    source_timezone: str | None = None,
+    limit: int | None = None,
+    show_progress: bool = True,
+    partitions: int | None = None,
+    producer=None,
+) -> ImportStats:
     """Produce one incident.snapshot CloudEvent per row to `topic`; returns what was done.
 
     Returns only after the broker acknowledged every record (acks=all): a failure raises.
     """
-    from infra.progress import Progress
     from infra.messaging.kafka_topics import ensure_topics
+    from infra.progress import Progress
 
     if partitions:
         ensure_topics(bootstrap, [topic], partitions)

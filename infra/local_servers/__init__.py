@@ -1,1 +1,3 @@
-"""Development helpers: a Kafka broker from its jars and a throwaway PostgreSQL. Not in the wheel."""
+"""Development helpers: a Kafka broker from its jars and a throwaway PostgreSQL.
+
+Not in the wheel."""

@@ -3,6 +3,7 @@
 Standard library only, so it works before the project's venv exists.
 CLI: python -m infra.local_servers.kafka_from_jars fetch|up|down [--data-dir DIR] [--port N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ class Broker:
 
 # ---------------------------------------------------------------- jars
 
+
 def default_libs_dir() -> Path:
     base = os.environ.get("ITSM_DATA_DIR")
     return Path(base) / "kafka-libs" if base else Path("var") / "kafka-libs"
@@ -75,18 +77,28 @@ def _run_maven_into(libs_dir: Path) -> None:
     # Fetch into a fresh dir and swap: stale jars of an older version in the
     # same dir would end up on the 'libs/*' classpath next to the new ones.
     tmp = Path(tempfile.mkdtemp(prefix=".kafka-libs-", dir=libs_dir.parent))
-    cmd = [mvn, "-B", "-q", "-f", str(POM), f"{DEP_PLUGIN}:copy-dependencies",
-           f"-DoutputDirectory={tmp}"]
+    cmd = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
+        f"{DEP_PLUGIN}:copy-dependencies",
+        f"-DoutputDirectory={tmp}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"Maven failed to fetch Kafka jars:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+        raise RuntimeError(
+            f"Maven failed to fetch Kafka jars:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
     shutil.rmtree(libs_dir, ignore_errors=True)
     tmp.rename(libs_dir)
     _pom_marker(libs_dir).touch()
 
 
 # ---------------------------------------------------------------- config
+
 
 def _free_ports(n: int) -> list[int]:
     # Hold all sockets open until every port is picked so they are distinct.
@@ -139,6 +151,7 @@ def _server_properties(data_dir: Path, port: int, cport: int, partitions: int) -
 
 # ---------------------------------------------------------------- process
 
+
 def _files(data_dir: Path) -> dict[str, Path]:
     return {
         "props": data_dir / "server.properties",
@@ -154,7 +167,9 @@ def _java() -> str:
     home = os.environ.get("JAVA_HOME")
     java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
     if not java:
-        raise RuntimeError("Java 17+ is needed to run Kafka: apt-get install openjdk-17-jre-headless")
+        raise RuntimeError(
+            "Java 17+ is needed to run Kafka: apt-get install openjdk-17-jre-headless"
+        )
     return java
 
 
@@ -162,12 +177,18 @@ def _java_cmd(libs_dir: Path, data_dir: Path, main: str, heap: str | None = None
     cmd = [_java()]
     if heap:
         cmd += [f"-Xmx{heap}", f"-Xms{heap}"]
-    return cmd + FAST_START_FLAGS + [
-        "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-        f"-Dkafka.logs.dir={_files(data_dir)['logs']}",
-        "-cp", f"{libs_dir}/*", main,
-    ]
+    return (
+        cmd
+        + FAST_START_FLAGS
+        + [
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={_files(data_dir)['logs']}",
+            "-cp",
+            f"{libs_dir}/*",
+            main,
+        ]
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -191,7 +212,13 @@ def _alive(pid: int) -> bool:
 def _format_storage(libs_dir: Path, data_dir: Path) -> None:
     f = _files(data_dir)
     cmd = _java_cmd(libs_dir, data_dir, "kafka.tools.StorageTool") + [
-        "format", "--standalone", "-t", _cluster_id(), "-c", str(f["props"])]
+        "format",
+        "--standalone",
+        "-t",
+        _cluster_id(),
+        "-c",
+        str(f["props"]),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"kafka-storage format failed:\n{proc.stdout}{proc.stderr}")
@@ -249,9 +276,14 @@ def _ports(data_dir: Path, port: int | None) -> tuple[int, int]:
     return port or free[0], free[1]
 
 
-def start_broker(data_dir: Path, port: int | None = None, heap: str = "512m",
-                 partitions: int = 6, libs_dir: Path | None = None,
-                 timeout: float = START_TIMEOUT) -> Broker:
+def start_broker(
+    data_dir: Path,
+    port: int | None = None,
+    heap: str = "512m",
+    partitions: int = 6,
+    libs_dir: Path | None = None,
+    timeout: float = START_TIMEOUT,
+) -> Broker:
     """Format (first time only) and start a broker in data_dir; returns once it serves requests."""
     data_dir = Path(data_dir).resolve()
     if (running := running_broker(data_dir)) is not None:
@@ -266,12 +298,21 @@ def start_broker(data_dir: Path, port: int | None = None, heap: str = "512m",
     cmd = _java_cmd(libs_dir, data_dir, "kafka.Kafka", heap) + [str(f["props"])]
     with open(f["out"], "ab") as out:
         # New session: Ctrl-C in the launching shell must not kill the broker.
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=data_dir)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=data_dir,
+        )
     broker = Broker(f"127.0.0.1:{port}", proc.pid, data_dir)
     f["pid"].write_text(str(proc.pid))
-    f["state"].write_text(json.dumps({"bootstrap": broker.bootstrap, "port": port,
-                                      "controller_port": cport, "pid": proc.pid}))
+    f["state"].write_text(
+        json.dumps(
+            {"bootstrap": broker.bootstrap, "port": port, "controller_port": cport, "pid": proc.pid}
+        )
+    )
     _wait_ready(broker, proc, port, timeout)
     return broker
 
@@ -305,6 +346,7 @@ def stop_broker(data_dir: Path, timeout: float = 20) -> None:
 
 
 # ---------------------------------------------------------------- CLI
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m infra.local_servers.kafka_from_jars")

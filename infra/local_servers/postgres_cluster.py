@@ -96,8 +96,18 @@ def _prepare_dir(data_dir: Path) -> None:
 
 def _initdb(bin_dir: Path, data_dir: Path) -> None:
     proc = _run_server_cmd(
-        [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", OS_USER, "--auth=trust",
-         "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            OS_USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
         cwd=data_dir,
     )
     _check(proc, "initdb")
@@ -122,13 +132,31 @@ def _configured_port(data_dir: Path) -> int | None:
 
 
 def _is_running(bin_dir: Path, data_dir: Path) -> bool:
-    return _run_server_cmd([str(bin_dir / "pg_ctl"), "status", "-D", str(data_dir)], data_dir).returncode == 0
+    return (
+        _run_server_cmd(
+            [str(bin_dir / "pg_ctl"), "status", "-D", str(data_dir)], data_dir
+        ).returncode
+        == 0
+    )
 
 
 def _psql(bin_dir: Path, port: int, *sql: str) -> None:
     # TCP + trust auth: works as any OS user, no socket-dir permissions involved.
-    args = [str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-            "-h", "127.0.0.1", "-p", str(port), "-U", OS_USER, "-d", "postgres"]
+    args = [
+        str(bin_dir / "psql"),
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-U",
+        OS_USER,
+        "-d",
+        "postgres",
+    ]
     for stmt in sql:
         args += ["-c", stmt]
     _check(subprocess.run(args, capture_output=True, text=True), "psql")
@@ -136,9 +164,12 @@ def _psql(bin_dir: Path, port: int, *sql: str) -> None:
 
 def _create_role_and_db(bin_dir: Path, port: int) -> None:
     # SUPERUSER so tests can CREATE/DROP DATABASE ... WITH (FORCE) freely.
-    _psql(bin_dir, port,
-          f"CREATE ROLE {ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'",
-          f"CREATE DATABASE {DBNAME} OWNER {ROLE}")
+    _psql(
+        bin_dir,
+        port,
+        f"CREATE ROLE {ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'",
+        f"CREATE DATABASE {DBNAME} OWNER {ROLE}",
+    )
 
 
 def start_pg(data_dir: Path, port: int | None = None) -> PgServer:
@@ -155,8 +186,17 @@ def start_pg(data_dir: Path, port: int | None = None) -> PgServer:
     port = port or (None if fresh else _configured_port(data_dir)) or _free_port()
     _write_settings(data_dir, port)
     proc = _run_server_cmd(
-        [str(bin_dir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(data_dir),
-         "-l", str(data_dir / "server.log")],
+        [
+            str(bin_dir / "pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(data_dir),
+            "-l",
+            str(data_dir / "server.log"),
+        ],
         cwd=data_dir,
     )
     _check(proc, f"pg_ctl start (see {data_dir / 'server.log'})")
@@ -171,7 +211,9 @@ def stop_pg(server_or_data_dir: PgServer | Path | str) -> None:
     bin_dir = find_pg_bin()
     if not _is_running(bin_dir, data_dir):
         return
-    proc = _run_server_cmd([str(bin_dir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data_dir)], data_dir)
+    proc = _run_server_cmd(
+        [str(bin_dir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data_dir)], data_dir
+    )
     _check(proc, "pg_ctl stop")
 
 

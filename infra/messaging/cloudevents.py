@@ -12,12 +12,13 @@ subset of draft 2020-12: it refuses at load time any keyword it does not impleme
 message the compiled predicate accepts is valid; one it refuses is run through
 `jsonschema` to word the reason. tests/unit/test_inbound_envelope.py checks that both agree.
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,28 +27,36 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from domain.shared_kernel.value_checks import check_integer, parse_time
+from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Rejected
 from domain.shared_kernel.errors import InvalidValue
-from application.inbound.inbound_message import CloudEvent, MAX_BYTES, Rejected
-from datetime import timezone
+from domain.shared_kernel.value_checks import check_integer, parse_time
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "inbound"
 TYPES = ("alert.fired", "alert.resolved", "incident.snapshot")
 # The fields of each type's data that are read as times or as integers: the schemas' time
 # and integer properties (tests/unit/test_value_checks.py keeps them in step).
 TIME_FIELDS = {"incident.snapshot": ("updated_at", "opened_at", "resolved_at", "closed_at")}
-INTEGER_FIELDS = {"alert.fired": ("impact", "urgency"),
-                  "incident.snapshot": ("mod_count", "impact", "urgency", "reopen_count",
-                                        "reassignment_count")}
+INTEGER_FIELDS = {
+    "alert.fired": ("impact", "urgency"),
+    "incident.snapshot": ("mod_count", "impact", "urgency", "reopen_count", "reassignment_count"),
+}
 
 
 # -- the compiled validator -------------------------------------------------------------------
-_ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "default", "examples",
-                "$comment"}
+_ANNOTATIONS = {
+    "$schema",
+    "$id",
+    "$defs",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$comment",
+}
 _TYPE_TESTS = {
     "string": "isinstance({x}, str)",
     "integer": "((isinstance({x}, int) and not isinstance({x}, bool))"
-               " or (isinstance({x}, float) and {x}.is_integer()))",
+    " or (isinstance({x}, float) and {x}.is_integer()))",
     "number": "(isinstance({x}, (int, float)) and not isinstance({x}, bool))",
     "boolean": "isinstance({x}, bool)",
     "null": "{x} is None",
@@ -110,9 +119,11 @@ class _Compiler:
             if all(isinstance(v, str) for v in plain):  # fast path: no str equals a non-str
                 return f"(x.__class__ is str or x is None) and x in {self.constant(set(value))}"
             if all(type(v) is int for v in plain):
-                return (f"((x.__class__ is int or x is None) and x in "
-                        f"{self.constant(set(value))}) or (x.__class__ is float and "
-                        f"_kind(x) in {kinds})")
+                return (
+                    f"((x.__class__ is int or x is None) and x in "
+                    f"{self.constant(set(value))}) or (x.__class__ is float and "
+                    f"_kind(x) in {kinds})"
+                )
             return f"_kind(x) in {kinds}"
         if keyword == "const":
             return f"_kind(x) == {self.constant(_kind(value))}"
@@ -120,8 +131,10 @@ class _Compiler:
             names = " and ".join(f"{name!r} in x" for name in value) or "True"
             return f"not isinstance(x, dict) or ({names})"
         if keyword == "properties":
-            checks = [f"({name!r} not in x or {self.function(sub)}(x[{name!r}]))"
-                      for name, sub in value.items()]
+            checks = [
+                f"({name!r} not in x or {self.function(sub)}(x[{name!r}]))"
+                for name, sub in value.items()
+            ]
             return "not isinstance(x, dict) or (" + " and ".join(checks or ["True"]) + ")"
         if keyword == "additionalProperties":
             known = self.constant(frozenset(schema.get("properties", {})))
@@ -130,8 +143,10 @@ class _Compiler:
             if value is False:
                 return f"not isinstance(x, dict) or x.keys() <= {known}"
             extra = self.function(value)
-            return (f"not isinstance(x, dict) or all({extra}(v) for k, v in x.items()"
-                    f" if k not in {known})")
+            return (
+                f"not isinstance(x, dict) or all({extra}(v) for k, v in x.items()"
+                f" if k not in {known})"
+            )
         if keyword == "minLength":
             return f"not isinstance(x, str) or len(x) >= {int(value)}"
         if keyword == "maxLength":
@@ -153,8 +168,10 @@ def compile_schema(schema: dict[str, Any]) -> Callable[[Any], bool]:
     silently left unchecked."""
     compiler = _Compiler(schema)
     entry = compiler.function(schema)
-    exec(compile("\n".join(compiler.lines), f"<schema {schema.get('$id', '')}>", "exec"),
-         compiler.namespace)
+    exec(
+        compile("\n".join(compiler.lines), f"<schema {schema.get('$id', '')}>", "exec"),
+        compiler.namespace,
+    )
     return compiler.namespace[entry]
 
 
@@ -190,8 +207,11 @@ def _checked_data(kind: str, data: dict[str, Any], source_tz: tzinfo) -> dict[st
         for name in TIME_FIELDS.get(kind, ()):
             if data.get(name) is not None:
                 parse_time(data[name], source_tz, f"data/{name}")
-        integers = {name: check_integer(f"data/{name}", int(data[name]))
-                    for name in INTEGER_FIELDS.get(kind, ()) if data.get(name) is not None}
+        integers = {
+            name: check_integer(f"data/{name}", int(data[name]))
+            for name in INTEGER_FIELDS.get(kind, ())
+            if data.get(name) is not None
+        }
     except InvalidValue as error:
         raise Rejected("invalid-value", str(error)) from None
     return {**data, **integers}
@@ -218,29 +238,59 @@ def parse(raw: bytes, max_bytes: int = MAX_BYTES, source_tz: tzinfo = UTC) -> Cl
         raise Rejected("not-a-cloudevent", f"not a CloudEvents 1.0 JSON envelope: {problem}")
     kind = document["type"]
     if kind not in TYPES:
-        raise Rejected("unknown-type",
-                       f"unknown event type {kind!r}; known types: {', '.join(TYPES)}")
+        raise Rejected(
+            "unknown-type", f"unknown event type {kind!r}; known types: {', '.join(TYPES)}"
+        )
     problem = schema(kind).violation(document["data"])
     if problem:
         raise Rejected("invalid-data", f"data of {kind} does not match its schema: {problem}")
     moment = _time(document["time"])
     data = _checked_data(kind, document["data"], source_tz)
-    known = {"specversion", "id", "source", "type", "time", "subject", "data",
-             "datacontenttype", "dataschema"}
-    return CloudEvent(id=document["id"], source=document["source"], type=kind, time=moment,
-                      subject=document["subject"], data=data,
-                      datacontenttype=document.get("datacontenttype"),
-                      extensions={k: v for k, v in document.items() if k not in known})
+    known = {
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "time",
+        "subject",
+        "data",
+        "datacontenttype",
+        "dataschema",
+    }
+    return CloudEvent(
+        id=document["id"],
+        source=document["source"],
+        type=kind,
+        time=moment,
+        subject=document["subject"],
+        data=data,
+        datacontenttype=document.get("datacontenttype"),
+        extensions={k: v for k, v in document.items() if k not in known},
+    )
 
 
-def cloudevent(type: str, source: str, id: str, subject: str, data: dict[str, Any],
-               time: datetime | str | None = None) -> bytes:
+def cloudevent(
+    type: str,
+    source: str,
+    id: str,
+    subject: str,
+    data: dict[str, Any],
+    time: datetime | str | None = None,
+) -> bytes:
     """A structured-mode CloudEvent as a sender would send it (tests, importers, tools)."""
     moment = time or datetime.now(timezone.utc)
-    return orjson.dumps({
-        "specversion": "1.0", "id": id, "source": source, "type": type,
-        "time": moment if isinstance(moment, str) else moment.isoformat(),
-        "subject": subject, "datacontenttype": "application/json", "data": data})
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": id,
+            "source": source,
+            "type": type,
+            "time": moment if isinstance(moment, str) else moment.isoformat(),
+            "subject": subject,
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+    )
 
 
 def partition_key(type: str, data: dict[str, Any]) -> bytes:

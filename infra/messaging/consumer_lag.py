@@ -1,4 +1,5 @@
 """Consumer lag of each read model: records on Kafka not yet in the read model."""
+
 from __future__ import annotations
 
 import threading
@@ -9,8 +10,9 @@ from kafka import KafkaConsumer, TopicPartition
 from projections.runtime.runner import ProjectionRunner
 
 
-def consumer_lag(bootstrap: str, topic: str, runners: list[ProjectionRunner],
-                 timeout_ms: int = 1000) -> Callable[[], dict[str, int] | None]:
+def consumer_lag(
+    bootstrap: str, topic: str, runners: list[ProjectionRunner], timeout_ms: int = 1000
+) -> Callable[[], dict[str, int] | None]:
     """A probe for /metrics and /health/ready; it opens one metadata-only consumer and
     reuses it. It waits for the broker at most `timeout_ms`, and only one probe runs at a
     time: another caller meanwhile gets None (unknown) at once. With the broker away, a
@@ -25,12 +27,16 @@ def consumer_lag(bootstrap: str, topic: str, runners: list[ProjectionRunner],
             return None
         try:
             if consumer is None:
-                consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                         client_id="itsm-lag-probe",
-                                         bootstrap_timeout_ms=timeout_ms,
-                                         reconnect_backoff_max_ms=1000)
-            partitions = [TopicPartition(topic, p)
-                          for p in consumer.partitions_for_topic(topic) or ()]
+                consumer = KafkaConsumer(
+                    bootstrap_servers=bootstrap,
+                    group_id=None,
+                    client_id="itsm-lag-probe",
+                    bootstrap_timeout_ms=timeout_ms,
+                    reconnect_backoff_max_ms=1000,
+                )
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
             ends = consumer.end_offsets(partitions, timeout_ms=timeout_ms) if partitions else {}
         finally:
             busy.release()
@@ -38,7 +44,8 @@ def consumer_lag(bootstrap: str, topic: str, runners: list[ProjectionRunner],
         for runner in runners:
             stored = runner.positions(topic)
             lag[runner.projection.name] = sum(
-                max(end - stored.get(tp.partition, 0), 0) for tp, end in ends.items())
+                max(end - stored.get(tp.partition, 0), 0) for tp, end in ends.items()
+            )
         return lag
 
     return probe

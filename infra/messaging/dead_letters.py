@@ -5,6 +5,7 @@ letter must never fail for good: the producer and the dead-letter topics accept 
 to `max_bytes`, and a record too large even for that is dead-lettered as a reference
 (topic, partition, offset, size, reason) to the original, which Kafka keeps.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,14 +29,23 @@ def dead_letter_topic(topic: str) -> str:
 
 def topic_configs(max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, str]:
     """A dead-letter topic keeps its records forever and takes records of `max_bytes`."""
-    return {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete",
-            "max.message.bytes": str(max_bytes + _OVERHEAD)}
+    return {
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+        "cleanup.policy": "delete",
+        "max.message.bytes": str(max_bytes + _OVERHEAD),
+    }
 
 
 def make_producer(bootstrap: str, max_bytes: int = DEFAULT_MAX_BYTES) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                         max_request_size=max_bytes + _OVERHEAD, client_id="itsm-dead-letters",
-                         reconnect_backoff_max_ms=1000)
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=max_bytes + _OVERHEAD,
+        client_id="itsm-dead-letters",
+        reconnect_backoff_max_ms=1000,
+    )
 
 
 @dataclass
@@ -55,8 +65,9 @@ class DeadLetters:
     def send(self, topic: str, record: Any, reason: str, kind: str = "") -> None:
         """Queue a dead letter for `record`; `confirm` waits for every queued one."""
         try:
-            future = self.producer.send(topic, key=record.key, value=record.value,
-                                        headers=_headers(record, reason, kind))
+            future = self.producer.send(
+                topic, key=record.key, value=record.value, headers=_headers(record, reason, kind)
+            )
         except _TOO_LARGE as error:
             future = self._reference(topic, record, reason, kind, error)
         self._pending.append(_Pending(topic, record, reason, kind, future))
@@ -74,28 +85,52 @@ class DeadLetters:
             try:
                 item.future.get(timeout=timeout)
             except _TOO_LARGE as error:
-                self._reference(item.topic, item.record, item.reason, item.kind,
-                                error).get(timeout=timeout)
+                self._reference(item.topic, item.record, item.reason, item.kind, error).get(
+                    timeout=timeout
+                )
         return len(pending)
 
     def close(self) -> None:
         self.producer.close()
 
     def _reference(self, topic: str, record: Any, reason: str, kind: str, error: Exception):
-        log.warning("dead letter for %s/%d@%d too large (%r); sending a reference instead",
-                    record.topic, record.partition, record.offset, error)
+        log.warning(
+            "dead letter for %s/%d@%d too large (%r); sending a reference instead",
+            record.topic,
+            record.partition,
+            record.offset,
+            error,
+        )
         size = len(record.value or b"")
-        value = orjson.dumps({"reference": {"topic": record.topic, "partition": record.partition,
-                                            "offset": record.offset, "size": size},
-                              "reason": reason, "kind": kind})
-        return self.producer.send(topic, key=record.key, value=value,
-                                  headers=[*_headers(record, reason, kind),
-                                           ("reference", b"true"),
-                                           ("original_size", str(size).encode())])
+        value = orjson.dumps(
+            {
+                "reference": {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "size": size,
+                },
+                "reason": reason,
+                "kind": kind,
+            }
+        )
+        return self.producer.send(
+            topic,
+            key=record.key,
+            value=value,
+            headers=[
+                *_headers(record, reason, kind),
+                ("reference", b"true"),
+                ("original_size", str(size).encode()),
+            ],
+        )
 
 
 def _headers(record: Any, reason: str, kind: str) -> list[tuple[str, bytes]]:
-    return [("reason", reason.encode(errors="replace")[:4000]), ("kind", kind.encode()),
-            ("original_topic", record.topic.encode()),
-            ("original_partition", str(record.partition).encode()),
-            ("original_offset", str(record.offset).encode())]
+    return [
+        ("reason", reason.encode(errors="replace")[:4000]),
+        ("kind", kind.encode()),
+        ("original_topic", record.topic.encode()),
+        ("original_partition", str(record.partition).encode()),
+        ("original_offset", str(record.offset).encode()),
+    ]

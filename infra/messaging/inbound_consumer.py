@@ -8,6 +8,7 @@ only after the batch was applied and every dead letter acknowledged, so nothing 
 redelivery after a crash is harmless: every message is recorded with its effects (an
 alert's receipt, a snapshot's ticket), so a second delivery is a duplicate.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,10 +18,13 @@ from typing import Any
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
-from infra.messaging.dead_letters import DeadLetters, dead_letter_topic
 from application.inbound.inbound_processor import InboundProcessor
+from infra.messaging.dead_letters import DeadLetters, dead_letter_topic
 from infra.messaging.supervised_consumer import (
-    ConsumerFactory, ConsumerMetrics, SupervisedConsumer, member_id,
+    ConsumerFactory,
+    ConsumerMetrics,
+    SupervisedConsumer,
+    member_id,
 )
 
 log = logging.getLogger(__name__)
@@ -34,19 +38,38 @@ def group_for(topic: str) -> str:
 
 
 class InboundConsumer(SupervisedConsumer):
-    def __init__(self, bootstrap: str, topic: str, processor: InboundProcessor,
-                 dead_letters: DeadLetters, max_records: int = 1000,
-                 worker_id: str | None = None, group_id: str = GROUP, *,
-                 stall_seconds: float = 60.0, consumer_factory: ConsumerFactory = KafkaConsumer,
-                 metrics: ConsumerMetrics | None = None) -> None:
-        options = dict(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-                       auto_offset_reset="earliest", max_poll_records=max_records,
-                       client_id="itsm-inbound",
-                       group_instance_id=member_id(worker_id, f"inbound.{topic}"),
-                       reconnect_backoff_max_ms=1000)
-        super().__init__("inbound", topic, options, stall_seconds=stall_seconds,
-                         consumer_factory=consumer_factory,
-                         metrics=metrics)
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        processor: InboundProcessor,
+        dead_letters: DeadLetters,
+        max_records: int = 1000,
+        worker_id: str | None = None,
+        group_id: str = GROUP,
+        *,
+        stall_seconds: float = 60.0,
+        consumer_factory: ConsumerFactory = KafkaConsumer,
+        metrics: ConsumerMetrics | None = None,
+    ) -> None:
+        options = dict(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
+            client_id="itsm-inbound",
+            group_instance_id=member_id(worker_id, f"inbound.{topic}"),
+            reconnect_backoff_max_ms=1000,
+        )
+        super().__init__(
+            "inbound",
+            topic,
+            options,
+            stall_seconds=stall_seconds,
+            consumer_factory=consumer_factory,
+            metrics=metrics,
+        )
         self.processor, self.dead_letters = processor, dead_letters
         self.applied = self.rejected = 0
         self.busy_seconds = 0.0
@@ -56,26 +79,27 @@ class InboundConsumer(SupervisedConsumer):
         records = [record for batch in polled.values() for record in batch]
         started = time.perf_counter()
         outcomes = self.processor.process_batch([r.value or b"" for r in records])
-        for record, outcome in zip(records, outcomes):
+        for record, outcome in zip(records, outcomes, strict=True):
             if outcome.status == "rejected":
                 self._dead_letter(record, outcome.reason or "rejected", outcome.kind or "")
         sent = self.dead_letters.confirm()  # raises if the broker did not take one: no commit
-        self.consumer.commit({tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
-                              for tp, batch in polled.items()})
+        self.consumer.commit(
+            {tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items()}
+        )
         self.rejected += sent
         self.applied += len(records) - sent
         self.busy_seconds += time.perf_counter() - started
         return len(records)
 
     def _dead_letter(self, record, reason: str, kind: str) -> None:
-        log.warning("dead-lettering %s/%d@%d: %s", record.topic, record.partition,
-                    record.offset, reason)
+        log.warning(
+            "dead-lettering %s/%d@%d: %s", record.topic, record.partition, record.offset, reason
+        )
         self.dead_letters.send(dead_letter_topic(self.topic), record, reason, kind)
 
     def positions(self) -> dict[int, int]:
         """The committed offsets: a batch counts as done once they moved past it."""
-        return {tp.partition: self.consumer.committed(tp) or 0
-                for tp in self.consumer.assignment()}
+        return {tp.partition: self.consumer.committed(tp) or 0 for tp in self.consumer.assignment()}
 
     def rewind(self) -> None:
         """Back to the last committed offsets, to retry a batch that failed."""
@@ -90,16 +114,18 @@ class InboundConsumer(SupervisedConsumer):
 def consumer_for(container, dead_letters: DeadLetters, **options) -> InboundConsumer:
     settings = container.settings
     processor = container.inbound
-    return InboundConsumer(settings.kafka_bootstrap, settings.inbound_topic,
-                           processor, dead_letters,
-                           metrics=options.pop("metrics", None)
-                           or ConsumerMetrics(processor.registry),
-                           stall_seconds=options.pop("stall_seconds",
-                                                     settings.worker_stall_seconds),
-                           max_records=options.pop("max_records", settings.inbound_batch_size),
-                           worker_id=options.pop("worker_id", settings.worker_id),
-                           group_id=options.pop("group_id", group_for(settings.inbound_topic)),
-                           **options)
+    return InboundConsumer(
+        settings.kafka_bootstrap,
+        settings.inbound_topic,
+        processor,
+        dead_letters,
+        metrics=options.pop("metrics", None) or ConsumerMetrics(processor.registry),
+        stall_seconds=options.pop("stall_seconds", settings.worker_stall_seconds),
+        max_records=options.pop("max_records", settings.inbound_batch_size),
+        worker_id=options.pop("worker_id", settings.worker_id),
+        group_id=options.pop("group_id", group_for(settings.inbound_topic)),
+        **options,
+    )
 
 
 __all__ = ["InboundConsumer", "consumer_for", "group_for", "GROUP"]

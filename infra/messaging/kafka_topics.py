@@ -1,4 +1,5 @@
 """Kafka topics: history topics keep every record forever and are never compacted."""
+
 from __future__ import annotations
 
 import logging
@@ -10,16 +11,26 @@ log = logging.getLogger(__name__)
 HISTORY = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 
 
-def ensure_topics(bootstrap: str, topics: list[str], partitions: int,
-                  configs: dict[str, dict[str, str]] | None = None) -> None:
+def ensure_topics(
+    bootstrap: str,
+    topics: list[str],
+    partitions: int,
+    configs: dict[str, dict[str, str]] | None = None,
+) -> None:
     """Create missing topics (history topics, unless `configs` names a topic's own);
     existing ones are left as they are (partitions only grow)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="itsm-admin")
     try:
         missing = [t for t in topics if t not in set(admin.list_topics())]
         if missing:
-            spec = {t: {"num_partitions": partitions, "replication_factor": 1,
-                        "configs": (configs or {}).get(t, HISTORY)} for t in missing}
+            spec = {
+                t: {
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "configs": (configs or {}).get(t, HISTORY),
+                }
+                for t in missing
+            }
             admin.create_topics(spec, raise_errors=False, wait_for_metadata=True)
             log.info("created topics %s with %d partitions", missing, partitions)
     finally:

@@ -1,4 +1,5 @@
 """Kafka's default partition for a key (murmur2, as the Java client), remembered per key."""
+
 from __future__ import annotations
 
 from kafka.partitioner import DefaultPartitioner
@@ -18,8 +19,7 @@ class KeyPartitioner(DefaultPartitioner):
 
     def partition(self, topic, key, serialized_key, value, serialized_value, cluster):
         if serialized_key is None:
-            return super().partition(topic, key, serialized_key, value, serialized_value,
-                                     cluster)
+            return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         if topic not in cluster.topics():
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")
         hashed = self._hashes.get(serialized_key)

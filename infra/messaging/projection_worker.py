@@ -10,6 +10,7 @@ behind is recreated; an event the read model cannot fold is quarantined by the r
 consumer whose poll does not return is replaced by the `Supervisor`, which also ends the
 process with a non-zero status if a worker thread dies.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,10 +24,13 @@ from kafka.structs import OffsetAndMetadata
 
 from infra.messaging.dead_letters import DeadLetters
 from infra.messaging.supervised_consumer import (
-    ConsumerFactory, ConsumerMetrics, SupervisedConsumer, member_id,
+    ConsumerFactory,
+    ConsumerMetrics,
+    SupervisedConsumer,
+    member_id,
 )
-from projections.runtime.runner import ProjectionRunner
 from projections.runtime.envelope import Envelope
+from projections.runtime.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +64,43 @@ class _SeekToStored(ConsumerRebalanceListener):
 
 
 class ProjectionWorker(SupervisedConsumer):
-    def __init__(self, bootstrap: str, topic: str, runner: ProjectionRunner,
-                 dead_letters: DeadLetters | None = None, max_records: int = 1000,
-                 worker_id: str | None = None, *, stall_seconds: float = 60.0,
-                 consumer_factory: ConsumerFactory = KafkaConsumer,
-                 metrics: ConsumerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        runner: ProjectionRunner,
+        dead_letters: DeadLetters | None = None,
+        max_records: int = 1000,
+        worker_id: str | None = None,
+        *,
+        stall_seconds: float = 60.0,
+        consumer_factory: ConsumerFactory = KafkaConsumer,
+        metrics: ConsumerMetrics | None = None,
+    ) -> None:
         name = runner.projection.name
         options = dict(
-            bootstrap_servers=bootstrap, group_id=group_id(topic, name),
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=max_records,
+            bootstrap_servers=bootstrap,
+            group_id=group_id(topic, name),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
             # The default session timeout (45 s) on purpose: a busy worker's heartbeats can
             # lag, and a shorter one evicts it again and again. Restarts are fast anyway: a
             # static member takes its partitions back without a rebalance.
-            client_id=f"itsm-worker-{name}", group_instance_id=member_id(worker_id, name),
+            client_id=f"itsm-worker-{name}",
+            group_instance_id=member_id(worker_id, name),
             # kafka-python's default backs off reconnecting up to 30 s: after a broker
             # restart a consumer waited that long to fetch again. The Java client: 1 s.
-            reconnect_backoff_max_ms=1000)
-        super().__init__(name, topic, options, stall_seconds=stall_seconds,
-                         consumer_factory=consumer_factory, metrics=metrics)
+            reconnect_backoff_max_ms=1000,
+        )
+        super().__init__(
+            name,
+            topic,
+            options,
+            stall_seconds=stall_seconds,
+            consumer_factory=consumer_factory,
+            metrics=metrics,
+        )
         self.runner, self.dead_letters = runner, dead_letters
         self.expected: dict[int, int] = {}
 
@@ -105,8 +128,11 @@ class ProjectionWorker(SupervisedConsumer):
     def _apply(self, tp: TopicPartition, records) -> int:
         expected = self.expected.get(tp.partition, records[0].offset)
         wants = self.runner.projection.wants
-        batch = [(r.offset, event) for r in records
-                 if wants(_event_type(r)) and (event := self._decode(r)) is not None]
+        batch = [
+            (r.offset, event)
+            for r in records
+            if wants(_event_type(r)) and (event := self._decode(r)) is not None
+        ]
         end = records[-1].offset + 1
         if self.dead_letters is not None and self.dead_letters.pending:
             self.dead_letters.confirm()  # before the position moves past them
@@ -122,8 +148,13 @@ class ProjectionWorker(SupervisedConsumer):
         try:
             return Envelope.from_json(record.value)
         except Exception as error:  # a poison record must not stop the read models
-            log.error("undecodable record at %s/%d@%d: %s", record.topic, record.partition,
-                      record.offset, error)
+            log.error(
+                "undecodable record at %s/%d@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                error,
+            )
             if self.dead_letters is not None:
                 self.dead_letters.send(f"{self.topic}.dlq", record, str(error), "undecodable")
             return None
@@ -133,8 +164,12 @@ class Supervisor:
     """Runs one worker thread per read model; replaces a worker whose poll has not returned
     for `stuck_seconds`, and stops everything (status 1) if a worker thread dies."""
 
-    def __init__(self, make_workers: dict[str, Callable[[], ProjectionWorker]],
-                 metrics: ConsumerMetrics, stuck_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        make_workers: dict[str, Callable[[], ProjectionWorker]],
+        metrics: ConsumerMetrics,
+        stuck_seconds: float = 120.0,
+    ) -> None:
         self.make_workers, self.metrics, self.stuck_seconds = make_workers, metrics, stuck_seconds
         self.workers: dict[str, tuple[ProjectionWorker, threading.Thread]] = {}
 
@@ -153,13 +188,19 @@ class Supervisor:
     def check(self, stop: threading.Event) -> int:
         for name, (worker, thread) in list(self.workers.items()):
             if not thread.is_alive():
-                log.error("projection %s: its worker thread ended; stopping so that the "
-                          "process is restarted", name)
+                log.error(
+                    "projection %s: its worker thread ended; stopping so that the "
+                    "process is restarted",
+                    name,
+                )
                 return 1
             stuck = time.monotonic() - worker.heartbeat
             if stuck > self.stuck_seconds:
-                log.warning("projection %s: poll has not returned for %.0f s; replacing its "
-                            "consumer", name, stuck)
+                log.warning(
+                    "projection %s: poll has not returned for %.0f s; replacing its consumer",
+                    name,
+                    stuck,
+                )
                 self.metrics.restarts.labels(name, "poll-stuck").inc()
                 worker.abandoned = True
                 self._start(name, stop)
@@ -167,7 +208,8 @@ class Supervisor:
 
     def _start(self, name: str, stop: threading.Event) -> None:
         worker = self.make_workers[name]()
-        thread = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{name}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=worker.run, args=(stop,), name=f"worker-{name}", daemon=True
+        )
         thread.start()
         self.workers[name] = (worker, thread)

@@ -5,6 +5,7 @@ Its position is saved only after the broker acknowledged every record of a batch
 acknowledgement and the save republishes a batch; consumers drop those duplicates by
 (aggregate id, version).
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,8 @@ from kafka import KafkaProducer
 
 from application.desk.service_desk import ServiceDesk
 from infra.event_store.publishing import to_envelope
-from infra.sql.database import Database
 from infra.messaging.key_partitioner import KeyPartitioner
+from infra.sql.database import Database
 
 log = logging.getLogger(__name__)
 _DDL = """CREATE TABLE IF NOT EXISTS itsm_relay_positions (
@@ -26,10 +27,17 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     # Large batches: the relay flushes after every batch of notifications anyway, and each
     # batch kafka-python fills up wakes its sender thread, which cost a quarter of the
     # relay's time with the 16 KiB default.
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                         linger_ms=5, batch_size=512 * 1024, compression_type=None,
-                         partitioner=KeyPartitioner(), client_id="itsm-relay",
-                         reconnect_backoff_max_ms=1000)
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=512 * 1024,
+        compression_type=None,
+        partitioner=KeyPartitioner(),
+        client_id="itsm-relay",
+        reconnect_backoff_max_ms=1000,
+    )
 
 
 class RelayPosition:
@@ -39,21 +47,30 @@ class RelayPosition:
 
     def get(self) -> int:
         with self.db.transaction(read_only=True) as tx:
-            row = tx.execute("SELECT next_notification_id FROM itsm_relay_positions"
-                             " WHERE topic = %s", (self.topic,)).fetchone()
+            row = tx.execute(
+                "SELECT next_notification_id FROM itsm_relay_positions WHERE topic = %s",
+                (self.topic,),
+            ).fetchone()
         return int(row[0]) if row else 1
 
     def set(self, next_id: int) -> None:
         with self.db.transaction() as tx:
-            tx.execute("INSERT INTO itsm_relay_positions (topic, next_notification_id)"
-                       " VALUES (%s, %s) ON CONFLICT (topic)"
-                       " DO UPDATE SET next_notification_id = excluded.next_notification_id",
-                       (self.topic, next_id))
+            tx.execute(
+                "INSERT INTO itsm_relay_positions (topic, next_notification_id)"
+                " VALUES (%s, %s) ON CONFLICT (topic)"
+                " DO UPDATE SET next_notification_id = excluded.next_notification_id",
+                (self.topic, next_id),
+            )
 
 
 class Relay:
-    def __init__(self, desk: ServiceDesk, position: RelayPosition, producer: KafkaProducer,
-                 batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        desk: ServiceDesk,
+        position: RelayPosition,
+        producer: KafkaProducer,
+        batch_size: int = 500,
+    ) -> None:
         self.desk, self.position, self.producer = desk, position, producer
         self.batch_size = batch_size
         self.published = position.get() - 1
@@ -61,8 +78,7 @@ class Relay:
     def step(self) -> int:
         """Publish one batch; returns how many events it published."""
         start = self.position.get()
-        notifications = self.desk.recorder.select_notifications(start=start,
-                                                                limit=self.batch_size)
+        notifications = self.desk.recorder.select_notifications(start=start, limit=self.batch_size)
         if not notifications:
             return 0
         futures = [self._send(n) for n in notifications]
@@ -75,12 +91,18 @@ class Relay:
 
     def _send(self, notification):
         envelope = to_envelope(self.desk.mapper, notification)
-        headers = [("event_type", envelope.type.encode()),
-                   ("schema_version", str(envelope.schema_version).encode()),
-                   ("aggregate_version", str(envelope.aggregate_version).encode()),
-                   ("notification_id", str(notification.id).encode())]
-        return self.producer.send(self.position.topic, key=envelope.aggregate_id.encode(),
-                                  value=envelope.to_json(), headers=headers)
+        headers = [
+            ("event_type", envelope.type.encode()),
+            ("schema_version", str(envelope.schema_version).encode()),
+            ("aggregate_version", str(envelope.aggregate_version).encode()),
+            ("notification_id", str(notification.id).encode()),
+        ]
+        return self.producer.send(
+            self.position.topic,
+            key=envelope.aggregate_id.encode(),
+            value=envelope.to_json(),
+            headers=headers,
+        )
 
     def run(self, stop: threading.Event, interval: float = 0.05) -> None:
         while not stop.is_set():

@@ -9,6 +9,7 @@ Shared by the projection workers and the inbound consumer:
 - each consumer is a static group member (`member_id`), so a restart takes its partitions
   back at once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,12 +41,24 @@ class ConsumerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.restarts = Counter("itsm_consumer_restarts", "Consumers closed and recreated",
-                                ["consumer", "reason"], registry=self.registry)
-        self.failures = Counter("itsm_consumer_batch_failures", "Batches that failed and "
-                                "were retried", ["consumer"], registry=self.registry)
-        self.idle = Gauge("itsm_consumer_seconds_since_records", "Seconds since the consumer "
-                          "last returned records", ["consumer"], registry=self.registry)
+        self.restarts = Counter(
+            "itsm_consumer_restarts",
+            "Consumers closed and recreated",
+            ["consumer", "reason"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "itsm_consumer_batch_failures",
+            "Batches that failed and were retried",
+            ["consumer"],
+            registry=self.registry,
+        )
+        self.idle = Gauge(
+            "itsm_consumer_seconds_since_records",
+            "Seconds since the consumer last returned records",
+            ["consumer"],
+            registry=self.registry,
+        )
 
 
 class Backoff:
@@ -63,9 +76,16 @@ class Backoff:
 
 
 class SupervisedConsumer(ABC):
-    def __init__(self, name: str, topic: str, options: dict[str, Any], *,
-                 stall_seconds: float = 60.0, consumer_factory: ConsumerFactory = KafkaConsumer,
-                 metrics: ConsumerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        topic: str,
+        options: dict[str, Any],
+        *,
+        stall_seconds: float = 60.0,
+        consumer_factory: ConsumerFactory = KafkaConsumer,
+        metrics: ConsumerMetrics | None = None,
+    ) -> None:
         self.name, self.topic, self.stall_seconds = name, topic, stall_seconds
         self.metrics = metrics or ConsumerMetrics()
         self.abandoned = False  # set by a supervisor that replaced this consumer
@@ -85,7 +105,7 @@ class SupervisedConsumer(ABC):
     def positions(self) -> dict[int, int]:
         """Where this consumer's work stands, per partition (the next offset to handle)."""
 
-    def rewind(self) -> None:
+    def rewind(self) -> None:  # noqa: B027 (an optional hook: most consumers keep nothing)
         """Go back to the last safe position after a failed batch."""
 
     def listener(self) -> Any:
@@ -144,7 +164,8 @@ class SupervisedConsumer(ABC):
         """Records on the topic past this consumer's positions."""
         probe = self.consumer
         partitions = probe.assignment() or {
-            TopicPartition(self.topic, p) for p in probe.partitions_for_topic(self.topic) or ()}
+            TopicPartition(self.topic, p) for p in probe.partitions_for_topic(self.topic) or ()
+        }
         ends = probe.end_offsets(list(partitions)) if partitions else {}
         stored = self.positions()
         return sum(max(end - stored.get(tp.partition, 0), 0) for tp, end in ends.items())
@@ -169,7 +190,7 @@ class SupervisedConsumer(ABC):
         self.must_rewind = False  # a new member starts from the safe position
         self.connected()
 
-    def connected(self) -> None:
+    def connected(self) -> None:  # noqa: B027 (an optional hook)
         """A new consumer joined (subclasses reset what they remembered of the old one)."""
 
     def close(self) -> None:

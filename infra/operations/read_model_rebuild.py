@@ -5,6 +5,7 @@ the event store's notification log. A worker running meanwhile notices the reset
 the stored position and re-seeks; the runner's transactions keep the two from applying an
 event twice.
 """
+
 from __future__ import annotations
 
 from kafka import KafkaConsumer, TopicPartition
@@ -12,8 +13,8 @@ from kafka import KafkaConsumer, TopicPartition
 from infra.composition_root import Container
 from infra.event_store.notification_feed import NotificationFeed
 from infra.progress import Progress
-from projections.runtime.runner import ProjectionRunner
 from projections.runtime.envelope import Envelope
+from projections.runtime.runner import ProjectionRunner
 
 
 def rebuild(container: Container, name: str, show_progress: bool = True) -> int:
@@ -41,15 +42,20 @@ def _from_notification_log(container: Container, runner: ProjectionRunner, show:
 
 def _from_kafka(container: Container, runner: ProjectionRunner, show: bool) -> int:
     topic = container.settings.events_topic
-    consumer = KafkaConsumer(bootstrap_servers=container.settings.kafka_bootstrap,
-                             enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=container.settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         expected = {tp.partition: 0 for tp in partitions}
-        progress = Progress(sum(ends.values()), f"rebuild {runner.projection.name}") if show else None
+        progress = (
+            Progress(sum(ends.values()), f"rebuild {runner.projection.name}") if show else None
+        )
         replayed = 0
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
             for tp, records in consumer.poll(timeout_ms=500).items():
@@ -58,8 +64,9 @@ def _from_kafka(container: Container, runner: ProjectionRunner, show: bool) -> i
                     continue
                 batch = [(r.offset, Envelope.from_json(r.value)) for r in records]
                 end = records[-1].offset + 1
-                expected[tp.partition] = runner.apply_batch(topic, tp.partition,
-                                                            expected[tp.partition], batch, end=end)
+                expected[tp.partition] = runner.apply_batch(
+                    topic, tp.partition, expected[tp.partition], batch, end=end
+                )
                 replayed += len(records)
                 if progress:
                     progress.advance(len(records))

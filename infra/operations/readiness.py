@@ -8,6 +8,7 @@ quarantined more than `health_max_quarantined` aggregates, or while a database o
 directory fails. Kafka itself does not decide readiness: the store of record still takes
 commands while the broker is away, and a read model it cannot feed shows as stalled.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,14 +33,16 @@ class Readiness:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readiness")
 
     def check(self) -> tuple[bool, Report]:
-        checks = {"event_store": self.container.store_db.ping,
-                  "read_database": self.container.read_db.ping,
-                  "data_dir": self._data_dir, "projections": self._projections}
+        checks = {
+            "event_store": self.container.store_db.ping,
+            "read_database": self.container.read_db.ping,
+            "data_dir": self._data_dir,
+            "projections": self._projections,
+        }
         futures = {name: self._pool.submit(_timed, check) for name, check in checks.items()}
         deadline = self.clock() + self.settings.health_timeout
         components = {name: self._outcome(future, deadline) for name, future in futures.items()}
-        components["kafka"] = {"status": "configured" if self.container.uses_kafka
-                               else "embedded"}
+        components["kafka"] = {"status": "configured" if self.container.uses_kafka else "embedded"}
         return self._verdict(components)
 
     def close(self) -> None:
@@ -50,16 +53,20 @@ class Readiness:
         try:
             result = future.result(timeout=max(deadline - self.clock(), 0.0))
         except Timeout:
-            return {"status": "unavailable",
-                    "detail": f"no answer within {self.settings.health_timeout:g} s"}
+            return {
+                "status": "unavailable",
+                "detail": f"no answer within {self.settings.health_timeout:g} s",
+            }
         except Exception as error:
             return {"status": "unavailable", "detail": f"{type(error).__name__}: {error}"[:500]}
         return result if isinstance(result, dict) else {"status": "ok"}
 
     def _data_dir(self) -> Report | None:
         """Write, sync and remove a small file: a full or read-only disk fails here."""
-        uses_sqlite = any(url.startswith("sqlite:///") for url in
-                          (self.settings.store_url, self.settings.read_url))
+        uses_sqlite = any(
+            url.startswith("sqlite:///")
+            for url in (self.settings.store_url, self.settings.read_url)
+        )
         if not uses_sqlite:
             return {"status": "ok", "detail": "not used: both databases are PostgreSQL"}
         with tempfile.NamedTemporaryFile(dir=self.settings.data_dir, prefix=".ready-") as probe:
@@ -70,8 +77,10 @@ class Readiness:
 
     def _projections(self) -> Report:
         heads = self._heads()
-        return {runner.projection.name: self._projection(runner, heads)
-                for runner in self.container.runners}
+        return {
+            runner.projection.name: self._projection(runner, heads)
+            for runner in self.container.runners
+        }
 
     def _projection(self, runner, heads: dict[str, tuple[int, int]] | None) -> Report:
         name = runner.projection.name
@@ -95,8 +104,10 @@ class Readiness:
         """(position, events behind) per read model."""
         if not self.container.uses_kafka:
             last = self.container.desk.recorder.max_notification_id() or 0
-            return {r.projection.name: (p := r.position(SOURCE, 0), max(last - p + 1, 0))
-                    for r in self.container.runners}
+            return {
+                r.projection.name: (p := r.position(SOURCE, 0), max(last - p + 1, 0))
+                for r in self.container.runners
+            }
         probes = self.container.kafka
         try:
             lags = probes.consumer_lag() if probes is not None else None
@@ -105,9 +116,10 @@ class Readiness:
         if lags is None:
             return None
         topic = self.settings.events_topic
-        return {r.projection.name: (sum(r.positions(topic).values()),
-                                    lags.get(r.projection.name, 0))
-                for r in self.container.runners}
+        return {
+            r.projection.name: (sum(r.positions(topic).values()), lags.get(r.projection.name, 0))
+            for r in self.container.runners
+        }
 
     def _stalled_for(self, name: str, position: int, lag: int) -> float:
         now = self.clock()
@@ -119,17 +131,22 @@ class Readiness:
 
     # -- the verdict ---------------------------------------------------------------------
     def _verdict(self, components: Report) -> tuple[bool, Report]:
-        failing = [name for name in ("event_store", "read_database", "data_dir")
-                   if components[name]["status"] != "ok"]
+        failing = [
+            name
+            for name in ("event_store", "read_database", "data_dir")
+            if components[name]["status"] != "ok"
+        ]
         projections = components["projections"]
         # Unknown when the positions or the topic's end could not be read in time (the
         # read database, already judged above, or the broker, which does not decide).
         degraded = projections.get("status") == "unavailable"
         if not degraded:
-            failing += [f"projection {name}" for name, report in projections.items()
-                        if report["status"] in ("stalled", "quarantined")]
-            degraded = any(r["status"] in ("unknown", "catching_up")
-                           for r in projections.values())
+            failing += [
+                f"projection {name}"
+                for name, report in projections.items()
+                if report["status"] in ("stalled", "quarantined")
+            ]
+            degraded = any(r["status"] in ("unknown", "catching_up") for r in projections.values())
         status = "unavailable" if failing else "degraded" if degraded else "ok"
         return not failing, {"status": status, "failing": failing, "components": components}
 

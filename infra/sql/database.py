@@ -3,6 +3,7 @@
 Statements are written once with `%s` placeholders and ANSI SQL that both engines accept
 (`INSERT ... ON CONFLICT`); only the placeholder style differs.
 """
+
 from __future__ import annotations
 
 import errno
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from projections.runtime.read_store import Transaction
-
 
 Tx = Transaction  # the read models' protocol, which these databases meet
 
@@ -89,8 +89,9 @@ class SqliteDatabase(Database):
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
-                                         check_same_thread=False)
+            connection = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
@@ -126,11 +127,15 @@ class PostgresDatabase(Database):
         self.url = url
         # A connection that died with its server (a restart) is checked and replaced before
         # it is handed out; a server that is away fails fast rather than after 30 s.
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                                    timeout=timeout, check=ConnectionPool.check_connection,
-                                    kwargs={"autocommit": False,
-                                            "connect_timeout": max(int(timeout), 1),
-                                            **_SESSION})
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            open=True,
+            timeout=timeout,
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": False, "connect_timeout": max(int(timeout), 1), **_SESSION},
+        )
 
     @contextmanager
     def transaction(self, read_only: bool = False) -> Iterator[Tx]:
@@ -159,13 +164,25 @@ class PostgresDatabase(Database):
 
 # A server that vanished is noticed by TCP keepalives; a lock or an abandoned transaction
 # never holds the read models up for ever (a lock timeout is retried as "unavailable").
-_SESSION = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-            "keepalives_count": 3,
-            "options": "-c lock_timeout=30000 -c idle_in_transaction_session_timeout=300000"}
+_SESSION = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "options": "-c lock_timeout=30000 -c idle_in_transaction_session_timeout=300000",
+}
 _SCHEMA_LOCK = 0x1753_0001  # any constant no other application on the database uses
 
-_UNAVAILABLE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.ECONNREFUSED,
-                       errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT}
+_UNAVAILABLE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EIO,
+    errno.EROFS,
+    errno.EDQUOT,
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+}
 
 
 def unavailable(error: BaseException) -> bool:
@@ -189,15 +206,20 @@ def _unavailable_state(state: str) -> bool:
     # (a failover). Class 54 (a program limit, one value too large) is the event's own.
     return state[:2] in {"08", "40", "53", "57", "58"} or state in {"55P03", "25006", "25P03"}
 
+
 def _unavailable_here(error: BaseException) -> bool:
     if isinstance(error, OSError):
-        return error.errno in _UNAVAILABLE_ERRNOS or isinstance(error, (ConnectionError,
-                                                                         TimeoutError))
+        return error.errno in _UNAVAILABLE_ERRNOS or isinstance(
+            error, (ConnectionError, TimeoutError)
+        )
     # SQLite says "locked", "disk is full", "unable to open" and "disk I/O error" this way;
     # psycopg's covers a lost connection, a shutdown, a full disk, a pool timeout and a
     # serialization failure; eventsourcing re-raises both under the DB-API names.
-    return any(kind.__name__ in ("OperationalError", "InterfaceError")
-               and kind.__module__.split(".")[0] in _DRIVERS for kind in type(error).__mro__)
+    return any(
+        kind.__name__ in ("OperationalError", "InterfaceError")
+        and kind.__module__.split(".")[0] in _DRIVERS
+        for kind in type(error).__mro__
+    )
 
 
 _DRIVERS = {"sqlite3", "psycopg", "psycopg_pool", "eventsourcing"}

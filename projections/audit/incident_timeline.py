@@ -1,4 +1,5 @@
 """Audit timeline: every event of an incident, who acted, why, and what changed."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,10 +7,10 @@ from typing import Any
 
 import orjson
 
+from projections.incident.incident_view import changes, fold
+from projections.runtime.envelope import Envelope
 from projections.runtime.read_store import Transaction
 from projections.runtime.runner import Projection, rows_where_in
-from projections.runtime.envelope import Envelope
-from projections.incident.incident_view import changes, fold
 from projections.runtime.time_text import iso
 
 
@@ -38,34 +39,63 @@ class TimelineProjection(Projection):
         mine = [e for e in events if e.aggregate_type == "Incident"]
         if not mine:
             return
-        heads = {i: orjson.loads(state) for i, state in rows_where_in(
-            tx, "SELECT incident_id, state FROM rm_timeline_heads WHERE incident_id", (),
-            {e.aggregate_id for e in mine})}
+        heads = {
+            i: orjson.loads(state)
+            for i, state in rows_where_in(
+                tx,
+                "SELECT incident_id, state FROM rm_timeline_heads WHERE incident_id",
+                (),
+                {e.aggregate_id for e in mine},
+            )
+        }
         lines = []
         for event in mine:
             before = heads.get(event.aggregate_id)
             after = heads[event.aggregate_id] = fold(before, event)
             lines.append(
-                (event.aggregate_id, event.aggregate_version, event.event_id, event.name,
-                 iso(event.occurred_at), event.actor["id"], event.actor["kind"],
-                 event.causation_id, orjson.dumps(changes(before, after)).decode(),
-                 orjson.dumps(event.payload).decode()))
+                (
+                    event.aggregate_id,
+                    event.aggregate_version,
+                    event.event_id,
+                    event.name,
+                    iso(event.occurred_at),
+                    event.actor["id"],
+                    event.actor["kind"],
+                    event.causation_id,
+                    orjson.dumps(changes(before, after)).decode(),
+                    orjson.dumps(event.payload).decode(),
+                )
+            )
         tx.executemany(
             "INSERT INTO rm_timeline (incident_id, version, event_id, event_type, occurred_at,"
             " actor_id, actor_kind, causation_id, changes, details)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", lines)
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            lines,
+        )
         touched = dict.fromkeys(e.aggregate_id for e in mine)
         tx.executemany(
             "INSERT INTO rm_timeline_heads (incident_id, state) VALUES (%s, %s)"
             " ON CONFLICT (incident_id) DO UPDATE SET state = excluded.state",
-            [(i, orjson.dumps(heads[i]).decode()) for i in touched])
+            [(i, orjson.dumps(heads[i]).decode()) for i in touched],
+        )
 
 
 def entries(tx: Transaction, incident_id: str) -> list[dict[str, Any]]:
     rows = tx.execute(
         "SELECT version, event_id, event_type, occurred_at, actor_id, actor_kind, causation_id,"
         " changes, details FROM rm_timeline WHERE incident_id = %s ORDER BY version",
-        (incident_id,)).fetchall()
-    return [{"version": r[0], "event_id": r[1], "event": r[2], "occurred_at": r[3],
-             "actor": {"id": r[4], "kind": r[5]}, "causation_id": r[6],
-             "changes": orjson.loads(r[7]), "details": orjson.loads(r[8])} for r in rows]
+        (incident_id,),
+    ).fetchall()
+    return [
+        {
+            "version": r[0],
+            "event_id": r[1],
+            "event": r[2],
+            "occurred_at": r[3],
+            "actor": {"id": r[4], "kind": r[5]},
+            "causation_id": r[6],
+            "changes": orjson.loads(r[7]),
+            "details": orjson.loads(r[8]),
+        }
+        for r in rows
+    ]

@@ -1,20 +1,47 @@
 """Incidents read model: current state of every incident, for queues and filters."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from projections.incident.incident_view import fold
+from projections.runtime.envelope import Envelope
 from projections.runtime.read_store import Transaction
 from projections.runtime.runner import Projection, rows_where_in
-from projections.runtime.envelope import Envelope
-from projections.incident.incident_view import fold
 
 COLUMNS = (
-    "id", "number", "title", "description", "caller", "channel", "service", "category",
-    "subcategory", "impact", "urgency", "priority", "state", "hold_reason", "assignment_group",
-    "assignee", "tier", "major", "reassignment_count", "reopen_count", "opened_at",
-    "acknowledged_at", "resolved_at", "closed_at", "cancelled_at", "resolution_code",
-    "satisfaction", "source", "external_ref", "version", "updated_at",
+    "id",
+    "number",
+    "title",
+    "description",
+    "caller",
+    "channel",
+    "service",
+    "category",
+    "subcategory",
+    "impact",
+    "urgency",
+    "priority",
+    "state",
+    "hold_reason",
+    "assignment_group",
+    "assignee",
+    "tier",
+    "major",
+    "reassignment_count",
+    "reopen_count",
+    "opened_at",
+    "acknowledged_at",
+    "resolved_at",
+    "closed_at",
+    "cancelled_at",
+    "resolution_code",
+    "satisfaction",
+    "source",
+    "external_ref",
+    "version",
+    "updated_at",
 )
 FILTERS = ("state", "priority", "assignment_group", "assignee", "number", "external_ref")
 
@@ -26,13 +53,22 @@ class IncidentsProjection(Projection):
 
     def ddl(self) -> list[str]:
         text = {c: "TEXT" for c in COLUMNS}
-        text.update(impact="INTEGER", urgency="INTEGER", major="BOOLEAN", satisfaction="INTEGER",
-                    reassignment_count="INTEGER", reopen_count="INTEGER", version="INTEGER")
+        text.update(
+            impact="INTEGER",
+            urgency="INTEGER",
+            major="BOOLEAN",
+            satisfaction="INTEGER",
+            reassignment_count="INTEGER",
+            reopen_count="INTEGER",
+            version="INTEGER",
+        )
         columns = ", ".join(f"{c} {t}" for c, t in text.items())
         return [
             f"CREATE TABLE IF NOT EXISTS rm_incidents ({columns}, PRIMARY KEY (id))",
-            *(f"CREATE INDEX IF NOT EXISTS rm_incidents_{c} ON rm_incidents ({c}, opened_at)"
-              for c in ("state", "priority", "assignment_group", "assignee")),
+            *(
+                f"CREATE INDEX IF NOT EXISTS rm_incidents_{c} ON rm_incidents ({c}, opened_at)"
+                for c in ("state", "priority", "assignment_group", "assignee")
+            ),
             "CREATE INDEX IF NOT EXISTS rm_incidents_opened ON rm_incidents (opened_at)",
             "CREATE UNIQUE INDEX IF NOT EXISTS rm_incidents_number ON rm_incidents (number)",
             "CREATE INDEX IF NOT EXISTS rm_incidents_external ON rm_incidents (external_ref)",
@@ -46,33 +82,43 @@ class IncidentsProjection(Projection):
         mine = [e for e in events if e.aggregate_type == "Incident"]
         if not mine:
             return
-        states = {row[0]: dict(zip(COLUMNS, row)) for row in rows_where_in(
-            tx, f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id", (),
-            {e.aggregate_id for e in mine})}
+        states = {
+            row[0]: dict(zip(COLUMNS, row, strict=True))
+            for row in rows_where_in(
+                tx,
+                f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id",
+                (),
+                {e.aggregate_id for e in mine},
+            )
+        }
         for event in mine:
             states[event.aggregate_id] = fold(states.get(event.aggregate_id), event)
         touched = dict.fromkeys(e.aggregate_id for e in mine)
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
         tx.executemany(
-            f"INSERT INTO rm_incidents ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+            f"INSERT INTO rm_incidents ({', '.join(COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})"
             f" ON CONFLICT (id) DO UPDATE SET {updates}",
-            [[states[i].get(c) for c in COLUMNS] for i in touched])
+            [[states[i].get(c) for c in COLUMNS] for i in touched],
+        )
 
 
 def to_public(row: tuple) -> dict[str, Any]:
-    record = dict(zip(COLUMNS, row))
+    record = dict(zip(COLUMNS, row, strict=True))
     record["major"] = bool(record["major"])
     return record
 
 
 def get(tx: Transaction, incident_id: str) -> dict[str, Any] | None:
-    row = tx.execute(f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id = %s",
-                     (incident_id,)).fetchone()
+    row = tx.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id = %s", (incident_id,)
+    ).fetchone()
     return to_public(row) if row else None
 
 
-def search(tx: Transaction, filters: dict[str, str | None], limit: int, offset: int
-           ) -> tuple[int, list[dict[str, Any]]]:
+def search(
+    tx: Transaction, filters: dict[str, str | None], limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
     """Newest first; returns (total matching, one page)."""
     used = {k: v for k, v in filters.items() if k in FILTERS and v is not None}
     where = " AND ".join(f"{k} = %s" for k in used) or "1 = 1"
@@ -81,5 +127,6 @@ def search(tx: Transaction, filters: dict[str, str | None], limit: int, offset: 
     rows = tx.execute(
         f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE {where}"
         " ORDER BY opened_at DESC, number DESC LIMIT %s OFFSET %s",
-        [*params, limit, offset]).fetchall()
+        [*params, limit, offset],
+    ).fetchall()
     return int(total), [to_public(r) for r in rows]

@@ -3,6 +3,7 @@
 Both the incidents read model and the audit timeline fold the same way; the timeline diffs
 the state before and after each event to show what changed.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -14,13 +15,39 @@ State = dict[str, Any]
 
 
 def _logged(s: State, p: dict, at: str) -> None:
-    for key in ("number", "title", "description", "caller", "channel", "service", "category",
-                "subcategory", "impact", "urgency", "priority", "source", "external_ref"):
+    for key in (
+        "number",
+        "title",
+        "description",
+        "caller",
+        "channel",
+        "service",
+        "category",
+        "subcategory",
+        "impact",
+        "urgency",
+        "priority",
+        "source",
+        "external_ref",
+    ):
         s[key] = p.get(key)
-    s.update(state="new", hold_reason=None, assignment_group=None, assignee=None, tier="L1",
-             major=False, reassignment_count=0, reopen_count=0, opened_at=at,
-             acknowledged_at=None, resolved_at=None, closed_at=None, cancelled_at=None,
-             resolution_code=None, satisfaction=None)
+    s.update(
+        state="new",
+        hold_reason=None,
+        assignment_group=None,
+        assignee=None,
+        tier="L1",
+        major=False,
+        reassignment_count=0,
+        reopen_count=0,
+        opened_at=at,
+        acknowledged_at=None,
+        resolved_at=None,
+        closed_at=None,
+        cancelled_at=None,
+        resolution_code=None,
+        satisfaction=None,
+    )
 
 
 def _assigned(s: State, p: dict, at: str) -> None:
@@ -56,14 +83,17 @@ FOLDS: dict[str, Callable[[State, dict, str], None]] = {
     "Resumed": lambda s, p, at: s.update(state="in_progress", hold_reason=None),
     "Resolved": _resolved,
     "Reopened": _reopened,
-    "Closed": lambda s, p, at: s.update(state="closed", closed_at=at,
-                                        satisfaction=p.get("satisfaction")),
+    "Closed": lambda s, p, at: s.update(
+        state="closed", closed_at=at, satisfaction=p.get("satisfaction")
+    ),
     "Cancelled": lambda s, p, at: s.update(state="cancelled", hold_reason=None, cancelled_at=at),
     "Commented": lambda s, p, at: None,
-    "Reprioritised": lambda s, p, at: s.update(impact=p["impact"], urgency=p["urgency"],
-                                               priority=p["priority"]),
-    "Recategorised": lambda s, p, at: s.update(category=p["category"],
-                                               subcategory=p["subcategory"], service=p["service"]),
+    "Reprioritised": lambda s, p, at: s.update(
+        impact=p["impact"], urgency=p["urgency"], priority=p["priority"]
+    ),
+    "Recategorised": lambda s, p, at: s.update(
+        category=p["category"], subcategory=p["subcategory"], service=p["service"]
+    ),
     # Recorded by the SLA scheduler; the SLA clock read model (sla_clocks) folds them, the
     # incident's own state does not change, the timeline shows them.
     "SlaWarningReached": lambda s, p, at: None,
@@ -85,6 +115,8 @@ def fold(state: State | None, event: Envelope) -> State:
 def changes(before: State | None, after: State) -> list[dict[str, Any]]:
     """Fields whose value differs, as {field, before, after}; bookkeeping fields left out."""
     before = before or {}
-    return [{"field": key, "before": before.get(key), "after": value}
-            for key, value in after.items()
-            if key not in ("version", "updated_at", "id") and before.get(key) != value]
+    return [
+        {"field": key, "before": before.get(key), "after": value}
+        for key, value in after.items()
+        if key not in ("version", "updated_at", "id") and before.get(key) != value
+    ]

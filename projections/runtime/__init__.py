@@ -1,1 +1,3 @@
-"""What feeds a read model: the runner, positions, quarantine, the envelope and the transaction protocol."""
+"""What feeds a read model.
+
+The runner, positions, quarantine, the envelope and the transaction protocol."""

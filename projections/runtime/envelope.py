@@ -1,4 +1,5 @@
 """The published form of one stored event: what Kafka carries and every projection reads."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

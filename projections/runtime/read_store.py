@@ -3,6 +3,7 @@
 The read models own this protocol; the adapters (infra/sql/database.py: SQLite, PostgreSQL) meet it.
 Statements use `%s` placeholders and SQL both engines accept.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ class ReadStore(Protocol):
 
     @property
     def for_update(self) -> str:
-        """" FOR UPDATE" where rows lock (PostgreSQL), else ""."""
+        """ " FOR UPDATE" where rows lock (PostgreSQL), else ""."""
         ...
 
     def unavailable(self, error: BaseException) -> bool:

@@ -10,6 +10,7 @@ cannot fold: that event's aggregate is quarantined in this read model (the event
 error and the time are recorded, and its later events wait behind it), and everything else
 flows on. `retry` folds the waiting events again once the cause is fixed.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import ClassVar
 
-from projections.runtime.read_store import ReadStore, Transaction
 from projections.runtime.envelope import Envelope
+from projections.runtime.read_store import ReadStore, Transaction
 
 _FRAMEWORK_DDL = (
     """CREATE TABLE IF NOT EXISTS projection_positions (
@@ -71,8 +72,11 @@ class Projection(ABC):
     def wants(cls, event_type: str) -> bool:
         """Whether events of this type ("Incident.Assigned") can change the read model;
         an unknown type ("") may."""
-        return cls.aggregate_types is None or not event_type or \
-            event_type.partition(".")[0] in cls.aggregate_types
+        return (
+            cls.aggregate_types is None
+            or not event_type
+            or event_type.partition(".")[0] in cls.aggregate_types
+        )
 
     @abstractmethod
     def ddl(self) -> Sequence[str]:
@@ -102,14 +106,17 @@ class ProjectionRunner:
         self.db.script(_FRAMEWORK_DDL)
         name, version = self.projection.name, self.projection.schema_version
         with self.db.transaction() as tx:
-            row = tx.execute("SELECT schema_version FROM projection_schemas WHERE projection = %s",
-                             (name,)).fetchone()
+            row = tx.execute(
+                "SELECT schema_version FROM projection_schemas WHERE projection = %s", (name,)
+            ).fetchone()
             if row is None or int(row[0]) != version:
                 self._forget(tx, drop=True)
-                tx.execute("INSERT INTO projection_schemas (projection, schema_version)"
-                           " VALUES (%s, %s) ON CONFLICT (projection)"
-                           " DO UPDATE SET schema_version = excluded.schema_version",
-                           (name, version))
+                tx.execute(
+                    "INSERT INTO projection_schemas (projection, schema_version)"
+                    " VALUES (%s, %s) ON CONFLICT (projection)"
+                    " DO UPDATE SET schema_version = excluded.schema_version",
+                    (name, version),
+                )
         self.db.script(self.projection.ddl())
 
     def position(self, source: str, partition: int) -> int:
@@ -120,11 +127,19 @@ class ProjectionRunner:
         with self.db.transaction(read_only=True) as tx:
             rows = tx.execute(
                 "SELECT partition_no, next_position FROM projection_positions"
-                " WHERE projection = %s AND source = %s", (self.projection.name, source)).fetchall()
+                " WHERE projection = %s AND source = %s",
+                (self.projection.name, source),
+            ).fetchall()
         return {int(p): int(n) for p, n in rows}
 
-    def apply_batch(self, source: str, partition: int, expected: int,
-                    records: Sequence[tuple[int, Envelope]], end: int | None = None) -> int:
+    def apply_batch(
+        self,
+        source: str,
+        partition: int,
+        expected: int,
+        records: Sequence[tuple[int, Envelope]],
+        end: int | None = None,
+    ) -> int:
         """Apply records (position, event) in position order; returns the next position.
 
         `expected` is where the caller believes the read model stands. If the stored position
@@ -138,13 +153,23 @@ class ProjectionRunner:
         except Exception as error:
             if self.db.unavailable(error):
                 raise
-            log.warning("projection %s could not fold a batch (%r); folding it event by event"
-                        " to quarantine what fails", self.projection.name, error)
-            return self._apply_batch(source, partition, expected, records, end,
-                                     self._fold_each)
+            log.warning(
+                "projection %s could not fold a batch (%r); folding it event by event"
+                " to quarantine what fails",
+                self.projection.name,
+                error,
+            )
+            return self._apply_batch(source, partition, expected, records, end, self._fold_each)
 
-    def _apply_batch(self, source: str, partition: int, expected: int,
-                     records: Sequence[tuple[int, Envelope]], end: int | None, fold) -> int:
+    def _apply_batch(
+        self,
+        source: str,
+        partition: int,
+        expected: int,
+        records: Sequence[tuple[int, Envelope]],
+        end: int | None,
+        fold,
+    ) -> int:
         with self.db.transaction() as tx:
             stored = self._position(tx, source, partition, lock=True)
             fresh = [(pos, event) for pos, event in records if pos >= stored]
@@ -158,7 +183,8 @@ class ProjectionRunner:
                 "INSERT INTO projection_positions (projection, source, partition_no, next_position)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (projection, source, partition_no)"
                 " DO UPDATE SET next_position = excluded.next_position",
-                (self.projection.name, source, partition, next_position))
+                (self.projection.name, source, partition, next_position),
+            )
             return next_position
 
     def _fold(self, tx: Transaction, events: list[Envelope]) -> None:
@@ -191,14 +217,22 @@ class ProjectionRunner:
         return [e for e in events if e.aggregate_id not in held]
 
     def _held(self, tx: Transaction) -> set[str]:
-        rows = tx.execute("SELECT DISTINCT aggregate_id FROM projection_quarantine"
-                          " WHERE projection = %s", (self.projection.name,)).fetchall()
+        rows = tx.execute(
+            "SELECT DISTINCT aggregate_id FROM projection_quarantine WHERE projection = %s",
+            (self.projection.name,),
+        ).fetchall()
         return {row[0] for row in rows}
 
     def _quarantine(self, tx: Transaction, event: Envelope, error: BaseException) -> None:
         reason = _reason(error)
-        log.error("projection %s quarantined %s %s at version %d: %s", self.projection.name,
-                  event.aggregate_type, event.aggregate_id, event.aggregate_version, reason)
+        log.error(
+            "projection %s quarantined %s %s at version %d: %s",
+            self.projection.name,
+            event.aggregate_type,
+            event.aggregate_id,
+            event.aggregate_version,
+            reason,
+        )
         self._park(tx, event, reason)
 
     def _park(self, tx: Transaction, event: Envelope, error: str | None) -> None:
@@ -206,8 +240,16 @@ class ProjectionRunner:
             "INSERT INTO projection_quarantine (projection, aggregate_id, version, event_type,"
             " envelope, error, quarantined_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (projection, aggregate_id, version) DO NOTHING",
-            (self.projection.name, event.aggregate_id, event.aggregate_version,
-             _printable(event.type), _envelope_text(event), error, _now()))
+            (
+                self.projection.name,
+                event.aggregate_id,
+                event.aggregate_version,
+                _printable(event.type),
+                _envelope_text(event),
+                error,
+                _now(),
+            ),
+        )
 
     # -- quarantine ----------------------------------------------------------------------
     def quarantined(self) -> list[Quarantined]:
@@ -220,10 +262,20 @@ class ProjectionRunner:
                 " WHERE q.projection = %s AND q.version = (SELECT MIN(m.version) FROM"
                 " projection_quarantine m WHERE m.projection = q.projection"
                 " AND m.aggregate_id = q.aggregate_id) ORDER BY q.quarantined_at",
-                (self.projection.name,)).fetchall()
-        return [Quarantined(self.projection.name, r[0], int(r[1]), r[2],
-                            r[3] or "(not recorded: it waits behind a retried event)", r[4],
-                            int(r[5])) for r in rows]
+                (self.projection.name,),
+            ).fetchall()
+        return [
+            Quarantined(
+                self.projection.name,
+                r[0],
+                int(r[1]),
+                r[2],
+                r[3] or "(not recorded: it waits behind a retried event)",
+                r[4],
+                int(r[5]),
+            )
+            for r in rows
+        ]
 
     def quarantine_count(self) -> int:
         with self.db.transaction(read_only=True) as tx:
@@ -243,9 +295,11 @@ class ProjectionRunner:
         return released, len(targets) - released
 
     def _retry_one(self, tx: Transaction, aggregate_id: str) -> bool:
-        rows = tx.execute("SELECT version, envelope FROM projection_quarantine"
-                          " WHERE projection = %s AND aggregate_id = %s ORDER BY version",
-                          (self.projection.name, aggregate_id)).fetchall()
+        rows = tx.execute(
+            "SELECT version, envelope FROM projection_quarantine"
+            " WHERE projection = %s AND aggregate_id = %s ORDER BY version",
+            (self.projection.name, aggregate_id),
+        ).fetchall()
         for version, text in rows:
             try:
                 with _savepoint(tx):
@@ -255,16 +309,21 @@ class ProjectionRunner:
                     raise
                 self._still_failing(tx, aggregate_id, int(version), error)
                 return False
-            tx.execute("DELETE FROM projection_quarantine WHERE projection = %s"
-                       " AND aggregate_id = %s AND version = %s",
-                       (self.projection.name, aggregate_id, version))
+            tx.execute(
+                "DELETE FROM projection_quarantine WHERE projection = %s"
+                " AND aggregate_id = %s AND version = %s",
+                (self.projection.name, aggregate_id, version),
+            )
         return True
 
-    def _still_failing(self, tx: Transaction, aggregate_id: str, version: int,
-                       error: BaseException) -> None:
-        tx.execute("UPDATE projection_quarantine SET error = %s, quarantined_at = %s"
-                   " WHERE projection = %s AND aggregate_id = %s AND version = %s",
-                   (_reason(error), _now(), self.projection.name, aggregate_id, version))
+    def _still_failing(
+        self, tx: Transaction, aggregate_id: str, version: int, error: BaseException
+    ) -> None:
+        tx.execute(
+            "UPDATE projection_quarantine SET error = %s, quarantined_at = %s"
+            " WHERE projection = %s AND aggregate_id = %s AND version = %s",
+            (_reason(error), _now(), self.projection.name, aggregate_id, version),
+        )
 
     def reset(self) -> None:
         """Empty the read model and forget every position: the next feed starts at 0."""
@@ -290,11 +349,13 @@ class ProjectionRunner:
             tx.execute(
                 "INSERT INTO projection_positions (projection, source, partition_no, next_position)"
                 " VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
-                (self.projection.name, source, partition))
+                (self.projection.name, source, partition),
+            )
         row = tx.execute(
             "SELECT next_position FROM projection_positions WHERE projection = %s AND source = %s"
             " AND partition_no = %s" + (self.db.for_update if lock else ""),
-            (self.projection.name, source, partition)).fetchone()
+            (self.projection.name, source, partition),
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def _new_events(self, tx: Transaction, events: Sequence[Envelope]) -> list[Envelope]:
@@ -304,9 +365,15 @@ class ProjectionRunner:
         aggregate of the batch and kept up to date while walking it, so that a duplicate
         inside the batch is dropped too.
         """
-        seen = dict(rows_where_in(
-            tx, "SELECT aggregate_id, version FROM projection_versions WHERE projection = %s"
-            " AND aggregate_id", (self.projection.name,), {e.aggregate_id for e in events}))
+        seen = dict(
+            rows_where_in(
+                tx,
+                "SELECT aggregate_id, version FROM projection_versions WHERE projection = %s"
+                " AND aggregate_id",
+                (self.projection.name,),
+                {e.aggregate_id for e in events},
+            )
+        )
         new = []
         for event in events:
             version = seen.get(event.aggregate_id)
@@ -320,17 +387,21 @@ class ProjectionRunner:
                 "INSERT INTO projection_versions (projection, aggregate_id, version)"
                 " VALUES (%s, %s, %s) ON CONFLICT (projection, aggregate_id)"
                 " DO UPDATE SET version = excluded.version",
-                [(self.projection.name, a, v) for a, v in latest.items()])
+                [(self.projection.name, a, v) for a, v in latest.items()],
+            )
         return new
 
 
-def rows_where_in(tx: Transaction, sql: str, params: Sequence, keys, chunk: int = 500) -> list[tuple]:
+def rows_where_in(
+    tx: Transaction, sql: str, params: Sequence, keys, chunk: int = 500
+) -> list[tuple]:
     """Rows of `sql` (ending in a column name) + ` IN (...keys)`, in chunks of bound keys."""
     keys, rows = list(keys), []
     for start in range(0, len(keys), chunk):
-        part = keys[start:start + chunk]
-        rows += tx.execute(f"{sql} IN ({', '.join(['%s'] * len(part))})",
-                           [*params, *part]).fetchall()
+        part = keys[start : start + chunk]
+        rows += tx.execute(
+            f"{sql} IN ({', '.join(['%s'] * len(part))})", [*params, *part]
+        ).fetchall()
     return rows
 
 

@@ -1,4 +1,5 @@
 """Moments as fixed-width UTC text: string order is time order in any SQL engine."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -10,12 +10,12 @@ The projection also learns the policies themselves from the `SlaPolicy.*` events
 same feed and keeps every version (sla_policy_versions), so it can pick the version in
 force when a clock starts.
 
-The scheduler (application/sla/breach_scheduler.py) follows `seq`: each batch that touches clocks takes
-the next number from sla_meta under the batch's write lock, so a reader that remembers the
-highest seq it has seen misses no later change. `alarms` lists the warnings and the breach
-still to record for a running clock, with the instant each falls due; `lag_s` is how far
-the ticket's own time line ran behind this store when the clock last changed (that event's
-recorded_at minus occurred_at: 0 for tickets worked here, years for imported history).
+The scheduler (application/sla/breach_scheduler.py) follows `seq`: each batch that touches
+clocks takes the next number from sla_meta under the batch's write lock, so a reader that
+remembers the highest seq it has seen misses no later change. `alarms` lists the warnings
+and the breach still to record for a running clock, with the instant each falls due; `lag_s`
+is how far the ticket's own time line ran behind this store when the clock last changed (that
+event's recorded_at minus occurred_at: 0 for tickets worked here, years for imported history).
 
 The scheduler's notices (SlaWarningReached, SlaBreached) are stamped with the moment they
 were recorded, which for imported history can lie years after the ticket's own events, and
@@ -24,6 +24,7 @@ moment it names: it strikes that alarm off and moves nothing else. Elapsed time,
 time, a breach and its moment follow from the ticket's own events alone, so history
 imported with the scheduler running gives the same clocks as without it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -34,19 +35,49 @@ import orjson
 
 from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.sla.sla_policy import calendar_of, choose, pause_reasons, target
+from projections.runtime.envelope import Envelope
 from projections.runtime.read_store import Transaction
 from projections.runtime.runner import Projection, rows_where_in
-from projections.runtime.envelope import Envelope
 from projections.runtime.time_text import iso
 
 CLOCK_COLUMNS = (
-    "ticket_id", "metric", "number", "policy_id", "policy_version", "priority", "group_name",
-    "target_s", "started_at", "since", "elapsed_s", "paused_s", "status", "state", "due_at",
-    "breached_at", "overrun_s", "stopped_at", "decided_at", "warnings", "breach_recorded",
-    "alarms", "lag_s", "seq",
+    "ticket_id",
+    "metric",
+    "number",
+    "policy_id",
+    "policy_version",
+    "priority",
+    "group_name",
+    "target_s",
+    "started_at",
+    "since",
+    "elapsed_s",
+    "paused_s",
+    "status",
+    "state",
+    "due_at",
+    "breached_at",
+    "overrun_s",
+    "stopped_at",
+    "decided_at",
+    "warnings",
+    "breach_recorded",
+    "alarms",
+    "lag_s",
+    "seq",
 )
-VERSION_COLUMNS = ("policy_id", "version", "effective_from", "created_at", "name", "rank",
-                   "active", "spec", "actor_id", "causation_id")
+VERSION_COLUMNS = (
+    "policy_id",
+    "version",
+    "effective_from",
+    "created_at",
+    "name",
+    "rank",
+    "active",
+    "spec",
+    "actor_id",
+    "causation_id",
+)
 # Where the draft of a simulation is in force: from the beginning of time.
 EPOCH = "0001-01-01T00:00:00.000000Z"
 DRAFT_ID = "draft"
@@ -100,8 +131,14 @@ class PolicyBook:
     def choose(self, ticket: Mapping[str, Any], at: str) -> dict | None:
         """The version (row) of the policy that applies to a ticket starting at `at`."""
         rows = {pid: self.in_force(pid, at) for pid in self.versions}
-        chosen = choose(((pid, self.versions[pid][0]["created_at"], row["spec"])
-                         for pid, row in rows.items() if row), ticket)
+        chosen = choose(
+            (
+                (pid, self.versions[pid][0]["created_at"], row["spec"])
+                for pid, row in rows.items()
+                if row
+            ),
+            ticket,
+        )
         return rows[chosen] if chosen else None
 
 
@@ -162,12 +199,17 @@ class SlaClocksProjection(Projection):
             return
         book = self._current_book = self._book(tx)
         ids = {e.aggregate_id for e in incident_events}
-        tickets = {i: orjson.loads(s) for i, s in rows_where_in(
-            tx, "SELECT ticket_id, state FROM sla_tickets WHERE ticket_id", (), ids)}
+        tickets = {
+            i: orjson.loads(s)
+            for i, s in rows_where_in(
+                tx, "SELECT ticket_id, state FROM sla_tickets WHERE ticket_id", (), ids
+            )
+        }
         clocks: dict[str, dict[str, Clock]] = {}
-        for row in rows_where_in(tx, f"SELECT {', '.join(CLOCK_COLUMNS)} FROM sla_clocks"
-                                     " WHERE ticket_id", (), ids):
-            clock = dict(zip(CLOCK_COLUMNS, row))
+        for row in rows_where_in(
+            tx, f"SELECT {', '.join(CLOCK_COLUMNS)} FROM sla_clocks WHERE ticket_id", (), ids
+        ):
+            clock = dict(zip(CLOCK_COLUMNS, row, strict=True))
             clock["warnings"] = orjson.loads(clock["warnings"])
             clocks.setdefault(clock["ticket_id"], {})[clock["metric"]] = clock
         touched_tickets, touched_clocks = set(), set()
@@ -188,7 +230,8 @@ class SlaClocksProjection(Projection):
             tx.executemany(
                 "INSERT INTO sla_tickets (ticket_id, state) VALUES (%s, %s)"
                 " ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state",
-                [(i, orjson.dumps(tickets[i]).decode()) for i in touched_tickets])
+                [(i, orjson.dumps(tickets[i]).decode()) for i in touched_tickets],
+            )
         if touched_clocks:
             seq = self._next_seq(tx)
             updates = ", ".join(f"{c} = excluded.{c}" for c in CLOCK_COLUMNS[2:])
@@ -196,13 +239,19 @@ class SlaClocksProjection(Projection):
             for ticket_id, metric in sorted(touched_clocks):
                 clock = clocks[ticket_id][metric]
                 clock["seq"] = seq
-                rows.append([orjson.dumps(clock[c]).decode() if c == "warnings" else clock[c]
-                             for c in CLOCK_COLUMNS])
+                rows.append(
+                    [
+                        orjson.dumps(clock[c]).decode() if c == "warnings" else clock[c]
+                        for c in CLOCK_COLUMNS
+                    ]
+                )
             self.clock_writes += len(rows)
             tx.executemany(
                 f"INSERT INTO sla_clocks ({', '.join(CLOCK_COLUMNS)})"
                 f" VALUES ({', '.join(['%s'] * len(CLOCK_COLUMNS))})"
-                f" ON CONFLICT (ticket_id, metric) DO UPDATE SET {updates}", rows)
+                f" ON CONFLICT (ticket_id, metric) DO UPDATE SET {updates}",
+                rows,
+            )
 
     def _store_versions(self, tx: Transaction, events: Sequence[Envelope]) -> None:
         rows = []
@@ -211,46 +260,85 @@ class SlaClocksProjection(Projection):
                 continue
             spec = event.payload["spec"]
             created = iso(event.occurred_at) if event.name == "Created" else None
-            rows.append([event.aggregate_id, event.aggregate_version, iso(event.occurred_at),
-                         created, spec["name"], int(spec.get("rank", 0)),
-                         bool(spec.get("active", True)), orjson.dumps(spec).decode(),
-                         event.actor["id"], event.causation_id])
+            rows.append(
+                [
+                    event.aggregate_id,
+                    event.aggregate_version,
+                    iso(event.occurred_at),
+                    created,
+                    spec["name"],
+                    int(spec.get("rank", 0)),
+                    bool(spec.get("active", True)),
+                    orjson.dumps(spec).decode(),
+                    event.actor["id"],
+                    event.causation_id,
+                ]
+            )
         for row in rows:
             if row[3] is None:  # created_at of a revision: that of the policy's first version
-                first = tx.execute("SELECT created_at FROM sla_policy_versions WHERE policy_id"
-                                   " = %s AND version = 1", (row[0],)).fetchone()
+                first = tx.execute(
+                    "SELECT created_at FROM sla_policy_versions WHERE policy_id"
+                    " = %s AND version = 1",
+                    (row[0],),
+                ).fetchone()
                 row[3] = first[0] if first else row[2]
             tx.execute(
                 f"INSERT INTO sla_policy_versions ({', '.join(VERSION_COLUMNS)})"
                 f" VALUES ({', '.join(['%s'] * len(VERSION_COLUMNS))}) ON CONFLICT DO NOTHING",
-                row)
+                row,
+            )
 
     def _book(self, tx: Transaction) -> PolicyBook:
         if self.draft is not None:
-            return PolicyBook([{"policy_id": DRAFT_ID, "version": 1, "effective_from": EPOCH,
-                                "created_at": EPOCH, "spec": self.draft}])
-        return PolicyBook([dict(zip(VERSION_COLUMNS, r)) for r in tx.execute(
-            f"SELECT {', '.join(VERSION_COLUMNS)} FROM sla_policy_versions").fetchall()])
+            return PolicyBook(
+                [
+                    {
+                        "policy_id": DRAFT_ID,
+                        "version": 1,
+                        "effective_from": EPOCH,
+                        "created_at": EPOCH,
+                        "spec": self.draft,
+                    }
+                ]
+            )
+        return PolicyBook(
+            [
+                dict(zip(VERSION_COLUMNS, r, strict=True))
+                for r in tx.execute(
+                    f"SELECT {', '.join(VERSION_COLUMNS)} FROM sla_policy_versions"
+                ).fetchall()
+            ]
+        )
 
     def _next_seq(self, tx: Transaction) -> int:
         # The upsert takes the row lock, so batches number (and commit) one after another.
         row = tx.execute(
             "INSERT INTO sla_meta (name, value) VALUES ('seq', 1) ON CONFLICT (name)"
-            " DO UPDATE SET value = sla_meta.value + 1 RETURNING value").fetchone()
+            " DO UPDATE SET value = sla_meta.value + 1 RETURNING value"
+        ).fetchone()
         return int(row[0])
 
     # -- one event ------------------------------------------------------------------
 
-    def _fold(self, book: PolicyBook, ticket: dict | None, clocks: dict[str, Clock],
-              event: Envelope) -> dict:
+    def _fold(
+        self, book: PolicyBook, ticket: dict | None, clocks: dict[str, Clock], event: Envelope
+    ) -> dict:
         p, name = event.payload, event.name
         at = event.occurred_at.astimezone(timezone.utc)
         if name == "Logged":
-            ticket = {"id": event.aggregate_id, "number": p.get("number"), "ticket_type": "incident",
-                      "priority": p.get("priority"), "service": p.get("service") or None,
-                      "category": p.get("category") or None,
-                      "organisation": p.get("organisation") or p.get("caller_organisation"),
-                      "group": None, "state": "new", "hold_reason": None, "policy_id": None}
+            ticket = {
+                "id": event.aggregate_id,
+                "number": p.get("number"),
+                "ticket_type": "incident",
+                "priority": p.get("priority"),
+                "service": p.get("service") or None,
+                "category": p.get("category") or None,
+                "organisation": p.get("organisation") or p.get("caller_organisation"),
+                "group": None,
+                "state": "new",
+                "hold_reason": None,
+                "policy_id": None,
+            }
             chosen = book.choose(ticket, iso(at))
             if chosen is not None:
                 ticket["policy_id"] = chosen["policy_id"]
@@ -273,7 +361,8 @@ class SlaClocksProjection(Projection):
             ticket.update(state="on_hold", hold_reason=p.get("reason"))
             for clock in running:
                 if clock["status"] == "running" and p.get("reason") in pause_reasons(
-                        self._spec(book, clock), clock["metric"]):
+                    self._spec(book, clock), clock["metric"]
+                ):
                     self._account(clock, at)
                     clock["status"] = "paused"
                     self._refresh(book, clock)
@@ -288,8 +377,11 @@ class SlaClocksProjection(Projection):
             ticket["state"] = "in_progress"
             for metric in ("resolve", f"ola:{ticket['group']}"):
                 clock = clocks.get(metric)
-                if clock is not None and clock["status"] == "stopped" \
-                        and clock["state"] != "cancelled":
+                if (
+                    clock is not None
+                    and clock["status"] == "stopped"
+                    and clock["state"] != "cancelled"
+                ):
                     self._resume(book, clock, at)
         elif name == "Cancelled":
             ticket.update(state="cancelled", hold_reason=None)
@@ -309,8 +401,7 @@ class SlaClocksProjection(Projection):
 
     # -- clock steps ------------------------------------------------------------------
 
-    def _strike(self, book: PolicyBook, clock: Clock, name: str,
-                notice: Mapping[str, Any]) -> None:
+    def _strike(self, book: PolicyBook, clock: Clock, name: str, notice: Mapping[str, Any]) -> None:
         """Strike the notice's alarm off, and nothing else.
 
         Its occurred_at is when it was recorded, not a moment of the ticket's time line, so
@@ -336,28 +427,58 @@ class SlaClocksProjection(Projection):
             self._calendars[key] = calendar_of(self._spec(book, clock))
         return self._calendars[key]
 
-    def _start(self, book: PolicyBook, ticket: dict, clocks: dict[str, Clock], metric: str,
-               at: datetime, version: dict) -> None:
+    def _start(
+        self,
+        book: PolicyBook,
+        ticket: dict,
+        clocks: dict[str, Clock],
+        metric: str,
+        at: datetime,
+        version: dict,
+    ) -> None:
         seconds = target(version["spec"], metric, ticket["priority"])
         if seconds is None:
             return
         moment = iso(at)
-        clock = {"ticket_id": ticket["id"], "metric": metric, "number": ticket["number"],
-                 "policy_id": version["policy_id"], "policy_version": version["version"],
-                 "priority": ticket["priority"],
-                 "group_name": metric[4:] if metric.startswith("ola:") else ticket["group"],
-                 "target_s": float(seconds), "started_at": moment, "since": moment,
-                 "elapsed_s": 0.0, "paused_s": 0.0, "status": "running", "state": "running",
-                 "due_at": None, "breached_at": None, "overrun_s": 0.0, "stopped_at": None,
-                 "decided_at": None, "warnings": [], "breach_recorded": False, "alarms": None,
-                 "lag_s": 0.0, "seq": 0}
+        clock = {
+            "ticket_id": ticket["id"],
+            "metric": metric,
+            "number": ticket["number"],
+            "policy_id": version["policy_id"],
+            "policy_version": version["version"],
+            "priority": ticket["priority"],
+            "group_name": metric[4:] if metric.startswith("ola:") else ticket["group"],
+            "target_s": float(seconds),
+            "started_at": moment,
+            "since": moment,
+            "elapsed_s": 0.0,
+            "paused_s": 0.0,
+            "status": "running",
+            "state": "running",
+            "due_at": None,
+            "breached_at": None,
+            "overrun_s": 0.0,
+            "stopped_at": None,
+            "decided_at": None,
+            "warnings": [],
+            "breach_recorded": False,
+            "alarms": None,
+            "lag_s": 0.0,
+            "seq": 0,
+        }
         clocks[metric] = clock
         if ticket.get("hold_reason") in pause_reasons(version["spec"], metric):
             clock["status"] = "paused"
         self._refresh(book, clock)
 
-    def _change_group(self, book: PolicyBook, ticket: dict, clocks: dict[str, Clock],
-                      group: str | None, at: datetime) -> None:
+    def _change_group(
+        self,
+        book: PolicyBook,
+        ticket: dict,
+        clocks: dict[str, Clock],
+        group: str | None,
+        at: datetime,
+    ) -> None:
         """The group that had the ticket stops its OLA clock; the new one starts or resumes."""
         old = clocks.get(f"ola:{ticket['group']}")
         if old is not None and old["status"] != "stopped":
@@ -451,18 +572,25 @@ class SlaClocksProjection(Projection):
         since, left = parse(clock["since"]), clock["target_s"] - clock["elapsed_s"]
         self._decide(clock)
         if clock["status"] == "running":
-            clock["due_at"] = iso(calendar.add(since, timedelta(seconds=left))) if left > 0 \
+            clock["due_at"] = (
+                iso(calendar.add(since, timedelta(seconds=left)))
+                if left > 0
                 else clock["breached_at"] or clock["since"]
+            )
         elif clock["status"] == "paused":
             clock["due_at"] = None  # not due while the clock does not run
         self._set_alarms(book, clock)
 
     def _set_alarms(self, book: PolicyBook, clock: Clock) -> None:
         # A simulation records nothing, and a clock that does not run falls due for nothing.
-        alarms = self._pending(book, clock) \
-            if clock["status"] == "running" and self.draft is None else []
-        clock["alarms"] = orjson.dumps(sorted(alarms, key=lambda a: a[0])).decode() \
-            if alarms else None
+        alarms = (
+            self._pending(book, clock)
+            if clock["status"] == "running" and self.draft is None
+            else []
+        )
+        clock["alarms"] = (
+            orjson.dumps(sorted(alarms, key=lambda a: a[0])).decode() if alarms else None
+        )
         clock["_dirty"] = True
 
     def _pending(self, book: PolicyBook, clock: Clock) -> list[list]:

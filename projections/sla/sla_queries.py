@@ -5,6 +5,7 @@ to `now`: elapsed += business time since then; past its due time it reads as bre
 due time. The stored row says so only once the ticket's next event is folded: the
 scheduler's SlaBreached notice does not change it (projections/sla/sla_clocks.py says why).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -22,11 +23,15 @@ from projections.sla.sla_clocks import CLOCK_COLUMNS, parse
 _SELECT = f"SELECT {', '.join(CLOCK_COLUMNS)} FROM sla_clocks"
 
 
-def _calendars(tx: Transaction, keys: set[tuple[str, int]]) -> dict[tuple[str, int], BusinessCalendar]:
+def _calendars(
+    tx: Transaction, keys: set[tuple[str, int]]
+) -> dict[tuple[str, int], BusinessCalendar]:
     found = {}
     for policy_id, version in keys:
-        row = tx.execute("SELECT spec FROM sla_policy_versions WHERE policy_id = %s AND"
-                         " version = %s", (policy_id, version)).fetchone()
+        row = tx.execute(
+            "SELECT spec FROM sla_policy_versions WHERE policy_id = %s AND version = %s",
+            (policy_id, version),
+        ).fetchone()
         found[(policy_id, version)] = calendar_of(orjson.loads(row[0]) if row else {})
     return found
 
@@ -42,23 +47,34 @@ def live(clock: dict[str, Any], now: datetime, calendar: BusinessCalendar) -> di
             elapsed += extra
         else:
             paused += extra
-    if clock["status"] == "running" and breached_at is None and clock["due_at"] \
-            and clock["due_at"] < iso(now):
+    if (
+        clock["status"] == "running"
+        and breached_at is None
+        and clock["due_at"]
+        and clock["due_at"] < iso(now)
+    ):
         breached_at, state = clock["due_at"], "breached"
     if clock["status"] != "stopped":
         overrun = max(0.0, elapsed - clock["target_s"])
     metric = clock["metric"]
     return {
-        "ticket_id": clock["ticket_id"], "number": clock["number"],
+        "ticket_id": clock["ticket_id"],
+        "number": clock["number"],
         "metric": "ola" if metric.startswith("ola:") else metric,
-        "group": clock["group_name"], "policy_id": clock["policy_id"],
-        "policy_version": clock["policy_version"], "priority": clock["priority"],
-        "target_seconds": clock["target_s"], "started_at": clock["started_at"],
-        "elapsed_seconds": round(elapsed, 3), "paused_seconds": round(paused, 3),
+        "group": clock["group_name"],
+        "policy_id": clock["policy_id"],
+        "policy_version": clock["policy_version"],
+        "priority": clock["priority"],
+        "target_seconds": clock["target_s"],
+        "started_at": clock["started_at"],
+        "elapsed_seconds": round(elapsed, 3),
+        "paused_seconds": round(paused, 3),
         "remaining_seconds": round(max(0.0, clock["target_s"] - elapsed), 3),
         "due_at": clock["due_at"],
-        "state": state, "running": clock["status"] == "running",
-        "breached_at": breached_at, "overrun_seconds": round(overrun, 3),
+        "state": state,
+        "running": clock["status"] == "running",
+        "breached_at": breached_at,
+        "overrun_seconds": round(overrun, 3),
         "stopped_at": clock["stopped_at"],
         "warnings_recorded": orjson.loads(clock["warnings"]),
         "breach_recorded": bool(clock["breach_recorded"]),
@@ -66,7 +82,7 @@ def live(clock: dict[str, Any], now: datetime, calendar: BusinessCalendar) -> di
 
 
 def _public(tx: Transaction, rows: list[tuple], now: datetime) -> list[dict[str, Any]]:
-    clocks = [dict(zip(CLOCK_COLUMNS, r)) for r in rows]
+    clocks = [dict(zip(CLOCK_COLUMNS, r, strict=True)) for r in rows]
     calendars = _calendars(tx, {(c["policy_id"], c["policy_version"]) for c in clocks})
     return [live(c, now, calendars[(c["policy_id"], c["policy_version"])]) for c in clocks]
 
@@ -77,31 +93,45 @@ def ticket_clocks(tx: Transaction, ticket_id: str, now: datetime) -> list[dict[s
 
 
 def ticket_known(tx: Transaction, ticket_id: str) -> bool:
-    return tx.execute("SELECT 1 FROM sla_tickets WHERE ticket_id = %s",
-                      (ticket_id,)).fetchone() is not None
+    return (
+        tx.execute("SELECT 1 FROM sla_tickets WHERE ticket_id = %s", (ticket_id,)).fetchone()
+        is not None
+    )
 
 
-def at_risk(tx: Transaction, now: datetime, within: timedelta, limit: int = 500) -> list[dict[str, Any]]:
+def at_risk(
+    tx: Transaction, now: datetime, within: timedelta, limit: int = 500
+) -> list[dict[str, Any]]:
     """Running clocks not yet breached that fall due within `within`, soonest first."""
     rows = tx.execute(
         f"{_SELECT} WHERE status = 'running' AND breached_at IS NULL AND due_at > %s"
         " AND due_at <= %s ORDER BY due_at LIMIT %s",
-        (iso(now), iso(now + within), limit)).fetchall()
+        (iso(now), iso(now + within), limit),
+    ).fetchall()
     return _public(tx, rows, now)
 
 
-def breaches(tx: Transaction, start: datetime, end: datetime, now: datetime, group: str | None = None,
-             limit: int = 1000) -> list[dict[str, Any]]:
+def breaches(
+    tx: Transaction,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    group: str | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
     """Clocks that breached in [start, end): recorded ones and running ones past due."""
     lo, hi = iso(start), iso(min(end, now))
-    where = ("((breached_at >= %s AND breached_at < %s) OR (status = 'running' AND"
-             " breached_at IS NULL AND due_at >= %s AND due_at < %s))")
+    where = (
+        "((breached_at >= %s AND breached_at < %s) OR (status = 'running' AND"
+        " breached_at IS NULL AND due_at >= %s AND due_at < %s))"
+    )
     params: list[Any] = [lo, iso(end), lo, hi]
     if group:
         where += " AND group_name = %s"
         params.append(group)
-    rows = tx.execute(f"{_SELECT} WHERE {where} ORDER BY COALESCE(breached_at, due_at)"
-                      " LIMIT %s", [*params, limit]).fetchall()
+    rows = tx.execute(
+        f"{_SELECT} WHERE {where} ORDER BY COALESCE(breached_at, due_at) LIMIT %s", [*params, limit]
+    ).fetchall()
     return _public(tx, rows, now)
 
 
@@ -125,28 +155,47 @@ def decided(tx: Transaction, start: datetime, end: datetime, now: datetime) -> l
         "SELECT metric, policy_id, priority, group_name, state, decided_at, due_at FROM"
         " sla_clocks WHERE (state IN ('met', 'breached') AND decided_at >= %s AND"
         " decided_at < %s) OR (state = 'running' AND due_at >= %s AND due_at < %s)",
-        (lo, hi, lo, cut)).fetchall()
+        (lo, hi, lo, cut),
+    ).fetchall()
     out = []
     for metric, policy_id, priority, group, state, decided_at, due_at in rows:
-        out.append({"metric": "ola" if metric.startswith("ola:") else metric,
-                    "policy": policy_id, "priority": priority, "group": group,
-                    "met": state == "met",
-                    "at": decided_at if state in ("met", "breached") else due_at})
+        out.append(
+            {
+                "metric": "ola" if metric.startswith("ola:") else metric,
+                "policy": policy_id,
+                "priority": priority,
+                "group": group,
+                "met": state == "met",
+                "at": decided_at if state in ("met", "breached") else due_at,
+            }
+        )
     return out
 
 
-def compliance(tx: Transaction, start: datetime, end: datetime, now: datetime, by: str = "policy",
-               period: str = "week") -> list[dict[str, Any]]:
+def compliance(
+    tx: Transaction,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    by: str = "policy",
+    period: str = "week",
+) -> list[dict[str, Any]]:
     """met / (met + breached) per metric and per `by` key, of clocks decided in range."""
     return summarise(decided(tx, start, end, now), by, period)
 
 
-def summarise(rows: list[dict[str, Any]], by: str, period: str = "week"
-              ) -> list[dict[str, Any]]:
+def summarise(rows: list[dict[str, Any]], by: str, period: str = "week") -> list[dict[str, Any]]:
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         key = _bucket(row["at"], period) if by == "period" else row[by]
         counts[(row["metric"], key if key is not None else "")][0 if row["met"] else 1] += 1
-    return [{"metric": metric, "key": key, "met": met, "breached": breached,
-             "compliance_percent": round(100.0 * met / (met + breached), 2)}
-            for (metric, key), (met, breached) in sorted(counts.items())]
+    return [
+        {
+            "metric": metric,
+            "key": key,
+            "met": met,
+            "breached": breached,
+            "compliance_percent": round(100.0 * met / (met + breached), 2),
+        }
+        for (metric, key), (met, breached) in sorted(counts.items())
+    ]

@@ -1,4 +1,5 @@
 """A real service desk on SQLite in tmp_path, the in-process feed driven by hand."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -7,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from infra.composition_root import Container, bootstrap
 from application.access import Role
+from infra.composition_root import Container, bootstrap
 from infra.settings import Settings
 
 
@@ -35,28 +36,48 @@ def keys(container) -> dict[Role, str]:
 def auth(keys) -> Callable[..., dict[str, str]]:
     def headers(role: Role | str = Role.AGENT, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {keys[Role(role)]}", **extra}
+
     return headers
 
 
-NEW_INCIDENT = {"title": "E-mail unavailable", "description": "Outlook cannot connect",
-                "caller": "bob", "channel": "phone", "service": "email",
-                "category": "software", "subcategory": "mail client", "impact": 2, "urgency": 2}
+NEW_INCIDENT = {
+    "title": "E-mail unavailable",
+    "description": "Outlook cannot connect",
+    "caller": "bob",
+    "channel": "phone",
+    "service": "email",
+    "category": "software",
+    "subcategory": "mail client",
+    "impact": 2,
+    "urgency": 2,
+}
 
 
 @pytest.fixture
 def log_incident(client, auth) -> Callable[..., dict]:
     def log(**overrides) -> dict:
-        response = client.post("/v1/incidents", json={**NEW_INCIDENT, **overrides},
-                               headers=auth(Role.AGENT))
+        response = client.post(
+            "/v1/incidents", json={**NEW_INCIDENT, **overrides}, headers=auth(Role.AGENT)
+        )
         assert response.status_code == 201, response.text
         return response.json()
+
     return log
 
 
 @pytest.fixture
 def act(client, auth) -> Callable[..., object]:
-    def run(incident_id: str, action: str, body: dict | None = None, role: Role = Role.AGENT,
-            headers: dict[str, str] | None = None):
-        return client.post(f"/v1/incidents/{incident_id}/{action}", json=body,
-                           headers={**auth(role), **(headers or {})})
+    def run(
+        incident_id: str,
+        action: str,
+        body: dict | None = None,
+        role: Role = Role.AGENT,
+        headers: dict[str, str] | None = None,
+    ):
+        return client.post(
+            f"/v1/incidents/{incident_id}/{action}",
+            json=body,
+            headers={**auth(role), **(headers or {})},
+        )
+
     return run

@@ -1,4 +1,5 @@
 """API keys and roles; plus the unauthenticated /health and the admin /metrics."""
+
 from __future__ import annotations
 
 import re
@@ -42,15 +43,20 @@ ROUTES = [
     ("GET", "/v1/incidents/{id}/timeline", None, {"auditor", "manager", "admin"}),
     ("GET", "/metrics", None, {"analyst", "admin"}),
 ]
-CASES = [(method, path, body, role, role in allowed)
-         for method, path, body, allowed in ROUTES for role in sorted(EVERY_ROLE)]
+CASES = [
+    (method, path, body, role, role in allowed)
+    for method, path, body, allowed in ROUTES
+    for role in sorted(EVERY_ROLE)
+]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "role", "allowed"), CASES,
-                         ids=[f"{c[0]} {c[1]} as {c[3]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "role", "allowed"),
+    CASES,
+    ids=[f"{c[0]} {c[1]} as {c[3]}" for c in CASES],
+)
 def test_roles(client, auth, incident, method, path, body, role, allowed):
-    response = client.request(method, path.format(id=incident["id"]), json=body,
-                              headers=auth(role))
+    response = client.request(method, path.format(id=incident["id"]), json=body, headers=auth(role))
     if allowed:
         assert response.status_code == 200, response.text
     else:
@@ -80,8 +86,9 @@ def _sample(text: str, name: str, labels: str = "") -> float:
     return float(match.group(1))
 
 
-def test_metrics_report_store_relay_projection_lag_and_http(client, auth, log_incident, act,
-                                                             container):
+def test_metrics_report_store_relay_projection_lag_and_http(
+    client, auth, log_incident, act, container
+):
     incident = log_incident()
     act(incident["id"], "assign", {"group": "network"})
     response = client.get("/metrics", headers=auth(Role.ADMIN))
@@ -105,8 +112,11 @@ def test_metrics_report_store_relay_projection_lag_and_http(client, auth, log_in
 
 def test_lifespan_runs_the_feed_so_read_models_follow(container, auth):
     with TestClient(create_app(container)) as client:
-        created = client.post("/v1/incidents", headers=auth(), json={
-            "title": "x", "caller": "bob", "impact": 1, "urgency": 1}).json()
+        created = client.post(
+            "/v1/incidents",
+            headers=auth(),
+            json={"title": "x", "caller": "bob", "impact": 1, "urgency": 1},
+        ).json()
         for _ in range(200):  # the feed polls every poll_interval; allow it a few seconds
             page = client.get("/v1/incidents", headers=auth()).json()
             if page["total"]:

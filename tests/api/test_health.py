@@ -1,4 +1,5 @@
 """/health/live and /health/ready: the truth about databases, disk and read models."""
+
 from __future__ import annotations
 
 import errno
@@ -14,6 +15,7 @@ def ready(client):
         response = client.get("/health/ready")
         assert response.status_code == status, response.text
         return response.json()
+
     return check
 
 
@@ -22,8 +24,7 @@ def test_ready_when_every_component_answers_and_the_read_models_are_current(cont
     report = ready(200)
     assert report["status"] == "ok" and report["failing"] == []
     components = report["components"]
-    assert {components[n]["status"] for n in ("event_store", "read_database", "data_dir")} \
-        == {"ok"}
+    assert {components[n]["status"] for n in ("event_store", "read_database", "data_dir")} == {"ok"}
     assert components["kafka"] == {"status": "embedded"}
     assert set(components["projections"]) == {r.projection.name for r in container.runners}
     for projection in components["projections"].values():
@@ -40,8 +41,7 @@ def test_a_read_model_catching_up_is_degraded_but_ready(container, ready, log_in
     assert report["components"]["projections"]["incidents"]["lag"] == 1
 
 
-def test_a_stalled_read_model_makes_the_instance_not_ready(client, container, ready,
-                                                           log_incident):
+def test_a_stalled_read_model_makes_the_instance_not_ready(client, container, ready, log_incident):
     container.feed.catch_up()
     log_incident()
     readiness = client.app.state.readiness
@@ -56,8 +56,7 @@ def test_a_stalled_read_model_makes_the_instance_not_ready(client, container, re
     assert ready(200)["status"] == "ok"
 
 
-def test_unready_answers_are_problem_documents_with_retry_after(client, container,
-                                                                monkeypatch):
+def test_unready_answers_are_problem_documents_with_retry_after(client, container, monkeypatch):
     def broken(**_):
         raise RuntimeError("disk gone")
 
@@ -75,7 +74,8 @@ def test_unready_answers_are_problem_documents_with_retry_after(client, containe
 
 
 def test_a_database_that_does_not_answer_fails_readiness_within_the_time_limit(
-        client, container, monkeypatch):
+    client, container, monkeypatch
+):
     import threading
     import time
 
@@ -102,10 +102,14 @@ def test_a_full_data_directory_fails_readiness(client, monkeypatch):
 
 
 def test_quarantined_aggregates_beyond_the_threshold_make_the_instance_not_ready(
-        container, ready, monkeypatch):
+    container, ready, monkeypatch
+):
     container.feed.catch_up()
-    monkeypatch.setattr(ProjectionRunner, "quarantine_count",
-                        lambda self: 1 if self.projection.name == "kpis" else 0)
+    monkeypatch.setattr(
+        ProjectionRunner,
+        "quarantine_count",
+        lambda self: 1 if self.projection.name == "kpis" else 0,
+    )
     report = ready(200)
     assert report["components"]["projections"]["kpis"]["quarantined"] == 1
     monkeypatch.setattr(container.settings, "health_max_quarantined", 0)
@@ -113,16 +117,20 @@ def test_quarantined_aggregates_beyond_the_threshold_make_the_instance_not_ready
     assert report["components"]["projections"]["kpis"]["status"] == "quarantined"
 
 
-def test_a_database_away_during_a_command_is_503_with_retry_after(client, auth, container,
-                                                                    monkeypatch):
+def test_a_database_away_during_a_command_is_503_with_retry_after(
+    client, auth, container, monkeypatch
+):
     import sqlite3
 
     def away(*_, **__):
         raise sqlite3.OperationalError("unable to open database file")
 
     monkeypatch.setattr(container.desk.numbering, "next", away)
-    response = client.post("/v1/incidents", headers=auth(),
-                           json={"title": "x", "caller": "bob", "impact": 1, "urgency": 1})
+    response = client.post(
+        "/v1/incidents",
+        headers=auth(),
+        json={"title": "x", "caller": "bob", "impact": 1, "urgency": 1},
+    )
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"] == "urn:itsm:problem:unavailable"

@@ -1,13 +1,14 @@
 """POST /v1/inbound: the same code path as the Kafka consumer, answered over HTTP."""
+
 from __future__ import annotations
 
 import orjson
 import pytest
 
+from application.access import Role
+from application.inbound.source_record_mapper import SnapshotHandler
 from domain.shared_kernel.errors import IllegalTransition
 from infra.messaging.cloudevents import cloudevent
-from application.inbound.source_record_mapper import SnapshotHandler
-from application.access import Role
 from tests.unit.test_inbound_snapshots import snap
 
 SOURCE = "servicenow://acme"
@@ -23,6 +24,7 @@ def snapshot(mod: int, state: str = "new", id_: str | None = None, **fields) -> 
 def post(client, auth):
     def send(body: bytes, role: Role = Role.INTEGRATION):
         return client.post("/v1/inbound", content=body, headers={**auth(role), **CE})
+
     return send
 
 
@@ -39,8 +41,10 @@ def test_an_integration_applies_a_snapshot_and_a_duplicate_is_reported(post, con
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
 
 
-@pytest.mark.parametrize("role, status", [(Role.INTEGRATION, 200), (Role.ADMIN, 200),
-                                          (Role.AGENT, 403), (Role.MANAGER, 403)])
+@pytest.mark.parametrize(
+    "role, status",
+    [(Role.INTEGRATION, 200), (Role.ADMIN, 200), (Role.AGENT, 403), (Role.MANAGER, 403)],
+)
 def test_only_integration_and_admin_may_send(post, role, status):
     assert post(snapshot(0, id_=f"by-{role}"), role).status_code == status
 
@@ -66,11 +70,11 @@ def test_a_ticket_from_elsewhere_keeps_its_reference_in_the_read_model(post, con
     assert (rows[0]["source"], rows[0]["state"]) == (SOURCE, "in_progress")
 
 
-def test_a_ticket_from_elsewhere_is_found_by_its_external_reference(post, client, auth,
-                                                                    container):
+def test_a_ticket_from_elsewhere_is_found_by_its_external_reference(post, client, auth, container):
     _import_two_tickets(post, container)
-    page = client.get("/v1/incidents", params={"external_ref": "INC0000045"},
-                      headers=auth(Role.AGENT))
+    page = client.get(
+        "/v1/incidents", params={"external_ref": "INC0000045"}, headers=auth(Role.AGENT)
+    )
     assert page.status_code == 200
     assert page.json()["total"] == 1
     (item,) = page.json()["items"]
@@ -78,14 +82,20 @@ def test_a_ticket_from_elsewhere_is_found_by_its_external_reference(post, client
     assert item["source"] == SOURCE
 
 
-@pytest.mark.parametrize("body, status, kind", [
-    (b"{not json", 400, "inbound-malformed"),
-    (orjson.dumps({"specversion": "1.0", "id": "x"}), 422, "inbound-not-a-cloudevent"),
-    (cloudevent("ticket.deleted", SOURCE, "x", "INC1", {}), 422, "inbound-unknown-type"),
-    (cloudevent("incident.snapshot", SOURCE, "x", "INC1", {**snap(0), "state": "Active"}),
-     422, "inbound-invalid-data"),
-    (b"{" + b" " * (1024 * 1024) + b"}", 413, "inbound-too-large"),
-])
+@pytest.mark.parametrize(
+    "body, status, kind",
+    [
+        (b"{not json", 400, "inbound-malformed"),
+        (orjson.dumps({"specversion": "1.0", "id": "x"}), 422, "inbound-not-a-cloudevent"),
+        (cloudevent("ticket.deleted", SOURCE, "x", "INC1", {}), 422, "inbound-unknown-type"),
+        (
+            cloudevent("incident.snapshot", SOURCE, "x", "INC1", {**snap(0), "state": "Active"}),
+            422,
+            "inbound-invalid-data",
+        ),
+        (b"{" + b" " * (1024 * 1024) + b"}", 413, "inbound-too-large"),
+    ],
+)
 def test_rejections_are_problems_and_write_nothing(post, container, body, status, kind):
     before = stored(container)
     response = post(body)
@@ -111,10 +121,20 @@ def test_an_illegal_transition_is_409_and_writes_nothing(post, container, monkey
 
 
 def test_alerts_over_http(post):
-    fired = cloudevent("alert.fired", "prometheus://am", "a1", "mail/smtp",
-                       {"service": "mail", "check": "smtp", "summary": "SMTP down"})
-    again = cloudevent("alert.fired", "prometheus://am", "a2", "mail/smtp",
-                       {"service": "mail", "check": "smtp", "summary": "SMTP down"})
+    fired = cloudevent(
+        "alert.fired",
+        "prometheus://am",
+        "a1",
+        "mail/smtp",
+        {"service": "mail", "check": "smtp", "summary": "SMTP down"},
+    )
+    again = cloudevent(
+        "alert.fired",
+        "prometheus://am",
+        "a2",
+        "mail/smtp",
+        {"service": "mail", "check": "smtp", "summary": "SMTP down"},
+    )
     first, second = post(fired).json(), post(again).json()
     assert (first["effect"], second["effect"]) == ("opened", "attached")
     assert first["incident_id"] == second["incident_id"]
@@ -123,5 +143,7 @@ def test_alerts_over_http(post):
 def test_inbound_outcomes_are_counted_in_metrics(post, client, auth, container):
     _import_two_tickets(post, container)
     text = client.get("/metrics", headers=auth(Role.ADMIN)).text
-    assert 'itsm_inbound_messages_total{effect="opened",status="applied",type="incident.snapshot"}' \
+    assert (
+        'itsm_inbound_messages_total{effect="opened",status="applied",type="incident.snapshot"}'
         in text
+    )

@@ -1,4 +1,5 @@
 """The incident lifecycle over HTTP, against a real event store and read models."""
+
 from __future__ import annotations
 
 import threading
@@ -10,9 +11,17 @@ from application.access import Role
 
 
 def test_create_returns_201_with_number_priority_location_and_etag(client, auth):
-    response = client.post("/v1/incidents", headers=auth(), json={
-        "title": "VPN down", "caller": "carol", "channel": "monitoring", "impact": 1,
-        "urgency": 2})
+    response = client.post(
+        "/v1/incidents",
+        headers=auth(),
+        json={
+            "title": "VPN down",
+            "caller": "carol",
+            "channel": "monitoring",
+            "impact": 1,
+            "urgency": 2,
+        },
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["number"].startswith("INC")
@@ -58,7 +67,9 @@ def test_whole_lifecycle(client, auth, log_incident, act, container):
 
 def test_other_actions_comment_reprioritise_recategorise_cancel(log_incident, act):
     incident = log_incident(impact=3, urgency=3)
-    assert act(incident["id"], "comment", {"text": "called back", "public": True}).status_code == 200
+    assert (
+        act(incident["id"], "comment", {"text": "called back", "public": True}).status_code == 200
+    )
     reprioritised = act(incident["id"], "reprioritise", {"impact": 1, "urgency": 1})
     assert reprioritised.json()["priority"] == "P1"
     assert act(incident["id"], "recategorise", {"category": "network"}).status_code == 200
@@ -92,12 +103,15 @@ def test_list_filters_and_paging(client, auth, log_incident, act, container):
     assert numbers(group="desktop") == {second["number"]}
     assert numbers(assignee="erin") == {first["number"]}
     assert numbers(number=third["number"]) == {third["number"]}
-    page = client.get("/v1/incidents", params={"limit": 2, "offset": 1},
-                      headers=auth(Role.ANALYST)).json()
+    page = client.get(
+        "/v1/incidents", params={"limit": 2, "offset": 1}, headers=auth(Role.ANALYST)
+    ).json()
     assert (page["total"], page["limit"], page["offset"], len(page["items"])) == (3, 2, 1, 2)
     assert [i["number"] for i in page["items"]] == [second["number"], first["number"]]
-    assert client.get("/v1/incidents", params={"limit": 201},
-                      headers=auth(Role.ANALYST)).status_code == 422
+    assert (
+        client.get("/v1/incidents", params={"limit": 201}, headers=auth(Role.ANALYST)).status_code
+        == 422
+    )
 
 
 def test_as_of_shows_the_past_state(client, auth, log_incident, act):
@@ -112,23 +126,30 @@ def test_as_of_shows_the_past_state(client, auth, log_incident, act):
     assert past.status_code == 200, past.text
     assert (past.json()["state"], past.json()["version"]) == ("new", 1)
     assert past.json()["assignment_group"] is None
-    now = client.get(url, params={"as_of": datetime.now(timezone.utc).isoformat()},
-                     headers=auth(Role.AUDITOR)).json()
+    now = client.get(
+        url, params={"as_of": datetime.now(timezone.utc).isoformat()}, headers=auth(Role.AUDITOR)
+    ).json()
     assert (now["state"], now["assignment_group"], now["version"]) == ("in_progress", "network", 3)
 
 
 def test_as_of_before_the_incident_existed_is_404(client, auth, log_incident):
     incident = log_incident()
-    response = client.get(f"/v1/incidents/{incident['id']}",
-                          params={"as_of": "2000-01-01T00:00:00Z"}, headers=auth(Role.AUDITOR))
+    response = client.get(
+        f"/v1/incidents/{incident['id']}",
+        params={"as_of": "2000-01-01T00:00:00Z"},
+        headers=auth(Role.AUDITOR),
+    )
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_as_of_rejects_a_naive_datetime(client, auth, log_incident):
     incident = log_incident()
-    response = client.get(f"/v1/incidents/{incident['id']}",
-                          params={"as_of": "2025-01-01T12:00:00"}, headers=auth(Role.AUDITOR))
+    response = client.get(
+        f"/v1/incidents/{incident['id']}",
+        params={"as_of": "2025-01-01T12:00:00"},
+        headers=auth(Role.AUDITOR),
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "as_of"
     assert "offset" in response.json()["detail"] and "Z" in response.json()["detail"]
@@ -161,8 +182,11 @@ def test_concurrent_writers_without_if_match_lose_no_update(client, auth, log_in
     results = []
 
     def comment(text: str) -> None:
-        results.append(client.post(f"/v1/incidents/{incident['id']}/comment",
-                                   json={"text": text}, headers=auth()))
+        results.append(
+            client.post(
+                f"/v1/incidents/{incident['id']}/comment", json={"text": text}, headers=auth()
+            )
+        )
 
     threads = [threading.Thread(target=comment, args=(f"note {n}",)) for n in range(2)]
     for thread in threads:

@@ -1,4 +1,5 @@
 """GET /v1/kpis (JSON and CSV) and /v1/kpis/chart (SVG), over a real desk on SQLite."""
+
 from __future__ import annotations
 
 import csv
@@ -18,12 +19,19 @@ RANGE = {"from": (TODAY - timedelta(days=1)).isoformat(), "to": TODAY.isoformat(
 def worked(container, log_incident, act):
     """Three incidents: one resolved and closed (satisfied), one reassigned, one untouched."""
     first = log_incident(service="email", category="software")
-    for action, body in [("assign", {"group": "desk", "agent": "carol"}), ("acknowledge", None),
-                         ("resolve", {"code": "fixed"}), ("close", {"satisfaction": 5})]:
+    for action, body in [
+        ("assign", {"group": "desk", "agent": "carol"}),
+        ("acknowledge", None),
+        ("resolve", {"code": "fixed"}),
+        ("close", {"satisfaction": 5}),
+    ]:
         assert act(first["id"], action, body).status_code == 200
     second = log_incident(impact=1, urgency=1, service="vpn", category="network")
-    for action, body in [("assign", {"group": "desk"}), ("assign", {"group": "network"}),
-                         ("resolve", {"code": "fixed"})]:
+    for action, body in [
+        ("assign", {"group": "desk"}),
+        ("assign", {"group": "network"}),
+        ("resolve", {"code": "fixed"}),
+    ]:
         assert act(second["id"], action, body).status_code == 200
     log_incident()
     container.feed.catch_up()
@@ -46,16 +54,20 @@ def test_analysts_get_kpis_as_json(client, auth, worked):
 
 
 def test_group_by_priority_and_default_range(client, auth, worked):
-    response = client.get("/v1/kpis", params={"group_by": "priority", "period": "month"},
-                          headers=auth(Role.MANAGER))
+    response = client.get(
+        "/v1/kpis", params={"group_by": "priority", "period": "month"}, headers=auth(Role.MANAGER)
+    )
     assert response.status_code == 200, response.text
     rows = response.json()["rows"]
     assert {r["priority"]: r["opened"] for r in rows if r["opened"]} == {"P1": 1, "P3": 2}
 
 
 def test_csv_on_accept_text_csv(client, auth, worked):
-    response = client.get("/v1/kpis", params={**RANGE, "period": "day", "group_by": "group"},
-                          headers=auth(Role.ANALYST, accept="text/csv"))
+    response = client.get(
+        "/v1/kpis",
+        params={**RANGE, "period": "day", "group_by": "group"},
+        headers=auth(Role.ANALYST, accept="text/csv"),
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
@@ -64,9 +76,11 @@ def test_csv_on_accept_text_csv(client, auth, worked):
 
 
 def test_chart_is_an_svg_line_chart_with_a_legend(client, auth, worked):
-    response = client.get("/v1/kpis/chart", params={**RANGE, "kpi": "opened", "period": "day",
-                                                    "group_by": "service"},
-                          headers=auth(Role.ANALYST))
+    response = client.get(
+        "/v1/kpis/chart",
+        params={**RANGE, "kpi": "opened", "period": "day", "group_by": "service"},
+        headers=auth(Role.ANALYST),
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("image/svg+xml")
     svg = ET.fromstring(response.content)
@@ -76,16 +90,22 @@ def test_chart_is_an_svg_line_chart_with_a_legend(client, auth, worked):
 
 
 def test_chart_of_an_unknown_kpi_is_a_422(client, auth):
-    response = client.get("/v1/kpis/chart", params={"kpi": "happiness"},
-                          headers=auth(Role.ANALYST))
+    response = client.get("/v1/kpis/chart", params={"kpi": "happiness"}, headers=auth(Role.ANALYST))
     assert response.status_code == 422
     assert "happiness" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("params", [{"period": "year"}, {"group_by": "colour"},
-                                    {"from": "yesterday"}, {"tz": "Mars/Olympus"},
-                                    {"from": "2016-01-01", "to": "2015-01-01"},
-                                    {"from": "2000-01-01", "to": "2016-01-01", "period": "day"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"period": "year"},
+        {"group_by": "colour"},
+        {"from": "yesterday"},
+        {"tz": "Mars/Olympus"},
+        {"from": "2016-01-01", "to": "2015-01-01"},
+        {"from": "2000-01-01", "to": "2016-01-01", "period": "day"},
+    ],
+)
 def test_bad_queries_are_422_problems(client, auth, params):
     response = client.get("/v1/kpis", params=params, headers=auth(Role.ANALYST))
     assert response.status_code == 422, response.text

@@ -1,4 +1,5 @@
 """Errors are RFC 9457 problems, and a refused request writes nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -56,8 +57,9 @@ INVALID_BODIES = {
     "impact out of range": {"json": {"title": "x", "caller": "bob", "impact": 7, "urgency": 1}},
     "missing title": {"json": {"caller": "bob", "impact": 1, "urgency": 1}},
     "wrong types": {"json": {"title": ["x"], "caller": "bob", "impact": "high", "urgency": 1}},
-    "unknown channel": {"json": {"title": "x", "caller": "b", "impact": 1, "urgency": 1,
-                                 "channel": "pigeon"}},
+    "unknown channel": {
+        "json": {"title": "x", "caller": "b", "impact": 1, "urgency": 1, "channel": "pigeon"}
+    },
 }
 
 
@@ -70,8 +72,9 @@ def test_invalid_body_is_422_with_field_errors_and_writes_nothing(client, auth, 
 
 
 def test_field_errors_name_the_fields(client, auth):
-    body = client.post("/v1/incidents", headers=auth(),
-                       json={"caller": "bob", "impact": 7, "urgency": 1}).json()
+    body = client.post(
+        "/v1/incidents", headers=auth(), json={"caller": "bob", "impact": 7, "urgency": 1}
+    ).json()
     fields = {e["field"]: e["message"] for e in body["errors"]}
     assert fields["title"] == "is required"
     assert "less than or equal to 3" in fields["impact"]
@@ -79,11 +82,13 @@ def test_field_errors_name_the_fields(client, auth):
 
 def test_non_json_body_is_rejected_and_writes_nothing(client, auth, container):
     before = container.desk.stored_events()
-    malformed = client.post("/v1/incidents", content=b'{"title": ',
-                            headers=auth(**{"Content-Type": "application/json"}))
+    malformed = client.post(
+        "/v1/incidents", content=b'{"title": ', headers=auth(**{"Content-Type": "application/json"})
+    )
     assert "not valid JSON" in assert_problem(malformed, 400)["detail"]
-    plain = client.post("/v1/incidents", content=b"title=x",
-                        headers=auth(**{"Content-Type": "text/plain"}))
+    plain = client.post(
+        "/v1/incidents", content=b"title=x", headers=auth(**{"Content-Type": "text/plain"})
+    )
     assert "JSON object" in assert_problem(plain, 422)["detail"]
     assert container.desk.stored_events() == before
 
@@ -118,8 +123,11 @@ def test_unexpected_error_is_500_without_a_trace(client, auth, container, monkey
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(container.desk, "log_incident", explode)
-    response = client.post("/v1/incidents", headers=auth(), json={
-        "title": "x", "caller": "bob", "impact": 1, "urgency": 1})
+    response = client.post(
+        "/v1/incidents",
+        headers=auth(),
+        json={"title": "x", "caller": "bob", "impact": 1, "urgency": 1},
+    )
     body = assert_problem(response, 500)
     assert "secret" not in response.text and "Traceback" not in response.text
     assert body["detail"]

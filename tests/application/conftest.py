@@ -1,4 +1,5 @@
 """A real ServiceDesk on SQLite in tmp_path, with the in-process feed (not started)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

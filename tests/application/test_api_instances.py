@@ -1,5 +1,6 @@
 """Two API instances (two ServiceDesks) on one event store: each starts a command from the
 incident as it last saved it, and the store's versions keep them honest."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,9 +8,9 @@ from uuid import uuid4
 
 import pytest
 
+from application.desk.errors import IncidentNotFound, VersionConflict
 from domain.incident.commands import Acknowledge, Assign, Comment, Reopen, Resolve
 from infra.composition_root import bootstrap
-from application.desk.errors import IncidentNotFound, VersionConflict
 from infra.settings import Settings
 from tests.builders import ctx, log_command
 
@@ -29,8 +30,11 @@ def test_a_command_on_an_incident_another_instance_changed_lands_on_top(desk, ot
     other.execute(incident.id, Assign(group="network"), ctx())  # version 2, elsewhere
     done = desk.execute(incident.id, Comment(text="behind, then retried"), ctx())
     assert done.version == 3 and done.assignment_group == "network"
-    assert [type(e).__name__ for e in desk.events.get(incident.id)] == \
-        ["Logged", "Assigned", "Commented"]
+    assert [type(e).__name__ for e in desk.events.get(incident.id)] == [
+        "Logged",
+        "Assigned",
+        "Commented",
+    ]
 
 
 def test_if_match_is_judged_on_the_store_not_on_what_this_instance_saw(desk, other):
@@ -59,9 +63,12 @@ def test_the_event_loop_path_behaves_as_the_threaded_one(desk, other):
     done = asyncio.run(desk.execute_async(incident.id, Acknowledge(), ctx(expected_version=3)))
     assert (done.version, done.state, done.assignment_group) == (4, "in_progress", "network")
     with pytest.raises(VersionConflict, match="is at version 4, not 2"):
-        asyncio.run(desk.execute_async(incident.id, Comment(text="stale"),
-                                       ctx(expected_version=2)))
+        asyncio.run(desk.execute_async(incident.id, Comment(text="stale"), ctx(expected_version=2)))
     with pytest.raises(IncidentNotFound):
         asyncio.run(desk.execute_async(uuid4(), Comment(text="nobody"), ctx()))
-    assert [type(e).__name__ for e in desk.events.get(incident.id)] == \
-        ["Logged", "Commented", "Assigned", "Acknowledged"]
+    assert [type(e).__name__ for e in desk.events.get(incident.id)] == [
+        "Logged",
+        "Commented",
+        "Assigned",
+        "Acknowledged",
+    ]

@@ -4,6 +4,7 @@ Each poison sits between two good messages of other tickets in one `process_batc
 Kafka poll): the good ones are applied, the poison one is `rejected(invalid-value)` (a dead
 letter naming why), nothing of it is recorded, and no exception leaves the processor.
 """
+
 from __future__ import annotations
 
 from uuid import UUID
@@ -11,18 +12,23 @@ from uuid import UUID
 import orjson
 import pytest
 
-from domain.inbound.source_ticket import source_ticket_id
-from infra.messaging.cloudevents import cloudevent
 from application.inbound.inbound_processor import InboundProcessor
-from infra.messaging.cloudevents import parse
+from domain.inbound.source_ticket import source_ticket_id
+from infra.messaging.cloudevents import cloudevent, parse
 from tests.unit.test_inbound_snapshots import snap
 
 SOURCE = "servicenow://acme"
 
 
 def msg(data: dict, id_: str | None = None, time: str | None = None) -> bytes:
-    return cloudevent("incident.snapshot", SOURCE, id_ or f"{data['ref']}-{data['mod_count']}",
-                      data["ref"], data, time=time)
+    return cloudevent(
+        "incident.snapshot",
+        SOURCE,
+        id_ or f"{data['ref']}-{data['mod_count']}",
+        data["ref"],
+        data,
+        time=time,
+    )
 
 
 def alert(id_: str, time: str | None = None, **data) -> bytes:
@@ -57,11 +63,19 @@ POISON = {
     "title NUL": msg(snap(0, ref="P", title="a\u0000b")),
     "caller escape": msg(snap(0, ref="P", caller="bob\u001b[2J")),
     "alert summary NUL": alert("a-nul", summary="disk\u0000full"),
-    "alert source NUL": cloudevent("alert.fired", "prom\u0000etheus", "a-src", "mail/smtp",
-                                   {"service": "mail", "check": "smtp", "summary": "x"}),
+    "alert source NUL": cloudevent(
+        "alert.fired",
+        "prom\u0000etheus",
+        "a-src",
+        "mail/smtp",
+        {"service": "mail", "check": "smtp", "summary": "x"},
+    ),
     "mod_count beyond 2^53": msg(snap(2**60, ref="P")),
-    "mod_count 1e29": raw_snapshot(orjson.dumps(snap(0, ref="RAW")).decode().replace(
-        '"mod_count":0', '"mod_count":100000000000000000000000000000')),
+    "mod_count 1e29": raw_snapshot(
+        orjson.dumps(snap(0, ref="RAW"))
+        .decode()
+        .replace('"mod_count":0', '"mod_count":100000000000000000000000000000')
+    ),
 }
 
 
@@ -76,12 +90,18 @@ def test_a_poison_message_is_rejected_alone_in_its_batch(processor, desk, poison
     assert desk.stored_events() == before
 
 
-@pytest.mark.parametrize("field, value", [
-    ("opened_at", "2012-00-10 09:00"), ("updated_at", "2016-02-30T10:00:00"),
-    ("resolved_at", "2016-13-01T10:00:00"), ("closed_at", "2016-03-01T24:30:00"),
-])
-def test_a_time_that_does_not_exist_is_refused_on_a_linked_ticket_too(processor, desk, field,
-                                                                       value):
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("opened_at", "2012-00-10 09:00"),
+        ("updated_at", "2016-02-30T10:00:00"),
+        ("resolved_at", "2016-13-01T10:00:00"),
+        ("closed_at", "2016-03-01T24:30:00"),
+    ],
+)
+def test_a_time_that_does_not_exist_is_refused_on_a_linked_ticket_too(
+    processor, desk, field, value
+):
     assert processor.process(msg(snap(0))).effect == "opened"
     before = desk.stored_events()
     outcome = processor.process(msg(snap(1, "in_progress", **{field: value})))
@@ -91,9 +111,13 @@ def test_a_time_that_does_not_exist_is_refused_on_a_linked_ticket_too(processor,
 
 
 def test_a_poison_message_in_a_ticket_lane_leaves_the_lane_intact(processor, desk):
-    outcomes = processor.process_batch([
-        msg(snap(0)), msg(snap(1, "in_progress", assignment_group="net\u0000")),
-        msg(snap(2, "resolved"))])
+    outcomes = processor.process_batch(
+        [
+            msg(snap(0)),
+            msg(snap(1, "in_progress", assignment_group="net\u0000")),
+            msg(snap(2, "resolved")),
+        ]
+    )
     assert [o.status for o in outcomes] == ["applied", "rejected", "applied"]
     ticket = desk.repository.get(source_ticket_id(SOURCE, "INC0000045"))
     assert (ticket.mod_count, ticket.applied) == (2, 2)
@@ -103,11 +127,14 @@ def test_a_poison_message_in_a_ticket_lane_leaves_the_lane_intact(processor, des
 def test_integral_floats_are_taken_as_integers(processor, desk):
     """JSON Schema counts 2.0 as an integer; the mapping must not stumble on it."""
     levels = {"impact": 1.0, "urgency": 2.0}
-    outcomes = processor.process_batch([
-        msg(snap(0, ref="F", reopen_count=0.0, **levels)),
-        msg(snap(1.0, "resolved", ref="F", reopen_count=0.0, **levels)),
-        msg(snap(2.0, "in_progress", ref="F", reopen_count=1.0, **levels)),
-        alert("a-float", impact=1.0, urgency=1.0)])
+    outcomes = processor.process_batch(
+        [
+            msg(snap(0, ref="F", reopen_count=0.0, **levels)),
+            msg(snap(1.0, "resolved", ref="F", reopen_count=0.0, **levels)),
+            msg(snap(2.0, "in_progress", ref="F", reopen_count=1.0, **levels)),
+            alert("a-float", impact=1.0, urgency=1.0),
+        ]
+    )
     assert [o.status for o in outcomes] == ["applied"] * 4
     incident = desk.get_incident(UUID(outcomes[0].incident_id))
     assert (incident.priority, incident.reopen_count) == ("P2", 1)
@@ -116,8 +143,11 @@ def test_integral_floats_are_taken_as_integers(processor, desk):
 
 
 def test_a_lone_surrogate_is_not_json_the_parser_accepts(processor):
-    poison = raw_snapshot(orjson.dumps(snap(0, ref="RAW")).decode().replace(
-        '"updated_by":"user 0"', '"updated_by":"x\\ud800"'))
+    poison = raw_snapshot(
+        orjson.dumps(snap(0, ref="RAW"))
+        .decode()
+        .replace('"updated_by":"user 0"', '"updated_by":"x\\ud800"')
+    )
     outcomes = processor.process_batch([msg(snap(0, ref="G1")), poison])
     assert [(o.status, o.kind) for o in outcomes] == [("applied", None), ("rejected", "malformed")]
 
@@ -129,15 +159,21 @@ def test_an_absurd_rise_of_reopen_count_is_refused(processor, desk):
     assert "reopen_count rose by 1000000000" in outcome.reason
 
 
-def test_a_poison_message_applied_alone_after_a_version_clash_is_rejected(processor, desk,
-                                                                         monkeypatch):
+def test_a_poison_message_applied_alone_after_a_version_clash_is_rejected(
+    processor, desk, monkeypatch
+):
     """The one-by-one fallback (after a taken version) rejects the same way."""
     from eventsourcing.persistence import IntegrityError
 
     def clash(events):
         raise IntegrityError("taken")
+
     monkeypatch.setattr(processor, "_apply_together", clash)
-    outcomes = processor.process_batch([msg(snap(0, ref="G1")), POISON["title NUL"],
-                                        POISON["updated_at month 13"]])
+    outcomes = processor.process_batch(
+        [msg(snap(0, ref="G1")), POISON["title NUL"], POISON["updated_at month 13"]]
+    )
     assert [(o.status, o.kind) for o in outcomes] == [
-        ("applied", None), ("rejected", "invalid-value"), ("rejected", "invalid-value")]
+        ("applied", None),
+        ("rejected", "invalid-value"),
+        ("rejected", "invalid-value"),
+    ]

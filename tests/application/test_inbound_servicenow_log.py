@@ -1,6 +1,7 @@
 """The real ServiceNow audit log (../shared/data) imported by the ServiceNow importer and
 applied by the inbound processor, checked against an independent computation of the mapping
 rules from the raw rows (docs/inbound.md)."""
+
 from __future__ import annotations
 
 import os
@@ -9,15 +10,22 @@ from datetime import datetime, timezone
 import orjson
 
 from application.inbound.inbound_processor import InboundProcessor
-from infra.messaging.cloudevents import parse
 from infra.importers.servicenow_import import snapshots
+from infra.messaging.cloudevents import parse
 from projections.incident import incident_queue as incidents_rm
 from tests.data_files import applied_rows, servicenow_histories, servicenow_log
 
 ROWS = int(os.environ.get("ITSM_INBOUND_LOG_ROWS", "6000"))  # 0 = the whole log
-STATES = {"New": "new", "Active": "in_progress", "Awaiting User Info": "on_hold",
-          "Awaiting Vendor": "on_hold", "Awaiting Problem": "on_hold",
-          "Awaiting Evidence": "on_hold", "Resolved": "resolved", "Closed": "closed"}
+STATES = {
+    "New": "new",
+    "Active": "in_progress",
+    "Awaiting User Info": "on_hold",
+    "Awaiting Vendor": "on_hold",
+    "Awaiting Problem": "on_hold",
+    "Awaiting Evidence": "on_hold",
+    "Resolved": "resolved",
+    "Closed": "closed",
+}
 
 
 def _time(value: str) -> str | None:
@@ -33,15 +41,16 @@ def expected(histories: dict[str, list[dict]]) -> dict[str, dict]:
     result = {}
     for ref, history in histories.items():
         rows = applied_rows(history)
-        pairs = list(zip(rows, rows[1:]))
-        first_done = next((r for r in rows if r["incident_state"] in ("Resolved", "Closed")),
-                          None)
+        pairs = list(zip(rows, rows[1:], strict=False))
+        first_done = next((r for r in rows if r["incident_state"] in ("Resolved", "Closed")), None)
         result[ref] = {
             "state": STATES[rows[-1]["incident_state"]],
-            "reopen_count": sum(max(int(b["reopen_count"]) - int(a["reopen_count"]), 0)
-                                for a, b in pairs),
-            "reassignment_count": sum(1 for a, b in pairs if _group(a) and _group(b)
-                                      and _group(a) != _group(b)),
+            "reopen_count": sum(
+                max(int(b["reopen_count"]) - int(a["reopen_count"]), 0) for a, b in pairs
+            ),
+            "reassignment_count": sum(
+                1 for a, b in pairs if _group(a) and _group(b) and _group(a) != _group(b)
+            ),
             "first_resolved_at": first_done and _time(first_done["sys_updated_at"]),
             "opened_at": _time(rows[0]["opened_at"]) or _time(rows[0]["sys_updated_at"]),
             "stale": len(history) - len(rows),
@@ -58,9 +67,10 @@ def test_the_servicenow_log_maps_exactly_by_the_rules(container):
     processor = InboundProcessor(container.desk, parse=parse)
     outcomes = []
     for start in range(0, len(events), 1000):
-        outcomes += processor.process_batch(events[start:start + 1000])
-    assert {o.status for o in outcomes} == {"applied"}, [o for o in outcomes
-                                                         if o.status != "applied"][:3]
+        outcomes += processor.process_batch(events[start : start + 1000])
+    assert {o.status for o in outcomes} == {"applied"}, [
+        o for o in outcomes if o.status != "applied"
+    ][:3]
     container.feed.catch_up()
     want = expected(servicenow_histories(servicenow_log(), ROWS))
     with container.read_db.transaction(read_only=True) as tx:
@@ -74,8 +84,11 @@ def test_the_servicenow_log_maps_exactly_by_the_rules(container):
     for row in rows:
         w = want[row["external_ref"]]
         got = (row["state"], row["reopen_count"], row["reassignment_count"])
-        assert got == (w["state"], w["reopen_count"], w["reassignment_count"]), \
-            (row["external_ref"], got, w)
+        assert got == (w["state"], w["reopen_count"], w["reassignment_count"]), (
+            row["external_ref"],
+            got,
+            w,
+        )
         assert row["opened_at"] == incidents_rm_iso(_utc(w["opened_at"]))
         if w["first_resolved_at"]:
             assert first_resolved[row["id"]] == _utc(w["first_resolved_at"]), row["external_ref"]

@@ -1,4 +1,5 @@
 """The SLA and KPI read models and their queries on PostgreSQL, not only on SQLite."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from infra.composition_root import Container, bootstrap
 from application.access import Role
+from infra.composition_root import Container, bootstrap
 from infra.settings import Settings
 from tests.builders import FULL_LIFECYCLE, ctx, log_command
 
@@ -45,5 +46,9 @@ def test_sla_and_kpi_queries_answer_on_postgresql(pg_container):
     rows = kpis.json()["rows"]
     assert sum(r["opened"] for r in rows) == 3
     assert sum(r["resolved"] for r in rows) == 3
-    assert client.get("/v1/kpis", params={"period": "day"},
-                      headers={**headers, "Accept": "text/csv"}).status_code == 200
+    assert (
+        client.get(
+            "/v1/kpis", params={"period": "day"}, headers={**headers, "Accept": "text/csv"}
+        ).status_code
+        == 200
+    )

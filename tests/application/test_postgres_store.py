@@ -1,4 +1,5 @@
 """The same ServiceDesk and read models on a real PostgreSQL server (event store + read DB)."""
+
 from __future__ import annotations
 
 import threading
@@ -7,23 +8,48 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from application.desk.errors import VersionConflict
 from domain.incident.commands import Acknowledge, Assign, Comment, Escalate, Hold, Resolve
 from infra.composition_root import Container, bootstrap
-from application.desk.errors import VersionConflict
 from infra.settings import Settings
-from projections.incident import incident_queue as incidents
 from projections.audit import incident_timeline as timeline
+from projections.incident import incident_queue as incidents
 from tests.builders import BOT, FULL_LIFECYCLE, ctx, log_command
 
-SHARED = ("number", "title", "caller", "channel", "service", "category", "subcategory", "impact",
-          "urgency", "priority", "state", "hold_reason", "assignment_group", "assignee", "tier",
-          "major", "reassignment_count", "reopen_count", "resolution_code", "satisfaction")
+SHARED = (
+    "number",
+    "title",
+    "caller",
+    "channel",
+    "service",
+    "category",
+    "subcategory",
+    "impact",
+    "urgency",
+    "priority",
+    "state",
+    "hold_reason",
+    "assignment_group",
+    "assignee",
+    "tier",
+    "major",
+    "reassignment_count",
+    "reopen_count",
+    "resolution_code",
+    "satisfaction",
+)
 
 
 @pytest.fixture
 def pg_container(tmp_path, pg_database) -> Iterator[Container]:
-    container = bootstrap(Settings(data_dir=tmp_path, database_url=pg_database,
-                                   read_database_url=pg_database, snapshot_interval=5))
+    container = bootstrap(
+        Settings(
+            data_dir=tmp_path,
+            database_url=pg_database,
+            read_database_url=pg_database,
+            snapshot_interval=5,
+        )
+    )
     try:
         yield container
     finally:
@@ -36,10 +62,15 @@ def test_store_and_read_models_are_on_postgresql(pg_container, pg_database):
     assert type(pg_container.desk.recorder).__module__ == "eventsourcing.postgres"
     incident = pg_container.desk.log_incident(log_command(), ctx())
     with psycopg.connect(pg_database) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
-        stored = conn.execute("SELECT COUNT(*) FROM servicedesk_events WHERE originator_id = %s",
-                              (incident.id,)).fetchone()[0]
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        }
+        stored = conn.execute(
+            "SELECT COUNT(*) FROM servicedesk_events WHERE originator_id = %s", (incident.id,)
+        ).fetchone()[0]
     assert {"servicedesk_events", "rm_incidents", "rm_timeline", "projection_positions"} <= tables
     assert stored == incident.version == 1
 
@@ -52,7 +83,12 @@ def test_logs_and_changes_an_incident(pg_container):
     desk.execute(incident.id, Hold(reason="awaiting_vendor"), ctx(BOT))
     loaded = desk.get_incident(incident.id)
     assert (loaded.number, loaded.priority, loaded.state, loaded.hold_reason, loaded.version) == (
-        "INC0001001", "P1", "on_hold", "awaiting_vendor", 4)
+        "INC0001001",
+        "P1",
+        "on_hold",
+        "awaiting_vendor",
+        4,
+    )
     assert loaded.acknowledged_at is not None and loaded.acknowledged_at.tzinfo is not None
 
 
@@ -136,15 +172,19 @@ def test_read_models_match_after_catch_up(pg_container):
     assert rows["second"]["major"] is True
     assert total == 1 and page[0]["number"] == second.number
     assert [e["version"] for e in entries] == list(range(1, len(FULL_LIFECYCLE) + 2))
-    assert [e["causation_id"] for e in entries[1:]] == [f"pg-{s}" for s in range(len(FULL_LIFECYCLE))]
+    assert [e["causation_id"] for e in entries[1:]] == [
+        f"pg-{s}" for s in range(len(FULL_LIFECYCLE))
+    ]
     runner = pg_container.runner("incidents")
     assert runner.positions("notifications") == {0: desk.stored_events() + 1}
 
 
 def _rows(container) -> list[tuple]:
     with container.read_db.transaction() as tx:
-        return (tx.execute("SELECT * FROM rm_incidents ORDER BY number").fetchall()
-                + tx.execute("SELECT * FROM rm_timeline ORDER BY incident_id, version").fetchall())
+        return (
+            tx.execute("SELECT * FROM rm_incidents ORDER BY number").fetchall()
+            + tx.execute("SELECT * FROM rm_timeline ORDER BY incident_id, version").fetchall()
+        )
 
 
 def test_restart_reset_and_replay_on_postgresql(tmp_path, pg_database):

@@ -1,10 +1,16 @@
 """A read model that cannot fold one event quarantines that aggregate; the rest flows on."""
+
 from __future__ import annotations
 
 import pytest
 
 from tests.application.test_projection_runner import (
-    AppliedLog, applied, as_rows, db, feed, make_runner,  # noqa: F401 - db is a fixture
+    AppliedLog,
+    applied,
+    as_rows,
+    db,  # noqa: F401 - a fixture
+    feed,
+    make_runner,
 )
 
 
@@ -18,8 +24,11 @@ class Picky(AppliedLog):
 
     def apply(self, tx, event):
         super().apply(tx, event)
-        if event.aggregate_id == self.poison_aggregate and event.aggregate_version == 3 \
-                and not self.fixed:
+        if (
+            event.aggregate_id == self.poison_aggregate
+            and event.aggregate_version == 3
+            and not self.fixed
+        ):
             raise OverflowError("date value out of range")
 
 

@@ -1,4 +1,5 @@
 """ProjectionRunner: exactly-once application of feed batches to read models on SQLite."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -9,10 +10,10 @@ import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Hold, Resolve
 from infra.sql.database import SqliteDatabase, Tx
-from projections.runtime.runner import Projection, ProjectionRunner
-from projections.runtime.envelope import Envelope
-from projections.incident.incident_queue import COLUMNS, IncidentsProjection
 from projections.audit.incident_timeline import TimelineProjection
+from projections.incident.incident_queue import COLUMNS, IncidentsProjection
+from projections.runtime.envelope import Envelope
+from projections.runtime.runner import Projection, ProjectionRunner
 from tests.builders import drive, envelopes_of, new_incident
 
 
@@ -23,12 +24,16 @@ class AppliedLog(Projection):
     tables: ClassVar[tuple[str, ...]] = ("t_applied",)
 
     def ddl(self):
-        return ["CREATE TABLE IF NOT EXISTS t_applied (aggregate_id TEXT, version INTEGER,"
-                " event_type TEXT)"]
+        return [
+            "CREATE TABLE IF NOT EXISTS t_applied (aggregate_id TEXT, version INTEGER,"
+            " event_type TEXT)"
+        ]
 
     def apply(self, tx: Tx, event: Envelope) -> None:
-        tx.execute("INSERT INTO t_applied VALUES (%s, %s, %s)",
-                   (event.aggregate_id, event.aggregate_version, event.name))
+        tx.execute(
+            "INSERT INTO t_applied VALUES (%s, %s, %s)",
+            (event.aggregate_id, event.aggregate_version, event.name),
+        )
 
 
 @pytest.fixture
@@ -51,16 +56,21 @@ def log_runner(db) -> ProjectionRunner:
 
 def applied(db) -> list[tuple]:
     with db.transaction() as tx:
-        return tx.execute("SELECT aggregate_id, version, event_type FROM t_applied"
-                          " ORDER BY rowid").fetchall()
+        return tx.execute(
+            "SELECT aggregate_id, version, event_type FROM t_applied ORDER BY rowid"
+        ).fetchall()
 
 
 def feed() -> list[tuple[int, Envelope]]:
     """Ten events of two incidents, interleaved, at positions 1..10."""
-    a = drive(new_incident("INC0001001"), [Assign(group="network"), Acknowledge(),
-                                           Hold(reason="awaiting_vendor"), Resolve(code="x")])
-    b = drive(new_incident("INC0001002"), [Comment(text="hi"), Assign(group="messaging"),
-                                           Acknowledge(), Comment(text="bye")])
+    a = drive(
+        new_incident("INC0001001"),
+        [Assign(group="network"), Acknowledge(), Hold(reason="awaiting_vendor"), Resolve(code="x")],
+    )
+    b = drive(
+        new_incident("INC0001002"),
+        [Comment(text="hi"), Assign(group="messaging"), Acknowledge(), Comment(text="bye")],
+    )
     ea, eb = a.collect_events(), b.collect_events()
     ordered = [ea[0], eb[0], ea[1], eb[1], ea[2], eb[2], ea[3], eb[3], ea[4], eb[4]]
     return list(enumerate(envelopes_of(ordered), start=1))
@@ -100,8 +110,11 @@ def test_a_duplicate_event_at_a_later_position_is_dropped(log_runner, db):
     records = feed()
     assert log_runner.apply_batch("kafka", 0, 0, records[:5]) == 6
     # a relay that crashed after publishing 4..5 republishes them at positions 6 and 7
-    retried = [(6, records[3][1]), (7, records[4][1]),
-               *((pos + 2, event) for pos, event in records[5:])]
+    retried = [
+        (6, records[3][1]),
+        (7, records[4][1]),
+        *((pos + 2, event) for pos, event in records[5:]),
+    ]
     assert log_runner.apply_batch("kafka", 0, 6, retried) == 13
     assert applied(db) == as_rows(records)
 
@@ -154,12 +167,15 @@ def test_positions_are_per_projection(db):
 def read_all(db) -> dict[str, list[tuple]]:
     with db.transaction() as tx:
         return {
-            "rm_incidents": tx.execute(f"SELECT {', '.join(COLUMNS)} FROM rm_incidents"
-                                       " ORDER BY id").fetchall(),
-            "rm_timeline": tx.execute("SELECT * FROM rm_timeline ORDER BY incident_id, version"
-                                      ).fetchall(),
-            "rm_timeline_heads": tx.execute("SELECT * FROM rm_timeline_heads ORDER BY incident_id"
-                                            ).fetchall(),
+            "rm_incidents": tx.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM rm_incidents ORDER BY id"
+            ).fetchall(),
+            "rm_timeline": tx.execute(
+                "SELECT * FROM rm_timeline ORDER BY incident_id, version"
+            ).fetchall(),
+            "rm_timeline_heads": tx.execute(
+                "SELECT * FROM rm_timeline_heads ORDER BY incident_id"
+            ).fetchall(),
         }
 
 

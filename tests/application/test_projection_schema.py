@@ -1,14 +1,15 @@
 """A read model whose tables changed shape is dropped and replayed from the start."""
+
 from __future__ import annotations
 
 from domain.incident.commands import Assign, LogIncident
-from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.command_context import Context
 from infra.composition_root import bootstrap
 from infra.settings import Settings
 from projections.incident import incident_queue as incidents
-from projections.runtime.runner import ProjectionRunner
 from projections.incident.incident_queue import IncidentsProjection
+from projections.runtime.runner import ProjectionRunner
 
 CTX = Context(Actor("alice"), "req")
 
@@ -25,7 +26,8 @@ def count(db) -> int:
 def test_a_new_schema_version_drops_the_tables_and_the_feed_replays_them(tmp_path):
     container = bootstrap(Settings(data_dir=tmp_path))
     incident = container.desk.log_incident(
-        LogIncident(title="Disk full", caller="bob", impact=2, urgency=2), CTX)
+        LogIncident(title="Disk full", caller="bob", impact=2, urgency=2), CTX
+    )
     container.desk.execute(incident.id, Assign(group="storage"), CTX)
     container.feed.catch_up()
     with container.read_db.transaction() as tx:
@@ -45,7 +47,9 @@ def test_a_new_schema_version_drops_the_tables_and_the_feed_replays_them(tmp_pat
 
 def test_an_unchanged_schema_version_keeps_the_read_model(tmp_path):
     container = bootstrap(Settings(data_dir=tmp_path))
-    container.desk.log_incident(LogIncident(title="Disk full", caller="bob", impact=2, urgency=2), CTX)
+    container.desk.log_incident(
+        LogIncident(title="Disk full", caller="bob", impact=2, urgency=2), CTX
+    )
     container.feed.catch_up()
     ProjectionRunner(container.read_db, IncidentsProjection()).setup()
     assert count(container.read_db) == 1

@@ -1,5 +1,6 @@
 """The ServiceDesk on a real SQLite event store: numbering, concurrency, as_of, snapshots,
 read models fed by the in-process feed."""
+
 from __future__ import annotations
 
 import threading
@@ -10,23 +11,51 @@ import orjson
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from application.desk.errors import IncidentNotFound, VersionConflict
 from domain.incident.commands import (
-    Acknowledge, Assign, Cancel, Comment, Escalate, Hold, Reprioritise, Resolve, Resume,
+    Acknowledge,
+    Assign,
+    Cancel,
+    Comment,
+    Escalate,
+    Hold,
+    Reprioritise,
+    Resolve,
+    Resume,
 )
 from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from infra.composition_root import bootstrap
-from application.desk.errors import IncidentNotFound, VersionConflict
 from infra.settings import Settings
-from projections.incident import incident_queue as incidents
 from projections.audit import incident_timeline as timeline
+from projections.incident import incident_queue as incidents
 from tests.builders import ALICE, BOT, FULL_LIFECYCLE, ctx, log_command
 
-SHARED = ("number", "title", "description", "caller", "channel", "service", "category",
-          "subcategory", "impact", "urgency", "priority", "state", "hold_reason",
-          "assignment_group", "assignee", "tier", "major", "reassignment_count", "reopen_count",
-          "resolution_code", "satisfaction", "version")
+SHARED = (
+    "number",
+    "title",
+    "description",
+    "caller",
+    "channel",
+    "service",
+    "category",
+    "subcategory",
+    "impact",
+    "urgency",
+    "priority",
+    "state",
+    "hold_reason",
+    "assignment_group",
+    "assignee",
+    "tier",
+    "major",
+    "reassignment_count",
+    "reopen_count",
+    "resolution_code",
+    "satisfaction",
+    "version",
+)
 
 
 def run_threads(target, count: int) -> list[BaseException]:
@@ -49,6 +78,7 @@ def run_threads(target, count: int) -> list[BaseException]:
 
 
 # -- numbering -------------------------------------------------------------------------------
+
 
 def test_numbers_are_sequential_and_unique(desk):
     numbers = [desk.log_incident(log_command(), ctx()).number for _ in range(5)]
@@ -88,6 +118,7 @@ def test_a_refused_log_stores_nothing(desk):
 
 
 # -- commands and optimistic concurrency ------------------------------------------------------
+
 
 def test_execute_loads_runs_and_saves(desk):
     incident = desk.log_incident(log_command(impact=1, urgency=1), ctx())
@@ -171,7 +202,8 @@ def test_racing_writers_without_expected_version_lose_no_update(desk, writers, e
     assert errors == []
     events = list(desk.events.get(incident.id))
     assert sorted(e.text for e in events[1:]) == sorted(
-        f"w{n}-{k}" for n in range(writers) for k in range(each))
+        f"w{n}-{k}" for n in range(writers) for k in range(each)
+    )
     assert [e.originator_version for e in events] == list(range(1, writers * each + 2))
 
 
@@ -181,10 +213,11 @@ def test_racing_writers_with_the_same_expected_version_exactly_one_wins(desk):
         version = desk.get_incident(incident.id).version
         outcomes: list[str] = []
 
-        def write(n: int) -> None:
+        def write(n: int, version: int = version, outcomes: list[str] = outcomes) -> None:
             try:
-                desk.execute(incident.id, Comment(text=f"v{version}-w{n}"),
-                             ctx(expected_version=version))
+                desk.execute(
+                    incident.id, Comment(text=f"v{version}-w{n}"), ctx(expected_version=version)
+                )
                 outcomes.append("won")
             except VersionConflict:
                 outcomes.append("conflict")
@@ -196,19 +229,25 @@ def test_racing_writers_with_the_same_expected_version_exactly_one_wins(desk):
 
 # -- as_of ------------------------------------------------------------------------------------
 
+
 def test_as_of_gives_the_state_between_events(desk):
     incident = desk.log_incident(log_command(), ctx())
-    for command in (Assign(group="network"), Acknowledge(), Hold(reason="awaiting_vendor"),
-                    Resume(), Resolve(code="fixed")):
+    for command in (
+        Assign(group="network"),
+        Acknowledge(),
+        Hold(reason="awaiting_vendor"),
+        Resume(),
+        Resolve(code="fixed"),
+    ):
         desk.execute(incident.id, command, ctx())
     events = list(desk.events.get(incident.id))
     stamps = [e.timestamp for e in events]
     assert stamps == sorted(stamps)
     expected_states = ["new", "new", "in_progress", "on_hold", "in_progress", "resolved"]
-    for event, state in zip(events, expected_states):
+    for event, state in zip(events, expected_states, strict=True):
         at_event = desk.incident_as_of(incident.id, event.timestamp)
         assert (at_event.version, at_event.state) == (event.originator_version, state)
-    for before, after, state in zip(events, events[1:], expected_states):
+    for before, after, state in zip(events, events[1:], expected_states, strict=False):
         if after.timestamp > before.timestamp:
             middle = before.timestamp + (after.timestamp - before.timestamp) / 2
             between = desk.incident_as_of(incident.id, middle)
@@ -224,6 +263,7 @@ def test_as_of_before_creation_is_not_found(desk):
 
 
 # -- snapshots --------------------------------------------------------------------------------
+
 
 def test_snapshots_every_n_events_give_the_same_state(tmp_path):
     container = bootstrap(Settings(data_dir=tmp_path, snapshot_interval=5))
@@ -261,6 +301,7 @@ def test_snapshot_interval_defaults_to_50(container):
 
 # -- upcasting through the store -------------------------------------------------------------
 
+
 def test_an_incident_stored_with_a_v1_logged_event_loads(desk):
     incident = desk.log_incident(log_command(channel="email"), ctx())
     logged = list(desk.events.get(incident.id))[0]
@@ -268,16 +309,28 @@ def test_an_incident_stored_with_a_v1_logged_event_loads(desk):
     del state["channel"], state["class_version"]
     state.pop("at", None)  # added by a later version than v1
     legacy_id = uuid4()
-    desk.recorder.insert_events([StoredEvent(originator_id=legacy_id, originator_version=1,
-                                             topic=desk.mapper.to_stored_event(logged).topic,
-                                             state=orjson.dumps(state))])
+    desk.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=legacy_id,
+                originator_version=1,
+                topic=desk.mapper.to_stored_event(logged).topic,
+                state=orjson.dumps(state),
+            )
+        ]
+    )
     desk.execute(legacy_id, Acknowledge(), ctx())
     loaded = desk.get_incident(legacy_id)
     assert (loaded.channel, loaded.state, loaded.version, loaded.number) == (
-        "phone", "in_progress", 2, incident.number)
+        "phone",
+        "in_progress",
+        2,
+        incident.number,
+    )
 
 
 # -- read models --------------------------------------------------------------------------------
+
 
 def test_read_model_after_catch_up_equals_the_aggregate(container, desk):
     ids = []
@@ -333,10 +386,17 @@ def test_catch_up_on_an_empty_store_returns(container, monkeypatch):
 def _populate(desk):
     """Seven incidents with different states, priorities and groups."""
     made = []
-    for n, (group, agent, impact) in enumerate([
-        ("network", "dave", 1), ("network", None, 2), ("messaging", "erin", 1),
-        ("network", "dave", 3), ("messaging", None, 2), ("network", "erin", 1), (None, None, 3),
-    ]):
+    for n, (group, agent, impact) in enumerate(
+        [
+            ("network", "dave", 1),
+            ("network", None, 2),
+            ("messaging", "erin", 1),
+            ("network", "dave", 3),
+            ("messaging", None, 2),
+            ("network", "erin", 1),
+            (None, None, 3),
+        ]
+    ):
         incident = desk.log_incident(log_command(title=f"t{n}", impact=impact, urgency=1), ctx())
         if group:
             desk.execute(incident.id, Assign(group=group, agent=agent), ctx())
@@ -359,8 +419,10 @@ def test_search_filters_and_pages(container, desk):
         ({"state": "in_progress"}, lambda i: i.state == "in_progress"),
         ({"priority": "P1"}, lambda i: i.priority == "P1"),
         ({"assignment_group": "network"}, lambda i: i.assignment_group == "network"),
-        ({"assignment_group": "network", "assignee": "dave"},
-         lambda i: (i.assignment_group, i.assignee) == ("network", "dave")),
+        (
+            {"assignment_group": "network", "assignee": "dave"},
+            lambda i: (i.assignment_group, i.assignee) == ("network", "dave"),
+        ),
         ({"state": "new", "priority": "P2"}, lambda i: (i.state, i.priority) == ("new", "P2")),
         ({"number": "INC0001003"}, lambda i: i.number == "INC0001003"),
         ({"state": "closed"}, lambda i: False),
@@ -384,31 +446,46 @@ def test_search_filters_and_pages(container, desk):
 def test_timeline_entries_in_version_order_with_actor_and_causation(container, desk):
     upstream = Actor("monitoring", ActorKind.UPSTREAM)
     incident = desk.log_incident(log_command(), ctx(upstream, "alert-42"))
-    steps = [(Assign(group="network", agent="dave"), BOT, "rule-1"),
-             (Acknowledge(), Actor("dave"), "req-a"),
-             (Comment(text="on it", public=True), Actor("dave"), "req-b"),
-             (Hold(reason="awaiting_vendor"), ALICE, "req-c")]
+    steps = [
+        (Assign(group="network", agent="dave"), BOT, "rule-1"),
+        (Acknowledge(), Actor("dave"), "req-a"),
+        (Comment(text="on it", public=True), Actor("dave"), "req-b"),
+        (Hold(reason="awaiting_vendor"), ALICE, "req-c"),
+    ]
     for command, actor, causation in steps:
         desk.execute(incident.id, command, ctx(actor, causation))
     container.feed.catch_up()
     with container.read_db.transaction() as tx:
         entries = timeline.entries(tx, str(incident.id))
     assert [e["version"] for e in entries] == [1, 2, 3, 4, 5]
-    assert [e["event"] for e in entries] == ["Logged", "Assigned", "Acknowledged", "Commented",
-                                             "PutOnHold"]
+    assert [e["event"] for e in entries] == [
+        "Logged",
+        "Assigned",
+        "Acknowledged",
+        "Commented",
+        "PutOnHold",
+    ]
     assert [e["actor"] for e in entries] == [
-        {"id": "monitoring", "kind": "upstream"}, {"id": "sla-bot", "kind": "automation"},
-        {"id": "dave", "kind": "person"}, {"id": "dave", "kind": "person"},
-        {"id": "alice", "kind": "person"}]
+        {"id": "monitoring", "kind": "upstream"},
+        {"id": "sla-bot", "kind": "automation"},
+        {"id": "dave", "kind": "person"},
+        {"id": "dave", "kind": "person"},
+        {"id": "alice", "kind": "person"},
+    ]
     assert [e["causation_id"] for e in entries] == ["alert-42", "rule-1", "req-a", "req-b", "req-c"]
     assert entries[1]["changes"] == [
         {"field": "assignment_group", "before": None, "after": "network"},
-        {"field": "assignee", "before": None, "after": "dave"}]
-    assert entries[3]["changes"] == [] and entries[3]["details"] == {"text": "on it", "public": True}
+        {"field": "assignee", "before": None, "after": "dave"},
+    ]
+    assert entries[3]["changes"] == [] and entries[3]["details"] == {
+        "text": "on it",
+        "public": True,
+    }
     assert {"field": "state", "before": "in_progress", "after": "on_hold"} in entries[4]["changes"]
     events = list(desk.events.get(incident.id))
     assert [e["occurred_at"] for e in entries] == [
-        ev.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for ev in events]
+        ev.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for ev in events
+    ]
 
 
 def test_an_incident_stored_before_the_practice_folders_still_loads(desk):
@@ -416,9 +493,18 @@ def test_an_incident_stored_before_the_practice_folders_still_loads(desk):
     incident = desk.log_incident(log_command(), ctx())
     logged = desk.mapper.to_stored_event(list(desk.events.get(incident.id))[0])
     legacy_id = uuid4()
-    desk.recorder.insert_events([StoredEvent(originator_id=legacy_id, originator_version=1,
-                                             topic="domain.incident:Incident.Logged",
-                                             state=logged.state)])
+    desk.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=legacy_id,
+                originator_version=1,
+                topic="domain.incident:Incident.Logged",
+                state=logged.state,
+            )
+        ]
+    )
     desk.execute(legacy_id, Acknowledge(), ctx())
     assert (desk.get_incident(legacy_id).number, desk.get_incident(legacy_id).version) == (
-        incident.number, 2)
+        incident.number,
+        2,
+    )

@@ -1,4 +1,5 @@
 """The SLA scheduler against a real desk and read model: on time, once, across restarts."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
 from infra.composition_root import bootstrap
 from infra.settings import Settings
 from tests.builders import ctx, log_command
@@ -17,8 +18,12 @@ from tests.waiting import wait_until
 
 def _settings(tmp_path, respond: str = "*=2") -> Settings:
     # 24x7 (no calendar), a 2 s respond target: warnings at 1, 1.5 and 1.8 s, breach at 2 s.
-    return Settings(data_dir=tmp_path, sla_default_respond=respond,
-                    sla_default_resolve="*=3600", sla_scheduler_poll=0.05)
+    return Settings(
+        data_dir=tmp_path,
+        sla_default_respond=respond,
+        sla_default_resolve="*=3600",
+        sla_scheduler_poll=0.05,
+    )
 
 
 @pytest.fixture
@@ -29,8 +34,11 @@ def container(tmp_path):
 
 
 def sla_events(desk, incident_id) -> list:
-    return [e for e in desk.events.get(incident_id)
-            if type(e).__name__ in ("SlaWarningReached", "SlaBreached")]
+    return [
+        e
+        for e in desk.events.get(incident_id)
+        if type(e).__name__ in ("SlaWarningReached", "SlaBreached")
+    ]
 
 
 def test_warnings_and_breach_are_recorded_within_a_second_of_the_due_time(container):
@@ -39,16 +47,22 @@ def test_warnings_and_breach_are_recorded_within_a_second_of_the_due_time(contai
     scheduler = container.sla_scheduler().start()
     try:
         incident = desk.log_incident(log_command(), ctx())
-        wait_until(lambda: any(type(e).__name__ == "SlaBreached"
-                               for e in sla_events(desk, incident.id)), timeout=10)
+        wait_until(
+            lambda: any(type(e).__name__ == "SlaBreached" for e in sla_events(desk, incident.id)),
+            timeout=10,
+        )
     finally:
         scheduler.stop()
     events = sla_events(desk, incident.id)
     start = incident.created_on
     kinds = [(type(e).__name__, getattr(e, "threshold", None), e.metric) for e in events]
-    assert kinds == [("SlaWarningReached", 50, "respond"), ("SlaWarningReached", 75, "respond"),
-                     ("SlaWarningReached", 90, "respond"), ("SlaBreached", None, "respond")]
-    for event, fraction in zip(events, (0.5, 0.75, 0.9, 1.0)):
+    assert kinds == [
+        ("SlaWarningReached", 50, "respond"),
+        ("SlaWarningReached", 75, "respond"),
+        ("SlaWarningReached", 90, "respond"),
+        ("SlaBreached", None, "respond"),
+    ]
+    for event, fraction in zip(events, (0.5, 0.75, 0.9, 1.0), strict=False):
         due = start.timestamp() + 2 * fraction
         lateness = event.timestamp.timestamp() - due
         assert -0.01 <= lateness <= 1.0, (type(event).__name__, lateness)
@@ -68,12 +82,20 @@ def test_the_breach_reaches_the_clock_read_model_and_the_timeline(container):
     assert scheduler.fire_due() == 4
     container.feed.catch_up()
     from projections.sla.sla_queries import ticket_clocks
+
     with container.read_db.transaction(read_only=True) as tx:
-        respond = next(c for c in ticket_clocks(tx, str(incident.id), datetime.now().astimezone())
-                       if c["metric"] == "respond")
-        timeline = [r[0] for r in tx.execute(
-            "SELECT event_type FROM rm_timeline WHERE incident_id = %s ORDER BY version",
-            (str(incident.id),)).fetchall()]
+        respond = next(
+            c
+            for c in ticket_clocks(tx, str(incident.id), datetime.now().astimezone())
+            if c["metric"] == "respond"
+        )
+        timeline = [
+            r[0]
+            for r in tx.execute(
+                "SELECT event_type FROM rm_timeline WHERE incident_id = %s ORDER BY version",
+                (str(incident.id),),
+            ).fetchall()
+        ]
     assert respond["state"] == "breached" and respond["breach_recorded"]
     assert respond["warnings_recorded"] == [50, 75, 90]
     assert timeline.count("SlaWarningReached") == 3 and timeline.count("SlaBreached") == 1
@@ -107,10 +129,16 @@ def test_after_a_restart_what_fell_due_meanwhile_is_recorded_once(tmp_path):
         scheduler.refresh()
         assert scheduler.fire_due() == 0
         for incident in incidents:
-            counts = Counter((type(e).__name__, getattr(e, "threshold", None))
-                             for e in sla_events(reopened.desk, incident.id))
-            assert counts == {("SlaWarningReached", 50): 1, ("SlaWarningReached", 75): 1,
-                              ("SlaWarningReached", 90): 1, ("SlaBreached", None): 1}
+            counts = Counter(
+                (type(e).__name__, getattr(e, "threshold", None))
+                for e in sla_events(reopened.desk, incident.id)
+            )
+            assert counts == {
+                ("SlaWarningReached", 50): 1,
+                ("SlaWarningReached", 75): 1,
+                ("SlaWarningReached", 90): 1,
+                ("SlaBreached", None): 1,
+            }
     finally:
         reopened.close()
 
@@ -119,6 +147,7 @@ def test_an_acknowledged_ticket_gets_no_respond_alarm(container):
     desk = container.desk
     incident = desk.log_incident(log_command(), ctx())
     from domain.incident.commands import Acknowledge
+
     desk.execute(incident.id, Acknowledge(), ctx())
     container.feed.catch_up()
     time.sleep(2.1)
@@ -142,8 +171,9 @@ def test_the_scheduler_learns_changed_rows_only(container):
 
 def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
     """No notice of a moment the history has not reached; it runs on from its latest event."""
-    container = bootstrap(Settings(data_dir=tmp_path, sla_default_respond="*=3600",
-                                   sla_default_resolve="*=86400"))
+    container = bootstrap(
+        Settings(data_dir=tmp_path, sla_default_respond="*=3600", sla_default_resolve="*=86400")
+    )
     try:
         desk, opened = container.desk, datetime(2016, 3, 1, 8, 0, tzinfo=UTC)
         incident = desk.log_incident(log_command(), _imported(opened))
@@ -156,6 +186,7 @@ def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
         scheduler.clock = lambda: recorded + 1801  # its own time passed 08:30, the 50 % mark
         assert scheduler.fire_due() == 1
         from domain.incident.commands import Acknowledge
+
         desk.execute(incident.id, Acknowledge(), _imported(opened + timedelta(minutes=40)))
         container.feed.catch_up()
         scheduler.refresh()
@@ -163,20 +194,28 @@ def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
         assert scheduler.fire_due() == 4
         container.feed.catch_up()
         from projections.sla.sla_queries import ticket_clocks
+
         with container.read_db.transaction(read_only=True) as tx:
-            respond = next(c for c in ticket_clocks(tx, str(incident.id), opened)
-                           if c["metric"] == "respond")
-        notices = [(type(e).__name__, e.metric, getattr(e, "threshold", None))
-                   for e in sla_events(desk, incident.id)]
+            respond = next(
+                c for c in ticket_clocks(tx, str(incident.id), opened) if c["metric"] == "respond"
+            )
+        notices = [
+            (type(e).__name__, e.metric, getattr(e, "threshold", None))
+            for e in sla_events(desk, incident.id)
+        ]
     finally:
         container.close()
     assert notices == [
-        ("SlaWarningReached", "respond", 50), ("SlaWarningReached", "resolve", 50),
-        ("SlaWarningReached", "resolve", 75), ("SlaWarningReached", "resolve", 90),
-        ("SlaBreached", "resolve", None)]
+        ("SlaWarningReached", "respond", 50),
+        ("SlaWarningReached", "resolve", 50),
+        ("SlaWarningReached", "resolve", 75),
+        ("SlaWarningReached", "resolve", 90),
+        ("SlaBreached", "resolve", None),
+    ]
     assert respond["state"] == "met" and respond["elapsed_seconds"] == 40 * 60
 
 
 def _imported(at: datetime) -> Context:
-    return Context(by=Actor("servicenow", ActorKind.UPSTREAM), causation_id="import",
-                   occurred_at=at)
+    return Context(
+        by=Actor("servicenow", ActorKind.UPSTREAM), causation_id="import", occurred_at=at
+    )

@@ -1,5 +1,6 @@
 """`itsm inbound` as its own process: it applies what arrives on itsm.inbound, dead-letters
 what it cannot apply, and says so on its /metrics endpoint."""
+
 from __future__ import annotations
 
 import os
@@ -15,21 +16,33 @@ from tests.unit.test_inbound_snapshots import snap
 from tests.waiting import wait_until
 
 
-def test_the_inbound_process_reports_what_it_applied_and_rejected(tmp_path, kafka_bootstrap,
-                                                                 kafka_topic_prefix):
+def test_the_inbound_process_reports_what_it_applied_and_rejected(
+    tmp_path, kafka_bootstrap, kafka_topic_prefix
+):
     port, topic = free_port(), f"{kafka_topic_prefix}.inbound"
-    env = {**os.environ, "ITSM_DATA_DIR": str(tmp_path), "ITSM_KAFKA_BOOTSTRAP": kafka_bootstrap,
-           "ITSM_INBOUND_TOPIC": topic, "ITSM_KAFKA_PARTITIONS": "1"}
+    env = {
+        **os.environ,
+        "ITSM_DATA_DIR": str(tmp_path),
+        "ITSM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "ITSM_INBOUND_TOPIC": topic,
+        "ITSM_KAFKA_PARTITIONS": "1",
+    }
     with open(tmp_path / "inbound.log", "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "inbound", "--metrics-port", str(port)],
-            env=env, cwd=ROOT, stdout=log, stderr=log)
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
         data = snap(0)
-        producer.send(topic, key=data["ref"].encode(),
-                      value=cloudevent("incident.snapshot", "servicenow://acme", "e1",
-                                       data["ref"], data))
+        producer.send(
+            topic,
+            key=data["ref"].encode(),
+            value=cloudevent("incident.snapshot", "servicenow://acme", "e1", data["ref"], data),
+        )
         producer.send(topic, key=b"junk", value=b"{not json")
         producer.flush()
 

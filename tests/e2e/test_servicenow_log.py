@@ -18,6 +18,7 @@ the incident.snapshot mapper written out again here and in tests/data_files.py:
 
 `ITSM_E2E_LOG_LIMIT=N` runs on the first N rows only (development).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,16 @@ import pytest
 from bench.servicenow_replay import replay
 from tests.data_files import applied_rows, servicenow_histories, servicenow_log
 
-STATES = {"New": "new", "Active": "in_progress", "Awaiting User Info": "on_hold",
-          "Awaiting Vendor": "on_hold", "Awaiting Problem": "on_hold",
-          "Awaiting Evidence": "on_hold", "Resolved": "resolved", "Closed": "closed"}
+STATES = {
+    "New": "new",
+    "Active": "in_progress",
+    "Awaiting User Info": "on_hold",
+    "Awaiting Vendor": "on_hold",
+    "Awaiting Problem": "on_hold",
+    "Awaiting Evidence": "on_hold",
+    "Resolved": "resolved",
+    "Closed": "closed",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +56,25 @@ def expected_from_csv(path: Path, limit: int | None = None) -> dict[str, dict]:
     result = {}
     for number, history in servicenow_histories(path, limit).items():
         applied = applied_rows(history)
-        reopens = sum(int(b["reopen_count"]) > int(a["reopen_count"])
-                      for a, b in zip(applied, applied[1:]))
-        moves = sum(a["assignment_group"] != "?" and b["assignment_group"] != "?"
-                    and a["assignment_group"] != b["assignment_group"]
-                    for a, b in zip(applied, applied[1:]))
-        resolved = next((r["sys_updated_at"] for r in applied
-                         if r["incident_state"] in ("Resolved", "Closed")), None)
+        reopens = sum(
+            int(b["reopen_count"]) > int(a["reopen_count"])
+            for a, b in zip(applied, applied[1:], strict=False)
+        )
+        moves = sum(
+            a["assignment_group"] != "?"
+            and b["assignment_group"] != "?"
+            and a["assignment_group"] != b["assignment_group"]
+            for a, b in zip(applied, applied[1:], strict=False)
+        )
+        resolved = next(
+            (r["sys_updated_at"] for r in applied if r["incident_state"] in ("Resolved", "Closed")),
+            None,
+        )
         result[number] = {
-            "state": STATES[applied[-1]["incident_state"]], "reopens": reopens,
-            "group_changes": moves, "opened": _time(applied[0]["opened_at"]),
+            "state": STATES[applied[-1]["incident_state"]],
+            "reopens": reopens,
+            "group_changes": moves,
+            "opened": _time(applied[0]["opened_at"]),
             "resolved": _time(resolved) if resolved else None,
         }
     return result
@@ -81,16 +98,23 @@ def expected_kpis(incidents: dict[str, dict]) -> dict[str, dict]:
     return result
 
 
-def test_the_real_log_through_kafka_agrees_with_the_raw_csv(kafka_bootstrap, kafka_topic_prefix,
-                                                            tmp_path):
-    limit = int(os.environ["ITSM_E2E_LOG_LIMIT"]) if os.environ.get("ITSM_E2E_LOG_LIMIT") \
-        else None
+def test_the_real_log_through_kafka_agrees_with_the_raw_csv(
+    kafka_bootstrap, kafka_topic_prefix, tmp_path
+):
+    limit = int(os.environ["ITSM_E2E_LOG_LIMIT"]) if os.environ.get("ITSM_E2E_LOG_LIMIT") else None
     log = servicenow_log()
     expected = expected_from_csv(log, limit)
     started = time.perf_counter()
-    result, container = replay(log, kafka_bootstrap, tmp_path, partitions=3, limit=limit,
-                               projections=["kpis"], prefix=kafka_topic_prefix,
-                               show_progress=False)
+    result, container = replay(
+        log,
+        kafka_bootstrap,
+        tmp_path,
+        partitions=3,
+        limit=limit,
+        projections=["kpis"],
+        prefix=kafka_topic_prefix,
+        show_progress=False,
+    )
     try:
         print(f"\n{result.report()}\n(total {time.perf_counter() - started:.1f} s)")
         from projections.kpi.kpi_queries import kpis
@@ -98,30 +122,45 @@ def test_the_real_log_through_kafka_agrees_with_the_raw_csv(kafka_bootstrap, kaf
         with container.read_db.transaction(read_only=True) as tx:
             facts = tx.execute(
                 "SELECT external_ref, state, reopen_count, reassignment_count, opened_s,"
-                " first_resolved_s FROM kpi_facts").fetchall()
+                " first_resolved_s FROM kpi_facts"
+            ).fetchall()
             monthly = kpis(tx, period="month")
     finally:
         container.close()
 
-    actual = {ref: {"state": state, "reopens": reopens, "group_changes": moves,
-                    "ttr": None if resolved is None else resolved - opened}
-              for ref, state, reopens, moves, opened, resolved in facts}
+    actual = {
+        ref: {
+            "state": state,
+            "reopens": reopens,
+            "group_changes": moves,
+            "ttr": None if resolved is None else resolved - opened,
+        }
+        for ref, state, reopens, moves, opened, resolved in facts
+    }
     assert len(actual) == len(facts)  # one fact row per source ticket
     assert set(actual) == set(expected), "the incidents differ"
-    want = {ref: {"state": e["state"], "reopens": e["reopens"],
-                  "group_changes": e["group_changes"],
-                  "ttr": None if e["resolved"] is None
-                  else (e["resolved"] - e["opened"]).total_seconds()}
-            for ref, e in expected.items()}
+    want = {
+        ref: {
+            "state": e["state"],
+            "reopens": e["reopens"],
+            "group_changes": e["group_changes"],
+            "ttr": None if e["resolved"] is None else (e["resolved"] - e["opened"]).total_seconds(),
+        }
+        for ref, e in expected.items()
+    }
     for field in ("state", "reopens", "group_changes", "ttr"):
         wrong = sorted(ref for ref in want if want[ref][field] != actual[ref][field])
-        assert not wrong, (f"{field} differs for {len(wrong)} incidents, e.g. "
-                           + "; ".join(f"{r}: want {want[r][field]}, got {actual[r][field]}"
-                                       for r in wrong[:5]))
+        assert not wrong, f"{field} differs for {len(wrong)} incidents, e.g. " + "; ".join(
+            f"{r}: want {want[r][field]}, got {actual[r][field]}" for r in wrong[:5]
+        )
 
-    got = {row["period"]: {k: row[k] for k in ("resolved", "reopen_rate", "ttr_mean_hours",
-                                               "ttr_median_hours")}
-           for row in monthly if row["resolved"]}
+    got = {
+        row["period"]: {
+            k: row[k] for k in ("resolved", "reopen_rate", "ttr_mean_hours", "ttr_median_hours")
+        }
+        for row in monthly
+        if row["resolved"]
+    }
     assert got == expected_kpis(expected)
     # Its first row in the file is an older Active record that carries the sys_mod_count of
     # the closing one: only the documented order lets the closing record win.

@@ -1,4 +1,5 @@
 """Fixtures of the fault suite: servers a test may kill, and where recovery figures go."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -11,6 +11,7 @@
   does), so that `assert_exactly_once` can compare the two and check each acknowledged
   command against the audit timeline.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,7 @@ def base_env(tmp_path: Path, **settings: str) -> dict[str, str]:
 
 def settings_of(env: dict[str, str], **overrides: Any) -> Settings:
     """The Settings the processes run with, for an in-test container on the same store."""
-    values = {k.removeprefix("ITSM_").lower(): v for k, v in env.items()
-              if k.startswith("ITSM_")}
+    values = {k.removeprefix("ITSM_").lower(): v for k, v in env.items() if k.startswith("ITSM_")}
     values.update(overrides)
     return Settings(**values)
 
@@ -85,8 +85,13 @@ class Proc:
         with open(self.log, "ab") as out:
             out.write(f"\n==== {time.strftime('%H:%M:%S')} start {self.args}\n".encode())
             out.flush()
-            self.popen = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args],
-                                          env=self.env, cwd=ROOT, stdout=out, stderr=out)
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", *self.args],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=out,
+            )
         return self
 
     @property
@@ -114,11 +119,13 @@ class Proc:
 
     def wait_for_log(self, text: str, timeout: float = 60) -> None:
         """Until the process has written `text` to its log; fails at once if it exits."""
+
         def written():
             assert self.alive(), f"{self.name} exited ({self.popen.returncode}):\n{self.tail()}"
             with open(self.log, "rb") as log:
                 log.seek(self._log_from)
                 return text.encode() in log.read()
+
         wait_until(written, timeout=timeout, interval=0.1, what=f"{self.name} to log {text!r}")
 
     def tail(self, chars: int = 4000) -> str:
@@ -129,10 +136,12 @@ class Proc:
 
 
 # What each role logs once its start-up (bootstrap: schema set-up included) is over.
-STARTED = {"serve": "Application startup complete",
-           "relay": "Instantiated an idempotent producer",
-           "worker": "IO loop starting (client_id=itsm-worker",
-           "inbound": "IO loop starting (client_id=itsm-inbound"}
+STARTED = {
+    "serve": "Application startup complete",
+    "relay": "Instantiated an idempotent producer",
+    "worker": "IO loop starting (client_id=itsm-worker",
+    "inbound": "IO loop starting (client_id=itsm-inbound",
+}
 
 
 @contextmanager
@@ -163,8 +172,10 @@ def prepare(env: dict[str, str], kafka: str, topic: str) -> tuple[Settings, str]
 
 def pipeline(env: dict[str, str], logs: Path) -> tuple[Proc, Proc, Proc]:
     """`itsm serve`, `relay` and `worker`, not started, each logging into `logs`."""
-    return tuple(Proc(role, [role], env, logs / f"{role}.log")  # type: ignore[return-value]
-                 for role in ("serve", "relay", "worker"))
+    return tuple(
+        Proc(role, [role], env, logs / f"{role}.log")  # type: ignore[return-value]
+        for role in ("serve", "relay", "worker")
+    )
 
 
 def wait_started(*procs: Proc, timeout: float = 90) -> None:
@@ -175,18 +186,27 @@ def wait_started(*procs: Proc, timeout: float = 90) -> None:
 
 def itsm(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     """Run an `itsm` command to completion."""
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def client(port: int, key: str, timeout: float = 10.0) -> httpx.Client:
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout,
-                        headers={"Authorization": f"Bearer {key}"})
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=timeout,
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
-def wait_ready(http: httpx.Client, timeout: float = 90, what: str = "the API to be ready"
-               ) -> dict:
+def wait_ready(http: httpx.Client, timeout: float = 90, what: str = "the API to be ready") -> dict:
     """Until /health/ready answers 200 with status ok (everything current)."""
+
     def ok():
         try:
             response = http.get("/health/ready")
@@ -194,6 +214,7 @@ def wait_ready(http: httpx.Client, timeout: float = 90, what: str = "the API to 
             return None
         body = response.json()
         return body if response.status_code == 200 and body.get("status") == "ok" else None
+
     return wait_until(ok, timeout=timeout, interval=0.2, what=what)
 
 
@@ -211,11 +232,18 @@ def stop_started() -> None:
 
 
 # -- HTTP load ------------------------------------------------------------------------------
-SCRIPT = (("assign", {"group": "network", "agent": "erin"}), ("acknowledge", {}),
-          ("hold", {"reason": "awaiting_vendor"}), ("resume", {}),
-          ("comment", {"text": "swapped the switch"}), ("resolve", {"code": "fixed"}),
-          ("reopen", {"reason": "flapping"}), ("comment", {"text": "firmware upgraded"}),
-          ("resolve", {"code": "fixed"}), ("close", {"satisfaction": 4}))
+SCRIPT = (
+    ("assign", {"group": "network", "agent": "erin"}),
+    ("acknowledge", {}),
+    ("hold", {"reason": "awaiting_vendor"}),
+    ("resume", {}),
+    ("comment", {"text": "swapped the switch"}),
+    ("resolve", {"code": "fixed"}),
+    ("reopen", {"reason": "flapping"}),
+    ("comment", {"text": "firmware upgraded"}),
+    ("resolve", {"code": "fixed"}),
+    ("close", {"satisfaction": 4}),
+)
 
 
 @dataclass
@@ -240,8 +268,9 @@ class Load:
     An incident whose command was not acknowledged is left where it is and a new one is
     logged, so that no command depends on one whose outcome is unknown."""
 
-    def __init__(self, port: int, key: str, tag: str, pause: float = 0.02,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, port: int, key: str, tag: str, pause: float = 0.02, timeout: float = 10.0
+    ) -> None:
         self.port, self.key, self.tag, self.pause, self.timeout = port, key, tag, pause, timeout
         self.sent: list[Sent] = []
         self._lock = threading.Lock()
@@ -266,33 +295,50 @@ class Load:
             with client(self.port, self.key, self.timeout) as http:
                 n = 0
                 while not self._stop.is_set():
-                    incident = self._send(http, n, "log", None, "/v1/incidents", {
-                        "title": f"Link {n} down", "caller": "noc", "impact": 2, "urgency": 1})
+                    incident = self._send(
+                        http,
+                        n,
+                        "log",
+                        None,
+                        "/v1/incidents",
+                        {"title": f"Link {n} down", "caller": "noc", "impact": 2, "urgency": 1},
+                    )
                     n += 1
                     step = 0
-                    while incident is not None and step < len(SCRIPT) \
-                            and not self._stop.is_set():
+                    while incident is not None and step < len(SCRIPT) and not self._stop.is_set():
                         action, body = SCRIPT[step]
                         self._stop.wait(self.pause)
-                        incident = self._send(http, n, action, incident,
-                                              f"/v1/incidents/{incident}/{action}", body)
+                        incident = self._send(
+                            http, n, action, incident, f"/v1/incidents/{incident}/{action}", body
+                        )
                         n, step = n + 1, step + 1
                     self._stop.wait(self.pause)
         except BaseException as error:  # noqa: BLE001 - reported by stop()
             self.error = error
 
-    def _send(self, http: httpx.Client, n: int, action: str, incident: str | None, path: str,
-              body: dict) -> str | None:
+    def _send(
+        self, http: httpx.Client, n: int, action: str, incident: str | None, path: str, body: dict
+    ) -> str | None:
         request_id = f"{self.tag}-{n}"
         started = time.monotonic()
         try:
             response = http.post(path, json=body, headers={"X-Request-ID": request_id})
         except httpx.TransportError as error:
-            self._record(Sent(request_id, action, incident, started, time.monotonic(), None,
-                              body=repr(error)))
+            self._record(
+                Sent(
+                    request_id, action, incident, started, time.monotonic(), None, body=repr(error)
+                )
+            )
             return None
-        sent = Sent(request_id, action, incident, started, time.monotonic(),
-                    response.status_code, body=response.text[:2000])
+        sent = Sent(
+            request_id,
+            action,
+            incident,
+            started,
+            time.monotonic(),
+            response.status_code,
+            body=response.text[:2000],
+        )
         if sent.acknowledged:
             answer = response.json()
             sent.incident_id, sent.version = answer["id"], answer["version"]
@@ -322,13 +368,19 @@ class Load:
         return "\n".join(
             f"  t={s.started - origin:6.1f}s {s.action:11} -> {s.status} in "
             f"{s.finished - s.started:.2f}s {'' if s.acknowledged else s.body[:120]}"
-            for s in self.snapshot() if start <= s.started <= end)
+            for s in self.snapshot()
+            if start <= s.started <= end
+        )
 
     def wait_acknowledged(self, more: int, timeout: float = 60) -> None:
         """Until `more` further commands were acknowledged."""
         target = len(self.acknowledged()) + more
-        wait_until(lambda: self.error is not None or len(self.acknowledged()) >= target,
-                   timeout=timeout, interval=0.05, what=f"{more} more acknowledged commands")
+        wait_until(
+            lambda: self.error is not None or len(self.acknowledged()) >= target,
+            timeout=timeout,
+            interval=0.05,
+            what=f"{more} more acknowledged commands",
+        )
         if self.error is not None:
             raise self.error
 
@@ -359,11 +411,15 @@ class Ready:
         return (self.body.get("components", {}).get(name) or {}).get("status")
 
     def brief(self) -> str:
-        projections = {k: (v.get("status"), v.get("lag"), v.get("quarantined"))
-                       for k, v in self.projections().items()}
-        return (f"{self.status} {self.verdict} in {self.finished - self.started:.1f}s "
-                f"failing={self.body.get('failing') if self.body else None} "
-                f"projections={projections}")
+        projections = {
+            k: (v.get("status"), v.get("lag"), v.get("quarantined"))
+            for k, v in self.projections().items()
+        }
+        return (
+            f"{self.status} {self.verdict} in {self.finished - self.started:.1f}s "
+            f"failing={self.body.get('failing') if self.body else None} "
+            f"projections={projections}"
+        )
 
 
 class ReadinessLog:
@@ -385,8 +441,7 @@ class ReadinessLog:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}",
-                          timeout=self.timeout) as http:
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=self.timeout) as http:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
@@ -395,9 +450,14 @@ class ReadinessLog:
                         body = response.json()
                     except ValueError:
                         body = None
-                    sample = Ready(started, time.monotonic(), response.status_code, body,
-                                   response.headers.get("retry-after"),
-                                   response.headers.get("content-type", ""))
+                    sample = Ready(
+                        started,
+                        time.monotonic(),
+                        response.status_code,
+                        body,
+                        response.headers.get("retry-after"),
+                        response.headers.get("content-type", ""),
+                    )
                 except httpx.TransportError:
                     sample = Ready(started, time.monotonic(), None, None, None, "")
                 self.samples.append(sample)
@@ -408,21 +468,29 @@ class ReadinessLog:
         return [s for s in list(self.samples) if s.started >= start and s.finished <= end]
 
     def describe(self, start: float | None = None, origin: float = 0.0) -> str:
-        return "\n".join(f"  t={s.started - origin:6.1f}s {s.brief()}" for s in self.samples
-                         if start is None or s.started >= start)
+        return "\n".join(
+            f"  t={s.started - origin:6.1f}s {s.brief()}"
+            for s in self.samples
+            if start is None or s.started >= start
+        )
 
 
 # -- Kafka ----------------------------------------------------------------------------------
 def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60) -> list[Any]:
     """The records of every partition of `topic` from the beginning, oldest first per
     partition, once there are at least `count` (waits up to `timeout` seconds)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, client_id="faults-reader",
-                             max_partition_fetch_bytes=32 * 1024 * 1024,
-                             fetch_max_bytes=64 * 1024 * 1024)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id="faults-reader",
+        max_partition_fetch_bytes=32 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
     try:
-        partitions = wait_until(lambda: consumer.partitions_for_topic(topic), timeout=timeout,
-                                what=f"topic {topic}")
+        partitions = wait_until(
+            lambda: consumer.partitions_for_topic(topic), timeout=timeout, what=f"topic {topic}"
+        )
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
@@ -432,6 +500,7 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60) -> l
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
             return len(records) >= count
+
         wait_until(enough, timeout=timeout, interval=0, what=f"{count} records on {topic}")
         return records
     finally:
@@ -449,8 +518,7 @@ def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             client_id="faults-reader")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, client_id="faults-reader")
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         return {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
@@ -490,7 +558,7 @@ def _rows(connection: Any, table: str, where: str = "", params: tuple = ()) -> l
     else:
         cursor = connection.execute(sql, params)
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _normal(value: Any) -> Any:
@@ -515,8 +583,13 @@ def dump(url: str) -> dict[str, list[tuple]]:
 
 def _sorted(rows: Iterable[dict], ignored: Iterable[str]) -> list[tuple]:
     ignored = set(ignored)
-    return sorted((tuple(sorted((k, _normal(v)) for k, v in row.items() if k not in ignored))
-                   for row in rows), key=repr)
+    return sorted(
+        (
+            tuple(sorted((k, _normal(v)) for k, v in row.items() if k not in ignored))
+            for row in rows
+        ),
+        key=repr,
+    )
 
 
 def versions_seen(url: str) -> dict[str, dict[str, int]]:
@@ -535,12 +608,16 @@ def current(url: str, acked: dict[str, int]) -> bool:
         seen = versions_seen(url)
     except Exception:  # the database is away or busy: not current
         return False
-    return all(seen[name].get(incident, 0) >= version
-               for name in PROJECTIONS for incident, version in acked.items())
+    return all(
+        seen[name].get(incident, 0) >= version
+        for name in PROJECTIONS
+        for incident, version in acked.items()
+    )
 
 
-def times_until(probes: dict[str, Any], since: float, timeout: float,
-                interval: float = 0.1) -> dict[str, float]:
+def times_until(
+    probes: dict[str, Any], since: float, timeout: float, interval: float = 0.1
+) -> dict[str, float]:
     """Seconds from `since` until each probe first answered true, polled side by side."""
     found: dict[str, float] = {}
 
@@ -549,15 +626,24 @@ def times_until(probes: dict[str, Any], since: float, timeout: float,
             if name not in found and probe():
                 found[name] = time.monotonic() - since
         return len(found) == len(probes)
-    wait_until(all_seen, timeout=timeout, interval=interval,
-               what=f"{', '.join(sorted(set(probes) - set(found)))}")
+
+    wait_until(
+        all_seen,
+        timeout=timeout,
+        interval=interval,
+        what=f"{', '.join(sorted(set(probes) - set(found)))}",
+    )
     return found
 
 
 def time_until_current(url: str, acked: dict[str, int], since: float, timeout: float) -> float:
     """Seconds from `since` (a time.monotonic()) until every read model took in `acked`."""
-    wait_until(lambda: current(url, acked), timeout=timeout, interval=0.1,
-               what="the read models to take in every acknowledged command")
+    wait_until(
+        lambda: current(url, acked),
+        timeout=timeout,
+        interval=0.1,
+        what="the read models to take in every acknowledged command",
+    )
     return time.monotonic() - since
 
 
@@ -577,7 +663,8 @@ def stored_head(store_url: str) -> int:
     with raw_connection(store_url) as connection:
         table = connection.execute(
             "SELECT table_name FROM information_schema.columns WHERE column_name ="
-            " 'notification_id' AND table_name LIKE '%%_events'").fetchone()[0]
+            " 'notification_id' AND table_name LIKE '%%_events'"
+        ).fetchone()[0]
         return int(connection.execute(f"SELECT max(notification_id) FROM {table}").fetchone()[0])
 
 
@@ -597,8 +684,13 @@ def reference_dump(settings: Settings, tmp_path: Path) -> dict[str, list[tuple]]
     return dump(f"sqlite:///{path}")
 
 
-def assert_exactly_once(read_url: str, settings: Settings, tmp_path: Path,
-                        acknowledged: list[Sent], one_event_per_request: bool = True) -> None:
+def assert_exactly_once(
+    read_url: str,
+    settings: Settings,
+    tmp_path: Path,
+    acknowledged: list[Sent],
+    one_event_per_request: bool = True,
+) -> None:
     """Every read model equals the one an uninterrupted feed builds from the store; each
     incident's timeline is versions 1..N, once each; every acknowledged command is in it
     once, at the version its answer reported, under its request id; and (where each
@@ -610,7 +702,8 @@ def assert_exactly_once(read_url: str, settings: Settings, tmp_path: Path,
         assert not missing and not extra, (
             f"read model table {table} differs from the reference built from the store: "
             f"{len(missing)} rows missing, {len(extra)} extra; first missing "
-            f"{missing[:2]}, first extra {extra[:2]}")
+            f"{missing[:2]}, first extra {extra[:2]}"
+        )
     assert actual == reference
     timeline: dict[str, dict[int, str]] = {}
     for row in map(dict, actual["rm_timeline"]):
@@ -626,7 +719,8 @@ def assert_exactly_once(read_url: str, settings: Settings, tmp_path: Path,
     for sent in acknowledged:
         assert timeline.get(sent.incident_id, {}).get(sent.version) == sent.request_id, (
             f"acknowledged {sent.action} {sent.request_id} (incident {sent.incident_id} "
-            f"version {sent.version}) is not in the timeline at that version")
+            f"version {sent.version}) is not in the timeline at that version"
+        )
         assert causes[sent.request_id] == 1, sent
 
 
@@ -661,8 +755,9 @@ class Findings:
             self.failed.append(f"{what}: {str(error)[:3000]}")
 
     def assert_none(self) -> None:
-        assert not self.failed, f"{len(self.failed)} properties failed:\n\n" + \
-            "\n\n".join(self.failed)
+        assert not self.failed, f"{len(self.failed)} properties failed:\n\n" + "\n\n".join(
+            self.failed
+        )
 
 
 @dataclass

@@ -3,6 +3,7 @@
 Each keeps its data directory and port across restarts, so that clients configured with
 the address reconnect to the same cluster with the same data, as after a real crash.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,10 +17,14 @@ import psycopg
 
 from infra.local_servers import kafka_from_jars as kafka_broker
 from infra.local_servers.postgres_cluster import (
-    PgServer, _run_server_cmd, find_pg_bin, start_pg, stop_pg,
+    PgServer,
+    _run_server_cmd,
+    find_pg_bin,
+    start_pg,
+    stop_pg,
 )
-from tests.fixtures.kafka import REPO_ROOT
 from tests.faults.harness import free_port
+from tests.fixtures.kafka import REPO_ROOT
 from tests.waiting import wait_until
 
 
@@ -37,8 +42,9 @@ class RestartableBroker:
     def start(self) -> float:
         """Start on the same data dir and port; returns the seconds it took to serve."""
         started = time.monotonic()
-        broker = kafka_broker.start_broker(self.data_dir, port=self.port, libs_dir=self.libs,
-                                           partitions=self.partitions)
+        broker = kafka_broker.start_broker(
+            self.data_dir, port=self.port, libs_dir=self.libs, partitions=self.partitions
+        )
         assert broker.bootstrap == self.bootstrap, broker
         self.pid = broker.pid
         return time.monotonic() - started
@@ -88,8 +94,11 @@ class RestartablePostgres:
         with psycopg.connect(self.server.url, autocommit=True) as connection:
             connection.execute("ALTER SYSTEM SET synchronous_commit = on")
             connection.execute("SELECT pg_reload_conf()")
-            wait_until(lambda: connection.execute("SHOW synchronous_commit").fetchone()[0]
-                       == "on", timeout=10, what="synchronous_commit = on")
+            wait_until(
+                lambda: connection.execute("SHOW synchronous_commit").fetchone()[0] == "on",
+                timeout=10,
+                what="synchronous_commit = on",
+            )
 
     def stop(self) -> None:
         """A clean (fast) shutdown, as for maintenance."""
@@ -98,8 +107,18 @@ class RestartablePostgres:
     def crash(self) -> None:
         """`pg_ctl stop -m immediate`: every backend killed, no checkpoint; the next start
         runs crash recovery."""
-        proc = _run_server_cmd([str(find_pg_bin() / "pg_ctl"), "stop", "-w", "-m", "immediate",
-                                "-D", str(self.data_dir)], self.data_dir)
+        proc = _run_server_cmd(
+            [
+                str(find_pg_bin() / "pg_ctl"),
+                "stop",
+                "-w",
+                "-m",
+                "immediate",
+                "-D",
+                str(self.data_dir),
+            ],
+            self.data_dir,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """PostgreSQL, the store of record and the read models' database, restarted and then away for
 30 s under HTTP load, with the API, the relay and the worker on it."""
+
 from __future__ import annotations
 
 import threading
@@ -9,9 +10,24 @@ import httpx
 import pytest
 
 from tests.faults.harness import (
-    Findings, Load, ReadinessLog, Sent, assert_exactly_once, base_env, client, current,
-    free_port, pipeline, prepare, relay_caught_up, running, stored_causes, stored_head,
-    times_until, wait_ready, wait_started,
+    Findings,
+    Load,
+    ReadinessLog,
+    Sent,
+    assert_exactly_once,
+    base_env,
+    client,
+    current,
+    free_port,
+    pipeline,
+    prepare,
+    relay_caught_up,
+    running,
+    stored_causes,
+    stored_head,
+    times_until,
+    wait_ready,
+    wait_started,
 )
 from tests.waiting import wait_until
 
@@ -40,34 +56,50 @@ class CommandProbe(threading.Thread):
         started = time.monotonic()
         with client(self.port, self.key, timeout=60) as http:
             try:
-                answer = http.post(f"/v1/incidents/{self.incident}/comment",
-                                   json={"text": "still down?"},
-                                   headers={"X-Request-ID": self.request_id})
+                answer = http.post(
+                    f"/v1/incidents/{self.incident}/comment",
+                    json={"text": "still down?"},
+                    headers={"X-Request-ID": self.request_id},
+                )
                 status, body = answer.status_code, answer.text[:300]
             except httpx.TransportError as error:
                 status, body = None, repr(error)
-        self.sent = Sent(self.request_id, "comment", self.incident, started, time.monotonic(),
-                         status, body=body)
+        self.sent = Sent(
+            self.request_id, "comment", self.incident, started, time.monotonic(), status, body=body
+        )
 
 
-def recovery_times(load: Load, settings, topic: str, acked: dict[str, int], head: int,
-                   back: float) -> dict[str, float]:
+def recovery_times(
+    load: Load, settings, topic: str, acked: dict[str, int], head: int, back: float
+) -> dict[str, float]:
     """Seconds from the database's return until a command sent after it was acknowledged,
     until the relay had published everything stored before it, and until every read model
     had taken in every command acknowledged before it."""
-    return times_until({
-        "command": lambda: any(s.started >= back for s in load.acknowledged()),
-        "relay": lambda: relay_caught_up(settings.store_url, topic, head),
-        "read models": lambda: current(settings.read_url, acked)}, back, timeout=120)
+    return times_until(
+        {
+            "command": lambda: any(s.started >= back for s in load.acknowledged()),
+            "relay": lambda: relay_caught_up(settings.store_url, topic, head),
+            "read models": lambda: current(settings.read_url, acked),
+        },
+        back,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
 def test_postgresql_restarted_and_away_for_30s_loses_no_acknowledged_command(
-        tmp_path, own_postgres, kafka_bootstrap, kafka_topic_prefix, recovery_figures):
+    tmp_path, own_postgres, kafka_bootstrap, kafka_topic_prefix, recovery_figures
+):
     port, topic = free_port(), f"{kafka_topic_prefix}.events"
-    env = base_env(tmp_path, ITSM_DATABASE_URL=own_postgres.url,
-                   ITSM_KAFKA_BOOTSTRAP=kafka_bootstrap, ITSM_EVENTS_TOPIC=topic,
-                   ITSM_KAFKA_PARTITIONS="3", ITSM_PORT=str(port), ITSM_WORKER_ID="faults-pg")
+    env = base_env(
+        tmp_path,
+        ITSM_DATABASE_URL=own_postgres.url,
+        ITSM_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        ITSM_EVENTS_TOPIC=topic,
+        ITSM_KAFKA_PARTITIONS="3",
+        ITSM_PORT=str(port),
+        ITSM_WORKER_ID="faults-pg",
+    )
     settings, key = prepare(env, kafka_bootstrap, topic)
     assert settings.read_url == own_postgres.url  # the read models live there too
     serve, relay, worker = pipeline(env, tmp_path)
@@ -79,8 +111,12 @@ def test_postgresql_restarted_and_away_for_30s_loses_no_acknowledged_command(
         probes: list[CommandProbe] = []
         try:
             load.wait_acknowledged(30)
-            wait_until(lambda: current(settings.read_url, load.acked_versions()), timeout=60,
-                       interval=0.1, what="the read models before the restart")
+            wait_until(
+                lambda: current(settings.read_url, load.acked_versions()),
+                timeout=60,
+                interval=0.1,
+                what="the read models before the restart",
+            )
 
             # 1. A restart: a clean stop and an immediate start.
             restarting = time.monotonic()
@@ -90,12 +126,18 @@ def test_postgresql_restarted_and_away_for_30s_loses_no_acknowledged_command(
             acked = load.acked_versions()
             head = stored_head(settings.store_url)
             took = recovery_times(load, settings, topic, acked, head, back)
-            commands_back, relayed, restart_recovery = \
-                took["command"], took["relay"], took["read models"]
+            commands_back, relayed, restart_recovery = (
+                took["command"],
+                took["relay"],
+                took["read models"],
+            )
             recovery_figures.record(
-                tmp_path, "PostgreSQL restart, from the server up again to read models current",
-                restart_recovery, f"down {back - restarting:.1f} s; first command acknowledged "
-                f"{commands_back:.1f} s after; relay caught up {relayed:.1f} s after")
+                tmp_path,
+                "PostgreSQL restart, from the server up again to read models current",
+                restart_recovery,
+                f"down {back - restarting:.1f} s; first command acknowledged "
+                f"{commands_back:.1f} s after; relay caught up {relayed:.1f} s after",
+            )
             load.wait_acknowledged(20)
 
             # 2. A crash (immediate shutdown: no checkpoint, every backend killed), then 30 s
@@ -106,31 +148,52 @@ def test_postgresql_restarted_and_away_for_30s_loses_no_acknowledged_command(
             # Commands on incidents that exist (the load mostly logs new ones while the
             # database is away, after its first refusal), each from its own client.
             known = sorted(load.acked_versions())[:3]
-            probes = [CommandProbe(port, key, incident, f"probe-{n}", down + 2 + 6 * n).start()
-                      for n, incident in enumerate(known)]
-            wait_until(lambda: sum(1 for s in load.snapshot() if s.started >= down
-                                   and s.status == 503) >= 3 or load.error,
-                       timeout=OUTAGE, interval=0.1, what="commands answered 503")
-            wait_until(lambda: time.monotonic() - down >= OUTAGE, timeout=OUTAGE + 5,
-                       interval=0.1, what="the outage to last")
+            probes = [
+                CommandProbe(port, key, incident, f"probe-{n}", down + 2 + 6 * n).start()
+                for n, incident in enumerate(known)
+            ]
+            wait_until(
+                lambda: (
+                    sum(1 for s in load.snapshot() if s.started >= down and s.status == 503) >= 3
+                    or load.error
+                ),
+                timeout=OUTAGE,
+                interval=0.1,
+                what="commands answered 503",
+            )
+            wait_until(
+                lambda: time.monotonic() - down >= OUTAGE,
+                timeout=OUTAGE + 5,
+                interval=0.1,
+                what="the outage to last",
+            )
             alive_at_end_of_outage = {p.name: p.alive() for p in (serve, relay, worker)}
             own_postgres.start()
             back2 = time.monotonic()
             acked2 = load.acked_versions()
             head = stored_head(settings.store_url)
             took = recovery_times(load, settings, topic, acked2, head, back2)
-            commands_back2, relayed, outage_recovery = \
-                took["command"], took["relay"], took["read models"]
+            commands_back2, relayed, outage_recovery = (
+                took["command"],
+                took["relay"],
+                took["read models"],
+            )
             recovery_figures.record(
-                tmp_path, "PostgreSQL crash + 30 s outage, from the server up again to read "
-                "models current", outage_recovery,
+                tmp_path,
+                "PostgreSQL crash + 30 s outage, from the server up again to read models current",
+                outage_recovery,
                 f"down {back2 - down:.1f} s; first command acknowledged {commands_back2:.1f} s "
-                f"after; relay caught up {relayed:.1f} s after")
+                f"after; relay caught up {relayed:.1f} s after",
+            )
             load.wait_acknowledged(30)
         finally:
             load.stop()
-        wait_until(lambda: current(settings.read_url, load.acked_versions()), timeout=60,
-                   interval=0.1, what="the read models after the outage")
+        wait_until(
+            lambda: current(settings.read_url, load.acked_versions()),
+            timeout=60,
+            interval=0.1,
+            what="the read models after the outage",
+        )
         final = wait_ready(http, timeout=60, what="/health/ready ok after the outage")
         readiness.stop()
         for probe in probes:
@@ -139,48 +202,75 @@ def test_postgresql_restarted_and_away_for_30s_loses_no_acknowledged_command(
 
     log = readiness.describe(down - 3, down)
     print(f"readiness around the 30 s outage (t=0: crash):\n{log}")
-    print(f"commands around the restart (t=0: stop):\n"
-          f"{load.describe(restarting - 1, back + commands_back + 1, restarting)}")
-    print(f"commands around the outage (t=0: crash):\n"
-          f"{load.describe(down - 1, back2 + commands_back2 + 1, down)}")
+    print(
+        f"commands around the restart (t=0: stop):\n"
+        f"{load.describe(restarting - 1, back + commands_back + 1, restarting)}"
+    )
+    print(
+        f"commands around the outage (t=0: crash):\n"
+        f"{load.describe(down - 1, back2 + commands_back2 + 1, down)}"
+    )
     sent = load.snapshot()
     written = stored_causes(settings)
     during = [s for s in sent if down <= s.started and s.finished <= back2]
-    print("commands on existing incidents during the outage (t=0: crash):\n" + "\n".join(
-        f"  t={p.sent.started - down:5.1f}s comment -> {p.sent.status} in "
-        f"{p.sent.finished - p.sent.started:.1f}s" for p in probes))
+    print(
+        "commands on existing incidents during the outage (t=0: crash):\n"
+        + "\n".join(
+            f"  t={p.sent.started - down:5.1f}s comment -> {p.sent.status} in "
+            f"{p.sent.finished - p.sent.started:.1f}s"
+            for p in probes
+        )
+    )
     for s in sent:
         if s.status is None:  # no answer within the client's timeout: either outcome is fine
-            print(f"unanswered: {s.action} {s.request_id} sent at t={s.started - down:.1f}s "
-                  f"(t=0: crash): {s.body}; written: {s.request_id in written}")
+            print(
+                f"unanswered: {s.action} {s.request_id} sent at t={s.started - down:.1f}s "
+                f"(t=0: crash): {s.body}; written: {s.request_id in written}"
+            )
     findings = Findings()
     with findings.check("every acknowledged command in every read model exactly once"):
         assert_exactly_once(settings.read_url, settings, tmp_path, load.acknowledged())
     with findings.check("no 500, ever"):
         assert not [s for s in sent if s.status == 500], [s for s in sent if s.status == 500][:3]
     with findings.check("the relay and the worker outlive the outage"):
-        assert alive_at_end_of_outage == alive_after == {
-            "serve": True, "relay": True, "worker": True}, (relay.tail(), worker.tail())
+        assert (
+            alive_at_end_of_outage == alive_after == {"serve": True, "relay": True, "worker": True}
+        ), (relay.tail(), worker.tail())
     with findings.check("commands during the outage: 503, none written"):
-        assert during and all(s.status == 503 for s in during), \
-            sorted({(s.status, s.body[:200]) for s in during}, key=repr)[:5]
+        assert during and all(s.status == 503 for s in during), sorted(
+            {(s.status, s.body[:200]) for s in during}, key=repr
+        )[:5]
         assert not written & {s.request_id for s in during}
-    with findings.check(f"commands on existing incidents during the outage: 503 within "
-                        f"{COMMAND_ANSWER_BOUND:g} s, none written"):
+    with findings.check(
+        f"commands on existing incidents during the outage: 503 within "
+        f"{COMMAND_ANSWER_BOUND:g} s, none written"
+    ):
         assert len(probes) == 3
-        assert [(p.sent.status, p.sent.request_id in written) for p in probes] == \
-            [(503, False)] * 3, [(p.sent.status, round(p.sent.finished - p.sent.started, 1),
-                                  p.sent.request_id in written) for p in probes]
+        assert [(p.sent.status, p.sent.request_id in written) for p in probes] == [
+            (503, False)
+        ] * 3, [
+            (
+                p.sent.status,
+                round(p.sent.finished - p.sent.started, 1),
+                p.sent.request_id in written,
+            )
+            for p in probes
+        ]
         assert all(p.sent.finished - p.sent.started < COMMAND_ANSWER_BOUND for p in probes)
     with findings.check("after each return, once a command succeeded, every later one did"):
         for moment in (back, back2):
             later = [s for s in sent if s.started >= moment]
             first = next(i for i, s in enumerate(later) if s.acknowledged)
-            failed = [s for s in later[first:] if not s.acknowledged
-                      and (moment == back2 or s.finished < crashing)]
+            failed = [
+                s
+                for s in later[first:]
+                if not s.acknowledged and (moment == back2 or s.finished < crashing)
+            ]
             assert not failed, [(s.status, s.body[:200]) for s in failed][:3]
-    with findings.check(f"/health/ready during the outage: 503, Retry-After, a problem "
-                        f"document, within {ANSWER_BOUND:g} s"):
+    with findings.check(
+        f"/health/ready during the outage: 503, Retry-After, a problem "
+        f"document, within {ANSWER_BOUND:g} s"
+    ):
         samples = readiness.between(down + 0.5, back2)
         assert len(samples) >= 10, log
         for sample in samples:
@@ -192,6 +282,8 @@ def test_postgresql_restarted_and_away_for_30s_loses_no_acknowledged_command(
     with findings.check("commands succeed again within 10 s of the database's return"):
         assert commands_back < 10 and commands_back2 < 10, (commands_back, commands_back2)
     with findings.check(f"read models current within {RECOVERY_BOUND:g} s of its return"):
-        assert restart_recovery < RECOVERY_BOUND and outage_recovery < RECOVERY_BOUND, \
-            (restart_recovery, outage_recovery)
+        assert restart_recovery < RECOVERY_BOUND and outage_recovery < RECOVERY_BOUND, (
+            restart_recovery,
+            outage_recovery,
+        )
     findings.assert_none()

@@ -14,6 +14,7 @@ process released by one barrier: real processes (tests/faults/test_postgres_outa
 first met it, a relay that died at start) collide only about half of the time, since
 Python's own start-up spreads them out.
 """
+
 from __future__ import annotations
 
 import threading

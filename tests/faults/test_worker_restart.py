@@ -1,5 +1,6 @@
 """`itsm worker` without ITSM_WORKER_ID (its static member id is the host name), SIGKILLed
 mid-stream and started again: current again within seconds of the restart, exactly once."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,20 @@ import time
 import pytest
 
 from tests.faults.harness import (
-    PROJECTIONS, Load, ReadinessLog, assert_exactly_once, base_env, client, current, free_port,
-    pipeline, prepare, running, time_until_current, wait_ready, wait_started,
+    PROJECTIONS,
+    Load,
+    ReadinessLog,
+    assert_exactly_once,
+    base_env,
+    client,
+    current,
+    free_port,
+    pipeline,
+    prepare,
+    running,
+    time_until_current,
+    wait_ready,
+    wait_started,
 )
 from tests.waiting import wait_until
 
@@ -17,10 +30,16 @@ RESTART_BOUND = 20.0  # seconds; the target is 10
 
 @pytest.mark.slow
 def test_a_worker_without_an_id_killed_mid_stream_is_current_soon_after_restart(
-        tmp_path, kafka_bootstrap, kafka_topic_prefix, recovery_figures):
+    tmp_path, kafka_bootstrap, kafka_topic_prefix, recovery_figures
+):
     port, topic = free_port(), f"{kafka_topic_prefix}.events"
-    env = base_env(tmp_path, ITSM_KAFKA_BOOTSTRAP=kafka_bootstrap, ITSM_EVENTS_TOPIC=topic,
-                   ITSM_KAFKA_PARTITIONS="3", ITSM_PORT=str(port))
+    env = base_env(
+        tmp_path,
+        ITSM_KAFKA_BOOTSTRAP=kafka_bootstrap,
+        ITSM_EVENTS_TOPIC=topic,
+        ITSM_KAFKA_PARTITIONS="3",
+        ITSM_PORT=str(port),
+    )
     assert "ITSM_WORKER_ID" not in env  # the point of this test: the host name is the id
     settings, key = prepare(env, kafka_bootstrap, topic)
     serve, relay, worker = pipeline(env, tmp_path)
@@ -31,28 +50,42 @@ def test_a_worker_without_an_id_killed_mid_stream_is_current_soon_after_restart(
         load = Load(port, key, "w").start()
         try:
             load.wait_acknowledged(40)
-            wait_until(lambda: current(settings.read_url, load.acked_versions()), timeout=60,
-                       interval=0.1, what="the read models before the kill")
+            wait_until(
+                lambda: current(settings.read_url, load.acked_versions()),
+                timeout=60,
+                interval=0.1,
+                what="the read models before the kill",
+            )
 
             worker.kill()
             killed = time.monotonic()
             load.wait_acknowledged(30)  # acknowledged, and published, while nobody consumes
             behind = time.monotonic()
-            wait_until(lambda: len(readiness.between(behind + 1.0, time.monotonic())) >= 2,
-                       timeout=30, interval=0.1, what="readiness answers while the worker is down")
+            wait_until(
+                lambda: len(readiness.between(behind + 1.0, time.monotonic())) >= 2,
+                timeout=30,
+                interval=0.1,
+                what="readiness answers while the worker is down",
+            )
             worker.start()
             restarted = time.monotonic()
             acked = load.acked_versions()
             recovery = time_until_current(settings.read_url, acked, restarted, timeout=120)
-            recovery_figures.record(tmp_path, "worker SIGKILL (no ITSM_WORKER_ID), from restart "
-                                    "to read models current", recovery,
-                                    f"{len(acked)} incidents, {len(load.acknowledged())} "
-                                    f"commands acknowledged so far")
+            recovery_figures.record(
+                tmp_path,
+                "worker SIGKILL (no ITSM_WORKER_ID), from restart to read models current",
+                recovery,
+                f"{len(acked)} incidents, {len(load.acknowledged())} commands acknowledged so far",
+            )
             load.wait_acknowledged(30)
         finally:
             load.stop()
-        wait_until(lambda: current(settings.read_url, load.acked_versions()), timeout=60,
-                   interval=0.1, what="the read models after the restart")
+        wait_until(
+            lambda: current(settings.read_url, load.acked_versions()),
+            timeout=60,
+            interval=0.1,
+            what="the read models after the restart",
+        )
         final = wait_ready(http, timeout=30, what="/health/ready ok after the restart")
         readiness.stop()
         assert worker.alive() and relay.alive() and serve.alive()
@@ -70,6 +103,6 @@ def test_a_worker_without_an_id_killed_mid_stream_is_current_soon_after_restart(
             assert report["status"] in ("catching_up", "stalled") and report["lag"] > 0, log
     assert all(final["components"]["projections"][n]["lag"] == 0 for n in PROJECTIONS)
     assert recovery < RESTART_BOUND, (
-        f"read models current {recovery:.1f} s after the worker's restart\n"
-        f"{worker.tail()}")
+        f"read models current {recovery:.1f} s after the worker's restart\n{worker.tail()}"
+    )
     assert_exactly_once(settings.read_url, settings, tmp_path, load.acknowledged())

@@ -6,13 +6,18 @@ Found while writing the PostgreSQL outage case: there the two failures need the 
 to come back between one call and the next, which no outage schedules reliably, so this
 case fails the calls themselves (real broker, in-process worker, as in
 tests/integration/test_projection_worker_liveness.py)."""
+
 from __future__ import annotations
 
 import sqlite3
 
 from infra.messaging.supervised_consumer import ConsumerMetrics
 from tests.integration.test_projection_worker_liveness import (  # noqa: F401 - a fixture
-    container, publish, rows, run, worker,
+    container,
+    publish,
+    rows,
+    run,
+    worker,
 )
 
 INCIDENTS = 30
@@ -20,7 +25,8 @@ BATCH = 10  # records per poll: three batches on the one partition
 
 
 def test_a_batch_that_failed_with_its_rewind_is_applied_once_the_database_is_back(
-        container, monkeypatch):
+    container, monkeypatch
+):
     publish(container, INCIDENTS)
     runner = container.runner("incidents")
     real_apply, real_positions = runner.apply_batch, runner.positions
@@ -45,10 +51,14 @@ def test_a_batch_that_failed_with_its_rewind_is_applied_once_the_database_is_bac
     metrics = ConsumerMetrics()
     # Until the worker's stored positions are at the end of the topic: everything it
     # will ever apply of what was published.
-    run(worker(container, max_records=BATCH, metrics=metrics),
-        lambda: sum(real_positions(topic).values()) >= INCIDENTS, timeout=60)
+    run(
+        worker(container, max_records=BATCH, metrics=metrics),
+        lambda: sum(real_positions(topic).values()) >= INCIDENTS,
+        timeout=60,
+    )
     assert metrics.failures.labels("incidents")._value.get() >= 1
     assert failing == {"apply": 0, "rewind": 0}  # both failures happened
     assert rows(container) == INCIDENTS, (
         f"{INCIDENTS - rows(container)} incidents skipped: the batch that failed was never "
-        f"applied, the position moved past it")
+        f"applied, the position moved past it"
+    )

@@ -1,4 +1,6 @@
-"""A real Kafka 4.x broker round-trip with kafka-python: admin, idempotent producer, group consumer."""
+"""A real Kafka 4.x broker round-trip with kafka-python.
+
+Admin, idempotent producer, group consumer."""
 
 from __future__ import annotations
 
@@ -14,8 +16,16 @@ KEYS = [f"ticket-{i}".encode() for i in range(7)]
 def _create_topic(bootstrap: str, topic: str) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-admin")
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1,
-                                      topic_configs={"retention.ms": "-1"})])
+        admin.create_topics(
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=3,
+                    replication_factor=1,
+                    topic_configs={"retention.ms": "-1"},
+                )
+            ]
+        )
     finally:
         admin.close()
 
@@ -34,8 +44,13 @@ def _produce(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
 
 
 def _consume(bootstrap: str, topic: str, group: str) -> tuple[list[tuple[bytes, bytes]], float]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     got: list[tuple[bytes, bytes]] = []
     start = time.monotonic()
     first_batch_after = None

@@ -1,4 +1,5 @@
 """The Kafka path: relay -> itsm.events -> projection workers -> read models (real broker)."""
+
 from __future__ import annotations
 
 import threading
@@ -9,23 +10,29 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from domain.incident.commands import (
-    Acknowledge, Assign, Comment, Hold, LogIncident, Resolve, Resume,
+    Acknowledge,
+    Assign,
+    Comment,
+    Hold,
+    LogIncident,
+    Resolve,
+    Resume,
 )
-from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.command_context import Context
 from infra.composition_root import bootstrap, default_projections
-from infra.messaging.projection_worker import ProjectionWorker
 from infra.event_store.notification_feed import NotificationFeed
-from infra.operations.read_model_rebuild import rebuild
 from infra.messaging.dead_letters import DeadLetters
 from infra.messaging.dead_letters import make_producer as dl_producer
+from infra.messaging.kafka_topics import ensure_topics
+from infra.messaging.projection_worker import ProjectionWorker
 from infra.messaging.relay import Relay, RelayPosition, make_producer
+from infra.operations.read_model_rebuild import rebuild
 from infra.settings import Settings
 from infra.sql.database import connect
-from infra.messaging.kafka_topics import ensure_topics
-from projections.runtime.runner import ProjectionRunner
-from projections.incident import incident_queue as incidents
 from projections.audit import incident_timeline as timeline
+from projections.incident import incident_queue as incidents
+from projections.runtime.runner import ProjectionRunner
 from tests.counting import incident_events
 from tests.waiting import wait_until
 
@@ -34,8 +41,12 @@ CTX = Context(Actor("alice"), "req-1")
 
 @pytest.fixture
 def container(tmp_path, kafka_bootstrap, kafka_topic_prefix):
-    settings = Settings(data_dir=tmp_path, kafka_bootstrap=kafka_bootstrap, kafka_partitions=3,
-                        events_topic=f"{kafka_topic_prefix}.events")
+    settings = Settings(
+        data_dir=tmp_path,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_partitions=3,
+        events_topic=f"{kafka_topic_prefix}.events",
+    )
     c = bootstrap(settings)
     ensure_topics(kafka_bootstrap, [settings.events_topic, f"{settings.events_topic}.dlq"], 3)
     yield c
@@ -46,17 +57,27 @@ def drive(container, count: int = 5) -> list:
     ids = []
     for n in range(count):
         incident = container.desk.log_incident(
-            LogIncident(title=f"Printer {n} jammed", caller="bob", impact=2, urgency=2), CTX)
-        for command in (Assign(group="desktop"), Acknowledge(), Hold(reason="awaiting_caller"),
-                        Resume(), Comment(text="replaced drum"), Resolve(code="fixed")):
+            LogIncident(title=f"Printer {n} jammed", caller="bob", impact=2, urgency=2), CTX
+        )
+        for command in (
+            Assign(group="desktop"),
+            Acknowledge(),
+            Hold(reason="awaiting_caller"),
+            Resume(),
+            Comment(text="replaced drum"),
+            Resolve(code="fixed"),
+        ):
             container.desk.execute(incident.id, command, CTX)
         ids.append(incident.id)
     return ids
 
 
 def relay_all(container) -> Relay:
-    relay = Relay(container.desk, RelayPosition(container.store_db, container.settings.events_topic),
-                  make_producer(container.settings.kafka_bootstrap))
+    relay = Relay(
+        container.desk,
+        RelayPosition(container.store_db, container.settings.events_topic),
+        make_producer(container.settings.kafka_bootstrap),
+    )
     while relay.step():
         pass
     return relay
@@ -71,9 +92,15 @@ def read_models(container) -> tuple[list, dict]:
 
 def run_workers(container, until) -> None:
     stop = threading.Event()
-    workers = [ProjectionWorker(container.settings.kafka_bootstrap, container.settings.events_topic,
-                                runner, DeadLetters(dl_producer(container.settings.kafka_bootstrap)))
-               for runner in container.runners]
+    workers = [
+        ProjectionWorker(
+            container.settings.kafka_bootstrap,
+            container.settings.events_topic,
+            runner,
+            DeadLetters(dl_producer(container.settings.kafka_bootstrap)),
+        )
+        for runner in container.runners
+    ]
     threads = [threading.Thread(target=w.run, args=(stop,)) for w in workers]
     for thread in threads:
         thread.start()
@@ -88,8 +115,11 @@ def run_workers(container, until) -> None:
 def caught_up(container, expected_events: int):
     def probe():
         rows, lines = read_models(container)
-        return sum(len(v) for v in lines.values()) == expected_events and \
-            sum(r["version"] for r in rows) == expected_events
+        return (
+            sum(len(v) for v in lines.values()) == expected_events
+            and sum(r["version"] for r in rows) == expected_events
+        )
+
     return probe
 
 
@@ -97,8 +127,12 @@ def test_relay_publishes_every_event_in_order_keyed_by_incident_with_headers(con
     ids = drive(container, 3)
     relay_all(container)
     topic = container.settings.events_topic
-    consumer = KafkaConsumer(bootstrap_servers=container.settings.kafka_bootstrap, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=container.settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
     consumer.assign([TopicPartition(topic, p) for p in range(3)])
     records = list(consumer)
     consumer.close()
@@ -113,8 +147,16 @@ def test_relay_publishes_every_event_in_order_keyed_by_incident_with_headers(con
     value = orjson.loads(first.value)
     assert set(headers) == {"event_type", "schema_version", "aggregate_version", "notification_id"}
     assert headers["event_type"].decode() == value["type"]
-    assert {"event_id", "type", "aggregate_id", "aggregate_version", "occurred_at", "actor",
-            "causation_id", "payload"} <= set(value)
+    assert {
+        "event_id",
+        "type",
+        "aggregate_id",
+        "aggregate_version",
+        "occurred_at",
+        "actor",
+        "causation_id",
+        "payload",
+    } <= set(value)
     assert value["actor"] == {"id": "alice", "kind": "person"}
 
 
@@ -150,8 +192,13 @@ def test_an_undecodable_record_is_dead_lettered_and_the_worker_goes_on(container
     drive(container, 2)
     relay_all(container)
     run_workers(container, caught_up(container, incident_events(container.desk)))
-    dlq = KafkaConsumer(f"{topic}.dlq", bootstrap_servers=container.settings.kafka_bootstrap,
-                        group_id=None, auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    dlq = KafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=container.settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
     dead = [r for r in dlq if r.value == b"{not json"]
     dlq.close()
     assert dead and dict(dead[0].headers)["reason"]

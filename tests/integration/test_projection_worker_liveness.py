@@ -1,5 +1,6 @@
 """The worker outlives what stops a consumer: failures retried, a stalled client recreated,
 a poll that never returns replaced (real broker)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -8,15 +9,15 @@ import threading
 import pytest
 from kafka import KafkaConsumer
 
-from domain.shared_kernel.command_context import Context
 from domain.incident.commands import LogIncident
 from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.command_context import Context
 from infra.composition_root import bootstrap
-from infra.messaging.projection_worker import ProjectionWorker, Supervisor
-from infra.messaging.supervised_consumer import ConsumerMetrics
-from infra.messaging.relay import Relay, RelayPosition, make_producer
-from infra.settings import Settings
 from infra.messaging.kafka_topics import ensure_topics
+from infra.messaging.projection_worker import ProjectionWorker, Supervisor
+from infra.messaging.relay import Relay, RelayPosition, make_producer
+from infra.messaging.supervised_consumer import ConsumerMetrics
+from infra.settings import Settings
 from projections.incident import incident_queue as incidents
 from tests.waiting import wait_until
 
@@ -25,8 +26,12 @@ CTX = Context(Actor("alice"), "liveness")
 
 @pytest.fixture
 def container(tmp_path, kafka_bootstrap, kafka_topic_prefix):
-    settings = Settings(data_dir=tmp_path, kafka_bootstrap=kafka_bootstrap, kafka_partitions=2,
-                        events_topic=f"{kafka_topic_prefix}.events")
+    settings = Settings(
+        data_dir=tmp_path,
+        kafka_bootstrap=kafka_bootstrap,
+        kafka_partitions=2,
+        events_topic=f"{kafka_topic_prefix}.events",
+    )
     c = bootstrap(settings)
     ensure_topics(kafka_bootstrap, [settings.events_topic], 2)
     yield c
@@ -36,10 +41,15 @@ def container(tmp_path, kafka_bootstrap, kafka_topic_prefix):
 def publish(container, count: int) -> None:
     for n in range(count):
         container.desk.log_incident(
-            LogIncident(title=f"Disk {n} full", caller="ops", impact=2, urgency=2), CTX)
+            LogIncident(title=f"Disk {n} full", caller="ops", impact=2, urgency=2), CTX
+        )
     settings = container.settings
-    relay = Relay(container.desk, RelayPosition(container.store_db, settings.events_topic),
-                  make_producer(settings.kafka_bootstrap), settings.relay_batch_size)
+    relay = Relay(
+        container.desk,
+        RelayPosition(container.store_db, settings.events_topic),
+        make_producer(settings.kafka_bootstrap),
+        settings.relay_batch_size,
+    )
     while relay.step():
         pass
 
@@ -80,6 +90,7 @@ def factory(first):
     def make(**options):
         made.append(options)
         return first(**options) if len(made) == 1 else KafkaConsumer(**options)
+
     return make
 
 
@@ -100,15 +111,19 @@ def restarts(metrics: ConsumerMetrics, projection: str, reason: str) -> float:
 
 def worker(container, **options) -> ProjectionWorker:
     settings = container.settings
-    return ProjectionWorker(settings.kafka_bootstrap, settings.events_topic,
-                            container.runner("incidents"), worker_id="liveness", **options)
+    return ProjectionWorker(
+        settings.kafka_bootstrap,
+        settings.events_topic,
+        container.runner("incidents"),
+        worker_id="liveness",
+        **options,
+    )
 
 
 def test_a_consumer_that_stops_fetching_while_behind_is_recreated(container):
     publish(container, 20)
     metrics = ConsumerMetrics()
-    stuck = worker(container, stall_seconds=2, consumer_factory=factory(Stalled),
-                   metrics=metrics)
+    stuck = worker(container, stall_seconds=2, consumer_factory=factory(Stalled), metrics=metrics)
     run(stuck, lambda: rows(container) == 20)
     assert restarts(metrics, "incidents", "stalled") == 1
 
@@ -128,9 +143,11 @@ def test_a_poll_that_never_returns_is_replaced_by_the_supervisor(container):
     publish(container, 20)
     metrics = ConsumerMetrics()
     make = factory(Hung)
-    supervisor = Supervisor({"incidents": lambda: worker(container, consumer_factory=make,
-                                                         metrics=metrics)},
-                            metrics, stuck_seconds=3)
+    supervisor = Supervisor(
+        {"incidents": lambda: worker(container, consumer_factory=make, metrics=metrics)},
+        metrics,
+        stuck_seconds=3,
+    )
     try:
         run(supervisor, lambda: rows(container) == 20)
     finally:
@@ -170,14 +187,15 @@ def test_the_supervisor_stops_with_status_1_when_a_worker_thread_dies():
 
 
 def test_an_inbound_consumer_that_stops_fetching_while_behind_is_recreated(
-        tmp_path, kafka_bootstrap, kafka_topic_prefix):
+    tmp_path, kafka_bootstrap, kafka_topic_prefix
+):
     from kafka import KafkaProducer
 
-    from infra.messaging.dead_letters import DeadLetters, make_producer as dead_letter_producer
     from application.inbound.inbound_processor import InboundProcessor
-    from infra.messaging.cloudevents import parse
+    from infra.messaging.cloudevents import cloudevent, parse
+    from infra.messaging.dead_letters import DeadLetters
+    from infra.messaging.dead_letters import make_producer as dead_letter_producer
     from infra.messaging.inbound_consumer import InboundConsumer
-    from infra.messaging.cloudevents import cloudevent
 
     topic = f"{kafka_topic_prefix}.inbound"
     settings = Settings(data_dir=tmp_path, inbound_topic=topic)
@@ -185,16 +203,30 @@ def test_an_inbound_consumer_that_stops_fetching_while_behind_is_recreated(
     ensure_topics(kafka_bootstrap, [topic, f"{topic}.dlq"], 1)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     for n in range(5):
-        producer.send(topic, cloudevent("alert.fired", "nagios", f"a{n}", f"host{n}",
-                                        {"service": f"host{n}", "check": "ping",
-                                         "severity": "critical", "summary": "down"}))
+        producer.send(
+            topic,
+            cloudevent(
+                "alert.fired",
+                "nagios",
+                f"a{n}",
+                f"host{n}",
+                {"service": f"host{n}", "check": "ping", "severity": "critical", "summary": "down"},
+            ),
+        )
     producer.flush()
     processor = InboundProcessor(container.desk, parse=parse)
     metrics = ConsumerMetrics()
-    consumer = InboundConsumer(kafka_bootstrap, topic, processor,
-                               DeadLetters(dead_letter_producer(kafka_bootstrap)),
-                               worker_id="liveness", group_id=topic, stall_seconds=2,
-                               consumer_factory=factory(Stalled), metrics=metrics)
+    consumer = InboundConsumer(
+        kafka_bootstrap,
+        topic,
+        processor,
+        DeadLetters(dead_letter_producer(kafka_bootstrap)),
+        worker_id="liveness",
+        group_id=topic,
+        stall_seconds=2,
+        consumer_factory=factory(Stalled),
+        metrics=metrics,
+    )
     try:
         run(consumer, lambda: consumer.applied + consumer.rejected == 5)
         assert consumer.rejected == 0

@@ -3,6 +3,7 @@
 import-linter (pyproject.toml) holds every other layer rule; it cannot tell
 eventsourcing.domain from eventsourcing.persistence, so this one is checked here.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,7 +30,10 @@ def _allowed(module: str) -> bool:
 
 
 def test_the_domain_imports_only_the_standard_library_and_eventsourcing_domain():
-    strays = {f"{path.relative_to(DOMAIN.parent)}: {module}"
-              for path in DOMAIN.rglob("*.py") for module in _imports(path)
-              if not _allowed(module)}
+    strays = {
+        f"{path.relative_to(DOMAIN.parent)}: {module}"
+        for path in DOMAIN.rglob("*.py")
+        for module in _imports(path)
+        if not _allowed(module)
+    }
     assert not strays, sorted(strays)

@@ -1,4 +1,5 @@
 """Business calendar examples: office hours, breaks, holidays, 24x7, DST and the spec format."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def test_measure_accepts_any_timezone():
 
 def test_half_hour_offset_kolkata():
     cal = BusinessCalendar.working_days("Asia/Kolkata", [(time(9), time(17))])
-    assert cal.measure(utc(2024, 6, 10, 3), utc(2024, 6, 10, 12)) == 8 * H  # 08:30-17:30 IST covers the whole 09:00-17:00 window
+    assert (
+        cal.measure(utc(2024, 6, 10, 3), utc(2024, 6, 10, 12)) == 8 * H
+    )  # 08:30-17:30 IST covers the whole 09:00-17:00 window
     assert cal.add(utc(2024, 6, 10), H) == utc(2024, 6, 10, 4, 30)
 
 
@@ -91,7 +94,9 @@ def test_measure_a_year_and_add_a_thousand_hours_are_fast():
 # -- several windows a day, and windows to midnight
 
 
-LUNCH = BusinessCalendar.working_days("Europe/London", [(time(9), time(12, 30)), (time(13, 30), time(17))])
+LUNCH = BusinessCalendar.working_days(
+    "Europe/London", [(time(9), time(12, 30)), (time(13, 30), time(17))]
+)
 
 
 def test_lunch_break_is_not_counted():
@@ -126,11 +131,15 @@ def test_night_shift_is_two_windows_across_midnight():
 
 
 def test_fixed_holiday_is_skipped():
-    cal = BusinessCalendar.working_days("Europe/London", [(time(9), time(17))], holidays=[date(2024, 5, 6)])
+    cal = BusinessCalendar.working_days(
+        "Europe/London", [(time(9), time(17))], holidays=[date(2024, 5, 6)]
+    )
     assert cal.add(london(2024, 5, 3, 16), 2 * H) == london(2024, 5, 7, 10)
 
 
-CHRISTMAS = BusinessCalendar.working_days("Europe/London", [(time(9), time(17))], yearly_holidays=[(12, 25), (12, 26)])
+CHRISTMAS = BusinessCalendar.working_days(
+    "Europe/London", [(time(9), time(17))], yearly_holidays=[(12, 25), (12, 26)]
+)
 
 
 def test_christmas_is_skipped_in_2024():
@@ -143,13 +152,17 @@ def test_christmas_recurs_every_year():
 
 
 def test_holiday_is_the_local_day_not_the_utc_day():
-    cal = BusinessCalendar("America/New_York", (((time(0), None),),) * 7, holidays=frozenset({date(2024, 7, 4)}))
+    cal = BusinessCalendar(
+        "America/New_York", (((time(0), None),),) * 7, holidays=frozenset({date(2024, 7, 4)})
+    )
     # UTC 4 July 00:00 is 3 July 20:00 in New York: 4h on the 3rd, the 4th is off, 8h on the 5th.
     assert cal.measure(utc(2024, 7, 4), utc(2024, 7, 5, 12)) == 12 * H
 
 
 def test_leap_day_yearly_holiday_only_applies_in_leap_years():
-    cal = BusinessCalendar.working_days("UTC", [(time(0), None)], days=range(7), yearly_holidays=[(2, 29)])
+    cal = BusinessCalendar.working_days(
+        "UTC", [(time(0), None)], days=range(7), yearly_holidays=[(2, 29)]
+    )
     assert cal.measure(utc(2024, 2, 28), utc(2024, 3, 1)) == 24 * H
     assert cal.measure(utc(2023, 2, 28), utc(2023, 3, 1)) == 24 * H
 
@@ -158,7 +171,9 @@ def test_leap_day_yearly_holiday_only_applies_in_leap_years():
 
 
 def test_always_counts_every_instant():
-    assert BusinessCalendar.always().measure(utc(2024, 1, 1), utc(2025, 1, 1)) == timedelta(days=366)
+    assert BusinessCalendar.always().measure(utc(2024, 1, 1), utc(2025, 1, 1)) == timedelta(
+        days=366
+    )
 
 
 def test_always_adds_plain_elapsed_time_across_dst():
@@ -170,7 +185,10 @@ def test_always_adds_plain_elapsed_time_across_dst():
 
 
 def test_london_spring_forward_day_is_23_hours():
-    assert every_day("Europe/London", (time(0), None)).measure(london(2024, 3, 31), london(2024, 4, 1)) == 23 * H
+    assert (
+        every_day("Europe/London", (time(0), None)).measure(london(2024, 3, 31), london(2024, 4, 1))
+        == 23 * H
+    )
 
 
 def test_london_office_hours_across_spring_forward():
@@ -197,7 +215,12 @@ def test_london_window_inside_repeated_hour_happens_twice():
 
 
 def test_london_fall_back_day_is_25_hours():
-    assert every_day("Europe/London", (time(0), None)).measure(london(2024, 10, 27), london(2024, 10, 28)) == 25 * H
+    assert (
+        every_day("Europe/London", (time(0), None)).measure(
+            london(2024, 10, 27), london(2024, 10, 28)
+        )
+        == 25 * H
+    )
 
 
 # -- DST, America/New_York: 10 March 2024 02:00 EST -> 03:00 EDT; 3 November 02:00 EDT -> 01:00 EST
@@ -242,7 +265,9 @@ def test_lord_howe_half_hour_fall_back_day_is_24_and_a_half_hours():
 
 def test_pause_over_the_weekend_removes_only_its_working_hours():
     pause = (london(2024, 6, 7, 16), london(2024, 6, 10, 10))
-    assert OFFICE.measure_excluding(london(2024, 6, 7, 9), london(2024, 6, 10, 17), [pause]) == 14 * H
+    assert (
+        OFFICE.measure_excluding(london(2024, 6, 7, 9), london(2024, 6, 10, 17), [pause]) == 14 * H
+    )
 
 
 def test_overlapping_and_open_pauses():
@@ -257,7 +282,9 @@ def test_overlapping_and_open_pauses():
 
 def test_pauses_outside_the_range_are_ignored():
     pauses = [(london(2024, 6, 1), london(2024, 6, 2)), (london(2024, 6, 20), None)]
-    assert OFFICE.measure_excluding(london(2024, 6, 10, 9), london(2024, 6, 10, 17), pauses) == 8 * H
+    assert (
+        OFFICE.measure_excluding(london(2024, 6, 10, 9), london(2024, 6, 10, 17), pauses) == 8 * H
+    )
 
 
 # -- the spec dict carried by policy events
@@ -299,18 +326,27 @@ def test_spec_format():
 
 
 def test_equal_however_built_and_hashable():
-    listed = BusinessCalendar("UTC", [[(time(13), time(17)), (time(9), time(12))]] * 7, {date(2024, 1, 2)}, {(12, 25)})
-    from_spec = BusinessCalendar.from_dict({
-        "timezone": "UTC",
-        "week": {d: [["09:00", "12:00"], ["13:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
-        "holidays": ["2024-01-02"],
-        "yearly_holidays": ["12-25"],
-    })
+    listed = BusinessCalendar(
+        "UTC", [[(time(13), time(17)), (time(9), time(12))]] * 7, {date(2024, 1, 2)}, {(12, 25)}
+    )
+    from_spec = BusinessCalendar.from_dict(
+        {
+            "timezone": "UTC",
+            "week": {
+                d: [["09:00", "12:00"], ["13:00", "17:00"]]
+                for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+            },
+            "holidays": ["2024-01-02"],
+            "yearly_holidays": ["12-25"],
+        }
+    )
     assert listed == from_spec and hash(listed) == hash(from_spec)
 
 
 def test_always_round_trips():
-    assert BusinessCalendar.from_dict(BusinessCalendar.always().to_dict()) == BusinessCalendar.always()
+    assert (
+        BusinessCalendar.from_dict(BusinessCalendar.always().to_dict()) == BusinessCalendar.always()
+    )
 
 
 def test_missing_days_and_holidays_mean_none():
@@ -324,32 +360,41 @@ def spec(**changes):
     return base
 
 
-@pytest.mark.parametrize("bad, message", [
-    (spec(timezone="Mars/Olympus"), "unknown timezone 'Mars/Olympus'"),
-    (spec(timezone=""), "unknown timezone"),
-    (spec(week={"mon": [["17:00", "09:00"]]}), "mon: window end 09:00:00 is not after start 17:00:00"),
-    (spec(week={"tue": [["09:00", "09:00"]]}), "not after start"),
-    (spec(week={"mon": [["09:00", "13:00"], ["12:00", "17:00"]]}), "mon: windows 09:00-13:00 and 12:00-17:00 overlap"),
-    (spec(week={"mon": [["20:00", "24:00"], ["21:00", "22:00"]]}), "overlap"),
-    (spec(week={"mon": [["24:00", "24:00"]]}), "cannot start at 24:00"),
-    (spec(week={"mon": [["9am", "17:00"]]}), "mon: bad time '9am', expected HH:MM"),
-    (spec(week={"mon": [["25:00", "26:00"]]}), "bad time '25:00'"),
-    (spec(week={"mon": [["09:00+01:00", "17:00"]]}), "must not carry an offset"),
-    (spec(week={"mon": [["09:00"]]}), "a window is [start, end]"),
-    (spec(week={"monday": [["09:00", "17:00"]]}), "week: unknown keys ['monday']"),
-    (spec(week=[]), "'week' must map day names"),
-    (spec(week={"mon": "09:00-17:00"}), "mon: expected a list"),
-    (spec(week={}), "week has no working windows at all"),
-    (spec(holidays="2024-12-25"), "holidays: expected a list"),
-    (spec(yearly_holidays=None), "yearly_holidays: expected a list"),
-    (spec(holidays=["2024-02-30"]), "bad holiday date '2024-02-30', expected YYYY-MM-DD"),
-    (spec(holidays=["tomorrow"]), "bad holiday date"),
-    (spec(yearly_holidays=["02-30"]), "bad yearly holiday (2, 30), expected (month, day)"),
-    (spec(yearly_holidays=["13-01"]), "bad yearly holiday"),
-    (spec(yearly_holidays=["Christmas"]), "bad yearly holiday 'Christmas', expected MM-DD"),
-    (spec(colour="blue"), "unknown keys ['colour']"),
-    ({"week": {}}, "needs 'timezone' and 'week'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (spec(timezone="Mars/Olympus"), "unknown timezone 'Mars/Olympus'"),
+        (spec(timezone=""), "unknown timezone"),
+        (
+            spec(week={"mon": [["17:00", "09:00"]]}),
+            "mon: window end 09:00:00 is not after start 17:00:00",
+        ),
+        (spec(week={"tue": [["09:00", "09:00"]]}), "not after start"),
+        (
+            spec(week={"mon": [["09:00", "13:00"], ["12:00", "17:00"]]}),
+            "mon: windows 09:00-13:00 and 12:00-17:00 overlap",
+        ),
+        (spec(week={"mon": [["20:00", "24:00"], ["21:00", "22:00"]]}), "overlap"),
+        (spec(week={"mon": [["24:00", "24:00"]]}), "cannot start at 24:00"),
+        (spec(week={"mon": [["9am", "17:00"]]}), "mon: bad time '9am', expected HH:MM"),
+        (spec(week={"mon": [["25:00", "26:00"]]}), "bad time '25:00'"),
+        (spec(week={"mon": [["09:00+01:00", "17:00"]]}), "must not carry an offset"),
+        (spec(week={"mon": [["09:00"]]}), "a window is [start, end]"),
+        (spec(week={"monday": [["09:00", "17:00"]]}), "week: unknown keys ['monday']"),
+        (spec(week=[]), "'week' must map day names"),
+        (spec(week={"mon": "09:00-17:00"}), "mon: expected a list"),
+        (spec(week={}), "week has no working windows at all"),
+        (spec(holidays="2024-12-25"), "holidays: expected a list"),
+        (spec(yearly_holidays=None), "yearly_holidays: expected a list"),
+        (spec(holidays=["2024-02-30"]), "bad holiday date '2024-02-30', expected YYYY-MM-DD"),
+        (spec(holidays=["tomorrow"]), "bad holiday date"),
+        (spec(yearly_holidays=["02-30"]), "bad yearly holiday (2, 30), expected (month, day)"),
+        (spec(yearly_holidays=["13-01"]), "bad yearly holiday"),
+        (spec(yearly_holidays=["Christmas"]), "bad yearly holiday 'Christmas', expected MM-DD"),
+        (spec(colour="blue"), "unknown keys ['colour']"),
+        ({"week": {}}, "needs 'timezone' and 'week'"),
+    ],
+)
 def test_spec_validation(bad, message):
     with pytest.raises(ValueError) as raised:
         BusinessCalendar.from_dict(bad)
@@ -375,7 +420,9 @@ def test_naive_datetimes_are_refused():
     with pytest.raises(ValueError, match="start must be a timezone-aware datetime"):
         OFFICE.measure(datetime(2024, 6, 10, 9), utc(2024, 6, 10, 17))
     with pytest.raises(ValueError, match="pause end must be a timezone-aware"):
-        OFFICE.measure_excluding(utc(2024, 6, 10), utc(2024, 6, 11), [(utc(2024, 6, 10), datetime(2024, 6, 11))])
+        OFFICE.measure_excluding(
+            utc(2024, 6, 10), utc(2024, 6, 11), [(utc(2024, 6, 10), datetime(2024, 6, 11))]
+        )
 
 
 def test_negative_duration_is_refused():

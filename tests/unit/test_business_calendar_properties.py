@@ -4,6 +4,7 @@ The reference is deliberately naive: for every UTC minute it converts to the cal
 local time and asks "is this wall-clock minute inside a window of a non-holiday day?".
 Windows, offsets and instants are all whole minutes, so counting minutes is exact.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
@@ -37,7 +38,9 @@ def is_business(cal: BusinessCalendar, instant: datetime) -> bool:
     if day in cal.holidays or (day.month, day.day) in cal.yearly_holidays:
         return False
     wall = local.time()
-    return any(start <= wall and (end is None or wall < end) for start, end in cal.week[local.weekday()])
+    return any(
+        start <= wall and (end is None or wall < end) for start, end in cal.week[local.weekday()]
+    )
 
 
 def minute_flags(cal: BusinessCalendar, start: datetime, minutes: int) -> list[bool]:
@@ -65,7 +68,7 @@ def to_time(minute: int) -> time | None:
 @st.composite
 def random_day(draw) -> tuple:
     points = sorted(draw(st.sets(minute_of_day, max_size=6)))
-    pairs = zip(points[0::2], points[1::2])
+    pairs = zip(points[0::2], points[1::2], strict=False)
     return tuple((to_time(s), to_time(e)) for s, e in pairs)
 
 
@@ -102,7 +105,9 @@ def scenario(draw) -> tuple[BusinessCalendar, datetime, datetime]:
     near = st.integers(-2, 12).map(lambda n: start.date() + timedelta(days=n))
     holidays = draw(st.frozensets(near, max_size=3))
     yearly = draw(st.frozensets(near.map(lambda d: (d.month, d.day)), max_size=2))
-    week = tuple(draw(st.lists(day_windows, min_size=7, max_size=7).filter(any)))  # some working time
+    week = tuple(
+        draw(st.lists(day_windows, min_size=7, max_size=7).filter(any))
+    )  # some working time
     return BusinessCalendar(zone, week, holidays, yearly), start, end
 
 
@@ -119,7 +124,9 @@ def shown_in_any_zone(draw, instant: datetime, cal: BusinessCalendar) -> datetim
 @given(st.data())
 def test_measure_matches_minute_by_minute_reference(data):
     cal, start, end = data.draw(scenario())
-    got = cal.measure(shown_in_any_zone(data.draw, start, cal), shown_in_any_zone(data.draw, end, cal))
+    got = cal.measure(
+        shown_in_any_zone(data.draw, start, cal), shown_in_any_zone(data.draw, end, cal)
+    )
     assert got == brute_measure(cal, start, end)
 
 
@@ -152,16 +159,22 @@ def test_measure_excluding_pauses_matches_reference(data):
     pause = st.tuples(
         st.integers(-1440, span + 1440),
         st.one_of(st.none(), st.integers(0, 4 * 1440)),  # None: still paused
-    ).map(lambda p: (start + p[0] * MINUTE, None if p[1] is None else start + (p[0] + p[1]) * MINUTE))
+    ).map(
+        lambda p: (start + p[0] * MINUTE, None if p[1] is None else start + (p[0] + p[1]) * MINUTE)
+    )
     pauses = data.draw(st.lists(pause, max_size=4))
 
     def paused(instant: datetime) -> bool:
         return any(p0 <= instant and (p1 is None or instant < p1) for p0, p1 in pauses)
 
-    expected = sum(
-        1 for i in range(span)
-        if not paused(start + i * MINUTE) and is_business(cal, start + i * MINUTE)
-    ) * MINUTE
+    expected = (
+        sum(
+            1
+            for i in range(span)
+            if not paused(start + i * MINUTE) and is_business(cal, start + i * MINUTE)
+        )
+        * MINUTE
+    )
     assert cal.measure_excluding(start, end, pauses) == expected
 
 
@@ -170,7 +183,10 @@ def test_measure_excluding_pauses_matches_reference(data):
 def test_measure_is_additive_at_any_instant(data):
     cal, start, _ = data.draw(scenario())
     # Cut points need not be whole minutes: microseconds must add up too.
-    cuts = sorted(start + timedelta(microseconds=data.draw(st.integers(0, MAX_SPAN * 60_000_000))) for _ in range(2))
+    cuts = sorted(
+        start + timedelta(microseconds=data.draw(st.integers(0, MAX_SPAN * 60_000_000)))
+        for _ in range(2)
+    )
     middle = data.draw(st.sampled_from(cuts))
     assert cal.measure(start, cuts[1]) == cal.measure(start, middle) + cal.measure(middle, cuts[1])
 

@@ -1,4 +1,5 @@
 """`itsm serve --workers`: several API processes only where the read models are fed elsewhere."""
+
 import pytest
 
 from infra.cli import main as cli

@@ -1,7 +1,9 @@
 """Published event ids: stable per (aggregate, version), and exactly the documented uuid5."""
+
 from uuid import UUID, uuid4, uuid5
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from infra.event_store.publishing import _EVENT_IDS, event_id
 

@@ -1,4 +1,5 @@
 """Every event (and a snapshot) survives the orjson transcoder unchanged; v1 Logged upcasts."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -12,7 +13,12 @@ from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
 from infra.event_store.orjson_transcoder import OrjsonTranscoder, dumps, loads
 from tests.builders import (
-    FULL_LIFECYCLE, all_incident_event_classes, drive, lifecycle_events, mapper, new_incident,
+    FULL_LIFECYCLE,
+    all_incident_event_classes,
+    drive,
+    lifecycle_events,
+    mapper,
+    new_incident,
     replay,
 )
 
@@ -26,12 +32,17 @@ def test_the_lifecycle_emits_every_event_class_of_the_incident():
 
 
 def test_the_event_class_set_excludes_only_the_abstract_base_and_unused_created():
-    nested = {name for name, value in vars(Incident).items()
-              if isinstance(value, type) and issubclass(value, Incident.Event)}
+    nested = {
+        name
+        for name, value in vars(Incident).items()
+        if isinstance(value, type) and issubclass(value, Incident.Event)
+    }
     assert nested - {c.__name__ for c in all_incident_event_classes()} == {"Event", "Created"}
 
 
-@pytest.mark.parametrize("event", EVENTS, ids=lambda e: f"{e.originator_version}-{type(e).__name__}")
+@pytest.mark.parametrize(
+    "event", EVENTS, ids=lambda e: f"{e.originator_version}-{type(e).__name__}"
+)
 def test_event_round_trips_field_by_field(event):
     m = mapper()
     stored = m.to_stored_event(event)
@@ -62,8 +73,14 @@ def test_datetimes_and_actors_are_stored_tagged_not_as_bare_strings():
 
 def test_transcoder_round_trips_nested_values():
     moment = datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=timezone.utc)
-    value = {"at": moment, "who": Actor("x", ActorKind.UPSTREAM), "list": [moment, 1, "s", None],
-             "nested": {"deep": {"by": Actor("y")}}, "flag": True, "n": 1.5}
+    value = {
+        "at": moment,
+        "who": Actor("x", ActorKind.UPSTREAM),
+        "list": [moment, 1, "s", None],
+        "nested": {"deep": {"by": Actor("y")}},
+        "flag": True,
+        "n": 1.5,
+    }
     assert loads(dumps(value)) == value
     transcoder = OrjsonTranscoder()
     assert transcoder.decode(transcoder.encode(value)) == value
@@ -101,6 +118,7 @@ def test_snapshot_round_trip_of_an_aggregate():
 
 # -- upcasting ------------------------------------------------------------------------------
 
+
 def _v1_logged(event) -> StoredEvent:
     """The stored form a v1 Logged event had: no channel and no class_version key.
 
@@ -111,9 +129,12 @@ def _v1_logged(event) -> StoredEvent:
     state = orjson.loads(current.state)
     del state["channel"], state["class_version"]
     state.pop("at", None)
-    return StoredEvent(originator_id=current.originator_id,
-                       originator_version=current.originator_version, topic=current.topic,
-                       state=orjson.dumps(state))
+    return StoredEvent(
+        originator_id=current.originator_id,
+        originator_version=current.originator_version,
+        topic=current.topic,
+        state=orjson.dumps(state),
+    )
 
 
 def test_v1_logged_event_decodes_as_v2_with_channel_phone():
@@ -125,7 +146,8 @@ def test_v1_logged_event_decodes_as_v2_with_channel_phone():
     assert upcast.channel == "phone"
     assert "class_version" not in vars(upcast)
     assert {k: v for k, v in vars(upcast).items() if k != "channel"} == {
-        k: v for k, v in vars(logged).items() if k != "channel"}
+        k: v for k, v in vars(logged).items() if k != "channel"
+    }
 
 
 def test_whole_aggregate_rebuilds_from_a_v1_logged_event():
@@ -137,5 +159,6 @@ def test_whole_aggregate_rebuilds_from_a_v1_logged_event():
     assert rebuilt.channel == "phone"
     original = replay(events)
     assert {k: v for k, v in vars(rebuilt).items() if k != "channel"} == {
-        k: v for k, v in vars(original).items() if k != "channel"}
+        k: v for k, v in vars(original).items() if k != "channel"
+    }
     assert rebuilt.version == 9 and rebuilt.priority == "P1"

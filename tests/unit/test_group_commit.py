@@ -1,10 +1,10 @@
 """Group commit: concurrent saves share a transaction; a failed group is retried one by one."""
+
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-
-import asyncio
 
 import pytest
 from eventsourcing.persistence import IntegrityError

@@ -1,14 +1,15 @@
 """alert.fired / alert.resolved: one incident per open fingerprint; flapping reopens it."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import pytest
 
-from domain.shared_kernel.actor import Actor
-from domain.shared_kernel.priority import PriorityMatrix
 from application.inbound.alert_mapper import AlertHandler
 from application.inbound.inbound_message import CloudEvent
+from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.priority import PriorityMatrix
 from tests.unit.test_inbound_snapshots import FakeWork
 
 MONITOR = "prometheus://am-1"
@@ -16,9 +17,14 @@ MONITOR = "prometheus://am-1"
 
 def alert(kind: str, n: int, service: str = "mail", check: str = "smtp", **data) -> CloudEvent:
     body = {"service": service, "check": check, "summary": f"{check} down on {service}", **data}
-    return CloudEvent(id=f"a{n}", source=MONITOR, type=f"alert.{kind}",
-                      time=datetime(2026, 5, 1, 10, n, tzinfo=timezone.utc),
-                      subject=f"{service}/{check}", data=body)
+    return CloudEvent(
+        id=f"a{n}",
+        source=MONITOR,
+        type=f"alert.{kind}",
+        time=datetime(2026, 5, 1, 10, n, tzinfo=timezone.utc),
+        subject=f"{service}/{check}",
+        data=body,
+    )
 
 
 @pytest.fixture
@@ -31,8 +37,9 @@ def incidents(work):
 
 
 def test_a_fired_alert_opens_an_incident_from_monitoring(work):
-    effect, incident = AlertHandler(PriorityMatrix()).fired(work, alert("fired", 1,
-                                                                        severity="critical"))
+    effect, incident = AlertHandler(PriorityMatrix()).fired(
+        work, alert("fired", 1, severity="critical")
+    )
     assert effect == "opened"
     assert incident.channel == "monitoring" and incident.priority == "P1"
     assert incident.external_ref == "mail/smtp" and incident.source == MONITOR

@@ -1,4 +1,5 @@
 """The incident.snapshot mapper, in memory: what each change between snapshots becomes."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -8,9 +9,9 @@ from uuid import UUID
 
 import pytest
 
-from domain.shared_kernel.priority import PriorityMatrix
 from application.inbound.inbound_message import CloudEvent
 from application.inbound.source_record_mapper import SnapshotHandler
+from domain.shared_kernel.priority import PriorityMatrix
 
 SOURCE = "servicenow://test"
 
@@ -33,13 +34,33 @@ class FakeWork:
 
 
 def snap(mod: int, state: str = "new", at: str = "2016-03-01T10:00:00", **fields) -> dict:
-    data = {"ref": "INC0000045", "mod_count": mod, "updated_at": at, "updated_by": f"user {mod}",
-            "state": state, "hold_reason": None, "opened_at": "2016-03-01T09:00:00",
-            "opened_by": "opener", "caller": "Caller 1", "category": "Category 1",
-            "subcategory": "Sub 1", "service": None, "impact": 2, "urgency": 2,
-            "priority": "P3", "assignment_group": None, "assignee": None, "reopen_count": 0,
-            "reassignment_count": 0, "resolution_code": "code 6", "resolved_by": None,
-            "resolved_at": None, "closed_at": None, "made_sla": True, "title": None}
+    data = {
+        "ref": "INC0000045",
+        "mod_count": mod,
+        "updated_at": at,
+        "updated_by": f"user {mod}",
+        "state": state,
+        "hold_reason": None,
+        "opened_at": "2016-03-01T09:00:00",
+        "opened_by": "opener",
+        "caller": "Caller 1",
+        "category": "Category 1",
+        "subcategory": "Sub 1",
+        "service": None,
+        "impact": 2,
+        "urgency": 2,
+        "priority": "P3",
+        "assignment_group": None,
+        "assignee": None,
+        "reopen_count": 0,
+        "reassignment_count": 0,
+        "resolution_code": "code 6",
+        "resolved_by": None,
+        "resolved_at": None,
+        "closed_at": None,
+        "made_sla": True,
+        "title": None,
+    }
     data.update(fields)
     return data
 
@@ -53,9 +74,14 @@ class Ticket:
 
     def feed(self, *snapshots: dict) -> Ticket:
         for n, data in enumerate(snapshots):
-            event = CloudEvent(id=f"e{data['mod_count']}-{n}", source=SOURCE,
-                               type="incident.snapshot", time=datetime.now(timezone.utc),
-                               subject=data["ref"], data=data)
+            event = CloudEvent(
+                id=f"e{data['mod_count']}-{n}",
+                source=SOURCE,
+                type="incident.snapshot",
+                time=datetime.now(timezone.utc),
+                subject=data["ref"],
+                data=data,
+            )
             effect, incident, ticket = self.handler.handle(self.work, event)
             self.effects.append(effect)
             self.incident = incident or self.incident
@@ -95,15 +121,24 @@ def test_source_times_without_offset_are_in_the_configured_timezone():
 
 def test_a_normal_life_new_active_hold_resolved_closed():
     ticket, evs = events(
-        snap(0, assignment_group="G1"), snap(1, "in_progress", at="2016-03-01T11:00:00"),
+        snap(0, assignment_group="G1"),
+        snap(1, "in_progress", at="2016-03-01T11:00:00"),
         snap(2, "on_hold", hold_reason="awaiting_vendor", at="2016-03-01T12:00:00"),
         snap(3, "on_hold", hold_reason="awaiting_evidence", at="2016-03-01T12:30:00"),
         snap(4, "resolved", at="2016-03-02T10:00:00"),
         snap(5, "resolved", at="2016-03-02T15:00:00"),
-        snap(6, "closed", at="2016-03-07T10:00:00"))
+        snap(6, "closed", at="2016-03-07T10:00:00"),
+    )
     assert [type(e).__name__ for e in evs] == [
-        "Logged", "Assigned", "Acknowledged", "PutOnHold", "Resumed", "PutOnHold", "Resolved",
-        "Closed"]
+        "Logged",
+        "Assigned",
+        "Acknowledged",
+        "PutOnHold",
+        "Resumed",
+        "PutOnHold",
+        "Resolved",
+        "Closed",
+    ]
     incident = ticket.incident
     assert incident.state == "closed" and incident.hold_reason is None
     # Resolved at the FIRST resolved snapshot, not at a later one.
@@ -119,43 +154,60 @@ def test_a_first_snapshot_already_resolved_resolves_at_its_update_time():
 
 
 def test_counters_at_the_first_snapshot_are_a_baseline_not_changes():
-    ticket, evs = events(snap(0, "in_progress", reopen_count=2, reassignment_count=3,
-                              assignment_group="G1"))
+    ticket, evs = events(
+        snap(0, "in_progress", reopen_count=2, reassignment_count=3, assignment_group="G1")
+    )
     assert ticket.incident.reopen_count == 0 and ticket.incident.reassignment_count == 0
 
 
 def test_only_group_changes_between_non_null_groups_are_reassignments():
     ticket, evs = events(
-        snap(0),                                   # no group
-        snap(1, assignment_group="G1"),            # null -> G1: assignment
+        snap(0),  # no group
+        snap(1, assignment_group="G1"),  # null -> G1: assignment
         snap(2, assignment_group="G1", assignee="ann"),  # agent only: not a reassignment
-        snap(3, assignment_group="G2"),            # G1 -> G2: reassignment
-        snap(4, assignment_group=None),            # G2 -> null: nothing happens here
-        snap(5, assignment_group="G3"),            # null -> G3: not a reassignment
+        snap(3, assignment_group="G2"),  # G1 -> G2: reassignment
+        snap(4, assignment_group=None),  # G2 -> null: nothing happens here
+        snap(5, assignment_group="G3"),  # null -> G3: not a reassignment
         snap(6, assignment_group="G3"),
-        snap(7, assignment_group="G1", reassignment_count=99))  # G3 -> G1: reassignment
+        snap(7, assignment_group="G1", reassignment_count=99),
+    )  # G3 -> G1: reassignment
     assigned = [e for e in evs if type(e).__name__ == "Assigned"]
     assert [(e.group, e.agent, e.reassignment) for e in assigned] == [
-        ("G1", None, False), ("G1", "ann", False), ("G2", None, True), ("G3", None, False),
-        ("G1", None, True)]
+        ("G1", None, False),
+        ("G1", "ann", False),
+        ("G2", None, True),
+        ("G3", None, False),
+        ("G1", None, True),
+    ]
     assert ticket.incident.reassignment_count == 2  # counters in the data are not trusted
 
 
 def test_a_group_change_while_resolved_still_counts():
-    ticket, evs = events(snap(0, "resolved", assignment_group="G1"),
-                         snap(1, "closed", assignment_group="G2"))
+    ticket, evs = events(
+        snap(0, "resolved", assignment_group="G1"), snap(1, "closed", assignment_group="G2")
+    )
     assert ticket.incident.reassignment_count == 1 and ticket.incident.state == "closed"
     assert ticket.incident.assignment_group == "G2"
 
 
 def test_each_unit_of_rise_of_reopen_count_is_one_reopen():
-    ticket, evs = events(snap(0, "resolved", at="2016-03-01T10:00:00"),
-                         snap(1, "in_progress", reopen_count=1, at="2016-03-01T11:00:00"),
-                         snap(2, "resolved", reopen_count=1, at="2016-03-01T12:00:00"),
-                         snap(3, "resolved", reopen_count=3, at="2016-03-01T13:00:00"))
+    ticket, evs = events(
+        snap(0, "resolved", at="2016-03-01T10:00:00"),
+        snap(1, "in_progress", reopen_count=1, at="2016-03-01T11:00:00"),
+        snap(2, "resolved", reopen_count=1, at="2016-03-01T12:00:00"),
+        snap(3, "resolved", reopen_count=3, at="2016-03-01T13:00:00"),
+    )
     names = [type(e).__name__ for e in evs]
-    assert names == ["Logged", "Resolved", "Reopened", "Resolved", "Reopened", "Resolved",
-                     "Reopened", "Resolved"]
+    assert names == [
+        "Logged",
+        "Resolved",
+        "Reopened",
+        "Resolved",
+        "Reopened",
+        "Resolved",
+        "Reopened",
+        "Resolved",
+    ]
     assert ticket.incident.reopen_count == 3 and ticket.incident.state == "resolved"
     # the synthesized resolution between the two reopens of one snapshot says so
     assert evs[5].notes.startswith("synthesized")
@@ -168,12 +220,21 @@ def test_a_rise_while_open_resolves_first_to_stay_legal():
 
 
 def test_a_closed_ticket_reopened_at_the_source_is_reopened_here():
-    ticket, evs = events(snap(0, "resolved"), snap(1, "closed"),
-                         snap(2, "in_progress", reopen_count=1, at="2016-03-09T10:00:00"),
-                         snap(3, "resolved", reopen_count=1, at="2016-03-10T10:00:00"),
-                         snap(4, "closed", reopen_count=1, at="2016-03-15T10:00:00"))
+    ticket, evs = events(
+        snap(0, "resolved"),
+        snap(1, "closed"),
+        snap(2, "in_progress", reopen_count=1, at="2016-03-09T10:00:00"),
+        snap(3, "resolved", reopen_count=1, at="2016-03-10T10:00:00"),
+        snap(4, "closed", reopen_count=1, at="2016-03-15T10:00:00"),
+    )
     assert [type(e).__name__ for e in evs] == [
-        "Logged", "Resolved", "Closed", "Reopened", "Resolved", "Closed"]
+        "Logged",
+        "Resolved",
+        "Closed",
+        "Reopened",
+        "Resolved",
+        "Closed",
+    ]
     incident = ticket.incident
     assert incident.reopen_count == 1 and incident.state == "closed"
     assert incident.resolved_at == datetime(2016, 3, 10, 10, tzinfo=timezone.utc)
@@ -205,9 +266,11 @@ def test_on_hold_without_a_reason_defaults_to_awaiting_caller():
 
 
 def test_priority_and_category_changes():
-    ticket, evs = events(snap(0, "in_progress"),
-                         snap(1, "in_progress", impact=1, urgency=1, category="Category 2"),
-                         snap(2, "in_progress", impact=None, urgency=None, category=None))
+    ticket, evs = events(
+        snap(0, "in_progress"),
+        snap(1, "in_progress", impact=1, urgency=1, category="Category 2"),
+        snap(2, "in_progress", impact=None, urgency=None, category=None),
+    )
     names = [type(e).__name__ for e in evs]
     assert names == ["Logged", "Acknowledged", "Reprioritised", "Recategorised"]
     assert ticket.incident.priority == "P1" and ticket.incident.category == "Category 2"
@@ -225,18 +288,19 @@ def test_a_cancelled_ticket_is_cancelled():
 
 
 def test_stale_snapshots_are_ignored_and_counted_on_the_ticket():
-    ticket = Ticket().feed(snap(0), snap(2, "in_progress"), snap(1, "resolved"),
-                           snap(2, "closed"))
+    ticket = Ticket().feed(snap(0), snap(2, "in_progress"), snap(1, "resolved"), snap(2, "closed"))
     assert ticket.effects == ["opened", "applied", "stale", "stale"]
     assert ticket.incident.state == "in_progress"
     assert ticket.ticket.stale == 2 and ticket.ticket.mod_count == 2
     assert ticket.ticket.snapshot["state"] == "in_progress"
 
 
-@pytest.mark.parametrize("target", ["new", "in_progress", "on_hold", "resolved", "closed",
-                                    "cancelled"])
-@pytest.mark.parametrize("start", ["new", "in_progress", "on_hold", "resolved", "closed",
-                                   "cancelled"])
+@pytest.mark.parametrize(
+    "target", ["new", "in_progress", "on_hold", "resolved", "closed", "cancelled"]
+)
+@pytest.mark.parametrize(
+    "start", ["new", "in_progress", "on_hold", "resolved", "closed", "cancelled"]
+)
 def test_every_state_to_every_state_is_legal_and_lands_where_it_can(start, target):
     ticket = Ticket().feed(snap(0, start), snap(1, target))
     state = ticket.incident.state

@@ -1,4 +1,5 @@
 """Every legal transition of an incident and what it does to the incident's state."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,8 +7,19 @@ from datetime import datetime
 import pytest
 
 from domain.incident.commands import (
-    Acknowledge, Assign, Cancel, Close, Comment, Escalate, Hold, LogIncident, Recategorise, Reopen,
-    Reprioritise, Resolve, Resume,
+    Acknowledge,
+    Assign,
+    Cancel,
+    Close,
+    Comment,
+    Escalate,
+    Hold,
+    LogIncident,
+    Recategorise,
+    Reopen,
+    Reprioritise,
+    Resolve,
+    Resume,
 )
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import IllegalTransition
@@ -21,7 +33,11 @@ def last_event(incident):
 def test_logging_opens_a_new_unassigned_incident_at_l1():
     incident = new_incident(impact=1, urgency=2)
     assert (incident.number, incident.state, incident.priority, incident.tier) == (
-        "INC0001001", "new", "P2", "L1")
+        "INC0001001",
+        "new",
+        "P2",
+        "L1",
+    )
     assert incident.assignment_group is None and incident.assignee is None
     assert incident.major is False
     assert incident.reassignment_count == incident.reopen_count == 0
@@ -46,8 +62,9 @@ def test_acknowledge_moves_new_to_in_progress_and_stamps_the_time():
     assert incident.version == 2
 
 
-@pytest.mark.parametrize("reason", ["awaiting_caller", "awaiting_vendor", "awaiting_problem",
-                                    "awaiting_change"])
+@pytest.mark.parametrize(
+    "reason", ["awaiting_caller", "awaiting_vendor", "awaiting_problem", "awaiting_change"]
+)
 def test_hold_records_the_reason_and_resume_clears_it(reason):
     incident = incident_through([Acknowledge(), Hold(reason=reason, note="n")])
     assert (incident.state, incident.hold_reason) == ("on_hold", reason)
@@ -83,7 +100,10 @@ def test_reopen_counts_reopens_and_clears_the_resolution():
     assert incident.resolved_at is None
     drive(incident, [Resolve(code="fixed"), Reopen(), Resolve(code="really fixed")])
     assert (incident.state, incident.reopen_count, incident.resolution_code) == (
-        "resolved", 2, "really fixed")
+        "resolved",
+        2,
+        "really fixed",
+    )
 
 
 @pytest.mark.parametrize("score", [1, 2, 3, 4, 5, None])
@@ -120,16 +140,26 @@ def test_first_assignment_is_not_a_reassignment():
 
 
 def test_a_change_of_group_is_a_reassignment():
-    incident = incident_through([Assign(group="service-desk"), Assign(group="network", agent="x"),
-                                 Assign(group="service-desk")])
+    incident = incident_through(
+        [
+            Assign(group="service-desk"),
+            Assign(group="network", agent="x"),
+            Assign(group="service-desk"),
+        ]
+    )
     assert incident.reassignment_count == 2
     assert (incident.assignment_group, incident.assignee) == ("service-desk", None)
     assert last_event(incident).reassignment is True
 
 
 def test_a_change_of_agent_within_the_group_is_not_a_reassignment():
-    incident = incident_through([Assign(group="network"), Assign(group="network", agent="dave"),
-                                 Assign(group="network", agent="erin")])
+    incident = incident_through(
+        [
+            Assign(group="network"),
+            Assign(group="network", agent="dave"),
+            Assign(group="network", agent="erin"),
+        ]
+    )
     assert (incident.assignment_group, incident.assignee) == ("network", "erin")
     assert incident.reassignment_count == 0
 
@@ -137,11 +167,18 @@ def test_a_change_of_agent_within_the_group_is_not_a_reassignment():
 def test_functional_escalation_climbs_l1_l2_l3_then_fails_at_l3():
     incident = incident_through([Assign(group="service-desk", agent="carol")])
     drive(incident, [Escalate(kind="functional", group="messaging")])
-    assert (incident.tier, incident.assignment_group, incident.assignee) == ("L2", "messaging", None)
+    assert (incident.tier, incident.assignment_group, incident.assignee) == (
+        "L2",
+        "messaging",
+        None,
+    )
     assert incident.reassignment_count == 1
     drive(incident, [Escalate(kind="functional")])  # stays with its group
     assert (incident.tier, incident.assignment_group, incident.reassignment_count) == (
-        "L3", "messaging", 1)
+        "L3",
+        "messaging",
+        1,
+    )
     version = incident.version
     with pytest.raises(IllegalTransition, match="INC0001001 is already at the top tier L3"):
         drive(incident, [Escalate(kind="functional", group="vendor")])
@@ -151,14 +188,22 @@ def test_functional_escalation_climbs_l1_l2_l3_then_fails_at_l3():
 def test_functional_escalation_of_an_unassigned_incident_is_not_a_reassignment():
     incident = incident_through([Escalate(kind="functional", group="network")])
     assert (incident.tier, incident.assignment_group, incident.reassignment_count) == (
-        "L2", "network", 0)
+        "L2",
+        "network",
+        0,
+    )
 
 
 def test_hierarchical_escalation_sets_major_once():
-    incident = incident_through([Assign(group="network", agent="dave"),
-                                 Escalate(kind="hierarchical", reason="CEO")])
+    incident = incident_through(
+        [Assign(group="network", agent="dave"), Escalate(kind="hierarchical", reason="CEO")]
+    )
     assert incident.major is True
-    assert (incident.tier, incident.assignment_group, incident.assignee) == ("L1", "network", "dave")
+    assert (incident.tier, incident.assignment_group, incident.assignee) == (
+        "L1",
+        "network",
+        "dave",
+    )
     assert last_event(incident).reason == "CEO"
     with pytest.raises(IllegalTransition, match="INC0001001 is already a major incident"):
         drive(incident, [Escalate(kind="hierarchical")])
@@ -166,8 +211,12 @@ def test_hierarchical_escalation_sets_major_once():
 
 
 def test_reprioritise_and_recategorise_update_the_incident():
-    incident = incident_through([Reprioritise(impact=1, urgency=1, reason="outage"),
-                                 Recategorise(category="network", subcategory="vpn")])
+    incident = incident_through(
+        [
+            Reprioritise(impact=1, urgency=1, reason="outage"),
+            Recategorise(category="network", subcategory="vpn"),
+        ]
+    )
     assert (incident.impact, incident.urgency, incident.priority) == (1, 1, "P1")
     assert (incident.category, incident.subcategory, incident.service) == ("network", "vpn", "mail")
     drive(incident, [Recategorise(category="network", subcategory="vpn", service="remote-access")])

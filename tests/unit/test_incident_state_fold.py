@@ -1,21 +1,45 @@
 """incident_state.fold over published envelopes agrees with the aggregate, event by event."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from domain.incident.commands import Assign, Cancel, Hold
-from projections.runtime.envelope import Envelope
 from projections.incident.incident_view import changes, fold
+from projections.runtime.envelope import Envelope
 from projections.runtime.time_text import iso
 from tests.builders import (
-    FULL_LIFECYCLE, envelopes_of, incident_through, lifecycle_events, replay,
+    FULL_LIFECYCLE,
+    envelopes_of,
+    incident_through,
+    lifecycle_events,
+    replay,
 )
 
-SHARED = ("state", "priority", "assignment_group", "assignee", "tier", "major",
-          "reassignment_count", "reopen_count", "hold_reason",
-          # also carried by both
-          "number", "title", "description", "caller", "channel", "service", "category",
-          "subcategory", "impact", "urgency", "resolution_code", "satisfaction")
+SHARED = (
+    "state",
+    "priority",
+    "assignment_group",
+    "assignee",
+    "tier",
+    "major",
+    "reassignment_count",
+    "reopen_count",
+    "hold_reason",
+    # also carried by both
+    "number",
+    "title",
+    "description",
+    "caller",
+    "channel",
+    "service",
+    "category",
+    "subcategory",
+    "impact",
+    "urgency",
+    "resolution_code",
+    "satisfaction",
+)
 TIMES = ("acknowledged_at", "resolved_at", "closed_at")
 
 
@@ -53,10 +77,11 @@ def test_fold_equals_the_aggregate_after_every_event():
     states: dict[str, dict] = {}
     for index, envelope in enumerate(envelopes):
         states[envelope.aggregate_id] = fold(states.get(envelope.aggregate_id), envelope)
-        own = [e for e in events[:index + 1] if str(e.originator_id) == envelope.aggregate_id]
+        own = [e for e in events[: index + 1] if str(e.originator_id) == envelope.aggregate_id]
         aggregate = replay(own)
         assert _fold_view(states[envelope.aggregate_id]) == _aggregate_view(aggregate), (
-            f"after {envelope.type} v{envelope.aggregate_version}")
+            f"after {envelope.type} v{envelope.aggregate_version}"
+        )
 
 
 def test_fold_of_a_cancelled_incident_stamps_cancelled_at():
@@ -71,22 +96,29 @@ def test_fold_ignores_unknown_event_types_but_takes_their_version():
     events = incident_through([Assign(group="network")]).collect_events()
     envelopes = envelopes_of(events)
     state = _fold_all(envelopes)
-    unknown = Envelope(event_id="e", type="Incident.LinkedToProblem",
-                       aggregate_id=envelopes[0].aggregate_id, aggregate_version=3,
-                       schema_version=1,
-                       occurred_at=envelopes[-1].occurred_at + timedelta(seconds=1),
-                       actor={"id": "a", "kind": "person"}, causation_id="c",
-                       payload={"problem": "PRB1"})
+    unknown = Envelope(
+        event_id="e",
+        type="Incident.LinkedToProblem",
+        aggregate_id=envelopes[0].aggregate_id,
+        aggregate_version=3,
+        schema_version=1,
+        occurred_at=envelopes[-1].occurred_at + timedelta(seconds=1),
+        actor={"id": "a", "kind": "person"},
+        causation_id="c",
+        payload={"problem": "PRB1"},
+    )
     after = fold(state, unknown)
     assert {k: v for k, v in after.items() if k not in ("version", "updated_at")} == {
-        k: v for k, v in state.items() if k not in ("version", "updated_at")}
+        k: v for k, v in state.items() if k not in ("version", "updated_at")
+    }
     assert after["version"] == 3
     assert state["version"] == 2  # fold does not mutate its input
 
 
 def test_changes_lists_fields_before_and_after():
-    events = incident_through([Assign(group="service-desk", agent="carol"),
-                               Assign(group="network")]).collect_events()
+    events = incident_through(
+        [Assign(group="service-desk", agent="carol"), Assign(group="network")]
+    ).collect_events()
     logged, first, second = envelopes_of(events)
     s1 = fold(None, logged)
     s2 = fold(s1, first)
@@ -109,7 +141,10 @@ def test_changes_from_nothing_lists_every_field_but_bookkeeping():
     fields = [c["field"] for c in listed]
     # fields that start as None do not change from None, so they are not listed
     assert set(fields) == {k for k, v in state.items() if v is not None} - {
-        "version", "updated_at", "id"}
+        "version",
+        "updated_at",
+        "id",
+    }
     assert {"number", "state", "priority", "tier", "major", "opened_at"} <= set(fields)
     assert "assignment_group" not in fields
     assert all(c["before"] is None and c["after"] == state[c["field"]] for c in listed)

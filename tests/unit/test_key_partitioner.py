@@ -1,4 +1,5 @@
 """The relay's partitioner puts every key where Kafka's default partitioner does."""
+
 from uuid import uuid4
 
 from kafka.partitioner import DefaultPartitioner
@@ -26,8 +27,9 @@ def test_every_key_lands_in_the_default_partition_again_and_again():
     for partitions in (1, 3, 6, 7):
         cluster = Cluster(partitions)
         for key in keys * 2:  # the second round comes from memory (and past max_keys)
-            assert ours.partition("itsm.events", key, key, None, None, cluster) == \
-                kafka.partition("itsm.events", key, key, None, None, cluster)
+            assert ours.partition("itsm.events", key, key, None, None, cluster) == kafka.partition(
+                "itsm.events", key, key, None, None, cluster
+            )
 
 
 def test_a_record_without_key_goes_to_some_partition():

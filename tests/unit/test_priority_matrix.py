@@ -1,4 +1,5 @@
 """Impact x urgency -> priority: the default matrix, custom matrices, and reprioritising."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,9 +11,15 @@ from infra.settings import Settings
 from tests.builders import drive, new_incident
 
 DEFAULT = {
-    (1, 1): "P1", (1, 2): "P2", (1, 3): "P3",
-    (2, 1): "P2", (2, 2): "P3", (2, 3): "P4",
-    (3, 1): "P3", (3, 2): "P4", (3, 3): "P4",
+    (1, 1): "P1",
+    (1, 2): "P2",
+    (1, 3): "P3",
+    (2, 1): "P2",
+    (2, 2): "P3",
+    (2, 3): "P4",
+    (3, 1): "P3",
+    (3, 2): "P4",
+    (3, 3): "P4",
 }
 
 
@@ -34,33 +41,42 @@ def test_custom_matrix_parsed_from_text():
     matrix = PriorityMatrix.parse(" P1, P1 ,P2; P1,P2,P3 ;P3,P4,P4")
     assert matrix.rows == (("P1", "P1", "P2"), ("P1", "P2", "P3"), ("P3", "P4", "P4"))
     assert [[matrix.priority(i, u) for u in (1, 2, 3)] for i in (1, 2, 3)] == [
-        ["P1", "P1", "P2"], ["P1", "P2", "P3"], ["P3", "P4", "P4"]]
+        ["P1", "P1", "P2"],
+        ["P1", "P2", "P3"],
+        ["P3", "P4", "P4"],
+    ]
     assert new_incident(impact=2, urgency=1, matrix=matrix).priority == "P1"
 
 
-@pytest.mark.parametrize("text", [
-    "",
-    "P1,P2,P3",
-    "P1,P2,P3;P2,P3,P4",
-    "P1,P2,P3;P2,P3,P4;P3,P4,P4;P4,P4,P4",
-    "P1,P2;P2,P3,P4;P3,P4,P4",
-    "P1,P2,P3,P4;P2,P3,P4;P3,P4,P4",
-    "P1,P2,P3;P2,P3,P4;P3,P4,P5",
-    "P0,P2,P3;P2,P3,P4;P3,P4,P4",
-    "p1,p2,p3;p2,p3,p4;p3,p4,p4",
-    "P1,P2,P3;P2,,P4;P3,P4,P4",
-    "P1 P2 P3;P2 P3 P4;P3 P4 P4",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "P1,P2,P3",
+        "P1,P2,P3;P2,P3,P4",
+        "P1,P2,P3;P2,P3,P4;P3,P4,P4;P4,P4,P4",
+        "P1,P2;P2,P3,P4;P3,P4,P4",
+        "P1,P2,P3,P4;P2,P3,P4;P3,P4,P4",
+        "P1,P2,P3;P2,P3,P4;P3,P4,P5",
+        "P0,P2,P3;P2,P3,P4;P3,P4,P4",
+        "p1,p2,p3;p2,p3,p4;p3,p4,p4",
+        "P1,P2,P3;P2,,P4;P3,P4,P4",
+        "P1 P2 P3;P2 P3 P4;P3 P4 P4",
+    ],
+)
 def test_invalid_matrix_text_is_rejected(text):
     with pytest.raises(InvalidValue, match="priority matrix"):
         PriorityMatrix.parse(text)
 
 
-@pytest.mark.parametrize("rows", [
-    (("P1", "P2", "P3"), ("P2", "P3", "P4")),
-    (("P1", "P2", "P3"), ("P2", "P3", "P4"), ("P3", "P4", "High")),
-    (("P1", "P2"), ("P2", "P3", "P4"), ("P3", "P4", "P4", "P4")),
-])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        (("P1", "P2", "P3"), ("P2", "P3", "P4")),
+        (("P1", "P2", "P3"), ("P2", "P3", "P4"), ("P3", "P4", "High")),
+        (("P1", "P2"), ("P2", "P3", "P4"), ("P3", "P4", "P4", "P4")),
+    ],
+)
 def test_invalid_matrix_rows_are_rejected(rows):
     with pytest.raises(InvalidValue, match="^a priority matrix is 3x3 cells of P1..P4$"):
         PriorityMatrix(rows=rows)

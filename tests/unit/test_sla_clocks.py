@@ -1,4 +1,5 @@
 """The clock read model, driven by published envelopes at chosen instants (24x7 calendar)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,7 +11,13 @@ from domain.shared_kernel.business_calendar import BusinessCalendar
 from projections.runtime.time_text import iso
 from projections.sla.sla_queries import live
 from tests.unit.test_sla_support import (
-    SCHEDULER, H, Clocks, Ticket, at, policy_envelope, spec,
+    SCHEDULER,
+    Clocks,
+    H,
+    Ticket,
+    at,
+    policy_envelope,
+    spec,
 )
 
 YEARS_LATER = at(hours=24 * 365 * 10)  # when an import's scheduler stamps its notices
@@ -27,8 +34,11 @@ def test_logging_starts_respond_and_resolve_clocks_with_the_policy_version(clock
     ticket = Ticket(at(0))  # impact 2 x urgency 2 = P3
     clocks.feed(ticket)
     respond, resolve = clocks.clock(ticket, "respond"), clocks.clock(ticket, "resolve")
-    assert (respond["policy_id"], respond["policy_version"], respond["priority"]) == \
-        ("policy-1", 1, "P3")
+    assert (respond["policy_id"], respond["policy_version"], respond["priority"]) == (
+        "policy-1",
+        1,
+        "P3",
+    )
     assert respond["target_s"] == H and resolve["target_s"] == 24 * H
     assert respond["state"] == resolve["state"] == "running"
     assert respond["due_at"] == iso(at(1)) and resolve["due_at"] == iso(at(24))
@@ -77,8 +87,9 @@ def test_a_hold_reason_outside_the_pause_rules_does_not_stop_the_clock(clocks):
 
 
 def test_pause_rules_are_per_metric_and_per_policy():
-    clocks = Clocks().feed(policy_envelope(spec(pause={"respond": ["awaiting_vendor"],
-                                                       "resolve": []})))
+    clocks = Clocks().feed(
+        policy_envelope(spec(pause={"respond": ["awaiting_vendor"], "resolve": []}))
+    )
     ticket = Ticket(at(0))
     clocks.feed(ticket.do("hold", "awaiting_vendor", at=at(minutes=10)))
     assert clocks.clock(ticket, "respond")["state"] == "paused"
@@ -104,8 +115,9 @@ def test_reprioritising_below_the_elapsed_time_breaches_at_the_change(clocks):
 
 def test_reopening_resumes_the_resolve_clock_without_the_time_resolved(clocks):
     ticket = Ticket(at(0))
-    clocks.feed(ticket.do("acknowledge", at=at(minutes=5))
-                .do("resolve", "fixed", "", at=at(hours=4)))
+    clocks.feed(
+        ticket.do("acknowledge", at=at(minutes=5)).do("resolve", "fixed", "", at=at(hours=4))
+    )
     assert clocks.clock(ticket, "resolve")["state"] == "met"
     clocks.feed(ticket.do("reopen", "came back", at=at(hours=30)))
     resolve = clocks.clock(ticket, "resolve")
@@ -132,19 +144,41 @@ def test_a_policy_edit_applies_to_later_clocks_only(clocks):
 def test_most_specific_policy_wins_then_rank():
     clocks = Clocks().feed(
         policy_envelope(spec(name="any"), policy_id="a"),
-        policy_envelope(spec(name="mail", conditions={"service": ["mail"]}, rank=1,
-                             targets={"resolve": {"*": 2 * H}}), policy_id="b"),
-        policy_envelope(spec(name="mail-p3", conditions={"service": ["mail"],
-                                                         "priority": ["P3"]},
-                             targets={"resolve": {"*": 3 * H}}), policy_id="c"),
-        policy_envelope(spec(name="mail-hi", conditions={"service": ["mail"]}, rank=5,
-                             targets={"resolve": {"*": 5 * H}}), policy_id="d"))
-    p3_mail, p1_mail, other = (Ticket(at(0), service="mail"),
-                               Ticket(at(0), impact=1, urgency=1, service="mail"),
-                               Ticket(at(0), service="web"))
+        policy_envelope(
+            spec(
+                name="mail",
+                conditions={"service": ["mail"]},
+                rank=1,
+                targets={"resolve": {"*": 2 * H}},
+            ),
+            policy_id="b",
+        ),
+        policy_envelope(
+            spec(
+                name="mail-p3",
+                conditions={"service": ["mail"], "priority": ["P3"]},
+                targets={"resolve": {"*": 3 * H}},
+            ),
+            policy_id="c",
+        ),
+        policy_envelope(
+            spec(
+                name="mail-hi",
+                conditions={"service": ["mail"]},
+                rank=5,
+                targets={"resolve": {"*": 5 * H}},
+            ),
+            policy_id="d",
+        ),
+    )
+    p3_mail, p1_mail, other = (
+        Ticket(at(0), service="mail"),
+        Ticket(at(0), impact=1, urgency=1, service="mail"),
+        Ticket(at(0), service="web"),
+    )
     clocks.feed(p3_mail, p1_mail, other)
-    assert clocks.clock(p3_mail, "resolve")["policy_id"] == "c"   # two conditions
-    assert clocks.clock(p1_mail, "resolve")["policy_id"] == "d"   # one condition, rank 5
+    assert clocks.clock(p3_mail, "resolve")["policy_id"] == "c"  # two conditions
+    assert clocks.clock(p1_mail, "resolve")["policy_id"] == "d"  # one condition, rank 5
     assert clocks.clock(other, "resolve")["policy_id"] == "a"
     assert clocks.clock(p3_mail, "respond") is None  # policy c has no respond target
 
@@ -159,8 +193,7 @@ def test_no_matching_policy_means_no_clocks():
 def test_ola_clock_per_group_stops_on_reassignment_and_resumes_on_return():
     clocks = Clocks().feed(policy_envelope(spec(ola={"network": {"*": 2 * H}})))
     ticket = Ticket(at(0))
-    clocks.feed(ticket.do("assign", "network", None, at=at(1))
-                .do("assign", "desk", None, at=at(2)))
+    clocks.feed(ticket.do("assign", "network", None, at=at(1)).do("assign", "desk", None, at=at(2)))
     ola = clocks.clock(ticket, "ola:network")
     assert ola["state"] == "met" and ola["elapsed_s"] == H and ola["group_name"] == "network"
     assert clocks.clock(ticket, "ola:desk") is None  # no OLA target for that group
@@ -184,15 +217,38 @@ def test_alarms_list_the_warnings_and_the_breach_until_recorded(clocks):
     ticket = Ticket(at(0))
     clocks.feed(ticket)
     alarms = orjson.loads(clocks.clock(ticket, "respond")["alarms"])
-    assert alarms == [[iso(at(minutes=30)), "warning", 50], [iso(at(minutes=45)), "warning", 75],
-                      [iso(at(minutes=54)), "warning", 90], [iso(at(1)), "breach", None]]
-    clocks.feed(ticket.do("record_sla_warning", "respond", 50, "policy-1", 1, at(1),
-                          by=SCHEDULER, at=at(minutes=30)))
+    assert alarms == [
+        [iso(at(minutes=30)), "warning", 50],
+        [iso(at(minutes=45)), "warning", 75],
+        [iso(at(minutes=54)), "warning", 90],
+        [iso(at(1)), "breach", None],
+    ]
+    clocks.feed(
+        ticket.do(
+            "record_sla_warning",
+            "respond",
+            50,
+            "policy-1",
+            1,
+            at(1),
+            by=SCHEDULER,
+            at=at(minutes=30),
+        )
+    )
     respond = clocks.clock(ticket, "respond")
     assert respond["warnings"] == "[50]"
     assert [a[2] for a in orjson.loads(respond["alarms"])] == [75, 90, None]
-    clocks.feed(ticket.do("record_sla_breach", "respond", "policy-1", 1, at(1),
-                          by=SCHEDULER, at=at(minutes=60, seconds=0.4)))
+    clocks.feed(
+        ticket.do(
+            "record_sla_breach",
+            "respond",
+            "policy-1",
+            1,
+            at(1),
+            by=SCHEDULER,
+            at=at(minutes=60, seconds=0.4),
+        )
+    )
     respond = clocks.clock(ticket, "respond")
     assert respond["breach_recorded"]
     assert [a[2] for a in orjson.loads(respond["alarms"])] == [75, 90]
@@ -213,14 +269,23 @@ def test_every_change_gets_a_higher_seq(clocks):
 
 def test_replaying_gives_the_same_rows(clocks):
     ticket = Ticket(at(0))
-    envelopes = ticket.do("assign", "desk", "carol", at=at(minutes=3)) \
-        .do("acknowledge", at=at(minutes=20)).do("hold", "awaiting_caller", at=at(1)) \
-        .do("resume", at=at(3)).do("reprioritise", 1, 2, "worse", at=at(4)) \
-        .do("resolve", "fixed", "", at=at(9)).envelopes()
+    envelopes = (
+        ticket.do("assign", "desk", "carol", at=at(minutes=3))
+        .do("acknowledge", at=at(minutes=20))
+        .do("hold", "awaiting_caller", at=at(1))
+        .do("resume", at=at(3))
+        .do("reprioritise", 1, 2, "worse", at=at(4))
+        .do("resolve", "fixed", "", at=at(9))
+        .envelopes()
+    )
     clocks.feed(envelopes)
     again = Clocks().feed(policy_envelope(spec()), envelopes)
-    strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "seq"} for r in rows),
-                                key=lambda r: r["metric"])
+
+    def strip(rows):
+        return sorted(
+            ({k: v for k, v in r.items() if k != "seq"} for r in rows), key=lambda r: r["metric"]
+        )
+
     assert strip(clocks.all()) == strip(again.all())
     resolve = clocks.clock(ticket, "resolve")
     assert resolve["target_s"] == 8 * H and resolve["elapsed_s"] == 7 * H
@@ -228,8 +293,10 @@ def test_replaying_gives_the_same_rows(clocks):
 
 
 def test_business_calendar_counts_only_working_hours():
-    calendar = {"timezone": "UTC", "week": {d: [["09:00", "17:00"]]
-                                            for d in ("mon", "tue", "wed", "thu", "fri")}}
+    calendar = {
+        "timezone": "UTC",
+        "week": {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+    }
     clocks = Clocks().feed(policy_envelope(spec(calendar=calendar)))
     ticket = Ticket(at(hours=7))  # Monday 16:00, P3: 24 business hours
     clocks.feed(ticket)
@@ -240,26 +307,42 @@ def test_business_calendar_counts_only_working_hours():
 
 
 def _clock_part(rows: list[dict]) -> list[dict]:
-    return sorted(({k: v for k, v in r.items() if k not in BOOKKEEPING} for r in rows),
-                  key=lambda r: r["metric"])
+    return sorted(
+        ({k: v for k, v in r.items() if k not in BOOKKEEPING} for r in rows),
+        key=lambda r: r["metric"],
+    )
 
 
 def _with_and_without_notices(steps) -> tuple[Clocks, Clocks]:
     """The same history fed with the scheduler's notices and without them."""
     envelopes = steps(Ticket(at(0))).envelopes()
     quiet = [e for e in envelopes if e.name not in ("SlaWarningReached", "SlaBreached")]
-    return (Clocks().feed(policy_envelope(spec()), envelopes),
-            Clocks().feed(policy_envelope(spec()), quiet))
+    return (
+        Clocks().feed(policy_envelope(spec()), envelopes),
+        Clocks().feed(policy_envelope(spec()), quiet),
+    )
 
 
 def test_a_notice_recorded_years_later_moves_no_clock_and_later_history_still_counts():
-    noisy, quiet = _with_and_without_notices(lambda t: t
-        .do("record_sla_warning", "resolve", 50, "policy-1", 1, at(24), by=SCHEDULER,
-            at=YEARS_LATER)
-        .do("record_sla_breach", "resolve", "policy-1", 1, at(24), by=SCHEDULER,
-            at=YEARS_LATER)
-        .do("acknowledge", at=at(minutes=40)).do("hold", "awaiting_caller", at=at(2))
-        .do("resume", at=at(3)).do("resolve", "fixed", "", at=at(30)))
+    noisy, quiet = _with_and_without_notices(
+        lambda t: (
+            t.do(
+                "record_sla_warning",
+                "resolve",
+                50,
+                "policy-1",
+                1,
+                at(24),
+                by=SCHEDULER,
+                at=YEARS_LATER,
+            )
+            .do("record_sla_breach", "resolve", "policy-1", 1, at(24), by=SCHEDULER, at=YEARS_LATER)
+            .do("acknowledge", at=at(minutes=40))
+            .do("hold", "awaiting_caller", at=at(2))
+            .do("resume", at=at(3))
+            .do("resolve", "fixed", "", at=at(30))
+        )
+    )
     assert _clock_part(noisy.all()) == _clock_part(quiet.all())
     resolve = next(r for r in noisy.all() if r["metric"] == "resolve")
     assert resolve["elapsed_s"] == 29 * H and resolve["since"] == iso(at(30))
@@ -269,12 +352,13 @@ def test_a_notice_recorded_years_later_moves_no_clock_and_later_history_still_co
 
 def test_a_breach_notice_raced_by_a_resolution_in_time_leaves_the_clock_met():
     # The scheduler recorded the breach before the import delivered the earlier resolution.
-    noisy, quiet = _with_and_without_notices(lambda t: t
-        .do("record_sla_breach", "respond", "policy-1", 1, at(1), by=SCHEDULER,
-            at=YEARS_LATER)
-        .do("record_sla_breach", "resolve", "policy-1", 1, at(24), by=SCHEDULER,
-            at=YEARS_LATER)
-        .do("resolve", "fixed", "", at=at(minutes=16)))
+    noisy, quiet = _with_and_without_notices(
+        lambda t: (
+            t.do("record_sla_breach", "respond", "policy-1", 1, at(1), by=SCHEDULER, at=YEARS_LATER)
+            .do("record_sla_breach", "resolve", "policy-1", 1, at(24), by=SCHEDULER, at=YEARS_LATER)
+            .do("resolve", "fixed", "", at=at(minutes=16))
+        )
+    )
     assert _clock_part(noisy.all()) == _clock_part(quiet.all())
     for row in noisy.all():
         assert (row["state"], row["elapsed_s"], row["breached_at"]) == ("met", 16 * 60, None)
@@ -284,16 +368,30 @@ def test_a_breach_notice_raced_by_a_resolution_in_time_leaves_the_clock_met():
 def test_a_notice_after_the_clock_stopped_neither_reopens_nor_extends_it():
     # Resolved unacknowledged (the resolution was the response), then reopened: the respond
     # clock stays stopped while the incident would still accept a respond notice.
-    noisy, quiet = _with_and_without_notices(lambda t: t
-        .do("resolve", "fixed", "", at=at(minutes=30)).do("reopen", "back", at=at(2))
-        .do("record_sla_warning", "respond", 90, "policy-1", 1, at(1), by=SCHEDULER,
-            at=YEARS_LATER)
-        .do("record_sla_breach", "respond", "policy-1", 1, at(1), by=SCHEDULER,
-            at=YEARS_LATER))
+    noisy, quiet = _with_and_without_notices(
+        lambda t: (
+            t.do("resolve", "fixed", "", at=at(minutes=30))
+            .do("reopen", "back", at=at(2))
+            .do(
+                "record_sla_warning",
+                "respond",
+                90,
+                "policy-1",
+                1,
+                at(1),
+                by=SCHEDULER,
+                at=YEARS_LATER,
+            )
+            .do("record_sla_breach", "respond", "policy-1", 1, at(1), by=SCHEDULER, at=YEARS_LATER)
+        )
+    )
     assert _clock_part(noisy.all()) == _clock_part(quiet.all())
     respond = next(r for r in noisy.all() if r["metric"] == "respond")
-    assert (respond["status"], respond["state"], respond["elapsed_s"]) == \
-        ("stopped", "met", 30 * 60)
+    assert (respond["status"], respond["state"], respond["elapsed_s"]) == (
+        "stopped",
+        "met",
+        30 * 60,
+    )
     assert respond["stopped_at"] == iso(at(minutes=30)) and respond["alarms"] is None
 
 
@@ -302,8 +400,9 @@ def test_a_clock_keeps_the_lag_of_the_ticket_event_that_last_changed_it(clocks):
     clocks.feed([replace(e, recorded_at=YEARS_LATER) for e in ticket.envelopes()])
     imported = (YEARS_LATER - at(0)).total_seconds()
     assert clocks.clock(ticket, "resolve")["lag_s"] == imported
-    notice = ticket.do("record_sla_warning", "resolve", 50, "policy-1", 1, at(24),
-                       by=SCHEDULER, at=YEARS_LATER).envelopes()
+    notice = ticket.do(
+        "record_sla_warning", "resolve", 50, "policy-1", 1, at(24), by=SCHEDULER, at=YEARS_LATER
+    ).envelopes()
     clocks.feed([replace(e, recorded_at=YEARS_LATER) for e in notice])
     assert clocks.clock(ticket, "resolve")["lag_s"] == imported  # not the ticket's own time
     worked_here = ticket.do("acknowledge", at=at(2)).envelopes()

@@ -1,4 +1,5 @@
 """The SlaPolicy aggregate (versions), its specification and the matching rule."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -7,10 +8,16 @@ from uuid import UUID
 import pytest
 
 from domain.incident.incident import Incident
-from domain.sla.sla_policy import (
-    SlaPolicy, choose, matches, normalise_spec, pause_reasons, specificity, target,
-)
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
+from domain.sla.sla_policy import (
+    SlaPolicy,
+    choose,
+    matches,
+    normalise_spec,
+    pause_reasons,
+    specificity,
+    target,
+)
 from tests.builders import BOT, mapper, new_incident, replay
 from tests.unit.test_sla_support import ALICE, H, spec
 
@@ -44,9 +51,11 @@ def test_a_deterministic_id_can_be_given():
 
 
 def test_policy_events_round_trip_through_the_transcoder():
-    policy = SlaPolicy.create(spec(calendar={"timezone": "Europe/Paris",
-                                             "week": {"mon": [["09:00", "17:00"]]}}),
-                              ALICE, "req-1")
+    policy = SlaPolicy.create(
+        spec(calendar={"timezone": "Europe/Paris", "week": {"mon": [["09:00", "17:00"]]}}),
+        ALICE,
+        "req-1",
+    )
     policy.amend({"warnings": [80]}, ALICE, "req-2")
     m = mapper()
     for event in policy.collect_events():
@@ -55,28 +64,42 @@ def test_policy_events_round_trip_through_the_transcoder():
 
 
 def test_normalised_specs_have_defaults_and_compare_equal():
-    one = normalise_spec({"name": " A ", "targets": {"resolve": {"P2": 3600.0, "P1": 60}},
-                          "conditions": {"service": ["b", "a", "a"], "category": []}})
+    one = normalise_spec(
+        {
+            "name": " A ",
+            "targets": {"resolve": {"P2": 3600.0, "P1": 60}},
+            "conditions": {"service": ["b", "a", "a"], "category": []},
+        }
+    )
     assert one["name"] == "A" and one["targets"]["resolve"] == {"P1": 60, "P2": 3600}
     assert one["conditions"] == {"service": ["a", "b"]}
-    assert one["pause"] == {"respond": [], "resolve": ["awaiting_caller", "awaiting_vendor"],
-                            "ola": ["awaiting_caller", "awaiting_vendor"]}
+    assert one["pause"] == {
+        "respond": [],
+        "resolve": ["awaiting_caller", "awaiting_vendor"],
+        "ola": ["awaiting_caller", "awaiting_vendor"],
+    }
     assert one["warnings"] == [50, 75, 90] and one["calendar"] is None and one["active"]
     assert normalise_spec(one) == one
 
 
-@pytest.mark.parametrize("bad", [
-    {"targets": {"resolve": {"P1": 60}}},                                  # no name
-    {"name": "x"},                                                         # no target
-    {"name": "x", "targets": {"resolve": {"P5": 60}}},
-    {"name": "x", "targets": {"resolve": {"P1": -1}}},
-    {"name": "x", "targets": {"fix": {"P1": 60}}},
-    {"name": "x", "targets": {"resolve": {"P1": 60}}, "warnings": [120]},
-    {"name": "x", "targets": {"resolve": {"P1": 60}}, "pause": {"resolve": ["coffee"]}},
-    {"name": "x", "targets": {"resolve": {"P1": 60}}, "conditions": {"colour": ["red"]}},
-    {"name": "x", "targets": {"resolve": {"P1": 60}}, "calendar": {"timezone": "Nowhere/X",
-                                                                   "week": {}}},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"targets": {"resolve": {"P1": 60}}},  # no name
+        {"name": "x"},  # no target
+        {"name": "x", "targets": {"resolve": {"P5": 60}}},
+        {"name": "x", "targets": {"resolve": {"P1": -1}}},
+        {"name": "x", "targets": {"fix": {"P1": 60}}},
+        {"name": "x", "targets": {"resolve": {"P1": 60}}, "warnings": [120]},
+        {"name": "x", "targets": {"resolve": {"P1": 60}}, "pause": {"resolve": ["coffee"]}},
+        {"name": "x", "targets": {"resolve": {"P1": 60}}, "conditions": {"colour": ["red"]}},
+        {
+            "name": "x",
+            "targets": {"resolve": {"P1": 60}},
+            "calendar": {"timezone": "Nowhere/X", "week": {}},
+        },
+    ],
+)
 def test_invalid_specs_are_refused(bad):
     with pytest.raises(InvalidValue):
         normalise_spec(bad)
@@ -91,8 +114,13 @@ def test_targets_fall_back_to_the_star_key_and_ola_is_per_group():
     assert pause_reasons(s, "respond") == []
 
 
-TICKET = {"ticket_type": "incident", "priority": "P2", "service": "mail",
-          "category": "software", "organisation": None}
+TICKET = {
+    "ticket_type": "incident",
+    "priority": "P2",
+    "service": "mail",
+    "category": "software",
+    "organisation": None,
+}
 
 
 def test_matching_needs_every_condition_and_an_active_policy():
@@ -109,8 +137,11 @@ def test_most_specific_then_highest_rank_then_oldest_then_smallest_id():
     mail = ("m", "2026-01-03", spec(conditions={"service": ["mail"]}))
     mail_ranked = ("r", "2026-01-04", spec(conditions={"category": ["software"]}, rank=2))
     mail_old = ("o", "2026-01-02", spec(conditions={"service": ["mail"]}))
-    both = ("b", "2026-01-09", spec(conditions={"service": ["mail"], "category": ["software"]},
-                                    rank=-5))
+    both = (
+        "b",
+        "2026-01-09",
+        spec(conditions={"service": ["mail"], "category": ["software"]}, rank=-5),
+    )
     assert choose([general, mail, mail_ranked, mail_old, both], TICKET) == "b"
     assert choose([general, mail, mail_ranked, mail_old], TICKET) == "r"
     assert choose([general, mail, mail_old], TICKET) == "o"

@@ -4,6 +4,7 @@ Times: the read models format with `iso()` and parse with `datetime.fromisoforma
 round-trip every moment the domain accepts. Text: no control characters but tab and line
 breaks, no lone surrogates. Stored history is never refused.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,18 +19,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import domain
-from domain.shared_kernel.value_checks import (
-    INTEGER_LIMIT, LONGEST_DURATION, TIMES_BEFORE, TIMES_FROM, CheckedEvent, check_duration,
-    check_fields, check_text, parse_time,
-)
-from domain.incident.incident import Incident
-from domain.sla.sla_policy import LONGEST_REACH, RANK_LIMIT, normalise_spec
 from domain.inbound.source_ticket import SourceTicket
+from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.priority import PriorityMatrix, check_level
-from infra.messaging.cloudevents import INTEGER_FIELDS, TIME_FIELDS, SCHEMA_DIR
+from domain.shared_kernel.value_checks import (
+    INTEGER_LIMIT,
+    LONGEST_DURATION,
+    TIMES_BEFORE,
+    TIMES_FROM,
+    CheckedEvent,
+    check_duration,
+    check_fields,
+    check_text,
+    parse_time,
+)
+from domain.sla.sla_policy import LONGEST_REACH, RANK_LIMIT, normalise_spec
 from infra.event_store.orjson_transcoder import OrjsonTranscoder
+from infra.messaging.cloudevents import INTEGER_FIELDS, SCHEMA_DIR, TIME_FIELDS
 from projections.runtime.time_text import iso
 from tests.builders import new_incident
 
@@ -39,14 +47,15 @@ FORBIDDEN = [chr(c) for c in range(0x20) if chr(c) not in ALLOWED_CONTROLS] + ["
 SURROGATES = ["\ud800", "\udbff", "\udc00", "\udfff"]
 LAST_MOMENT = TIMES_BEFORE - timedelta(microseconds=1)
 OFFSETS = st.integers(-24 * 60 + 1, 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
-MOMENTS = st.datetimes(min_value=TIMES_FROM.replace(tzinfo=None),
-                       max_value=LAST_MOMENT.replace(tzinfo=None)).map(
-    lambda naive: naive.replace(tzinfo=UTC))
+MOMENTS = st.datetimes(
+    min_value=TIMES_FROM.replace(tzinfo=None), max_value=LAST_MOMENT.replace(tzinfo=None)
+).map(lambda naive: naive.replace(tzinfo=UTC))
 ZONED = st.tuples(MOMENTS, OFFSETS).map(lambda pair: pair[0].astimezone(pair[1]))
 AT = datetime(2024, 3, 1, 10, tzinfo=UTC)
 
 
 # -- times -------------------------------------------------------------------------------------
+
 
 @PROPERTY
 @given(ZONED)
@@ -71,25 +80,42 @@ def test_the_domain_parses_what_it_formats_and_the_store_keeps_it(moment):
     assert transcoder.decode(transcoder.encode({"at": moment})) == {"at": moment}
 
 
-@pytest.mark.parametrize("moment", [TIMES_FROM, LAST_MOMENT,
-                                    datetime(1970, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))])
+@pytest.mark.parametrize(
+    "moment",
+    [TIMES_FROM, LAST_MOMENT, datetime(1970, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))],
+)
 def test_the_edges_of_the_range_are_accepted(moment):
     assert parse_time(moment.isoformat()) == moment
 
 
-@pytest.mark.parametrize("text", [
-    "0226-11-29T10:00:00Z", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59.999999Z",
-    "2200-01-01T00:00:00Z", "1970-01-01T00:30:00+01:00",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0226-11-29T10:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1969-12-31T23:59:59.999999Z",
+        "2200-01-01T00:00:00Z",
+        "1970-01-01T00:30:00+01:00",
+    ],
+)
 def test_moments_outside_the_range_are_refused(text):
     with pytest.raises(InvalidValue, match="out of range"):
         parse_time(text)
 
 
-@pytest.mark.parametrize("text", [
-    "2016-13-01T10:00:00Z", "2016-02-30T10:00:00Z", "2016-03-01T25:00:00Z",
-    "2016-03-01T10:00:00+25:00", "2012-00-10", "2016-03-01T10:61:00", "yesterday", "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2016-13-01T10:00:00Z",
+        "2016-02-30T10:00:00Z",
+        "2016-03-01T25:00:00Z",
+        "2016-03-01T10:00:00+25:00",
+        "2012-00-10",
+        "2016-03-01T10:61:00",
+        "yesterday",
+        "",
+    ],
+)
 def test_dates_that_do_not_exist_are_refused_not_raised_as_value_errors(text):
     with pytest.raises(InvalidValue, match="opened_at .* is not a time that exists"):
         parse_time(text, name="opened_at")
@@ -108,8 +134,7 @@ def test_a_naive_moment_is_refused_in_an_event():
 
 # -- text --------------------------------------------------------------------------------------
 
-TEXT = st.text(st.characters(blacklist_categories=("Cs",),
-                             blacklist_characters="".join(FORBIDDEN)))
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="".join(FORBIDDEN)))
 
 
 @PROPERTY
@@ -143,6 +168,7 @@ def test_text_the_domain_accepts_can_be_stored():
 
 # -- numbers and durations ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", [INTEGER_LIMIT + 1, -INTEGER_LIMIT - 1, 10**30])
 def test_integers_beyond_what_json_consumers_hold_are_refused(value):
     with pytest.raises(InvalidValue, match="mod_count is out of range"):
@@ -156,8 +182,10 @@ def test_numbers_must_be_finite(value):
         check_fields({"threshold": value})
 
 
-@pytest.mark.parametrize("seconds", [0, -1, LONGEST_DURATION.total_seconds() + 1,
-                                     float("nan"), float("inf"), True, "3600"])
+@pytest.mark.parametrize(
+    "seconds",
+    [0, -1, LONGEST_DURATION.total_seconds() + 1, float("nan"), float("inf"), True, "3600"],
+)
 def test_durations_are_positive_and_bounded(seconds):
     with pytest.raises(InvalidValue, match="positive number of seconds, at most 366 days"):
         check_duration("targets.resolve.P1", seconds)
@@ -171,15 +199,19 @@ def test_a_level_is_an_int_from_1_to_3(level):
 
 # -- SLA policies ------------------------------------------------------------------------------
 
+
 def _spec(**changes) -> dict:
     return {"name": "Mail", "targets": {"resolve": {"*": 3600}}, **changes}
 
 
-@pytest.mark.parametrize("targets", [
-    {"resolve": {"*": 999_999_999 * 86400}},  # P999999999D
-    {"resolve": {"P1": LONGEST_DURATION.total_seconds() + 1}},
-    {"respond": {"*": float("nan")}},
-])
+@pytest.mark.parametrize(
+    "targets",
+    [
+        {"resolve": {"*": 999_999_999 * 86400}},  # P999999999D
+        {"resolve": {"P1": LONGEST_DURATION.total_seconds() + 1}},
+        {"respond": {"*": float("nan")}},
+    ],
+)
 def test_sla_targets_are_bounded(targets):
     with pytest.raises(InvalidValue, match="at most 366 days"):
         normalise_spec(_spec(targets=targets))
@@ -206,6 +238,7 @@ def test_a_rank_fits_the_read_models_integer_column(rank):
 
 # -- every new event is checked ----------------------------------------------------------------
 
+
 def _aggregates() -> list[type[Aggregate]]:
     for module in pkgutil.walk_packages(domain.__path__, "domain."):
         importlib.import_module(module.name)
@@ -221,35 +254,56 @@ def _aggregates() -> list[type[Aggregate]]:
 def test_every_event_class_of_every_aggregate_checks_its_values():
     aggregates = _aggregates()
     assert {a.__name__ for a in aggregates} >= {
-        "Incident", "SlaPolicy", "SourceTicket", "InboundReceipt", "AlertFingerprint"}
+        "Incident",
+        "SlaPolicy",
+        "SourceTicket",
+        "InboundReceipt",
+        "AlertFingerprint",
+    }
     for aggregate in aggregates:
         for name, value in vars(aggregate).items():
             if isinstance(value, type) and issubclass(value, DomainEvent):
                 assert issubclass(value, CheckedEvent), f"{aggregate.__name__}.{name}"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("title", "a\x00b", "title contains a control character"),
-    ("caller", "bob\x1b[31m", "caller contains a control character"),
-    ("description", "x\ud800", "description contains a lone surrogate"),
-    ("at", datetime(226, 11, 29, 10, tzinfo=UTC), "at is out of range: 0226-11-29"),
-    ("at", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), "at is out of range: 9999"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("title", "a\x00b", "title contains a control character"),
+        ("caller", "bob\x1b[31m", "caller contains a control character"),
+        ("description", "x\ud800", "description contains a lone surrogate"),
+        ("at", datetime(226, 11, 29, 10, tzinfo=UTC), "at is out of range: 0226-11-29"),
+        ("at", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), "at is out of range: 9999"),
+    ],
+)
 def test_logging_with_a_poison_value_records_nothing(field, value, message):
     with pytest.raises(InvalidValue, match=message):
         new_incident(**{field: value}) if field != "at" else Incident.log(
-            number="INC1", title="t", caller="c", impact=2, urgency=2,
-            matrix=PriorityMatrix(), by=Actor("alice"), causation_id="r", at=value)
+            number="INC1",
+            title="t",
+            caller="c",
+            impact=2,
+            urgency=2,
+            matrix=PriorityMatrix(),
+            by=Actor("alice"),
+            causation_id="r",
+            at=value,
+        )
 
 
-@pytest.mark.parametrize("command", [
-    lambda i: i.comment("a\x00b", False, Actor("alice"), "r"),
-    lambda i: i.assign("net\x07", None, Actor("alice"), "r"),
-    lambda i: i.resolve("fixed", "notes", Actor("al\x00ice"), "r"),
-    lambda i: i.acknowledge(Actor("alice"), "r\x7f"),
-    lambda i: i.hold("awaiting_caller", Actor("alice"), "r", at=datetime(1969, 7, 20, tzinfo=UTC)),
-    lambda i: i.cancel("dup", Actor("alice"), "r", at=datetime(2024, 1, 1)),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda i: i.comment("a\x00b", False, Actor("alice"), "r"),
+        lambda i: i.assign("net\x07", None, Actor("alice"), "r"),
+        lambda i: i.resolve("fixed", "notes", Actor("al\x00ice"), "r"),
+        lambda i: i.acknowledge(Actor("alice"), "r\x7f"),
+        lambda i: i.hold(
+            "awaiting_caller", Actor("alice"), "r", at=datetime(1969, 7, 20, tzinfo=UTC)
+        ),
+        lambda i: i.cancel("dup", Actor("alice"), "r", at=datetime(2024, 1, 1)),
+    ],
+)
 def test_a_command_with_a_poison_value_changes_nothing(command):
     incident = new_incident()
     incident.collect_events()
@@ -262,8 +316,15 @@ def test_a_command_with_a_poison_value_changes_nothing(command):
 def test_a_nested_value_is_named_by_its_path():
     snapshot = {"ref": "INC1", "assignee": None, "title": "a\x00"}
     with pytest.raises(InvalidValue, match="^snapshot.title contains"):
-        SourceTicket(source="sn", ref="INC1", incident_id="x", mod_count=1, snapshot=snapshot,
-                     event_id="e1", at=AT)
+        SourceTicket(
+            source="sn",
+            ref="INC1",
+            incident_id="x",
+            mod_count=1,
+            snapshot=snapshot,
+            event_id="e1",
+            at=AT,
+        )
     with pytest.raises(InvalidValue, match="^by.id contains"):
         new_incident(by=Actor("a\x00"))
     with pytest.raises(InvalidValue, match=r"^snapshot.'a\\x00' \(a key\) contains"):
@@ -273,6 +334,7 @@ def test_a_nested_value_is_named_by_its_path():
 
 
 # -- stored history is never refused -----------------------------------------------------------
+
 
 class _Desk(Application):
     def construct_transcoder(self):
@@ -284,9 +346,17 @@ def test_events_stored_before_the_checks_still_load(monkeypatch):
     # A poison incident as stored before the rules existed: recorded with the checks off.
     with monkeypatch.context() as unchecked:
         unchecked.setattr(CheckedEvent, "__post_init__", lambda self: None)
-        incident = Incident.log(number="INC1", title="a\x00b", caller="c", impact=2,
-                                urgency=2, matrix=PriorityMatrix(), by=Actor("alice"),
-                                causation_id="r", at=datetime(226, 11, 29, tzinfo=UTC))
+        incident = Incident.log(
+            number="INC1",
+            title="a\x00b",
+            caller="c",
+            impact=2,
+            urgency=2,
+            matrix=PriorityMatrix(),
+            by=Actor("alice"),
+            causation_id="r",
+            at=datetime(226, 11, 29, tzinfo=UTC),
+        )
         app.save(incident)
     loaded = app.repository.get(incident.id)
     assert (loaded.title, loaded.opened_at.year) == ("a\x00b", 226)
@@ -298,15 +368,20 @@ def test_events_stored_before_the_checks_still_load(monkeypatch):
 
 # -- the inbound data's time and integer fields follow the schemas -----------------------------
 
+
 def test_the_inbound_time_and_integer_fields_are_the_schemas():
     for kind in ("alert.fired", "alert.resolved", "incident.snapshot"):
         schema = orjson.loads((SCHEMA_DIR / f"{kind}.schema.json").read_bytes())
         properties = schema["properties"]
-        times = {name for name, sub in properties.items()
-                 if sub.get("$ref") in ("#/$defs/time", "#/$defs/optional_time")}
+        times = {
+            name
+            for name, sub in properties.items()
+            if sub.get("$ref") in ("#/$defs/time", "#/$defs/optional_time")
+        }
         assert set(TIME_FIELDS.get(kind, ())) == times, kind
         assert set(INTEGER_FIELDS.get(kind, ())) == {
-            name for name, sub in properties.items() if _integer(schema, sub)}, kind
+            name for name, sub in properties.items() if _integer(schema, sub)
+        }, kind
 
 
 def _integer(schema: dict, sub: dict) -> bool:
