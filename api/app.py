@@ -8,7 +8,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,8 +26,6 @@ from api.operations import health_routes, metrics_routes
 from api.operations.http_metrics import Metrics
 from api.sla import sla_routes
 from infra.composition_root import Container, bootstrap
-from infra.operations.readiness import Readiness
-from infra.sql.database import unavailable as database_unavailable
 
 log = logging.getLogger(__name__)
 # A caller's request id lands in the audit trail as the causation id, so only sane ones.
@@ -47,8 +45,10 @@ class RequestContext:
     Written as plain ASGI so that it also sees responses of errors raised inside routes.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, outage: Callable[[BaseException], bool]
+    ) -> None:
+        self.app, self.metrics, self.outage = app, metrics, outage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,9 +76,7 @@ class RequestContext:
             if responded:  # too late for a problem document; the client sees a cut stream
                 raise
             answer = (
-                errors.unavailable(request)
-                if database_unavailable(error)
-                else errors.unexpected(request)
+                errors.unavailable(request) if self.outage(error) else errors.unexpected(request)
             )
             await answer(scope, receive, send_with_id)
         finally:
@@ -140,9 +138,9 @@ def create_app(
     )
     app.state.container = container
     app.state.metrics = Metrics(container)
-    app.state.readiness = Readiness(container)
+    app.state.readiness = container.readiness()
     errors.install(app)
-    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    app.add_middleware(RequestContext, metrics=app.state.metrics, outage=container.database_away)
     app.include_router(health_routes.router)
     app.include_router(metrics_routes.router)
     app.include_router(incident_routes.router)

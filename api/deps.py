@@ -16,7 +16,7 @@ from application.desk.service_desk import ServiceDesk
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
 from infra.composition_root import Container
-from infra.sql.database import Database
+from projections.runtime.read_store import ReadStore
 
 # Trivial dependencies are async: a plain `def` would cost a threadpool hop each, per request.
 # auto_error=False: we answer 401 ourselves, as a problem with WWW-Authenticate.
@@ -35,12 +35,12 @@ async def get_desk(container: ContainerDep) -> ServiceDesk:
     return container.desk
 
 
-async def get_read_db(container: ContainerDep) -> Database:
+async def get_read_db(container: ContainerDep) -> ReadStore:
     return container.read_db
 
 
 DeskDep = Annotated[ServiceDesk, Depends(get_desk)]
-ReadDbDep = Annotated[Database, Depends(get_read_db)]
+ReadDbDep = Annotated[ReadStore, Depends(get_read_db)]
 
 
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

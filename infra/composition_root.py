@@ -15,10 +15,11 @@ from application.sla.what_if import WhatIf
 from domain.shared_kernel.priority import PriorityMatrix
 from infra.access.api_keys import ApiKeys
 from infra.event_store.legacy_topics import register_legacy_topics
-from infra.event_store.notification_feed import NotificationFeed
+from infra.event_store.notification_feed import SOURCE, NotificationFeed
 from infra.event_store.orjson_transcoder import OrjsonTranscoder
 from infra.event_store.ticket_numbers import Numbering
 from infra.messaging.cloudevents import parse
+from infra.operations.readiness import Readiness
 from infra.settings import Settings
 from infra.sql.database import Database, SqliteDatabase, connect
 from projections.audit.incident_timeline import TimelineProjection
@@ -71,6 +72,18 @@ class Container:
     @property
     def uses_kafka(self) -> bool:
         return bool(self.settings.kafka_bootstrap)
+
+    def readiness(self) -> Readiness:
+        """A readiness probe over this container (it remembers when each read model moved)."""
+        return Readiness(self)
+
+    def database_away(self, error: BaseException) -> bool:
+        """Whether the error says a database is away for now (503 and retry, not 500)."""
+        return self.store_db.unavailable(error) or self.read_db.unavailable(error)
+
+    def feed_positions(self) -> dict[str, int]:
+        """Embedded mode: each read model's next position in the store's notification log."""
+        return {r.projection.name: r.position(SOURCE, 0) for r in self.runners}
 
     def runner(self, name: str) -> ProjectionRunner:
         for runner in self.runners:

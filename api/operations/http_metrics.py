@@ -14,7 +14,6 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from infra.composition_root import Container
-from infra.event_store.notification_feed import SOURCE
 
 # generate_latest writes the 0.0.4 text format, whatever CONTENT_TYPE_LATEST says.
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -65,7 +64,7 @@ class PipelineCollector(Collector):
         if self.container.feed is None:
             return None  # Kafka mode without a relay probe: unknown, so not reported
         # The in-process feed publishes by applying; it stands where the slowest runner is.
-        positions = [r.position(SOURCE, 0) for r in self.container.runners]
+        positions = self.container.feed_positions().values()
         return _applied(min(positions)) if positions else 0
 
     def _projection_lags(self, stored: int) -> dict[str, int]:
@@ -73,8 +72,8 @@ class PipelineCollector(Collector):
             probes = self.container.kafka
             return dict(probes.consumer_lag() or {}) if probes is not None else {}
         return {
-            r.projection.name: max(stored - _applied(r.position(SOURCE, 0)), 0)
-            for r in self.container.runners
+            name: max(stored - _applied(position), 0)
+            for name, position in self.container.feed_positions().items()
         }
 
 
