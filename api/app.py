@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problem_details as errors
+from api.audit import audit_routes
 from api.inbound import inbound_routes
 from api.incident import incident_routes
 from api.kpi import kpi_routes
@@ -147,4 +148,5 @@ def create_app(
     app.include_router(sla_routes.router)
     app.include_router(inbound_routes.router)
     app.include_router(kpi_routes.router)
+    app.include_router(audit_routes.router)
     return app

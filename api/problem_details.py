@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from application.desk.errors import IncidentNotFound, VersionConflict
+from application.desk.errors import NotFound, VersionConflict
 from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def unavailable(
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(IncidentNotFound, _domain(404, "not-found", "Incident not found"))
+    app.add_exception_handler(NotFound, _domain(404, "not-found", "Not found"))
     app.add_exception_handler(VersionConflict, _domain(409, "version-conflict", "Version conflict"))
     app.add_exception_handler(
         IllegalTransition, _domain(409, "illegal-transition", "Illegal transition")

@@ -345,7 +345,7 @@ def verify(read_db, run_tag: str, total: int) -> tuple[int, int, int]:
             (like,),
         ).fetchone()
         lines = tx.execute(
-            "SELECT COUNT(*) FROM rm_timeline t JOIN rm_incidents i ON i.id = t.incident_id"
+            "SELECT COUNT(*) FROM rm_audit_trail t JOIN rm_incidents i ON i.id = t.aggregate_id"
             " WHERE i.number LIKE %s",
             (like,),
         ).fetchone()[0]

@@ -50,10 +50,10 @@ from infra.settings import Settings  # noqa: E402
 def raw_save_rate(seconds: float) -> float:
     container = bootstrap(Settings(data_dir=Path(tempfile.mkdtemp(prefix="raw-"))))
     ctx = Context(Actor("bench"), "bench")
-    logged = container.desk.log_incident(
+    logged = container.desk.create(
         LogIncident(title="raw", caller="bench", impact=2, urgency=2), ctx
     )
-    incident = container.desk.get_incident(logged.id)  # its own copy, to change and save
+    incident = container.desk.get(logged.id)  # its own copy, to change and save
     saves, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         incident.comment(f"note {saves}", False, ctx.by, ctx.causation_id)

@@ -6,31 +6,40 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from application.desk.practice import Practice
 from application.desk.service_desk import ServiceDesk
 from application.inbound.inbound_processor import InboundProcessor
+from application.inbound.practice import INBOUND
+from application.incident.practice import INCIDENT
 from application.sla.breach_scheduler import SlaScheduler
 from application.sla.default_policy import ensure_default_policy
 from application.sla.policy_service import SlaPolicies
+from application.sla.practice import SLA_POLICY
 from application.sla.what_if import WhatIf
+from domain.shared_kernel.commands import Rules
 from domain.shared_kernel.priority import PriorityMatrix
 from infra.access.api_keys import ApiKeys
 from infra.event_store.legacy_topics import register_legacy_topics
 from infra.event_store.notification_feed import SOURCE, NotificationFeed
 from infra.event_store.orjson_transcoder import OrjsonTranscoder
-from infra.event_store.ticket_numbers import Numbering
+from infra.event_store.ticket_numbers import LegacyFirstNumbers
 from infra.messaging.cloudevents import parse
 from infra.operations.readiness import Readiness
 from infra.settings import Settings
 from infra.sql.database import Database, SqliteDatabase, connect
-from projections.audit.incident_timeline import TimelineProjection
+from projections.audit.audit_trail import AuditTrailProjection
 from projections.incident.incident_queue import IncidentsProjection
 from projections.kpi.kpi_facts import KpiProjection
+from projections.runtime.envelope import Envelope
 from projections.runtime.runner import Projection, ProjectionRunner
 from projections.sla.sla_clocks import SlaClocksProjection
 
+# The practices the write path serves: a new practice adds its declaration here.
+PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND]
+
 
 def default_projections() -> list[Projection]:
-    return [IncidentsProjection(), TimelineProjection(), SlaClocksProjection(), KpiProjection()]
+    return [IncidentsProjection(), AuditTrailProjection(), SlaClocksProjection(), KpiProjection()]
 
 
 @dataclass
@@ -99,6 +108,20 @@ class Container:
         self.store_db.close()
         self.read_db.close()
 
+    def published_events(self, aggregate_id: str) -> list[Envelope]:
+        """One aggregate's stored events as the feeds publish them, for the API to fold as
+        the read models fold the feed (its store fallback and `as_of`)."""
+        from uuid import UUID
+
+        from eventsourcing.persistence import Notification
+
+        from infra.event_store.publishing import published, to_envelope
+
+        return [  # read by aggregate, not from the log: the position (id) is not known
+            published(to_envelope(self.desk.mapper, Notification(id=0, **vars(stored))))
+            for stored in self.desk.recorder.select_events(UUID(aggregate_id))
+        ]
+
 
 def bootstrap(
     settings: Settings | None = None, projections: list[Projection] | None = None
@@ -117,16 +140,16 @@ def bootstrap(
 def _build(
     settings: Settings, store_db: Database, read_db: Database, projections: list[Projection]
 ) -> Container:
-    numbering = Numbering(store_db, prefix=settings.incident_number_prefix)
     keys = ApiKeys(store_db)
     desk = ServiceDesk(
         settings.eventsourcing_env(),
-        numbering,
-        PriorityMatrix.parse(settings.priority_matrix),
-        settings.snapshot_interval,
+        Rules(PriorityMatrix.parse(settings.priority_matrix)),
+        PRACTICES,
         transcoder=OrjsonTranscoder(),
+        snapshot_interval=settings.snapshot_interval,
+        number_prefixes=settings.number_prefixes,
+        first_numbers=LegacyFirstNumbers(store_db),
     )
-    numbering.setup()
     keys.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]
     for runner in runners:

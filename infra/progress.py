@@ -1,33 +1,33 @@
-"""A one-line progress bar on stderr, for long replays and imports."""
+"""A one-line progress bar on stderr, for long replays and imports.
+
+Silent when the stream is not a terminal: a log file or a pipe would get one carriage-return
+line per redraw.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
+from typing import TextIO
+
+from tqdm import tqdm
 
 
 class Progress:
-    def __init__(self, total: int, label: str, stream=sys.stderr, width: int = 30) -> None:
-        self.total, self.label, self.stream, self.width = max(total, 0), label, stream, width
-        self.done, self._started, self._shown = 0, time.monotonic(), 0.0
+    def __init__(
+        self, total: int, label: str, stream: TextIO | None = None, width: int = 30
+    ) -> None:
+        self._bar = tqdm(
+            total=max(total, 0) or None,  # None: no bar, just the count
+            desc=label,
+            file=stream or sys.stderr,
+            disable=None,  # tqdm's "only on a TTY"
+            mininterval=0.2,
+            unit="",
+            bar_format=f"{{l_bar}}{{bar:{width}}}{{r_bar}}" if total > 0 else None,
+        )
 
     def advance(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if now - self._shown >= 0.2 or self.done >= self.total:
-            self._shown = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        fraction = min(self.done / self.total, 1.0) if self.total else 1.0
-        filled = int(fraction * self.width)
-        rate = self.done / max(now - self._started, 1e-9)
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}]"
-            f" {fraction:6.1%} {self.done}/{self.total} ({rate:,.0f}/s)"
-        )
-        self.stream.flush()
+        self._bar.update(count)
 
     def close(self) -> None:
-        self._draw(time.monotonic())
-        self.stream.write("\n")
+        self._bar.close()

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = 10_000
     # Rows are impact 1..3 (high..low), columns urgency 1..3.
     priority_matrix: str = "P1,P2,P3;P2,P3,P4;P3,P4,P4"
-    incident_number_prefix: str = "INC"
+    # A practice's ticket number prefix where it differs from its own (INC, PRB, CHG...), as
+    # JSON: ITSM_NUMBER_PREFIXES='{"incident": "IM"}'.
+    number_prefixes: dict[str, str] = {}
     access_log: bool = False
     api_threads: int = 8
     # API processes of `itsm serve`, sharing its port: stateless, so more use more cores.

@@ -31,12 +31,14 @@ from domain.incident.commands import (
 from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.commands import Rules
 from domain.shared_kernel.priority import PriorityMatrix
 from infra.event_store.orjson_transcoder import OrjsonTranscoder
 from infra.event_store.publishing import published, to_envelope
 from projections.runtime.envelope import Envelope
 
 MATRIX = PriorityMatrix()
+RULES = Rules(MATRIX)
 ALICE = Actor("alice")
 BOT = Actor("sla-bot", ActorKind.AUTOMATION)
 
@@ -71,7 +73,7 @@ def new_incident(
     number: str = "INC0001001", matrix: PriorityMatrix = MATRIX, by: Actor = ALICE, **overrides
 ) -> Incident:
     """A freshly logged incident (with its Logged event still pending)."""
-    return log_command(**overrides).run(number, ctx(by, "req-log"), matrix)
+    return log_command(**overrides).run(number, ctx(by, "req-log"), Rules(matrix))
 
 
 def drive(
@@ -82,7 +84,7 @@ def drive(
 ) -> Incident:
     """Run commands on an in-memory incident, each with its own causation id."""
     for step, command in enumerate(commands, start=1):
-        command.run(incident, ctx(by, f"req-{step}"), matrix)
+        command.run(incident, ctx(by, f"req-{step}"), Rules(matrix))
     return incident
 
 

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from api.audit.audit_schemas import TimelineEntry
 from api.deps import (
     CommandCall,
+    ContainerDep,
     DeskDep,
     ReadDbDep,
     RequestIdDep,
@@ -35,14 +36,15 @@ from api.incident.incident_schemas import (
 )
 from api.problem_details import ProblemDetails
 from application.access import Principal, Role
+from application.desk.errors import NotFound
 from domain.incident.commands import ACTIONS, LogIncident
-from domain.incident.incident import Incident
 from domain.incident.lifecycle import IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
+from infra.composition_root import Container
 from projections.audit import incident_timeline as timeline_rm
 from projections.incident import incident_queue as incidents_rm
-from projections.runtime.time_text import iso
+from projections.incident import incident_record
 
 PROBLEMS = {
     code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
@@ -86,51 +88,18 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-def _at(moment: datetime | None) -> str | None:
-    return iso(moment) if moment else None
-
-
-def _from_aggregate(incident: Incident) -> dict:
-    """The aggregate's attributes in read-model form (for as_of and the lag fallback)."""
-    names = (
-        "number",
-        "title",
-        "state",
-        "priority",
-        "impact",
-        "urgency",
-        "assignment_group",
-        "assignee",
-        "tier",
-        "major",
-        "hold_reason",
-        "reassignment_count",
-        "reopen_count",
-        "resolution_code",
-        "satisfaction",
-        "version",
-        "description",
-        "caller",
-        "channel",
-        "service",
-        "category",
-        "subcategory",
-        "source",
-        "external_ref",
-    )
-    view = {name: getattr(incident, name) for name in names}
-    view.update(
-        {
-            name: _at(getattr(incident, name))
-            for name in ("acknowledged_at", "resolved_at", "closed_at", "cancelled_at")
-        }
-    )
-    view.update(
-        id=str(incident.id),
-        opened_at=_at(incident.created_on),
-        updated_at=_at(incident.modified_on),
-    )
-    return view
+def _replayed(container: Container, incident_id: UUID, moment: datetime | None = None) -> dict:
+    """The incident's record folded from its stored events (up to `moment`), as the
+    incidents read model folds the feed: the same document, whichever answers."""
+    events = container.published_events(str(incident_id))
+    record = incident_record.as_of(events, moment) if moment else incident_record.replay(events)
+    if not incident_record.was_logged(record):
+        raise NotFound(
+            f"incident {incident_id} did not exist at {moment.isoformat()}"
+            if moment
+            else f"no incident with id {incident_id}"
+        )
+    return record
 
 
 @router.post("", status_code=201, summary="Log an incident")
@@ -143,7 +112,7 @@ def log_incident(
 ) -> IncidentCreated:
     """Priority is derived from impact x urgency by the priority matrix."""
     command = LogIncident(**body.model_dump(mode="json"))
-    incident = desk.log_incident(command, _context(principal, request_id))
+    incident = desk.create(command, _context(principal, request_id))
     response.headers["Location"] = f"{router.prefix}/{incident.id}"
     _etag(response, incident.version)
     return IncidentCreated(
@@ -189,12 +158,12 @@ def list_incidents(
 @router.get(
     "/{incident_id}",
     summary="One incident, now or as of a past moment",
-    response_model=IncidentPublic | IncidentAsOf,
+    response_model=IncidentAsOf | IncidentPublic,
 )
 def get_incident(
     incident_id: UUID,
     db: ReadDbDep,
-    desk: DeskDep,
+    container: ContainerDep,
     principal: Reader,
     response: Response,
     as_of: Annotated[
@@ -209,8 +178,8 @@ def get_incident(
     """Current state from the read model.
 
     The read model follows the event store asynchronously, so an incident logged a moment
-    ago may not have a row yet: then the incident is replayed from the event store instead
-    of answering 404. Only an incident the event store does not know is a 404.
+    ago may not have a row yet: then its stored events are folded as the read model folds
+    them, instead of answering 404. Only an incident the event store does not know is a 404.
     """
     if as_of is not None:
         ensure_role(principal, (Role.AUDITOR,), "Reading an incident as of a past moment")
@@ -218,12 +187,12 @@ def get_incident(
             raise RequestValidationError(
                 [{"type": "timezone_aware", "loc": ("query", "as_of"), "msg": "needs a timezone"}]
             )
-        incident = desk.incident_as_of(incident_id, as_of)
-        _etag(response, incident.version)
-        return IncidentAsOf(**_from_aggregate(incident), as_of=as_of.isoformat())
+        record = _replayed(container, incident_id, as_of)
+        _etag(response, record["version"])
+        return IncidentAsOf(**record, as_of=as_of.isoformat())
     with db.transaction(read_only=True) as tx:
         row = incidents_rm.get(tx, str(incident_id))
-    row = row or _from_aggregate(desk.get_incident(incident_id))
+    row = row or _replayed(container, incident_id)
     _etag(response, row["version"])
     return IncidentPublic(**row)
 
@@ -235,8 +204,8 @@ def get_timeline(
     """Every event: who acted, on behalf of which request, and what changed."""
     with db.transaction(read_only=True) as tx:
         entries = timeline_rm.entries(tx, str(incident_id))
-    if not entries:
-        desk.get_incident(incident_id)  # 404 if unknown; else the timeline has not caught up
+    if not entries:  # 404 if unknown; else the timeline has not caught up
+        desk.get(incident_id, practice="incident")
     return [TimelineEntry(**entry) for entry in entries]
 
 

@@ -175,27 +175,8 @@ class IncidentPage(BaseModel):
     items: list[IncidentPublic]
 
 
-class IncidentAsOf(BaseModel):
-    """The incident replayed from the event store as it stood at `as_of`."""
+class IncidentAsOf(IncidentPublic):
+    """The incident replayed from the event store as it stood at `as_of`: the same
+    document as now, folded from the events up to then."""
 
-    id: str
-    number: str
-    title: str
-    state: str
-    priority: str
-    impact: int
-    urgency: int
-    assignment_group: str | None
-    assignee: str | None
-    tier: str
-    major: bool
-    hold_reason: str | None
-    reassignment_count: int
-    reopen_count: int
-    acknowledged_at: str | None
-    resolved_at: str | None
-    closed_at: str | None
-    resolution_code: str | None
-    satisfaction: int | None
-    version: int
     as_of: str

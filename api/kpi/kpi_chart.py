@@ -1,131 +1,87 @@
-"""A hand-written SVG line chart: axes, ticks, labels, one line per series and a legend.
+"""A KPI line chart drawn by matplotlib: axes, ticks, one line per series and a legend.
 
-No plotting library: the chart is a few dozen elements of plain SVG 1.1, escaped text only.
+matplotlib is imported on the first chart, not at start-up (it takes about 0.4 s). Each
+chart is its own `Figure` on its own canvas, never pyplot's global current figure, so that
+requests render in parallel threads without drawing on each other's charts.
 """
 
 from __future__ import annotations
 
+import io
 import math
-from xml.sax.saxutils import escape
+import unicodedata
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
 
-PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-)
-WIDTH, HEIGHT = 900, 420
-LEFT, RIGHT, TOP, BOTTOM = 70, 190, 40, 70
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-
-def _nice_step(span: float, ticks: int = 5) -> float:
-    raw = span / ticks if span > 0 else 1.0
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 2.5, 5, 10):
-        if raw <= factor * magnitude:
-            return factor * magnitude
-    return 10 * magnitude
+Format = Literal["svg", "png"]
+MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
+SIZE, DPI = (9.0, 4.2), 100  # 900 x 420 px
+LEGEND_CHARS, X_LABELS = 24, 15
+# Set once for the process (rcParams are global; rc_context would not be thread safe):
+# SVG text stays <text> (searchable, and what the tests read) rather than glyph outlines,
+# and a `$` in a group name is a dollar sign, not the start of a formula.
+SETTINGS = {"svg.fonttype": "none", "text.parse_math": False, "svg.hashsalt": "itsm"}
 
 
-def _fmt(value: float) -> str:
-    if value == int(value):
-        return f"{int(value):,}"
-    return f"{value:,.2f}".rstrip("0").rstrip(".")
+@lru_cache(maxsize=1)
+def _figure_class() -> tuple[type[Figure], Any]:
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    matplotlib.rcParams.update(SETTINGS)
+    return Figure, FigureCanvasAgg
 
 
 def line_chart(
-    title: str, x_labels: list[str], series: dict[str, list[float | None]], y_label: str = ""
-) -> str:
+    title: str,
+    x_labels: list[str],
+    series: dict[str, list[float | None]],
+    y_label: str = "",
+    format: Format = "svg",
+) -> bytes:
     """`series`: name -> one value per x label (None: no value, the line breaks there)."""
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    values = [v for points in series.values() for v in points if v is not None]
-    low = min(0.0, min(values)) if values else 0.0
-    high = max(values) if values else 1.0
-    step = _nice_step(high - low)
-    top = math.ceil(high / step) * step if high > low else low + step
-    bottom = math.floor(low / step) * step
-    n = len(x_labels)
+    figure_class, canvas_class = _figure_class()
+    figure = figure_class(figsize=SIZE, dpi=DPI, layout="constrained")
+    canvas_class(figure)
+    axes = figure.add_subplot()
+    _draw(axes, series)
+    _decorate(axes, _text(title), [_text(label) for label in x_labels], _text(y_label))
+    output = io.BytesIO()
+    figure.savefig(output, format=format)
+    return output.getvalue()
 
-    def x(i: int) -> float:
-        return LEFT + (plot_w * (i + 0.5) / n if n else 0)
 
-    def y(v: float) -> float:
-        return TOP + plot_h * (1 - (v - bottom) / (top - bottom))
+def _draw(axes: Axes, series: dict[str, list[float | None]]) -> None:
+    """One line per series, with its points marked; the legend lists them in order."""
+    for index, points in enumerate(series.values()):
+        values = [math.nan if v is None else v for v in points]  # NaN breaks the line
+        axes.plot(values, marker="o", markersize=4, linewidth=2, gid=f"series-{index}")
+    labels = [_text(str(name))[:LEGEND_CHARS] for name in series]
+    # Handles and labels given: a label starting with "_" is not dropped as matplotlib's
+    # "hidden" marker.
+    axes.legend(axes.get_lines(), labels, loc="upper left", bbox_to_anchor=(1.02, 1))
+    if all(v is None for points in series.values() for v in points):
+        axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", color="#888")
 
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}"'
-        f' viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
-        f"<title>{escape(title)}</title>",
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{WIDTH / 2:.0f}" y="22" text-anchor="middle" font-size="16"'
-        f' font-weight="bold">{escape(title)}</text>',
-    ]
-    tick = bottom
-    while tick <= top + step / 2:
-        ty = y(tick)
-        out.append(
-            f'<line x1="{LEFT}" y1="{ty:.1f}" x2="{LEFT + plot_w}" y2="{ty:.1f}" stroke="#e0e0e0"/>'
-        )
-        out.append(
-            f'<text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end">{escape(_fmt(tick))}</text>'
-        )
-        tick += step
-    out.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="black"/>')
-    out.append(
-        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}"'
-        f' y2="{TOP + plot_h}" stroke="black"/>'
-    )
-    every = max(1, math.ceil(n / 15))
-    for i, label in enumerate(x_labels):
-        if i % every:
-            continue
-        lx, ly = x(i), TOP + plot_h + 14
-        out.append(
-            f'<line x1="{lx:.1f}" y1="{TOP + plot_h}" x2="{lx:.1f}"'
-            f' y2="{TOP + plot_h + 4}" stroke="black"/>'
-        )
-        out.append(
-            f'<text x="{lx:.1f}" y="{ly}" text-anchor="end"'
-            f' transform="rotate(-35 {lx:.1f} {ly})">{escape(label)}</text>'
-        )
-    if y_label:
-        out.append(
-            f'<text x="16" y="{TOP + plot_h / 2:.0f}" text-anchor="middle"'
-            f' transform="rotate(-90 16 {TOP + plot_h / 2:.0f})">{escape(y_label)}</text>'
-        )
-    for index, (name, points) in enumerate(series.items()):
-        color = PALETTE[index % len(PALETTE)]
-        runs, run = [], []
-        for i, v in enumerate(points):
-            if v is None:
-                if run:
-                    runs.append(run)
-                run = []
-            else:
-                run.append((x(i), y(v)))
-        if run:
-            runs.append(run)
-        for part in runs:
-            path = " ".join(f"{px:.1f},{py:.1f}" for px, py in part)
-            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
-            out += [
-                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{color}"/>' for px, py in part
-            ]
-        ly = TOP + 10 + 18 * index
-        out.append(
-            f'<rect x="{WIDTH - RIGHT + 15}" y="{ly - 9}" width="12" height="12" fill="{color}"/>'
-        )
-        out.append(f'<text x="{WIDTH - RIGHT + 32}" y="{ly + 1}">{escape(str(name)[:24])}</text>')
-    if not values:
-        out.append(
-            f'<text x="{LEFT + plot_w / 2:.0f}" y="{TOP + plot_h / 2:.0f}"'
-            ' text-anchor="middle" fill="#888">no data</text>'
-        )
-    out.append("</svg>")
-    return "\n".join(out)
+
+def _decorate(axes: Axes, title: str, x_labels: list[str], y_label: str) -> None:
+    axes.set_title(title, fontweight="bold")
+    axes.set_ylabel(y_label)
+    every = max(1, math.ceil(len(x_labels) / X_LABELS))
+    ticks = range(0, len(x_labels), every)
+    axes.set_xticks(ticks, [x_labels[i] for i in ticks], rotation=35, ha="right")
+    axes.set_xlim(-0.5, max(len(x_labels), 1) - 0.5)
+    axes.set_ylim(bottom=min(0.0, axes.get_ylim()[0]))
+    axes.yaxis.set_major_formatter("{x:,g}")
+    axes.grid(axis="y", color="#e0e0e0")
+
+
+def _text(text: str) -> str:
+    """Control characters (invalid in XML, or breaking the line) and lone surrogates shown
+    as U+FFFD; markup needs nothing: matplotlib escapes text."""
+    return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)

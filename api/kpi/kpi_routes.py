@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from api.deps import ContainerDep, ReadDbDep, require
-from api.kpi.kpi_chart import line_chart
+from api.kpi.kpi_chart import MEDIA_TYPES, Format, line_chart
 from api.kpi.kpi_schemas import Dimension, KpiReport, Period
 from api.problem_details import ProblemDetails
 from application.access import Principal, Role
@@ -29,6 +29,7 @@ _MOMENT = (
     "An ISO date (a whole day: `from` its start, `to` its end) or date-time;"
     " without an offset, in `tz`. Default: the span of the data."
 )
+_FORMAT = "`svg` (default, image/svg+xml) or `png` (image/png)"
 
 
 def _invalid(field: str, message: str) -> RequestValidationError:
@@ -139,11 +140,39 @@ def get_kpis(
     return {**meta, "rows": rows}
 
 
+def _chart_series(
+    rows: list[dict[str, Any]], kpi: str, group_by: str | None
+) -> tuple[list[str], dict[str, list]]:
+    """The periods, and per line (the values of `group_by` with most incidents opened or in
+    the backlog, or one line `all`) its value in each period."""
+    labels = list(dict.fromkeys(r["period"] for r in rows))
+    if not group_by:
+        return labels, {"all": _points(rows, kpi, labels)}
+    return labels, {
+        str(name or "(none)"): _points([r for r in rows if r[group_by] == name], kpi, labels)
+        for name in _largest(rows, group_by)
+    }
+
+
+def _largest(rows: list[dict[str, Any]], group_by: str) -> list[Any]:
+    volume: dict[Any, int] = {}
+    for r in rows:
+        volume[r[group_by]] = volume.get(r[group_by], 0) + r["opened"] + r["backlog"]
+    return sorted(volume, key=lambda v: -volume[v])[:MAX_SERIES]
+
+
+def _points(rows: list[dict[str, Any]], kpi: str, labels: list[str]) -> list:
+    points = {r["period"]: r[kpi] for r in rows}
+    return [points.get(label) for label in labels]
+
+
+# A sync `def`: FastAPI runs it in its thread pool, so rendering (about 0.1 s) does not hold
+# up the event loop.
 @router.get(
     "/chart",
-    summary="Trend of one KPI as an SVG line chart",
+    summary="Trend of one KPI as a line chart: SVG, or PNG with format=png",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}},
+    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
 )
 def get_chart(
     db: ReadDbDep,
@@ -155,24 +184,16 @@ def get_chart(
     period: Period = "week",
     group_by: Dimension | None = None,
     tz: str = "UTC",
+    image: Annotated[Format, Query(alias="format", description=_FORMAT)] = "svg",
 ) -> Response:
-    """One line per value of `group_by` (the ten with most incidents opened), or one line."""
+    """One line per value of `group_by` (the ten with most incidents opened), or one line.
+
+    `format=svg` (the default) answers `image/svg+xml`, `format=png` a 900 x 420 PNG
+    (`image/png`); the `Accept` header does not choose."""
     if kpi not in KPI_FIELDS:
         raise _invalid("kpi", f"unknown KPI {kpi!r}; one of {', '.join(KPI_FIELDS)}")
     _, rows = _report(db, container, start, end, period, group_by, tz)
-    labels = list(dict.fromkeys(r["period"] for r in rows))
-    if group_by:
-        volume: dict[Any, int] = {}
-        for r in rows:
-            volume[r[group_by]] = volume.get(r[group_by], 0) + r["opened"] + r["backlog"]
-        names = sorted(volume, key=lambda v: -volume[v])[:MAX_SERIES]
-    else:
-        names = [None]
-    series: dict[str, list] = {}
-    for name in names:
-        points = {r["period"]: r[kpi] for r in rows if not group_by or r[group_by] == name}
-        series["all" if name is None and not group_by else str(name or "(none)")] = [
-            points.get(label) for label in labels
-        ]
+    labels, series = _chart_series(rows, kpi, group_by)
     title = f"{kpi.replace('_', ' ')} per {period}" + (f" by {group_by}" if group_by else "")
-    return Response(line_chart(title, labels, series, y_label=kpi), media_type="image/svg+xml")
+    chart = line_chart(title, labels, series, y_label=kpi, format=image)
+    return Response(chart, media_type=MEDIA_TYPES[image])

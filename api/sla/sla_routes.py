@@ -191,7 +191,7 @@ def incident_sla(
         clocks = sla_queries.ticket_clocks(tx, str(incident_id), now)
         known = clocks or sla_queries.ticket_known(tx, str(incident_id))
     if not known:
-        desk.get_incident(incident_id)  # 404 if there is no such incident at all
+        desk.get(incident_id, practice="incident")  # 404 if there is no such incident at all
     return {"incident_id": str(incident_id), "as_of": now.isoformat(), "clocks": clocks}
 
 

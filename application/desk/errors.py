@@ -5,9 +5,9 @@ from __future__ import annotations
 from domain.shared_kernel.errors import DomainError
 
 
-class IncidentNotFound(DomainError):
-    pass
+class NotFound(DomainError):
+    """No aggregate with that id (of the kind asked for)."""
 
 
 class VersionConflict(DomainError):
-    """The incident changed since the version the caller saw."""
+    """The aggregate changed since the version the caller saw."""

@@ -27,7 +27,8 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 log = logging.getLogger(__name__)
-Item = tuple[Any, list[Any]]  # an aggregate and the events collected from it
+# One command's change: each aggregate it touched, with the events collected from it.
+Item = list[tuple[Any, list[Any]]]
 
 
 class GroupCommitClosed(RuntimeError):
@@ -50,18 +51,18 @@ class GroupCommit:
         self._closed = False
         self.groups = self.saved = 0  # how many transactions for how many commands
 
-    def save(self, aggregate: Any) -> None:
-        """Save the aggregate's pending events; returns once they are durable."""
-        future = self._hand_over(aggregate)
+    def save(self, *aggregates: Any) -> None:
+        """Save the aggregates' pending events together; returns once they are durable."""
+        future = self._hand_over(aggregates)
         if future is not None:
             future.result()  # re-raises what saving this command raised
 
-    async def save_async(self, aggregate: Any) -> None:
+    async def save_async(self, *aggregates: Any) -> None:
         """`save` for a caller on an event loop: it waits without holding a thread.
 
         Shielded: a cancelled caller (a client gone, a timeout) must not cancel the save
         under way, nor leave the committer a future it can no longer answer."""
-        future = self._hand_over(aggregate)
+        future = self._hand_over(aggregates)
         if future is not None:
             await asyncio.shield(asyncio.wrap_future(future))
 
@@ -86,9 +87,9 @@ class GroupCommit:
             if thread.is_alive():  # the database hangs: do not hang the shutdown with it
                 log.error("group commit still saving after 60 s; closing without it")
 
-    def _hand_over(self, aggregate: Any) -> Future | None:
-        events = list(aggregate.collect_events())
-        if not events:
+    def _hand_over(self, aggregates: tuple[Any, ...]) -> Future | None:
+        change = [(a, events) for a in aggregates if (events := list(a.collect_events()))]
+        if not change:
             return None
         future: Future = Future()
         with self._lock:
@@ -97,7 +98,7 @@ class GroupCommit:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="group-commit")
                 self._thread.start()
-            self._queue.put(((aggregate, events), future))
+            self._queue.put((change, future))
         return future
 
     def _run(self) -> None:

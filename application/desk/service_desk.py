@@ -1,14 +1,19 @@
-"""The service desk application: loads an incident, runs one command, saves its events."""
+"""The one write path: load an aggregate, run a command, save through group commit.
+
+Every entry point (HTTP, the inbound consumer, the SLA scheduler, policy edits) and every
+practice goes through `ServiceDesk`: `create` and `execute` for one command, `unit_of_work`
+for a batch. One retry policy decides what a lost race costs: the write runs again on fresh
+state until `RETRY_SECONDS` have passed, then it is a `VersionConflict` (409).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from copy import deepcopy
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import (
@@ -19,194 +24,253 @@ from eventsourcing.application import (
 )
 from eventsourcing.persistence import IntegrityError, Transcoder
 
-from application.desk.errors import IncidentNotFound, VersionConflict
+from application.desk.errors import NotFound, VersionConflict
 from application.desk.group_commit import GroupCommit, Item
-from application.desk.ticket_numbers import TicketNumbers
-from domain.incident.commands import IncidentCommand, LogIncident
-from domain.incident.incident import Incident
+from application.desk.practice import Practice
+from application.desk.ticket_numbers import FirstNumbers, Sequences, first_number
+from application.desk.unit_of_work import UnitOfWork
 from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.commands import Command, Creation, Rules
 from domain.shared_kernel.errors import DomainError
-from domain.shared_kernel.priority import PriorityMatrix
+from domain.shared_kernel.ticket_number_sequence import TicketNumberSequence
 
-# A lost race is retried on fresh state until this deadline; only then is it a 409.
 RETRY_SECONDS = 5.0
+SEQUENCE_SNAPSHOT_INTERVAL = 200
+T = TypeVar("T")
 
 
 class ServiceDesk(Application[UUID]):
-    """Commands in, incidents out. An incident returned by `log_incident` or `execute` is
-    also this process's saved copy of it: read it, and change it only with a command."""
+    """An aggregate returned by `create` or `execute` is also this process's saved copy of
+    it: read it, and change it only with a command."""
 
     name = "ServiceDesk"
-    snapshotting_intervals = {Incident: 50}
+    is_snapshotting_enabled = True  # the intervals are per instance, from its practices
 
     def __init__(
         self,
         env: dict[str, Any],
-        numbering: TicketNumbers,
-        matrix: PriorityMatrix,
-        snapshot_interval: int = 50,
+        rules: Rules,
+        practices: Sequence[Practice],
         *,
         transcoder: Transcoder,
+        snapshot_interval: int = 50,
+        number_prefixes: dict[str, str] | None = None,
+        first_numbers: FirstNumbers = first_number,
     ) -> None:
-        self._transcoder = transcoder
-        self.snapshotting_intervals = {Incident: snapshot_interval}
-        self.numbering, self.matrix = numbering, matrix
+        self._transcoder, self.rules = transcoder, rules
+        self.practices = {p.name: p for p in practices}
+        self._practice_of = {a: p for p in practices for a in p.aggregates}
+        self._prefixes = number_prefixes or {}
+        self.snapshotting_intervals = _snapshot_intervals(practices, snapshot_interval)
         self.commits = GroupCommit(self._save_together, after=self._snapshot_saved)
         super().__init__(env)
-        # The incidents this process saved last, as saved. A command starts from one without
+        self.sequences = Sequences(self.find, first_numbers)
+        # The aggregates this process saved last, as saved. A command starts from one without
         # reading the store: if another process wrote since, its save fails on the version
         # and it runs again on fresh state, so optimistic concurrency still decides.
         size = int(env.get("AGGREGATE_CACHE_MAXSIZE") or 0)
-        self._saved: LRUCache[UUID, Incident] | None = LRUCache(size) if size else None
+        self._saved: LRUCache[UUID, Any] | None = LRUCache(size) if size else None
 
-    def _save_together(self, items: Sequence[Item]) -> None:
-        """One transaction for the events of several commands (application/desk/group_commit.py):
-        what `save` does, for events already collected from their aggregates."""
-        processing: ProcessingEvent = ProcessingEvent()
-        for aggregate, events in items:
-            processing.events.extend(events)
-            processing.aggregates[aggregate.id] = aggregate
-        self._notify(self._record(processing))
-
-    def _snapshot_saved(self, items: Sequence[Item]) -> None:
-        """Snapshots, after the commands were answered, from the incidents as saved.
-
-        The library's way reloads the incident from the store inside the save, and with many
-        incidents crossing their interval at once the commands waiting on that group showed
-        it as the latency tail. A snapshot at the incident's version after the command is as
-        good as one at the interval's multiple."""
-        if self.snapshots is None:
-            return
-        for aggregate, events in items:
-            interval = self.snapshotting_intervals.get(type(aggregate))
-            if interval and any(e.originator_version % interval == 0 for e in events):
-                snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
-                self.snapshots.put([snapshot_class.take(aggregate)])
+    def construct_transcoder(self) -> Transcoder:
+        return self._transcoder
 
     def close(self) -> None:
         self.commits.close()
         super().close()
 
-    def construct_transcoder(self) -> Transcoder:
-        return self._transcoder
+    # -- practices -------------------------------------------------------------------------
+    def practice(self, name: str) -> Practice:
+        return self.practices[name]
 
-    def log_incident(self, command: LogIncident, ctx: Context) -> Incident:
-        incident = command.run(self.numbering.next(), ctx, self.matrix)
-        self.commits.save(incident)
-        self._remember(incident)
-        return incident
+    def number_prefix(self, practice: Practice) -> str | None:
+        return self._prefixes.get(practice.name, practice.number_prefix)
+
+    @property
+    def matrix(self) -> Any:
+        return self.rules.matrix
+
+    # -- the write path --------------------------------------------------------------------
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+    def create(self, command: Creation, ctx: Context) -> Any:
+        """Run a creation command; its number is taken in the same transaction. Only a lost
+        race for a number is retried: an id taken already (a deterministic one) is final."""
+        if self.number_prefix(self.practice(command.practice)) is None:
+            return self._create_once(command, ctx)
+        return self.retrying(lambda: self._create_once(command, ctx), f"a new {command.practice}")
+
+    def _create_once(self, command: Creation, ctx: Context) -> Any:
+        with self.unit_of_work() as uow:
+            aggregate = uow.create(command, ctx)
+            uow.commit()
+        return aggregate
 
     def execute(
-        self, incident_id: UUID, command: IncidentCommand, ctx: Context, fresh: bool = False
-    ) -> Incident:
+        self, aggregate_id: UUID, command: Command, ctx: Context, fresh: bool = False
+    ) -> Any:
         """Run a command; a lost race is retried on fresh state, where an expected version
         (If-Match) is checked again."""
+        state = {"fresh": fresh}
+
+        practice = self.practice(command.practice)
+
+        def attempt() -> Any:
+            aggregate, state["fresh"] = self._for_command(practice, aggregate_id, state["fresh"])
+            judged = self._attempt(aggregate, command, ctx, state["fresh"])
+            state["fresh"] = True  # whatever happens next is judged on fresh state
+            return self._save_one(aggregate) if judged else self.RETRY
+
+        return self.retrying(attempt, str(aggregate_id))
+
+    RETRY = object()
+
+    def retrying(self, attempt: Callable[[], T], what: str) -> T:
+        """The one retry policy: run `attempt` until it neither loses a race (IntegrityError)
+        nor asks to (`RETRY`), up to `RETRY_SECONDS`."""
         deadline = time.monotonic() + RETRY_SECONDS
         while time.monotonic() < deadline:
-            incident, fresh = self._for_command(incident_id, fresh)
-            if not self._attempt(incident, command, ctx, fresh):
-                fresh = True
-                continue
             try:
-                self.commits.save(incident)
+                outcome = attempt()
             except IntegrityError:
-                fresh = True
                 time.sleep(random.uniform(0, 0.002))  # so racing writers fall out of lockstep
                 continue
-            self._remember(incident)
-            return incident
-        raise VersionConflict(f"incident {incident_id} is changing too fast; try again")
+            if outcome is not self.RETRY:
+                return outcome
+        raise VersionConflict(f"{what} is changing too fast; try again")
 
-    async def execute_async(
-        self, incident_id: UUID, command: IncidentCommand, ctx: Context
-    ) -> Incident:
-        """`execute` for an event loop. The usual case, an incident this process saved last
+    def _save_one(self, aggregate: Any) -> Any:
+        self.commits.save(aggregate)
+        self.remember(aggregate)
+        return aggregate
+
+    async def execute_async(self, aggregate_id: UUID, command: Command, ctx: Context) -> Any:
+        """`execute` for an event loop. The usual case, an aggregate this process saved last
         and nobody else changed since, takes no thread: the command runs on the loop and
         awaits its group's commit. Anything else goes the way of `execute`, in a thread."""
-        incident = self._saved_copy(incident_id)
-        if incident is not None and self._attempt(incident, command, ctx, fresh=False):
+        aggregate = self._saved_copy(aggregate_id)
+        if aggregate is not None and self._attempt(aggregate, command, ctx, fresh=False):
             try:
-                await self.commits.save_async(incident)
+                await self.commits.save_async(aggregate)
             except IntegrityError:
                 pass  # another process wrote first
             else:
-                self._remember(incident)
-                return incident
-        return await asyncio.to_thread(self.execute, incident_id, command, ctx, True)
+                self.remember(aggregate)
+                return aggregate
+        return await asyncio.to_thread(self.execute, aggregate_id, command, ctx, True)
 
-    def _attempt(
-        self, incident: Incident, command: IncidentCommand, ctx: Context, fresh: bool
-    ) -> bool:
+    def _attempt(self, aggregate: Any, command: Command, ctx: Context, fresh: bool) -> bool:
         """Check and run the command; False when it must be judged again on fresh state.
 
-        An incident as this process last saved it may be behind the store (another process
+        An aggregate as this process last saved it may be behind the store (another process
         wrote since): a stale If-Match or a refusal on it is not final, and only fresh state
         is worth a query for `_check_expected`."""
         try:
             if ctx.expected_version is not None:
-                if not fresh and incident.version != ctx.expected_version:
+                if not fresh and aggregate.version != ctx.expected_version:
                     return False
-                self._check_expected(incident, ctx.expected_version)
-            command.run(incident, ctx, self.matrix)
+                self._check_expected(aggregate, ctx.expected_version)
+            command.run(aggregate, ctx, self.rules)
             return True
         except DomainError:
             if fresh:
                 raise
             return False
 
-    def _for_command(self, incident_id: UUID, fresh: bool) -> tuple[Incident, bool]:
-        """The incident to run a command on, and whether it is fresh from the store."""
-        incident = None if fresh else self._saved_copy(incident_id)
-        if incident is not None:
-            return incident, False
-        return self.get_incident(incident_id), True
-
-    def _saved_copy(self, incident_id: UUID) -> Incident | None:
-        if self._saved is None:
-            return None
-        try:
-            return deepcopy(self._saved.get(incident_id))
-        except KeyError:
-            return None
-
-    def _remember(self, incident: Incident) -> None:
-        if self._saved is not None:
-            self._saved.put(incident.id, incident)
-
-    def _check_expected(self, incident: Incident, expected: int) -> None:
-        """The caller saw version `expected`; only the SLA clock may have moved on since.
+    def _check_expected(self, aggregate: Any, expected: int) -> None:
+        """The caller saw version `expected`; only a clock may have moved on since.
 
         A warning or breach recorded by the scheduler changes nothing the caller could have
         edited, so it must not turn an agent's conditional command into a 409."""
-        if incident.version == expected:
+        if aggregate.version == expected:
             return
-        if 0 < expected < incident.version and all(
-            type(e).__name__ in Incident.CLOCK_EVENTS
-            for e in self.events.get(incident.id, gt=expected)
+        clock_events = self._practice_of[type(aggregate)].clock_events
+        if 0 < expected < aggregate.version and all(
+            type(e).__name__ in clock_events for e in self.events.get(aggregate.id, gt=expected)
         ):
             return
+        label = self._practice_of[type(aggregate)].label(aggregate)
         raise VersionConflict(
-            f"incident {incident.number} is at version {incident.version}, not {expected}, "
+            f"{label} is at version {aggregate.version}, not {expected}, "
             "and was changed meanwhile: reload it and try again"
         )
 
-    def get_incident(self, incident_id: UUID, version: int | None = None) -> Incident:
-        try:
-            return self.repository.get(incident_id, version=version)
-        except AggregateNotFoundError:
-            raise IncidentNotFound(f"no incident with id {incident_id}") from None
+    # -- loading ---------------------------------------------------------------------------
+    def _for_command(self, practice: Practice, aggregate_id: UUID, fresh: bool) -> tuple[Any, bool]:
+        """The aggregate to run a command on, and whether it is fresh from the store."""
+        aggregate = None if fresh else self._saved_copy(aggregate_id)
+        if aggregate is not None:
+            return aggregate, False
+        return self.get(aggregate_id, practice=practice.name), True
 
-    def incident_as_of(self, incident_id: UUID, moment: datetime) -> Incident:
-        """The incident as it was at `moment`, replayed from the event store."""
-        version = None
-        for domain_event in self.events.get(incident_id):
-            # Imported events count at their source time, as the timeline shows them.
-            if (getattr(domain_event, "at", None) or domain_event.timestamp) > moment:
-                break
-            version = domain_event.originator_version
-        if version is None:
-            raise IncidentNotFound(f"incident {incident_id} did not exist at {moment.isoformat()}")
-        return self.get_incident(incident_id, version=version)
+    def _saved_copy(self, aggregate_id: UUID) -> Any | None:
+        if self._saved is None:
+            return None
+        try:
+            return deepcopy(self._saved.get(aggregate_id))
+        except KeyError:
+            return None
+
+    def remember(self, *aggregates: Any) -> None:
+        if self._saved is not None:
+            for aggregate in aggregates:
+                self._saved.put(aggregate.id, aggregate)
+
+    def get(
+        self, aggregate_id: UUID, version: int | None = None, practice: str | None = None
+    ) -> Any:
+        """The aggregate (of the practice, when one is named), or NotFound."""
+        try:
+            aggregate = self.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            aggregate = None
+        wanted = self.practice(practice) if practice else None
+        if aggregate is None or (wanted and not isinstance(aggregate, wanted.aggregates)):
+            noun = wanted.noun or wanted.name if wanted else "aggregate"
+            raise NotFound(f"no {noun} with id {aggregate_id}")
+        return aggregate
+
+    def find(self, aggregate_id: Any) -> Any | None:
+        """The aggregate, fresh from the store, or None if there is none."""
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
 
     def stored_events(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+    # -- saving ----------------------------------------------------------------------------
+    def _save_together(self, items: Sequence[Item]) -> None:
+        """One transaction for the events of several commands (application/desk/group_commit.py):
+        what `save` does, for events already collected from their aggregates."""
+        processing: ProcessingEvent = ProcessingEvent()
+        for change in items:
+            for aggregate, events in change:
+                processing.events.extend(events)
+                processing.aggregates[aggregate.id] = aggregate
+        self._notify(self._record(processing))
+
+    def _snapshot_saved(self, items: Sequence[Item]) -> None:
+        """Snapshots, after the commands were answered, from the aggregates as saved.
+
+        The library's way reloads the aggregate from the store inside the save, and with many
+        aggregates crossing their interval at once the commands waiting on that group showed
+        it as the latency tail. A snapshot at the version after the command is as good as one
+        at the interval's multiple."""
+        if self.snapshots is None:
+            return
+        for change in items:
+            for aggregate, events in change:
+                interval = self.snapshotting_intervals.get(type(aggregate))
+                if interval and any(e.originator_version % interval == 0 for e in events):
+                    snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+                    self.snapshots.put([snapshot_class.take(aggregate)])
+
+
+def _snapshot_intervals(practices: Sequence[Practice], interval: int) -> dict[type, int]:
+    intervals: dict[type, int] = {TicketNumberSequence: SEQUENCE_SNAPSHOT_INTERVAL}
+    for practice in practices:
+        if practice.snapshots:
+            intervals.update(dict.fromkeys(practice.aggregates, interval))
+    return intervals

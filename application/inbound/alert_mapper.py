@@ -20,10 +20,12 @@ from uuid import UUID
 
 from application.inbound.inbound_message import CloudEvent
 from domain.inbound.alert_fingerprint import AlertFingerprint, fingerprint_id
+from domain.incident.commands import Comment, LogIncident, Reopen, Resolve
 from domain.incident.incident import Incident
 from domain.incident.lifecycle import OPEN_STATES, IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
-from domain.shared_kernel.priority import PriorityMatrix
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.commands import Command, Creation
 
 # severity -> (impact, urgency) when the alert does not give them
 SEVERITY = {"critical": (1, 1), "major": (2, 1), "warning": (2, 2), "minor": (2, 3), "info": (3, 3)}
@@ -32,9 +34,12 @@ RECOVERED = "monitoring-recovered"
 
 
 class Work(Protocol):
+    """The desk's unit of work, as the mappers use it."""
+
     def get(self, aggregate_id: UUID) -> Any: ...
     def add(self, aggregate: Any) -> None: ...
-    def next_number(self) -> str: ...
+    def create(self, command: Creation, ctx: Context) -> Any: ...
+    def run(self, aggregate: Any, command: Command, ctx: Context) -> Any: ...
 
 
 def fingerprint(data: dict[str, Any]) -> str:
@@ -42,8 +47,8 @@ def fingerprint(data: dict[str, Any]) -> str:
 
 
 class AlertHandler:
-    def __init__(self, matrix: PriorityMatrix, auto_resolve: bool = False) -> None:
-        self.matrix, self.auto_resolve = matrix, auto_resolve
+    def __init__(self, auto_resolve: bool = False) -> None:
+        self.auto_resolve = auto_resolve
 
     def _tracked(
         self, work: Work, data: dict[str, Any]
@@ -54,36 +59,15 @@ class AlertHandler:
         return tracker, work.get(UUID(tracker.incident_id))
 
     def fired(self, work: Work, event: CloudEvent) -> tuple[str, Incident]:
-        data, by = event.data, Actor(event.source, ActorKind.UPSTREAM)
+        data, ctx = event.data, _context(event)
         tracker, incident = self._tracked(work, data)
-        note = f"alert fired: {data['summary']}"
+        note = Comment(f"alert fired: {data['summary']}")
         if incident is not None and incident.state in OPEN_STATES:
-            incident.comment(note, False, by, event.causation_id, at=event.time)
-            return "attached", incident
+            return "attached", work.run(incident, note, ctx)
         if incident is not None and incident.state == IncidentState.RESOLVED:
-            incident.reopen("the alert fired again", by, event.causation_id, at=event.time)
-            incident.comment(note, False, by, event.causation_id, at=event.time)
-            return "reopened", incident
-        impact, urgency = SEVERITY[data.get("severity") or DEFAULT_SEVERITY]
-        incident = Incident.log(
-            number=work.next_number(),
-            title=data["summary"],
-            caller=event.source,
-            impact=data.get("impact") or impact,
-            urgency=data.get("urgency") or urgency,
-            matrix=self.matrix,
-            by=by,
-            causation_id=event.causation_id,
-            description=data.get("description") or "",
-            channel="monitoring",
-            service=data["service"],
-            category=data.get("category") or "monitoring",
-            subcategory=data.get("subcategory") or data["check"],
-            at=event.time,
-            source=event.source,
-            external_ref=fingerprint(data),
-        )
-        work.add(incident)
+            work.run(incident, Reopen("the alert fired again"), ctx)
+            return "reopened", work.run(incident, note, ctx)
+        incident = work.create(_log_incident(event), ctx)
         if tracker is None:
             work.add(
                 AlertFingerprint(
@@ -95,20 +79,39 @@ class AlertHandler:
         return "opened", incident
 
     def resolved(self, work: Work, event: CloudEvent) -> tuple[str, Incident | None]:
-        data, by = event.data, Actor(event.source, ActorKind.UPSTREAM)
+        data, ctx = event.data, _context(event)
         _, incident = self._tracked(work, data)
         if incident is None or incident.state not in OPEN_STATES:
             return "no-open-incident", incident
         summary = data.get("summary") or "the check recovered"
-        incident.comment(f"alert resolved: {summary}", False, by, event.causation_id, at=event.time)
+        work.run(incident, Comment(f"alert resolved: {summary}"), ctx)
         auto = data.get("auto_resolve")
-        if auto if auto is not None else self.auto_resolve:
-            incident.resolve(
-                data.get("resolution_code") or RECOVERED,
-                f"resolved by monitoring: {summary}",
-                by,
-                event.causation_id,
-                at=event.time,
-            )
-            return "resolved", incident
-        return "noted", incident
+        if not (auto if auto is not None else self.auto_resolve):
+            return "noted", incident
+        code = data.get("resolution_code") or RECOVERED
+        work.run(incident, Resolve(code, f"resolved by monitoring: {summary}"), ctx)
+        return "resolved", incident
+
+
+def _context(event: CloudEvent) -> Context:
+    """The monitoring tool acted, at the alert's own time, because of this message."""
+    by = Actor(event.source, ActorKind.UPSTREAM)
+    return Context(by=by, causation_id=event.causation_id, occurred_at=event.time)
+
+
+def _log_incident(event: CloudEvent) -> LogIncident:
+    data = event.data
+    impact, urgency = SEVERITY[data.get("severity") or DEFAULT_SEVERITY]
+    return LogIncident(
+        title=data["summary"],
+        caller=event.source,
+        impact=data.get("impact") or impact,
+        urgency=data.get("urgency") or urgency,
+        description=data.get("description") or "",
+        channel="monitoring",
+        service=data["service"],
+        category=data.get("category") or "monitoring",
+        subcategory=data.get("subcategory") or data["check"],
+        source=event.source,
+        external_ref=fingerprint(data),
+    )

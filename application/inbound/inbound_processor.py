@@ -6,83 +6,42 @@ consumer, one poll) are the same function: `process` is a batch of one.
 A batch is applied in as few transactions as possible:
 1. every message is parsed and validated (`envelope.parse`); a failure is `rejected`;
 2. messages are grouped into lanes by what they touch (one ticket: source + ref; one alert
-   fingerprint: service + check) and each lane is applied in arrival order to aggregates
-   loaded once per batch (the repository cache fast-forwards them);
+   fingerprint: service + check) and each lane is applied in arrival order, as commands, in
+   one unit of work of the desk (application/desk/unit_of_work.py);
 3. every touched aggregate, and one `InboundReceipt` per applied alert, are saved in ONE
-   `desk.save(...)`, i.e. one transaction. (A snapshot needs no receipt: its ticket's
-   `SourceTicket` records every message it saw.)
+   commit, i.e. one transaction. (A snapshot needs no receipt: its ticket's `SourceTicket`
+   records every message it saw.)
 
-A message that breaks a business rule is rejected alone: its lane is reloaded and the lane's
-earlier messages re-applied, then the lane goes on. If the batch's save fails on a version
-(a duplicate delivery: its receipt or ticket already moved on; or another writer changed
-an incident meanwhile), the batch falls back to one transaction per message, each retried on fresh
-state until it is applied, found to be a duplicate, or rejected.
+A message that breaks a business rule is rejected alone: the lane rolls back to its
+savepoint, the lane's earlier messages are re-applied, then the lane goes on. If the batch's
+save fails on a version (a duplicate delivery: its receipt or ticket already moved on; or
+another writer changed an incident meanwhile), the batch falls back to one transaction per
+message, each retried on fresh state (the desk's one retry policy) until it is applied,
+found to be a duplicate, or rejected.
 """
 
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from prometheus_client import CollectorRegistry, Counter
 
 from application.desk.service_desk import ServiceDesk
+from application.desk.unit_of_work import UnitOfWork
 from application.inbound.alert_mapper import AlertHandler, fingerprint
 from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Outcome, Rejected
 from application.inbound.source_record_mapper import SnapshotHandler
 from domain.inbound.inbound_receipt import InboundReceipt, receipt_id
 from domain.inbound.source_ticket import source_ticket_id
 from domain.shared_kernel.errors import DomainError, IllegalTransition
-from domain.shared_kernel.priority import PriorityMatrix
 
 log = logging.getLogger(__name__)
-RETRY_SECONDS = 10.0
-
-
-class _Work:
-    """The aggregates of one batch: each loaded once, new ones added, all saved together."""
-
-    def __init__(self, desk: ServiceDesk) -> None:
-        self.desk = desk
-        self.loaded: dict[UUID, Any] = {}
-        self.receipts: list[InboundReceipt] = []
-        self.lane: set[UUID] | None = None  # ids the current lane touched
-
-    def get(self, aggregate_id: UUID) -> Any:
-        if self.lane is not None:
-            self.lane.add(aggregate_id)
-        if aggregate_id not in self.loaded:
-            try:
-                self.loaded[aggregate_id] = self.desk.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                self.loaded[aggregate_id] = None
-        return self.loaded[aggregate_id]
-
-    def add(self, aggregate: Any) -> None:
-        if self.lane is not None:
-            self.lane.add(aggregate.id)
-        self.loaded[aggregate.id] = aggregate
-
-    def next_number(self) -> str:
-        return self.desk.numbering.next()
-
-    def forget(self, ids: set[UUID]) -> None:
-        for aggregate_id in ids:
-            self.loaded.pop(aggregate_id, None)
-
-    def pending(self) -> list[Any]:
-        changed = [
-            a for a in self.loaded.values() if a is not None and getattr(a, "pending_events", None)
-        ]
-        return [*changed, *self.receipts]
 
 
 def _lane(event: CloudEvent) -> tuple[str, ...]:
@@ -103,17 +62,15 @@ class InboundProcessor:
         desk: ServiceDesk,
         *,
         parse: InboundParser,
-        matrix: PriorityMatrix | None = None,
         source_timezone: str | tzinfo = "UTC",
         alert_auto_resolve: bool = False,
         max_bytes: int = MAX_BYTES,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.desk, self.max_bytes, self.parse = desk, max_bytes, parse
-        matrix = matrix or desk.matrix
         tz = ZoneInfo(source_timezone) if isinstance(source_timezone, str) else source_timezone
-        self.snapshots = SnapshotHandler(matrix, tz)
-        self.alerts = AlertHandler(matrix, alert_auto_resolve)
+        self.snapshots = SnapshotHandler(tz)
+        self.alerts = AlertHandler(alert_auto_resolve)
         self.registry = registry or CollectorRegistry()
         self.messages = Counter(
             "itsm_inbound_messages",
@@ -174,70 +131,54 @@ class InboundProcessor:
 
     # -- applying ------------------------------------------------------------------------
     def _apply_together(self, events: dict[int, CloudEvent]) -> dict[int, Outcome]:
-        work = _Work(self.desk)
         lanes: dict[tuple[str, ...], list[int]] = {}
         for index, event in events.items():
             lanes.setdefault(_lane(event), []).append(index)
         outcomes: dict[int, Outcome] = {}
-        for indexes in lanes.values():
-            outcomes.update(self._apply_lane(work, [(i, events[i]) for i in indexes]))
-        pending = work.pending()
-        if pending:
-            self.desk.save(*pending)
+        with self.desk.unit_of_work() as work:
+            for indexes in lanes.values():
+                outcomes.update(self._apply_lane(work, [(i, events[i]) for i in indexes]))
+            work.commit()
         return outcomes
 
-    def _apply_lane(self, work: _Work, lane: list[tuple[int, CloudEvent]]) -> dict[int, Outcome]:
+    def _apply_lane(
+        self, work: UnitOfWork, lane: list[tuple[int, CloudEvent]]
+    ) -> dict[int, Outcome]:
         outcomes: dict[int, Outcome] = {}
         done: list[tuple[int, CloudEvent]] = []
-        touched: set[UUID] = set()
-        first_receipt = len(work.receipts)
-        work.lane = touched
-        try:
-            for index, event in lane:
-                try:
-                    outcomes[index] = self._handle(work, event)
-                    done.append((index, event))
-                except DomainError as error:
-                    outcomes[index] = self._rejected(_domain_rejection(error), event)
-                    # Undo the partial change: reload the lane, re-apply what went before.
-                    del work.receipts[first_receipt:]
-                    work.forget(touched)
-                    for earlier_index, earlier in done:
-                        outcomes[earlier_index] = self._handle(work, earlier)
-        finally:
-            work.lane = None
+        savepoint = work.savepoint()
+        for index, event in lane:
+            try:
+                outcomes[index] = self._handle(work, event)
+                done.append((index, event))
+            except DomainError as error:
+                outcomes[index] = self._rejected(_domain_rejection(error), event)
+                work.rollback(savepoint)  # undo the partial change, re-apply what went before
+                for earlier_index, earlier in done:
+                    outcomes[earlier_index] = self._handle(work, earlier)
         return outcomes
 
     def _apply_alone(self, event: CloudEvent) -> Outcome:
-        deadline = time.monotonic() + RETRY_SECONDS
-        while True:
-            if self._received(event):
-                return self._outcome(event, "duplicate")
-            work = _Work(self.desk)
+        return self.desk.retrying(lambda: self._apply_once(event), f"message {event.id}")
+
+    def _apply_once(self, event: CloudEvent) -> Outcome:
+        if self._received(event):
+            return self._outcome(event, "duplicate")
+        with self.desk.unit_of_work() as work:
             try:
                 outcome = self._handle(work, event)
             except DomainError as error:
                 return self._rejected(_domain_rejection(error), event)
-            try:
-                self.desk.save(*work.pending())
-                return outcome
-            except IntegrityError:
-                if self._received(event):
-                    return self._outcome(event, "duplicate")
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(random.uniform(0, 0.005))  # another writer won; try on fresh state
+            work.commit()
+        return outcome
 
     def _received(self, event: CloudEvent) -> bool:
         if event.type == "incident.snapshot":  # the ticket is the receipt of its snapshots
-            try:
-                ticket = self.desk.repository.get(source_ticket_id(event.source, event.data["ref"]))
-            except AggregateNotFoundError:
-                return False
-            return ticket.has_seen(event.id)
-        return bool(self.desk.recorder.select_events(receipt_id(event.source, event.id), limit=1))
+            ticket = self.desk.find(source_ticket_id(event.source, event.data["ref"]))
+            return ticket is not None and ticket.has_seen(event.id)
+        return self.desk.find(receipt_id(event.source, event.id)) is not None
 
-    def _handle(self, work: _Work, event: CloudEvent) -> Outcome:
+    def _handle(self, work: UnitOfWork, event: CloudEvent) -> Outcome:
         if event.type == "incident.snapshot":
             effect, incident, ticket = self.snapshots.handle(work, event)
             incident_id = ticket.incident_id if ticket is not None else None
@@ -249,7 +190,7 @@ class InboundProcessor:
         else:
             effect, incident = self.alerts.resolved(work, event)
         incident_id = str(incident.id) if incident is not None else None
-        work.receipts.append(
+        work.add(
             InboundReceipt(
                 source=event.source,
                 event_id=event.id,

@@ -20,16 +20,33 @@ Every event is by the person at the source (`updated_by`, kind person), at the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
+from application.inbound.alert_mapper import Work
 from application.inbound.inbound_message import CloudEvent
+from domain.incident.commands import (
+    Acknowledge,
+    Assign,
+    Cancel,
+    Close,
+    Comment,
+    Hold,
+    LogIncident,
+    Recategorise,
+    RecordSourceAssignment,
+    RecordSourceReopen,
+    Reopen,
+    Reprioritise,
+    Resolve,
+    Resume,
+)
 from domain.incident.incident import Incident
 from domain.incident.lifecycle import OPEN_STATES, IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
+from domain.shared_kernel.commands import Command
 from domain.shared_kernel.errors import InvalidValue
-from domain.shared_kernel.priority import PriorityMatrix
 from domain.shared_kernel.value_checks import parse_time
 
 DEFAULT_HOLD_REASON = "awaiting_caller"
@@ -68,10 +85,8 @@ def remembered(data: dict[str, Any]) -> dict[str, Any]:
 class SnapshotMapper:
     """Applies one snapshot to an incident (creating it for a ticket's first snapshot)."""
 
-    def __init__(
-        self, matrix: PriorityMatrix, source_tz: tzinfo, next_number: Callable[[], str]
-    ) -> None:
-        self.matrix, self.source_tz, self.next_number = matrix, source_tz, next_number
+    def __init__(self, source_tz: tzinfo, work: Work) -> None:
+        self.source_tz, self.work = source_tz, work
 
     # -- entry point -----------------------------------------------------------------
     def apply(
@@ -99,32 +114,33 @@ class _Step:
         self.mapper, self.data, self.cause = mapper, data, cause
         self.at = mapper.time(data["updated_at"], "updated_at")
         self.by = Actor(data.get("updated_by") or cause.source, ActorKind.PERSON)
-        self.causation = cause.causation_id
+        self.ctx = Context(by=self.by, causation_id=cause.causation_id, occurred_at=self.at)
+
+    def do(self, incident: Incident, command: Command) -> None:
+        """Every change is a command, run as an agent's would be."""
+        self.mapper.work.run(incident, command, self.ctx)
 
     # -- 1. the first snapshot opens the incident -----------------------------------------
     def log(self) -> Incident:
         d = self.data
-        title = d.get("title") or f"{d['ref']} from {self.cause.source}"
-        return Incident.log(
-            number=self.mapper.next_number(),
-            title=title,
+        opened_by = d.get("opened_by") or d.get("updated_by") or self.cause.source
+        opened_at = self.mapper.time(d.get("opened_at"), "opened_at") or self.at
+        by = Actor(opened_by, ActorKind.PERSON)
+        ctx = Context(by=by, causation_id=self.cause.causation_id, occurred_at=opened_at)
+        command = LogIncident(
+            title=d.get("title") or f"{d['ref']} from {self.cause.source}",
             caller=d.get("caller") or "unknown",
             impact=d.get("impact") or DEFAULT_LEVEL,
             urgency=d.get("urgency") or DEFAULT_LEVEL,
-            matrix=self.mapper.matrix,
-            by=Actor(
-                d.get("opened_by") or d.get("updated_by") or self.cause.source, ActorKind.PERSON
-            ),
-            causation_id=self.causation,
             description=d.get("description") or "",
             channel=d.get("channel") or "portal",
             service=d.get("service") or "",
             category=d.get("category") or "",
             subcategory=d.get("subcategory") or "",
-            at=self.mapper.time(d.get("opened_at"), "opened_at") or self.at,
             source=self.cause.source,
             external_ref=d["ref"],
         )
+        return self.mapper.work.create(command, ctx)
 
     def run(self, incident: Incident, previous: dict[str, Any] | None) -> None:
         self.reopen(incident, previous)
@@ -151,20 +167,13 @@ class _Step:
         if state in OPEN_STATES:
             # The source counted a reopen of a ticket we never saw resolved: resolve it
             # first (the snapshot's code), so that the reopen is legal.
-            incident.resolve(
-                self._code(),
-                f"synthesized: {reason} without a resolution in between",
-                self.by,
-                self.causation,
-                at=self.at,
-            )
+            notes = f"synthesized: {reason} without a resolution in between"
+            self.do(incident, Resolve(self._code(), notes))
         if incident.state == IncidentState.RESOLVED:
-            incident.reopen(reason, self.by, self.causation, at=self.at)
+            self.do(incident, Reopen(reason))
         else:
             # Closed (or cancelled) here, reopened there: the source owns its ticket.
-            incident.record_source_reopen(
-                f"{reason} after it was {state}", self.by, self.causation, at=self.at
-            )
+            self.do(incident, RecordSourceReopen(f"{reason} after it was {state}"))
 
     # -- 3. assignment -------------------------------------------------------------------
     def assignment(self, incident: Incident, previous: dict[str, Any] | None) -> None:
@@ -175,15 +184,13 @@ class _Step:
         reassignment = before is not None and group != before
         domain_would = incident.assignment_group is not None and group != incident.assignment_group
         if incident.state in OPEN_STATES and reassignment == domain_would:
-            incident.assign(group, agent, self.by, self.causation, at=self.at)
+            self.do(incident, Assign(group, agent))
         else:
             # Either the ticket is resolved/closed here (the source may still move it), or
             # the group came back after a null (X -> null -> Y), which the source does not
             # count as a reassignment while our incident still holds X. The event records
             # what the source did.
-            incident.record_source_assignment(
-                group, agent, reassignment, self.by, self.causation, at=self.at
-            )
+            self.do(incident, RecordSourceAssignment(group, agent, reassignment))
 
     # -- 4. priority and categorisation ---------------------------------------------------
     def priority(self, incident: Incident) -> None:
@@ -193,15 +200,7 @@ class _Step:
         if (impact, urgency) == (incident.impact, incident.urgency):
             return
         if incident.state in OPEN_STATES:
-            incident.reprioritise(
-                impact,
-                urgency,
-                "changed at the source",
-                self.mapper.matrix,
-                self.by,
-                self.causation,
-                at=self.at,
-            )
+            self.do(incident, Reprioritise(impact, urgency, "changed at the source"))
         else:
             self._note(
                 incident,
@@ -219,7 +218,7 @@ class _Step:
         if wanted == current:
             return
         if incident.state in OPEN_STATES:
-            incident.recategorise(*wanted, self.by, self.causation, at=self.at)
+            self.do(incident, Recategorise(*wanted))
         else:
             self._note(
                 incident,
@@ -265,7 +264,7 @@ class _Step:
                 self._resume(incident)  # our lifecycle has no way back to new
         elif target == IncidentState.IN_PROGRESS:
             if current == IncidentState.NEW:
-                incident.acknowledge(self.by, self.causation, at=self.at)
+                self.do(incident, Acknowledge())
             elif current == IncidentState.ON_HOLD:
                 self._resume(incident)
         elif target == IncidentState.ON_HOLD:
@@ -276,7 +275,7 @@ class _Step:
             self._resolve(incident, synthesized=True)
             self._close(incident)
         elif target == IncidentState.CANCELLED:
-            incident.cancel("cancelled at the source", self.by, self.causation, at=self.at)
+            self.do(incident, Cancel("cancelled at the source"))
 
     # -- helpers -------------------------------------------------------------------------
     def _code(self) -> str:
@@ -288,26 +287,26 @@ class _Step:
             if synthesized
             else "resolved at the source"
         )
-        incident.resolve(self._code(), notes, self.by, self.causation, at=self.at)
+        self.do(incident, Resolve(self._code(), notes))
 
     def _close(self, incident: Incident) -> None:
-        incident.close(self.by, self.causation, comment="closed at the source", at=self.at)
+        self.do(incident, Close(comment="closed at the source"))
 
     def _hold(self, incident: Incident, reason: str) -> None:
-        incident.hold(reason, self.by, self.causation, at=self.at)
+        self.do(incident, Hold(reason))
 
     def _resume(self, incident: Incident) -> None:
-        incident.resume(self.by, self.causation, at=self.at)
+        self.do(incident, Resume())
 
     def _note(self, incident: Incident, text: str) -> None:
-        incident.comment(text, False, self.by, self.causation, at=self.at)
+        self.do(incident, Comment(text))
 
 
 class SnapshotHandler:
     """incident.snapshot against the ticket's `SourceTicket`: stale, or applied."""
 
-    def __init__(self, matrix: PriorityMatrix, source_tz: tzinfo) -> None:
-        self.matrix, self.source_tz = matrix, source_tz
+    def __init__(self, source_tz: tzinfo) -> None:
+        self.source_tz = source_tz
 
     def handle(self, work: Any, event: CloudEvent) -> tuple[str, Incident | None, Any]:
         """Returns (what happened: opened | applied | stale | duplicate, the incident, the
@@ -326,7 +325,7 @@ class SnapshotHandler:
             ticket.ignored_stale(data["mod_count"], event.id, at=at)
             return "stale", None, ticket
         incident = work.get(UUID(ticket.incident_id)) if ticket is not None else None
-        mapper = SnapshotMapper(self.matrix, self.source_tz, work.next_number)
+        mapper = SnapshotMapper(self.source_tz, work)
         incident = mapper.apply(incident, ticket.snapshot if ticket else None, data, event)
         if ticket is None:
             work.add(incident)

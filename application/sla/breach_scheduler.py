@@ -38,7 +38,9 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError
 
+from application.desk.errors import NotFound
 from application.desk.service_desk import ServiceDesk
+from application.desk.unit_of_work import UnitOfWork
 from domain.incident.commands import IncidentCommand, RecordSlaBreach, RecordSlaWarning
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
@@ -171,26 +173,10 @@ class SlaScheduler:
 
     def _record(self, alarms: list[Alarm]) -> int:
         """Record a batch in one transaction; a conflicting write falls back to one by one."""
-        matrix = self.desk.matrix
-        incidents, fired = {}, []
-        for alarm in alarms:
-            try:
-                incident = incidents.get(alarm.ticket_id) or self.desk.get_incident(
-                    UUID(alarm.ticket_id)
-                )
-                alarm.command().run(incident, self._ctx(alarm), matrix)
-            except DomainError as refused:  # already recorded, or the clock no longer runs
-                log.debug("SLA alarm %s refused: %s", alarm.key, refused)
-                # Not done for good: a reopened ticket's clock brings the alarm back in a
-                # newer row; a duplicate is refused again by the incident.
-                self._done.discard(alarm.key)
-                continue
-            incidents[alarm.ticket_id] = incident
-            fired.append(alarm)
-        if not incidents:
-            return 0
         try:
-            self.desk.save(*incidents.values())
+            with self.desk.unit_of_work() as work:
+                fired = [a for a in alarms if self._fire(work, a)]
+                work.commit()
         except IntegrityError:  # an agent wrote to one of them meanwhile
             fired = [a for a in fired if self._record_one(a)]
             self._done.difference_update(a.key for a in alarms if a not in fired)
@@ -198,6 +184,20 @@ class SlaScheduler:
         self.lateness.extend(done - a.due for a in fired)
         self.recorded += len(fired)
         return len(fired)
+
+    def _fire(self, work: UnitOfWork, alarm: Alarm) -> bool:
+        incident = work.get(UUID(alarm.ticket_id))
+        try:
+            if incident is None:
+                raise NotFound(f"no incident with id {alarm.ticket_id}")
+            work.run(incident, alarm.command(), self._ctx(alarm))
+            return True
+        except DomainError as refused:  # already recorded, or the clock no longer runs
+            log.debug("SLA alarm %s refused: %s", alarm.key, refused)
+            # Not done for good: a reopened ticket's clock brings the alarm back in a
+            # newer row; a duplicate is refused again by the incident.
+            self._done.discard(alarm.key)
+            return False
 
     def _record_one(self, alarm: Alarm) -> bool:
         try:

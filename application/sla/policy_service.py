@@ -6,18 +6,16 @@ and reach the same Kafka topic; the clock projection learns them from there.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
-from application.desk.errors import VersionConflict
+from application.desk.errors import NotFound
 from application.desk.service_desk import ServiceDesk
 from domain.shared_kernel.actor import Actor
+from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.errors import DomainError
+from domain.sla.commands import DefinePolicy, RevisePolicy
 from domain.sla.sla_policy import SlaPolicy
 
 
@@ -32,18 +30,19 @@ class SlaPolicies:
     def create(
         self, spec: Mapping[str, Any], by: Actor, causation_id: str, policy_id: UUID | None = None
     ) -> SlaPolicy:
-        policy = SlaPolicy.create(spec, by, causation_id, policy_id=policy_id)
-        self.desk.save(policy)
-        return policy
+        return self.desk.create(DefinePolicy(spec, policy_id), Context(by, causation_id))
 
     def get(self, policy_id: UUID, version: int | None = None) -> SlaPolicy:
-        try:
-            policy = self.desk.repository.get(policy_id, version=version)
-        except AggregateNotFoundError:
-            raise PolicyNotFound(f"no SLA policy with id {policy_id}") from None
+        policy = self.desk.find(policy_id) if version is None else self._at(policy_id, version)
         if not isinstance(policy, SlaPolicy):
             raise PolicyNotFound(f"no SLA policy with id {policy_id}")
         return policy
+
+    def _at(self, policy_id: UUID, version: int) -> Any:
+        try:
+            return self.desk.get(policy_id, version=version)
+        except DomainError:
+            return None
 
     def exists(self, policy_id: UUID) -> bool:
         try:
@@ -62,22 +61,11 @@ class SlaPolicies:
         expected_version: int | None = None,
     ) -> SlaPolicy:
         """A new version: the whole spec (PUT) or only the keys given (PATCH)."""
-        for _ in range(20):
-            policy = self.get(policy_id)
-            if expected_version is not None and policy.version != expected_version:
-                raise VersionConflict(
-                    f"SLA policy {policy_id} is at version {policy.version}, "
-                    f"not {expected_version}: reload it and try again"
-                )
-            (policy.amend if partial else policy.revise)(spec, by, causation_id)
-            try:
-                self.desk.save(policy)
-                return policy
-            except IntegrityError:
-                if expected_version is not None:
-                    raise VersionConflict(f"SLA policy {policy_id} was changed meanwhile") from None
-                time.sleep(0.005)
-        raise VersionConflict(f"SLA policy {policy_id} is changing too fast; try again")
+        ctx = Context(by, causation_id, expected_version=expected_version)
+        try:
+            return self.desk.execute(policy_id, RevisePolicy(spec, partial), ctx)
+        except NotFound:
+            raise PolicyNotFound(f"no SLA policy with id {policy_id}") from None
 
     def versions(self, policy_id: UUID) -> list[dict[str, Any]]:
         """Every version with who made it, why (causation id) and when."""

@@ -1,7 +1,7 @@
-"""Commands: what an agent, a rule or an upstream system asks of a ticket.
+"""Commands: what an agent, a rule or an upstream system asks of an incident.
 
-HTTP routers and Kafka consumers build the same command objects, so every entry point
-goes through one path into the aggregate.
+HTTP routers, the inbound mappers and the SLA scheduler build these same objects
+(domain/shared_kernel/commands.py says how they are run).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from domain.incident.incident import Incident
 from domain.shared_kernel.command_context import Context
-from domain.shared_kernel.priority import PriorityMatrix
+from domain.shared_kernel.commands import Rules
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,12 @@ class LogIncident:
     source: str | None = None  # the upstream system, for tickets that came from elsewhere
     external_ref: str | None = None  # the ticket's number in that system
 
-    def run(self, number: str, ctx: Context, matrix: PriorityMatrix) -> Incident:
+    practice: ClassVar[str] = "incident"
+
+    def run(self, number: str | None, ctx: Context, rules: Rules) -> Incident:
         return Incident.log(
-            number=number,
-            matrix=matrix,
+            number=number or "",
+            matrix=rules.matrix,
             by=ctx.by,
             causation_id=ctx.causation_id,
             at=ctx.occurred_at,
@@ -42,8 +44,9 @@ class LogIncident:
 
 class IncidentCommand:
     action: ClassVar[str]
+    practice: ClassVar[str] = "incident"
 
-    def run(self, incident: Incident, ctx: Context, matrix: PriorityMatrix) -> None:
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         raise NotImplementedError
 
 
@@ -53,7 +56,7 @@ class Assign(IncidentCommand):
     group: str
     agent: str | None = None
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.assign(self.group, self.agent, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
@@ -61,7 +64,7 @@ class Assign(IncidentCommand):
 class Acknowledge(IncidentCommand):
     action = "acknowledge"
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.acknowledge(ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
@@ -72,7 +75,7 @@ class Escalate(IncidentCommand):
     group: str | None = None
     reason: str = ""
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.escalate(
             self.kind,
             ctx.by,
@@ -89,7 +92,7 @@ class Hold(IncidentCommand):
     reason: str
     note: str = ""
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.hold(self.reason, ctx.by, ctx.causation_id, note=self.note, at=ctx.occurred_at)
 
 
@@ -97,7 +100,7 @@ class Hold(IncidentCommand):
 class Resume(IncidentCommand):
     action = "resume"
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.resume(ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
@@ -107,7 +110,7 @@ class Resolve(IncidentCommand):
     code: str
     notes: str = ""
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.resolve(self.code, self.notes, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
@@ -116,7 +119,7 @@ class Reopen(IncidentCommand):
     action = "reopen"
     reason: str = ""
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.reopen(self.reason, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
@@ -126,7 +129,7 @@ class Close(IncidentCommand):
     satisfaction: int | None = None
     comment: str = ""
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.close(
             ctx.by,
             ctx.causation_id,
@@ -141,7 +144,7 @@ class Cancel(IncidentCommand):
     action = "cancel"
     reason: str = ""
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.cancel(self.reason, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
@@ -151,7 +154,7 @@ class Comment(IncidentCommand):
     text: str
     public: bool = False
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.comment(self.text, self.public, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
@@ -162,12 +165,12 @@ class Reprioritise(IncidentCommand):
     urgency: int
     reason: str = ""
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.reprioritise(
             self.impact,
             self.urgency,
             self.reason,
-            matrix,
+            rules.matrix,
             ctx.by,
             ctx.causation_id,
             at=ctx.occurred_at,
@@ -181,7 +184,7 @@ class Recategorise(IncidentCommand):
     subcategory: str = ""
     service: str | None = None
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.recategorise(
             self.category,
             self.subcategory,
@@ -190,6 +193,32 @@ class Recategorise(IncidentCommand):
             ctx.causation_id,
             at=ctx.occurred_at,
         )
+
+
+@dataclass(frozen=True)
+class RecordSourceAssignment(IncidentCommand):
+    """An assignment another ticketing tool made; it judges whether it was a reassignment."""
+
+    action = "record_source_assignment"
+    group: str
+    agent: str | None
+    reassignment: bool
+
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
+        incident.record_source_assignment(
+            self.group, self.agent, self.reassignment, ctx.by, ctx.causation_id, at=ctx.occurred_at
+        )
+
+
+@dataclass(frozen=True)
+class RecordSourceReopen(IncidentCommand):
+    """A reopen another ticketing tool made, even of an incident closed here."""
+
+    action = "record_source_reopen"
+    reason: str
+
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
+        incident.record_source_reopen(self.reason, ctx.by, ctx.causation_id, at=ctx.occurred_at)
 
 
 ACTIONS: dict[str, type[IncidentCommand]] = {
@@ -220,7 +249,7 @@ class RecordSlaWarning(IncidentCommand):
     policy_version: int
     due_at: datetime
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.record_sla_warning(
             self.metric,
             self.threshold,
@@ -240,7 +269,7 @@ class RecordSlaBreach(IncidentCommand):
     policy_version: int
     due_at: datetime
 
-    def run(self, incident, ctx, matrix):
+    def run(self, incident: Incident, ctx: Context, rules: Rules) -> None:
         incident.record_sla_breach(
             self.metric, self.policy_id, self.policy_version, self.due_at, ctx.by, ctx.causation_id
         )

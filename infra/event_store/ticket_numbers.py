@@ -1,42 +1,41 @@
-"""Human-facing incident numbers (INC0001001) from a database sequence.
+"""Where a practice's number sequence starts in a store that numbered incidents before.
 
-A failed save leaves a gap in the numbers, as in every ticketing tool; numbers are never
-reused, and any number of API instances share one sequence.
+Incident numbers once came from a database sequence (PostgreSQL `itsm_incident_number`,
+SQLite table `itsm_incident_numbers`). A store that has one continues after its last
+number, so no number is given twice; every other sequence starts at 1001.
 """
 
 from __future__ import annotations
 
+from application.desk.ticket_numbers import FIRST
 from infra.sql.database import Database
 
-FIRST = 1001
+_LEGACY = {
+    "postgresql": (
+        "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END"
+        " FROM itsm_incident_number"
+    ),
+    "sqlite": f"SELECT COALESCE(MAX(n), 0) + {FIRST} FROM itsm_incident_numbers",
+}
 
 
-class Numbering:
-    def __init__(self, db: Database, prefix: str = "INC", width: int = 7) -> None:
-        self.db, self.prefix, self.width = db, prefix, width
+class LegacyFirstNumbers:
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    def setup(self) -> None:
-        if self.db.dialect == "postgresql":
-            self.db.script([f"CREATE SEQUENCE IF NOT EXISTS itsm_incident_number START {FIRST}"])
-        else:
-            self.db.script(
-                [
-                    "CREATE TABLE IF NOT EXISTS itsm_incident_numbers"
-                    " (n INTEGER PRIMARY KEY AUTOINCREMENT,"
-                    " taken_at TEXT DEFAULT CURRENT_TIMESTAMP)",
-                ]
-            )
+    def __call__(self, practice: str) -> int:
+        if practice != "incident" or not self._has_legacy_sequence():
+            return FIRST
+        with self.db.transaction(read_only=True) as tx:
+            return int(tx.execute(_LEGACY[self.db.dialect]).fetchone()[0])
 
-    def next(self) -> str:
-        with self.db.transaction() as tx:
-            if self.db.dialect == "postgresql":
-                n = tx.execute("SELECT nextval('itsm_incident_number')").fetchone()[0]
-            else:
-                n = (
-                    tx.execute(
-                        "INSERT INTO itsm_incident_numbers DEFAULT VALUES RETURNING n"
-                    ).fetchone()[0]
-                    + FIRST
-                    - 1
-                )
-        return f"{self.prefix}{int(n):0{self.width}d}"
+    def _has_legacy_sequence(self) -> bool:
+        postgres = self.db.dialect == "postgresql"
+        name = "itsm_incident_number" if postgres else "itsm_incident_numbers"
+        query = (
+            "SELECT 1 FROM pg_class WHERE relname = %s"
+            if postgres
+            else "SELECT 1 FROM sqlite_master WHERE name = %s"
+        )
+        with self.db.transaction(read_only=True) as tx:
+            return tx.execute(query, (name,)).fetchone() is not None

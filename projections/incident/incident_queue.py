@@ -1,48 +1,16 @@
-"""Incidents read model: current state of every incident, for queues and filters."""
+"""Incidents read model: the record of every incident, for queues and filters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from projections.incident.incident_view import fold
+from projections.incident.incident_record import FIELDS, fold
 from projections.runtime.envelope import Envelope
 from projections.runtime.read_store import Transaction
 from projections.runtime.runner import Projection, rows_where_in
 
-COLUMNS = (
-    "id",
-    "number",
-    "title",
-    "description",
-    "caller",
-    "channel",
-    "service",
-    "category",
-    "subcategory",
-    "impact",
-    "urgency",
-    "priority",
-    "state",
-    "hold_reason",
-    "assignment_group",
-    "assignee",
-    "tier",
-    "major",
-    "reassignment_count",
-    "reopen_count",
-    "opened_at",
-    "acknowledged_at",
-    "resolved_at",
-    "closed_at",
-    "cancelled_at",
-    "resolution_code",
-    "satisfaction",
-    "source",
-    "external_ref",
-    "version",
-    "updated_at",
-)
+COLUMNS = FIELDS
 FILTERS = ("state", "priority", "assignment_group", "assignee", "number", "external_ref")
 
 

@@ -9,14 +9,21 @@ computed at query time (projections/kpi/kpi_queries.py); definitions are in docs
 
 Times are kept twice: fixed-width UTC text (readable, sortable) and epoch seconds (durations
 and period arithmetic in portable SQL). Event times are `occurred_at`: the time at the
-source for imported events.
+source for imported events. What the incident is at each event (its fields, state, group,
+agent, counts and hold reason) is the incident record's (projections/incident/incident_record.py),
+kept per fact in `record`; the facts add what only the KPIs need.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+import orjson
+
+from projections.incident import incident_record
+from projections.incident.incident_record import TERMINAL_STATES, Record
 from projections.runtime.envelope import Envelope
 from projections.runtime.read_store import Transaction
 from projections.runtime.runner import Projection, rows_where_in
@@ -67,7 +74,45 @@ FACT_COLUMNS = (
     "interval_group",
     "interval_entered_at",
     "interval_entered_s",
+    "record",  # the incident record after the latest event, as JSON
 )
+# The fact columns that are fields of the incident record (column: field).
+FROM_RECORD = {
+    **{
+        field: field
+        for field in (
+            "number",
+            "external_ref",
+            "source",
+            "category",
+            "subcategory",
+            "service",
+            "priority",
+            "channel",
+            "state",
+            "reopen_count",
+            "reassignment_count",
+            "satisfaction",
+            "opened_at",
+            "acknowledged_at",
+            "resolved_at",
+            "closed_at",
+            "cancelled_at",
+        )
+    },
+    "current_group": "assignment_group",
+    "current_agent": "assignee",
+}
+# The open interval, but for its sequence number (kept when the incident is over).
+OPEN_INTERVAL = (
+    "interval_state",
+    "interval_group",
+    "interval_hold_reason",
+    "interval_entered_at",
+    "interval_entered_s",
+)
+# The record's moments the facts also keep as epoch seconds (`<moment>_s`).
+MOMENTS = ("opened", "acknowledged", "closed", "cancelled")
 INTERVAL_COLUMNS = (
     "incident_id",
     "seq",
@@ -90,7 +135,6 @@ _INTEGER = {
     "resolve_breached",
     "interval_seq",
 }
-OPEN_STATES = ("new", "in_progress", "on_hold")
 Fact = dict[str, Any]
 
 
@@ -100,95 +144,78 @@ def _column_type(name: str) -> str:
     return "DOUBLE PRECISION" if name.endswith("_s") else "TEXT"
 
 
-def _open_interval(
-    fact: Fact,
-    state: str | None,
-    group: str | None,
-    hold_reason: str | None,
-    at: str,
-    seconds: float,
-    intervals: dict,
-) -> None:
-    """Close the open interval (if any) at `at` and open one in `state` (None: terminal)."""
-    seq = fact["interval_seq"]
-    if fact["interval_state"] is not None:
-        intervals[(fact["incident_id"], seq)] = (
-            fact["incident_id"],
-            seq,
-            fact["interval_state"],
-            fact["interval_hold_reason"],
-            fact["interval_group"],
-            fact["interval_entered_at"],
-            fact["interval_entered_s"],
-            at,
-            seconds,
-        )
-    if state is None:
-        fact.update(
-            interval_state=None,
-            interval_hold_reason=None,
-            interval_group=None,
-            interval_entered_at=None,
-            interval_entered_s=None,
-        )
+def _seconds(moment: str | None) -> float | None:
+    return datetime.fromisoformat(moment).timestamp() if moment else None
+
+
+def _opened(incident_id: str) -> Fact:
+    fact = dict.fromkeys(FACT_COLUMNS)
+    fact.update(incident_id=incident_id, resolutions=0, interval_seq=0)
+    fact.update(respond_breached=0, resolve_breached=0)
+    return fact
+
+
+def _take_record(fact: Fact, record: Record) -> None:
+    """The fact's columns that are the incident record's, under the KPIs' names."""
+    fact.update({column: record[field] for column, field in FROM_RECORD.items()})
+    fact.update({f"{moment}_s": _seconds(record[f"{moment}_at"]) for moment in MOMENTS})
+    fact["major"] = int(bool(record["major"]))
+    fact["first_group"] = fact["first_group"] or record["assignment_group"]
+
+
+def _first_resolution(fact: Fact, event: Envelope) -> None:
+    """Who resolved it first, and how often it had changed hands by then."""
+    fact["resolutions"] += 1
+    if fact["first_resolved_s"] is not None:
         return
     fact.update(
-        interval_seq=seq + 1,
-        interval_state=state,
-        interval_hold_reason=hold_reason,
-        interval_group=group,
-        interval_entered_at=at,
-        interval_entered_s=seconds,
+        first_resolved_at=fact["resolved_at"], first_resolved_s=_seconds(fact["resolved_at"])
     )
-    intervals[(fact["incident_id"], seq + 1)] = (
-        fact["incident_id"],
-        seq + 1,
-        state,
-        hold_reason,
-        group,
-        at,
-        seconds,
-        None,
-        None,
+    fact.update(resolution_group=fact["current_group"], resolution_agent=fact["current_agent"])
+    fact.update(
+        resolved_by=event.actor["id"], reassignments_at_resolution=fact["reassignment_count"]
     )
 
 
-def _change(
-    fact: Fact,
-    intervals: dict,
-    at: str,
-    seconds: float,
-    *,
-    state: str | None = "",
-    hold_reason: str | None = None,
-) -> None:
-    """A new state (or "" to keep it) and/or a new group: a new interval when either moved."""
-    new_state = fact["state"] if state == "" else state
-    fact["state"] = new_state
-    terminal = new_state not in (*OPEN_STATES, "resolved")
-    key = None if terminal else (new_state, fact["current_group"], hold_reason)
-    old = (
-        None
-        if fact["interval_state"] is None
-        else (fact["interval_state"], fact["interval_group"], fact["interval_hold_reason"])
-    )
-    if key != old:
-        _open_interval(
-            fact,
-            None if terminal else new_state,
-            fact["current_group"],
-            hold_reason,
-            at,
-            seconds,
-            intervals,
-        )
+def _interval_key(record: Record) -> tuple | None:
+    """The state interval the incident is in (state, group, hold reason); None once over."""
+    if record["state"] in TERMINAL_STATES:
+        return None
+    return (record["state"], record["assignment_group"], record["hold_reason"])
 
 
-def _assign(fact: Fact, group: str | None, agent: str | None) -> None:
-    if group is not None and group != fact["current_group"]:
-        fact["first_group"] = fact["first_group"] or group
-        fact["current_group"] = group
-    fact["current_agent"] = agent
+def _interval_row(fact: Fact, left_at: str | None = None, left_s: float | None = None) -> tuple:
+    opened = tuple(fact[f"interval_{c}"] for c in ("seq", "state", "hold_reason", "group"))
+    entered = (fact["interval_entered_at"], fact["interval_entered_s"])
+    return (fact["incident_id"], *opened, *entered, left_at, left_s)
+
+
+def _follow_interval(fact: Fact, record: Record, event: Envelope, intervals: dict) -> None:
+    """Close the open interval and open the next when the state, group or hold reason moved."""
+    key = _interval_key(record)
+    if key == _open_key(fact):
+        return
+    at, seconds = iso(event.occurred_at), event.occurred_at.timestamp()
+    if fact["interval_state"] is not None:
+        intervals[(fact["incident_id"], fact["interval_seq"])] = _interval_row(fact, at, seconds)
+    if key is None:
+        fact.update(dict.fromkeys(OPEN_INTERVAL))
+        return
+    fact.update(zip(OPEN_INTERVAL, (*key, at, seconds), strict=True))
+    fact["interval_seq"] += 1
+    intervals[(fact["incident_id"], fact["interval_seq"])] = _interval_row(fact)
+
+
+def _open_key(fact: Fact) -> tuple | None:
+    if fact["interval_state"] is None:
+        return None
+    return (fact["interval_state"], fact["interval_group"], fact["interval_hold_reason"])
+
+
+def _breach(fact: Fact, event: Envelope) -> None:
+    metric = event.payload.get("metric")
+    if event.name == "SlaBreached" and metric in ("respond", "resolve"):
+        fact[f"{metric}_breached"] = 1
 
 
 def fold(fact: Fact | None, event: Envelope, intervals: dict) -> Fact | None:
@@ -196,100 +223,50 @@ def fold(fact: Fact | None, event: Envelope, intervals: dict) -> Fact | None:
 
     Returns None for an event of an incident whose Logged event was never seen.
     """
-    name, p = event.name, event.payload
-    at, seconds = iso(event.occurred_at), event.occurred_at.timestamp()
-    if name == "Logged":
-        fact = dict.fromkeys(FACT_COLUMNS)
-        fact.update(
-            {
-                k: p.get(k)
-                for k in (
-                    "number",
-                    "external_ref",
-                    "source",
-                    "category",
-                    "subcategory",
-                    "service",
-                    "priority",
-                    "channel",
-                )
-            }
-        )
-        fact.update(
-            incident_id=event.aggregate_id,
-            state="new",
-            major=0,
-            opened_at=at,
-            opened_s=seconds,
-            resolutions=0,
-            reopen_count=0,
-            reassignment_count=0,
-            respond_breached=0,
-            resolve_breached=0,
-            interval_seq=0,
-        )
-        _open_interval(fact, "new", None, None, at, seconds, intervals)
-    elif fact is None:
+    before = fact["record"] if fact else None
+    record = incident_record.fold(before, event)
+    if not incident_record.was_logged(record):
         return None
-    elif name == "Assigned":
-        fact["reassignment_count"] += int(bool(p.get("reassignment")))
-        _assign(fact, p.get("group"), p.get("agent"))
-        _change(fact, intervals, at, seconds, hold_reason=fact["interval_hold_reason"])
-    elif name == "Escalated":
-        if p.get("kind") == "hierarchical":
-            fact["major"] = 1
-        elif p.get("group") and p["group"] != fact["current_group"]:
-            fact["reassignment_count"] += int(fact["current_group"] is not None)
-            _assign(fact, p["group"], None)
-            _change(fact, intervals, at, seconds, hold_reason=fact["interval_hold_reason"])
-    elif name == "Acknowledged":
-        if fact["acknowledged_s"] is None:
-            fact.update(acknowledged_at=at, acknowledged_s=seconds)
-        _change(fact, intervals, at, seconds, state="in_progress")
-    elif name == "PutOnHold":
-        _change(fact, intervals, at, seconds, state="on_hold", hold_reason=p.get("reason"))
-    elif name in ("Resumed", "Reopened"):
-        fact["reopen_count"] += int(name == "Reopened")
-        fact["resolved_at"] = None
-        _change(fact, intervals, at, seconds, state="in_progress")
-    elif name == "Resolved":
-        if fact["first_resolved_s"] is None:
-            fact.update(
-                first_resolved_at=at,
-                first_resolved_s=seconds,
-                resolution_group=fact["current_group"],
-                resolution_agent=fact["current_agent"],
-                resolved_by=event.actor["id"],
-                reassignments_at_resolution=fact["reassignment_count"],
-            )
-        fact["resolved_at"] = at
-        fact["resolutions"] += 1
-        _change(fact, intervals, at, seconds, state="resolved")
-    elif name == "Closed":
-        fact.update(closed_at=at, closed_s=seconds, satisfaction=p.get("satisfaction"))
-        _change(fact, intervals, at, seconds, state="closed")
-    elif name == "Cancelled":
-        fact.update(cancelled_at=at, cancelled_s=seconds)
-        _change(fact, intervals, at, seconds, state="cancelled")
-    elif name == "Reprioritised":
-        fact["priority"] = p.get("priority")
-    elif name == "Recategorised":
-        fact.update(
-            category=p.get("category"), subcategory=p.get("subcategory"), service=p.get("service")
-        )
-    elif name == "SlaBreached":
-        if p.get("metric") in ("respond", "resolve"):
-            fact[f"{p['metric']}_breached"] = 1
+    fact = dict(fact or _opened(event.aggregate_id), record=record)
+    _take_record(fact, record)
+    if incident_record.entered(before, record, "resolved"):
+        _first_resolution(fact, event)
+    _breach(fact, event)
+    _follow_interval(fact, record, event, intervals)
     fact["owner_group"] = fact["resolution_group"] or fact["current_group"]
     fact["owner_agent"] = fact["resolution_agent"] or fact["current_agent"]
     return fact
+
+
+def _facts(tx: Transaction, incident_ids: set[str]) -> dict[str, Fact | None]:
+    rows = rows_where_in(
+        tx, f"SELECT {', '.join(FACT_COLUMNS)} FROM kpi_facts WHERE incident_id", (), incident_ids
+    )
+    facts = [dict(zip(FACT_COLUMNS, row, strict=True)) for row in rows]
+    return {fact["incident_id"]: {**fact, "record": orjson.loads(fact["record"])} for fact in facts}
+
+
+def _save_facts(tx: Transaction, facts: list[Fact]) -> None:
+    if not facts:
+        return
+    updates = ", ".join(f"{c} = excluded.{c}" for c in FACT_COLUMNS[1:])
+    tx.executemany(
+        f"INSERT INTO kpi_facts ({', '.join(FACT_COLUMNS)})"
+        f" VALUES ({', '.join(['%s'] * len(FACT_COLUMNS))})"
+        f" ON CONFLICT (incident_id) DO UPDATE SET {updates}",
+        [[_column(fact, c) for c in FACT_COLUMNS] for fact in facts],
+    )
+
+
+def _column(fact: Fact, name: str) -> Any:
+    return orjson.dumps(fact[name]).decode() if name == "record" else fact[name]
 
 
 class KpiProjection(Projection):
     name = "kpis"
     tables = ("kpi_facts", "kpi_intervals", "kpi_source_links")
     aggregate_types = frozenset({"Incident", "SourceTicket"})
-    schema_version = 1
+    schema_version = 2  # 2: the incident record, to fold the next event from
 
     def ddl(self) -> list[str]:
         facts = ", ".join(f"{c} {_column_type(c)}" for c in FACT_COLUMNS)
@@ -331,27 +308,11 @@ class KpiProjection(Projection):
             self._apply_tickets(tx, tickets)
 
     def _apply_incidents(self, tx: Transaction, events: Sequence[Envelope]) -> None:
-        facts: dict[str, Fact | None] = {
-            row[0]: dict(zip(FACT_COLUMNS, row, strict=True))
-            for row in rows_where_in(
-                tx,
-                f"SELECT {', '.join(FACT_COLUMNS)} FROM kpi_facts WHERE incident_id",
-                (),
-                {e.aggregate_id for e in events},
-            )
-        }
+        facts = _facts(tx, {e.aggregate_id for e in events})
         intervals: dict[tuple[str, int], tuple] = {}
         for event in events:
             facts[event.aggregate_id] = fold(facts.get(event.aggregate_id), event, intervals)
-        rows = [[fact[c] for c in FACT_COLUMNS] for fact in facts.values() if fact is not None]
-        if rows:
-            updates = ", ".join(f"{c} = excluded.{c}" for c in FACT_COLUMNS[1:])
-            tx.executemany(
-                f"INSERT INTO kpi_facts ({', '.join(FACT_COLUMNS)})"
-                f" VALUES ({', '.join(['%s'] * len(FACT_COLUMNS))})"
-                f" ON CONFLICT (incident_id) DO UPDATE SET {updates}",
-                rows,
-            )
+        _save_facts(tx, [fact for fact in facts.values() if fact is not None])
         if intervals:
             tx.executemany(
                 f"INSERT INTO kpi_intervals ({', '.join(INTERVAL_COLUMNS)})"

@@ -6,6 +6,10 @@ its state and, once decided, when it breached and by how much. Nothing here read
 clock: every figure is a function of the events' `occurred_at`, so a replay gives the same
 rows. Queries add the time since the last event (projections/sla/sla_queries.py).
 
+What the ticket is at each event (priority, group, state, hold reason) is its incident
+record, the one fold of the incident's events (projections/incident/incident_record.py);
+the clocks react to how the record moved.
+
 The projection also learns the policies themselves from the `SlaPolicy.*` events of the
 same feed and keeps every version (sla_policy_versions), so it can pick the version in
 force when a clock starts.
@@ -33,8 +37,11 @@ from typing import Any
 
 import orjson
 
+from domain.incident.lifecycle import OPEN_STATES
 from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.sla.sla_policy import calendar_of, choose, pause_reasons, target
+from projections.incident import incident_record
+from projections.incident.incident_record import Record, entered
 from projections.runtime.envelope import Envelope
 from projections.runtime.read_store import Transaction
 from projections.runtime.runner import Projection, rows_where_in
@@ -84,6 +91,9 @@ DRAFT_ID = "draft"
 NOTICES = frozenset({"SlaWarningReached", "SlaBreached"})
 
 Clock = dict[str, Any]
+# What the clocks keep of a ticket: its incident record (the one fold of the incident's
+# events, projections/incident/incident_record.py) and the policy its clocks started with.
+Ticket = dict[str, Any]
 
 
 def parse(text: str | None) -> datetime | None:
@@ -146,7 +156,7 @@ class SlaClocksProjection(Projection):
     name = "sla_clocks"
     tables = ("sla_clocks", "sla_tickets", "sla_policy_versions", "sla_meta")
     aggregate_types = frozenset({"SlaPolicy", "Incident"})
-    schema_version = 2
+    schema_version = 3  # 3: sla_tickets keep the incident record
 
     _current_book: PolicyBook
 
@@ -215,10 +225,9 @@ class SlaClocksProjection(Projection):
         touched_tickets, touched_clocks = set(), set()
         for event in incident_events:
             ticket_clocks = clocks.setdefault(event.aggregate_id, {})
-            ticket = tickets.get(event.aggregate_id)
-            if ticket is None and event.name != "Logged":
-                continue  # a ticket from before this read model existed: no clocks
-            ticket = self._fold(book, ticket, ticket_clocks, event)
+            ticket = self._fold(book, tickets.get(event.aggregate_id), ticket_clocks, event)
+            if ticket is None:
+                continue
             tickets[event.aggregate_id] = ticket
             touched_tickets.add(event.aggregate_id)
             changed = [c for c in ticket_clocks.values() if c.pop("_dirty", False)]
@@ -321,83 +330,118 @@ class SlaClocksProjection(Projection):
     # -- one event ------------------------------------------------------------------
 
     def _fold(
-        self, book: PolicyBook, ticket: dict | None, clocks: dict[str, Clock], event: Envelope
-    ) -> dict:
-        p, name = event.payload, event.name
+        self, book: PolicyBook, ticket: Ticket | None, clocks: dict[str, Clock], event: Envelope
+    ) -> Ticket | None:
+        """The ticket after one of its incident's events; None for an incident logged
+        before this read model existed (it has no clocks)."""
+        before = ticket["record"] if ticket else None
+        record = incident_record.fold(before, event)
+        if not incident_record.was_logged(record):
+            return None
+        ticket = {"record": record, "policy_id": ticket["policy_id"] if ticket else None}
         at = event.occurred_at.astimezone(timezone.utc)
-        if name == "Logged":
-            ticket = {
-                "id": event.aggregate_id,
-                "number": p.get("number"),
-                "ticket_type": "incident",
-                "priority": p.get("priority"),
-                "service": p.get("service") or None,
-                "category": p.get("category") or None,
-                "organisation": p.get("organisation") or p.get("caller_organisation"),
-                "group": None,
-                "state": "new",
-                "hold_reason": None,
-                "policy_id": None,
-            }
-            chosen = book.choose(ticket, iso(at))
-            if chosen is not None:
-                ticket["policy_id"] = chosen["policy_id"]
-                for metric in ("respond", "resolve"):
-                    self._start(book, ticket, clocks, metric, at, chosen)
-            return ticket
-        ticket = dict(ticket)
-        running = [c for c in clocks.values() if c["status"] != "stopped"]
-        if name in ("Assigned", "Escalated"):
-            group = p.get("group")
-            if name == "Escalated" and (p.get("kind") == "hierarchical" or group is None):
-                return ticket
-            if group != ticket["group"]:
-                self._change_group(book, ticket, clocks, group, at)
-        elif name == "Acknowledged":
-            ticket["state"] = "in_progress"
-            if "respond" in clocks and clocks["respond"]["status"] != "stopped":
-                self._stop(clocks["respond"], at)
-        elif name == "PutOnHold":
-            ticket.update(state="on_hold", hold_reason=p.get("reason"))
-            for clock in running:
-                if clock["status"] == "running" and p.get("reason") in pause_reasons(
-                    self._spec(book, clock), clock["metric"]
-                ):
-                    self._account(clock, at)
-                    clock["status"] = "paused"
-                    self._refresh(book, clock)
-        elif name == "Resumed":
-            ticket.update(state="in_progress", hold_reason=None)
-            self._unpause(book, running, at)
-        elif name == "Resolved":
-            ticket.update(state="resolved", hold_reason=None)
-            for clock in running:  # the resolution is also the (first) response
-                self._stop(clock, at)
-        elif name == "Reopened":
-            ticket["state"] = "in_progress"
-            for metric in ("resolve", f"ola:{ticket['group']}"):
-                clock = clocks.get(metric)
-                if (
-                    clock is not None
-                    and clock["status"] == "stopped"
-                    and clock["state"] != "cancelled"
-                ):
-                    self._resume(book, clock, at)
-        elif name == "Cancelled":
-            ticket.update(state="cancelled", hold_reason=None)
-            for clock in running:
-                self._stop(clock, at, cancelled=True)
-        elif name == "Reprioritised":
-            ticket["priority"] = p.get("priority")
-            for clock in running:
-                self._retarget(book, clock, ticket["priority"], at)
-        elif name == "Recategorised":
-            ticket.update(category=p.get("category") or None, service=p.get("service") or None)
-        elif name in NOTICES and self.draft is None:
-            clock = clocks.get(p.get("metric"))
-            if clock is not None:
-                self._strike(book, clock, name, p)
+        if before is None:
+            self._open(book, ticket, clocks, at)
+        else:
+            self._follow(book, before, ticket, clocks, at)
+        if event.name in NOTICES and self.draft is None:
+            self._notice(book, clocks, event)
         return ticket
+
+    def _open(self, book: PolicyBook, ticket: Ticket, clocks: dict[str, Clock], at: datetime):
+        """A new incident: the respond and resolve clocks of the policy that applies."""
+        chosen = book.choose(_conditions(ticket["record"]), iso(at))
+        if chosen is None:
+            return
+        ticket["policy_id"] = chosen["policy_id"]
+        for metric in ("respond", "resolve"):
+            self._start(book, ticket["record"], clocks, metric, at, chosen)
+
+    def _follow(
+        self, book: PolicyBook, before: Record, ticket: Ticket, clocks: dict, at: datetime
+    ) -> None:
+        """What the incident's move means for its clocks: the first reaction that fits
+        (each event moves the record in one of these ways at most)."""
+        for moved, react in self._reactions():
+            if moved(before, ticket["record"]):
+                react(book, before, ticket, clocks, at)
+                return
+
+    def _reactions(self) -> tuple:
+        return (
+            (_moved_group, self._regroup),
+            (_was_acknowledged, self._responded),
+            (lambda b, a: entered(b, a, "on_hold"), self._held),
+            (_came_off_hold, self._resumed),
+            (lambda b, a: entered(b, a, "resolved"), self._resolved),
+            (_was_reopened, self._reopened),
+            (lambda b, a: entered(b, a, "cancelled"), self._cancelled),
+            (_was_reprioritised, self._reprioritised),
+        )
+
+    def _regroup(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime) -> None:
+        """The group that had the ticket stops its OLA clock; the new one starts or resumes."""
+        old = clocks.get(f"ola:{before['assignment_group']}")
+        if old is not None and old["status"] != "stopped":
+            self._stop(old, at)
+        record = ticket["record"]
+        for clock in _running(clocks):  # respond and resolve report the group holding it
+            if not clock["metric"].startswith("ola:"):
+                clock["group_name"], clock["_dirty"] = record["assignment_group"], True
+        if record["assignment_group"] is not None and record["state"] in OPEN_STATES:
+            self._follow_ola(book, ticket, clocks, at)
+
+    def _follow_ola(self, book: PolicyBook, ticket: Ticket, clocks: dict, at: datetime) -> None:
+        metric = f"ola:{ticket['record']['assignment_group']}"
+        if metric in clocks:
+            if clocks[metric]["state"] != "cancelled":
+                self._resume(book, clocks[metric], at)
+            return
+        version = ticket["policy_id"] and book.in_force(ticket["policy_id"], iso(at))
+        if version:
+            self._start(book, ticket["record"], clocks, metric, at, version)
+
+    def _responded(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime):
+        if "respond" in clocks and clocks["respond"]["status"] != "stopped":
+            self._stop(clocks["respond"], at)
+
+    def _held(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime) -> None:
+        """Clocks whose policy pauses for this hold reason stop counting."""
+        reason = ticket["record"]["hold_reason"]
+        for clock in _running(clocks):
+            if clock["status"] == "running" and reason in pause_reasons(
+                self._spec(book, clock), clock["metric"]
+            ):
+                self._account(clock, at)
+                clock["status"] = "paused"
+                self._refresh(book, clock)
+
+    def _resumed(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime) -> None:
+        self._unpause(book, _running(clocks), at)
+
+    def _resolved(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime):
+        for clock in _running(clocks):  # the resolution is also the (first) response
+            self._stop(clock, at)
+
+    def _reopened(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime):
+        """The resolve clock and the current group's OLA run on from where they stopped."""
+        for metric in ("resolve", f"ola:{ticket['record']['assignment_group']}"):
+            clock = clocks.get(metric)
+            if clock is not None and clock["status"] == "stopped" and clock["state"] != "cancelled":
+                self._resume(book, clock, at)
+
+    def _cancelled(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime):
+        for clock in _running(clocks):
+            self._stop(clock, at, cancelled=True)
+
+    def _reprioritised(self, book, before: Record, ticket: Ticket, clocks: dict, at: datetime):
+        for clock in _running(clocks):
+            self._retarget(book, clock, ticket["record"]["priority"], at)
+
+    def _notice(self, book: PolicyBook, clocks: dict[str, Clock], event: Envelope) -> None:
+        clock = clocks.get(event.payload.get("metric"))
+        if clock is not None:
+            self._strike(book, clock, event.name, event.payload)
 
     # -- clock steps ------------------------------------------------------------------
 
@@ -430,24 +474,24 @@ class SlaClocksProjection(Projection):
     def _start(
         self,
         book: PolicyBook,
-        ticket: dict,
+        record: Record,
         clocks: dict[str, Clock],
         metric: str,
         at: datetime,
         version: dict,
     ) -> None:
-        seconds = target(version["spec"], metric, ticket["priority"])
+        seconds = target(version["spec"], metric, record["priority"])
         if seconds is None:
             return
         moment = iso(at)
         clock = {
-            "ticket_id": ticket["id"],
+            "ticket_id": record["id"],
             "metric": metric,
-            "number": ticket["number"],
+            "number": record["number"],
             "policy_id": version["policy_id"],
             "policy_version": version["version"],
-            "priority": ticket["priority"],
-            "group_name": metric[4:] if metric.startswith("ola:") else ticket["group"],
+            "priority": record["priority"],
+            "group_name": metric[4:] if metric.startswith("ola:") else record["assignment_group"],
             "target_s": float(seconds),
             "started_at": moment,
             "since": moment,
@@ -467,38 +511,9 @@ class SlaClocksProjection(Projection):
             "seq": 0,
         }
         clocks[metric] = clock
-        if ticket.get("hold_reason") in pause_reasons(version["spec"], metric):
+        if record["hold_reason"] in pause_reasons(version["spec"], metric):
             clock["status"] = "paused"
         self._refresh(book, clock)
-
-    def _change_group(
-        self,
-        book: PolicyBook,
-        ticket: dict,
-        clocks: dict[str, Clock],
-        group: str | None,
-        at: datetime,
-    ) -> None:
-        """The group that had the ticket stops its OLA clock; the new one starts or resumes."""
-        old = clocks.get(f"ola:{ticket['group']}")
-        if old is not None and old["status"] != "stopped":
-            self._stop(old, at)
-        ticket["group"] = group
-        for clock in clocks.values():  # respond and resolve report the group holding it
-            if not clock["metric"].startswith("ola:") and clock["status"] != "stopped":
-                clock["group_name"], clock["_dirty"] = group, True
-        if group is None or ticket["state"] not in ("new", "in_progress", "on_hold"):
-            return
-        metric = f"ola:{group}"
-        if metric in clocks:
-            if clocks[metric]["state"] != "cancelled":
-                self._resume(book, clocks[metric], at)
-            return
-        if ticket.get("policy_id") is None:
-            return
-        version = book.in_force(ticket["policy_id"], iso(at))
-        if version is not None:
-            self._start(book, ticket, clocks, metric, at, version)
 
     def _account(self, clock: Clock, at: datetime) -> None:
         """Count the time from `since` to `at` as elapsed (running) or paused."""
@@ -605,6 +620,42 @@ class SlaClocksProjection(Projection):
         if not clock["breach_recorded"]:
             alarms.append([clock["due_at"], "breach", None])
         return alarms
+
+
+def _conditions(record: Record) -> dict[str, Any]:
+    """What a policy's conditions look at (domain/sla/sla_policy.py: `matches`)."""
+    return {
+        "ticket_type": "incident",
+        "priority": record["priority"],
+        "service": record["service"] or None,
+        "category": record["category"] or None,
+        "organisation": record.get("organisation"),  # no incident event carries one yet
+    }
+
+
+def _running(clocks: dict[str, Clock]) -> list[Clock]:
+    return [clock for clock in clocks.values() if clock["status"] != "stopped"]
+
+
+# How the incident record moved at one event, as the clocks tell moves apart.
+def _moved_group(before: Record, after: Record) -> bool:
+    return after["assignment_group"] != before["assignment_group"]
+
+
+def _was_acknowledged(before: Record, after: Record) -> bool:
+    return after["acknowledged_at"] != before["acknowledged_at"]
+
+
+def _came_off_hold(before: Record, after: Record) -> bool:
+    return before["state"] == "on_hold" and after["state"] == "in_progress"
+
+
+def _was_reopened(before: Record, after: Record) -> bool:
+    return after["reopen_count"] != before["reopen_count"]
+
+
+def _was_reprioritised(before: Record, after: Record) -> bool:
+    return any(after[f] != before[f] for f in ("impact", "urgency", "priority"))
 
 
 def _lag(event: Envelope) -> float:

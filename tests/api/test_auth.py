@@ -41,6 +41,7 @@ ROUTES = [
     ("GET", "/v1/incidents/{id}", None, {"analyst", "manager", "agent", "auditor", "admin"}),
     ("GET", "/v1/incidents/{id}?as_of=2100-01-01T00:00:00Z", None, {"auditor", "admin"}),
     ("GET", "/v1/incidents/{id}/timeline", None, {"auditor", "manager", "admin"}),
+    ("GET", "/v1/audit/aggregates/{id}/events", None, {"auditor", "manager", "admin"}),
     ("GET", "/metrics", None, {"analyst", "admin"}),
 ]
 CASES = [
@@ -95,17 +96,18 @@ def test_metrics_report_store_relay_projection_lag_and_http(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = response.text
-    # Two incident events, and the default SLA policy created at bootstrap.
-    assert _sample(text, "itsm_events_stored") == 3
+    # The default SLA policy created at bootstrap, two incident events, and the incident
+    # number sequence's start and the number it issued.
+    assert _sample(text, "itsm_events_stored") == 5
     assert _sample(text, "itsm_events_published") == 0  # the feed has not run yet
-    assert _sample(text, "itsm_relay_lag_events") == 3
-    assert _sample(text, "itsm_projection_lag_events", '{projection="incidents"}') == 3
+    assert _sample(text, "itsm_relay_lag_events") == 5
+    assert _sample(text, "itsm_projection_lag_events", '{projection="incidents"}') == 5
     route = '{method="POST",route="/v1/incidents/{incident_id}/assign",status="200"}'
     assert _sample(text, "itsm_http_request_duration_seconds_count", route) == 1
 
     container.feed.catch_up()
     text = client.get("/metrics", headers=auth(Role.ANALYST)).text
-    assert _sample(text, "itsm_events_published") == 3
+    assert _sample(text, "itsm_events_published") == 5
     assert _sample(text, "itsm_relay_lag_events") == 0
     assert _sample(text, "itsm_projection_lag_events", '{projection="timeline"}') == 0
 

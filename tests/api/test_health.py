@@ -38,7 +38,8 @@ def test_a_read_model_catching_up_is_degraded_but_ready(container, ready, log_in
     report = ready(200)
     assert report["status"] == "degraded"
     assert report["components"]["projections"]["incidents"]["status"] == "catching_up"
-    assert report["components"]["projections"]["incidents"]["lag"] == 1
+    # The incident's Logged event, and the numbers sequence's start and issued number
+    assert report["components"]["projections"]["incidents"]["lag"] == 3
 
 
 def test_a_stalled_read_model_makes_the_instance_not_ready(client, container, ready, log_incident):
@@ -125,7 +126,7 @@ def test_a_database_away_during_a_command_is_503_with_retry_after(
     def away(*_, **__):
         raise sqlite3.OperationalError("unable to open database file")
 
-    monkeypatch.setattr(container.desk.numbering, "next", away)
+    monkeypatch.setattr(container.desk.recorder, "insert_events", away)
     response = client.post(
         "/v1/incidents",
         headers=auth(),

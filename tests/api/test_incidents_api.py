@@ -196,4 +196,4 @@ def test_concurrent_writers_without_if_match_lose_no_update(client, auth, log_in
     assert [r.status_code for r in results] == [200, 200]
     assert sorted(r.json()["version"] for r in results) == [2, 3]
     assert container.desk.stored_events() == before + 2
-    assert container.desk.get_incident(UUID(incident["id"])).version == 3
+    assert container.desk.get(UUID(incident["id"])).version == 3

@@ -1,4 +1,4 @@
-"""GET /v1/kpis (JSON and CSV) and /v1/kpis/chart (SVG), over a real desk on SQLite."""
+"""GET /v1/kpis (JSON and CSV) and /v1/kpis/chart (SVG, PNG), over a real desk on SQLite."""
 
 from __future__ import annotations
 
@@ -86,7 +86,10 @@ def test_chart_is_an_svg_line_chart_with_a_legend(client, auth, worked):
     svg = ET.fromstring(response.content)
     texts = {t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")}
     assert {"email", "vpn", "opened per day by service"} <= texts
-    assert list(svg.iter("{http://www.w3.org/2000/svg}polyline"))
+    lines = [
+        g for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("id", "")[:7] == "series-"
+    ]
+    assert lines and all(g.find("{http://www.w3.org/2000/svg}path") is not None for g in lines)
 
 
 def test_chart_of_an_unknown_kpi_is_a_422(client, auth):

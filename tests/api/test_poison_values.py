@@ -82,7 +82,7 @@ def test_a_command_with_a_control_character_is_422_and_changes_nothing(
     before = container.desk.stored_events()
     _refused(act(incident["id"], action, body))
     assert container.desk.stored_events() == before
-    assert container.desk.get_incident(UUID(incident["id"])).version == incident["version"]
+    assert container.desk.get(UUID(incident["id"])).version == incident["version"]
 
 
 # -- SLA policies ------------------------------------------------------------------------------

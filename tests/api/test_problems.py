@@ -122,7 +122,7 @@ def test_unexpected_error_is_500_without_a_trace(client, auth, container, monkey
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(container.desk, "log_incident", explode)
+    monkeypatch.setattr(container.desk, "create", explode)
     response = client.post(
         "/v1/incidents",
         headers=auth(),

@@ -121,7 +121,7 @@ def test_a_poison_message_in_a_ticket_lane_leaves_the_lane_intact(processor, des
     assert [o.status for o in outcomes] == ["applied", "rejected", "applied"]
     ticket = desk.repository.get(source_ticket_id(SOURCE, "INC0000045"))
     assert (ticket.mod_count, ticket.applied) == (2, 2)
-    assert desk.get_incident(UUID(outcomes[0].incident_id)).state == "resolved"
+    assert desk.get(UUID(outcomes[0].incident_id)).state == "resolved"
 
 
 def test_integral_floats_are_taken_as_integers(processor, desk):
@@ -136,7 +136,7 @@ def test_integral_floats_are_taken_as_integers(processor, desk):
         ]
     )
     assert [o.status for o in outcomes] == ["applied"] * 4
-    incident = desk.get_incident(UUID(outcomes[0].incident_id))
+    incident = desk.get(UUID(outcomes[0].incident_id))
     assert (incident.priority, incident.reopen_count) == ("P2", 1)
     ticket = desk.repository.get(source_ticket_id(SOURCE, "F"))
     assert type(ticket.mod_count) is int

@@ -27,7 +27,7 @@ def test_sla_and_kpi_queries_answer_on_postgresql(pg_container):
     commands = [c for c in FULL_LIFECYCLE if not type(c).__name__.startswith("RecordSla")]
     ids = []
     for _ in range(3):
-        incident = pg_container.desk.log_incident(log_command(), ctx())
+        incident = pg_container.desk.create(log_command(), ctx())
         for command in commands:
             pg_container.desk.execute(incident.id, command, ctx())
         ids.append(str(incident.id))

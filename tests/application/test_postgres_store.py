@@ -10,6 +10,7 @@ import pytest
 
 from application.desk.errors import VersionConflict
 from domain.incident.commands import Acknowledge, Assign, Comment, Escalate, Hold, Resolve
+from domain.shared_kernel.ticket_number_sequence import sequence_id
 from infra.composition_root import Container, bootstrap
 from infra.settings import Settings
 from projections.audit import incident_timeline as timeline
@@ -60,7 +61,7 @@ def test_store_and_read_models_are_on_postgresql(pg_container, pg_database):
     assert pg_container.store_db.dialect == "postgresql"
     assert pg_container.read_db.dialect == "postgresql"
     assert type(pg_container.desk.recorder).__module__ == "eventsourcing.postgres"
-    incident = pg_container.desk.log_incident(log_command(), ctx())
+    incident = pg_container.desk.create(log_command(), ctx())
     with psycopg.connect(pg_database) as conn:
         tables = {
             r[0]
@@ -71,17 +72,22 @@ def test_store_and_read_models_are_on_postgresql(pg_container, pg_database):
         stored = conn.execute(
             "SELECT COUNT(*) FROM servicedesk_events WHERE originator_id = %s", (incident.id,)
         ).fetchone()[0]
-    assert {"servicedesk_events", "rm_incidents", "rm_timeline", "projection_positions"} <= tables
+    assert {
+        "servicedesk_events",
+        "rm_incidents",
+        "rm_audit_trail",
+        "projection_positions",
+    } <= tables
     assert stored == incident.version == 1
 
 
 def test_logs_and_changes_an_incident(pg_container):
     desk = pg_container.desk
-    incident = desk.log_incident(log_command(impact=1, urgency=1), ctx())
+    incident = desk.create(log_command(impact=1, urgency=1), ctx())
     desk.execute(incident.id, Assign(group="messaging", agent="dave"), ctx())
     desk.execute(incident.id, Acknowledge(), ctx())
     desk.execute(incident.id, Hold(reason="awaiting_vendor"), ctx(BOT))
-    loaded = desk.get_incident(incident.id)
+    loaded = desk.get(incident.id)
     assert (loaded.number, loaded.priority, loaded.state, loaded.hold_reason, loaded.version) == (
         "INC0001001",
         "P1",
@@ -94,16 +100,16 @@ def test_logs_and_changes_an_incident(pg_container):
 
 def test_stale_expected_version_is_rejected(pg_container):
     desk = pg_container.desk
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     desk.execute(incident.id, Assign(group="network"), ctx(expected_version=1))
     with pytest.raises(VersionConflict):
         desk.execute(incident.id, Acknowledge(), ctx(expected_version=1))
-    assert desk.get_incident(incident.id).version == 2
+    assert desk.get(incident.id).version == 2
 
 
 def test_racing_writers_lose_no_update(pg_container):
     desk = pg_container.desk
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
@@ -127,34 +133,48 @@ def test_racing_writers_lose_no_update(pg_container):
     assert [e.originator_version for e in events] == list(range(1, 52))
 
 
-def test_numbers_come_from_the_sequence(pg_container, pg_database):
-    desk = pg_container.desk
-    numbers: list[str] = []
+def test_numbers_are_gap_free_and_unique_across_two_api_instances(
+    pg_container, pg_database, tmp_path
+):
+    """Two processes' desks on one store log incidents at once: every number from INC0001001
+    on is given exactly once, and each is an event of the incident sequence naming its
+    ticket."""
+    other = bootstrap(Settings(data_dir=tmp_path / "other", database_url=pg_database))
+    numbers: dict[str, str] = {}
     lock = threading.Lock()
 
-    def log_some() -> None:
-        for _ in range(5):
-            number = desk.log_incident(log_command(), ctx()).number
+    def log_some(desk) -> None:
+        for _ in range(10):
+            incident = desk.create(log_command(), ctx())
             with lock:
-                numbers.append(number)
+                numbers[incident.number] = str(incident.id)
 
-    threads = [threading.Thread(target=log_some) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(numbers) == [f"INC{n:07d}" for n in range(1001, 1021)]
-    with psycopg.connect(pg_database) as conn:
-        last = conn.execute("SELECT last_value FROM itsm_incident_number").fetchone()[0]
-    assert last == 1020
+    try:
+        threads = [
+            threading.Thread(target=log_some, args=(desk,))
+            for desk in (pg_container.desk, other.desk) * 2
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        other.close()
+    assert sorted(numbers) == [f"INC{n:07d}" for n in range(1001, 1041)]
+    issued = [
+        (e.number, e.ticket_id)
+        for e in pg_container.desk.events.get(sequence_id("incident"))
+        if type(e).__name__ == "Issued"
+    ]
+    assert issued == sorted(numbers.items())
 
 
 def test_read_models_match_after_catch_up(pg_container):
     desk = pg_container.desk
-    first = desk.log_incident(log_command(), ctx())
+    first = desk.create(log_command(), ctx())
     for step, command in enumerate(FULL_LIFECYCLE):
         desk.execute(first.id, command, ctx(causation_id=f"pg-{step}"))
-    second = desk.log_incident(log_command(title="VPN flaps"), ctx())
+    second = desk.create(log_command(title="VPN flaps"), ctx())
     desk.execute(second.id, Assign(group="network"), ctx())
     desk.execute(second.id, Escalate(kind="hierarchical"), ctx())
     desk.execute(second.id, Resolve(code="fixed"), ctx())
@@ -165,7 +185,7 @@ def test_read_models_match_after_catch_up(pg_container):
         total, page = incidents.search(tx, {"state": "resolved"}, limit=10, offset=0)
         entries = timeline.entries(tx, str(first.id))
     for name, incident in (("first", first), ("second", second)):
-        aggregate = desk.get_incident(incident.id)
+        aggregate = desk.get(incident.id)
         row = rows[name]
         assert {k: row[k] for k in SHARED} == {k: getattr(aggregate, k) for k in SHARED}
         assert row["version"] == aggregate.version
@@ -183,7 +203,7 @@ def _rows(container) -> list[tuple]:
     with container.read_db.transaction() as tx:
         return (
             tx.execute("SELECT * FROM rm_incidents ORDER BY number").fetchall()
-            + tx.execute("SELECT * FROM rm_timeline ORDER BY incident_id, version").fetchall()
+            + tx.execute("SELECT * FROM rm_audit_trail ORDER BY aggregate_id, version").fetchall()
         )
 
 
@@ -191,7 +211,7 @@ def test_restart_reset_and_replay_on_postgresql(tmp_path, pg_database):
     settings = Settings(data_dir=tmp_path, database_url=pg_database)
     first = bootstrap(settings)
     try:
-        incident = first.desk.log_incident(log_command(), ctx())
+        incident = first.desk.create(log_command(), ctx())
         first.desk.execute(incident.id, Assign(group="network", agent="dave"), ctx())
         first.desk.execute(incident.id, Escalate(kind="hierarchical"), ctx())
         first.feed.catch_up()
@@ -200,9 +220,10 @@ def test_restart_reset_and_replay_on_postgresql(tmp_path, pg_database):
         first.close()
     second = bootstrap(settings)  # DDL, sequence and positions survive a restart
     try:
-        assert second.desk.log_incident(log_command(), ctx()).number == "INC0001002"
+        assert second.desk.create(log_command(), ctx()).number == "INC0001002"
         second.feed.catch_up()
-        assert len(_rows(second)) == len(built) + 2
+        # its incident row, and two audit lines: Logged, and its number Issued by the sequence
+        assert len(_rows(second)) == len(built) + 3
         for runner in second.runners:
             runner.reset()
             assert runner.positions("notifications") == {}

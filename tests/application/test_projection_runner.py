@@ -10,7 +10,7 @@ import pytest
 
 from domain.incident.commands import Acknowledge, Assign, Comment, Hold, Resolve
 from infra.sql.database import SqliteDatabase, Tx
-from projections.audit.incident_timeline import TimelineProjection
+from projections.audit.audit_trail import AuditTrailProjection
 from projections.incident.incident_queue import COLUMNS, IncidentsProjection
 from projections.runtime.envelope import Envelope
 from projections.runtime.runner import Projection, ProjectionRunner
@@ -170,29 +170,29 @@ def read_all(db) -> dict[str, list[tuple]]:
             "rm_incidents": tx.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM rm_incidents ORDER BY id"
             ).fetchall(),
-            "rm_timeline": tx.execute(
-                "SELECT * FROM rm_timeline ORDER BY incident_id, version"
+            "rm_audit_trail": tx.execute(
+                "SELECT * FROM rm_audit_trail ORDER BY aggregate_id, version"
             ).fetchall(),
-            "rm_timeline_heads": tx.execute(
-                "SELECT * FROM rm_timeline_heads ORDER BY incident_id"
+            "rm_audit_heads": tx.execute(
+                "SELECT * FROM rm_audit_heads ORDER BY aggregate_id"
             ).fetchall(),
         }
 
 
 def test_reset_empties_tables_and_positions_and_a_replay_rebuilds_the_same_rows(db):
     records = feed()
-    runners = [make_runner(db, IncidentsProjection()), make_runner(db, TimelineProjection())]
+    runners = [make_runner(db, IncidentsProjection()), make_runner(db, AuditTrailProjection())]
     for runner in runners:
         assert runner.apply_batch("kafka", 0, 0, records[:5]) == 6
         assert runner.apply_batch("kafka", 1, 0, [(0, e) for _, e in records[5:6]]) == 1
         assert runner.apply_batch("kafka", 0, 6, records[6:]) == 11
     built = read_all(db)
-    assert len(built["rm_incidents"]) == 2 and len(built["rm_timeline"]) == 10
+    assert len(built["rm_incidents"]) == 2 and len(built["rm_audit_trail"]) == 10
 
     for runner in runners:
         runner.reset()
         assert runner.positions("kafka") == {}
-    assert read_all(db) == {"rm_incidents": [], "rm_timeline": [], "rm_timeline_heads": []}
+    assert read_all(db) == {"rm_incidents": [], "rm_audit_trail": [], "rm_audit_heads": []}
     with db.transaction() as tx:
         assert tx.execute("SELECT COUNT(*) FROM projection_versions").fetchone()[0] == 0
 

@@ -25,7 +25,7 @@ def count(db) -> int:
 
 def test_a_new_schema_version_drops_the_tables_and_the_feed_replays_them(tmp_path):
     container = bootstrap(Settings(data_dir=tmp_path))
-    incident = container.desk.log_incident(
+    incident = container.desk.create(
         LogIncident(title="Disk full", caller="bob", impact=2, urgency=2), CTX
     )
     container.desk.execute(incident.id, Assign(group="storage"), CTX)
@@ -47,9 +47,7 @@ def test_a_new_schema_version_drops_the_tables_and_the_feed_replays_them(tmp_pat
 
 def test_an_unchanged_schema_version_keeps_the_read_model(tmp_path):
     container = bootstrap(Settings(data_dir=tmp_path))
-    container.desk.log_incident(
-        LogIncident(title="Disk full", caller="bob", impact=2, urgency=2), CTX
-    )
+    container.desk.create(LogIncident(title="Disk full", caller="bob", impact=2, urgency=2), CTX)
     container.feed.catch_up()
     ProjectionRunner(container.read_db, IncidentsProjection()).setup()
     assert count(container.read_db) == 1

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from application.desk.errors import IncidentNotFound, VersionConflict
+from application.desk.errors import NotFound, VersionConflict
 from domain.incident.commands import (
     Acknowledge,
     Assign,
@@ -19,17 +19,20 @@ from domain.incident.commands import (
     Comment,
     Escalate,
     Hold,
+    RecordSlaBreach,
     Reprioritise,
     Resolve,
     Resume,
 )
 from domain.incident.incident import Incident
 from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from infra.composition_root import bootstrap
 from infra.settings import Settings
 from projections.audit import incident_timeline as timeline
 from projections.incident import incident_queue as incidents
+from projections.incident import incident_record
 from tests.builders import ALICE, BOT, FULL_LIFECYCLE, ctx, log_command
 
 SHARED = (
@@ -81,7 +84,7 @@ def run_threads(target, count: int) -> list[BaseException]:
 
 
 def test_numbers_are_sequential_and_unique(desk):
-    numbers = [desk.log_incident(log_command(), ctx()).number for _ in range(5)]
+    numbers = [desk.create(log_command(), ctx()).number for _ in range(5)]
     assert numbers == ["INC0001001", "INC0001002", "INC0001003", "INC0001004", "INC0001005"]
 
 
@@ -91,7 +94,7 @@ def test_numbers_are_unique_from_several_threads_at_once(desk):
 
     def log_some(_: int) -> None:
         for _ in range(10):
-            number = desk.log_incident(log_command(), ctx()).number
+            number = desk.create(log_command(), ctx()).number
             with lock:
                 numbers.append(number)
 
@@ -101,11 +104,11 @@ def test_numbers_are_unique_from_several_threads_at_once(desk):
 
 def test_numbering_continues_after_a_restart(tmp_path):
     first = bootstrap(Settings(data_dir=tmp_path))
-    first.desk.log_incident(log_command(), ctx())
+    first.desk.create(log_command(), ctx())
     first.close()
-    second = bootstrap(Settings(data_dir=tmp_path, incident_number_prefix="IM"))
+    second = bootstrap(Settings(data_dir=tmp_path, number_prefixes={"incident": "IM"}))
     try:
-        assert second.desk.log_incident(log_command(), ctx()).number == "IM0001002"
+        assert second.desk.create(log_command(), ctx()).number == "IM0001002"
     finally:
         second.close()
 
@@ -113,7 +116,7 @@ def test_numbering_continues_after_a_restart(tmp_path):
 def test_a_refused_log_stores_nothing(desk):
     before = desk.stored_events()  # a fresh store holds the default SLA policy already
     with pytest.raises(InvalidValue):
-        desk.log_incident(log_command(impact=9), ctx())
+        desk.create(log_command(impact=9), ctx())
     assert desk.stored_events() == before
 
 
@@ -121,56 +124,56 @@ def test_a_refused_log_stores_nothing(desk):
 
 
 def test_execute_loads_runs_and_saves(desk):
-    incident = desk.log_incident(log_command(impact=1, urgency=1), ctx())
+    incident = desk.create(log_command(impact=1, urgency=1), ctx())
     result = desk.execute(incident.id, Assign(group="network", agent="dave"), ctx(BOT, "rule-1"))
     assert result.version == 2
-    loaded = desk.get_incident(incident.id)
+    loaded = desk.get(incident.id)
     assert (loaded.assignment_group, loaded.assignee, loaded.priority) == ("network", "dave", "P1")
     last = list(desk.events.get(incident.id))[-1]
     assert last.by == BOT and last.causation_id == "rule-1"
 
 
 def test_unknown_incident_is_not_found(desk):
-    with pytest.raises(IncidentNotFound):
-        desk.get_incident(uuid4())
-    with pytest.raises(IncidentNotFound):
+    with pytest.raises(NotFound):
+        desk.get(uuid4())
+    with pytest.raises(NotFound):
         desk.execute(uuid4(), Acknowledge(), ctx())
 
 
 def test_a_refused_command_stores_nothing(desk):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     before = desk.stored_events()
     with pytest.raises(IllegalTransition):
         desk.execute(incident.id, Resume(), ctx())
-    assert desk.get_incident(incident.id).version == 1
+    assert desk.get(incident.id).version == 1
     assert desk.stored_events() == before
 
 
 def test_matching_expected_version_is_accepted(desk):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     assert desk.execute(incident.id, Acknowledge(), ctx(expected_version=1)).version == 2
 
 
 def test_stale_expected_version_conflicts_and_writes_nothing(desk):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     desk.execute(incident.id, Assign(group="network"), ctx())
     before = desk.stored_events()
     with pytest.raises(VersionConflict, match="INC0001001 is at version 2, not 1"):
         desk.execute(incident.id, Acknowledge(), ctx(expected_version=1))
-    loaded = desk.get_incident(incident.id)
+    loaded = desk.get(incident.id)
     assert (loaded.version, loaded.state) == (2, "new")
     assert desk.stored_events() == before
 
 
 def record_sla_breach(desk, incident_id) -> None:
     """What the SLA scheduler does when a deadline falls due."""
-    incident = desk.get_incident(incident_id)
-    incident.record_sla_breach("respond", "policy", 1, incident.opened_at, BOT, "sla")
-    desk.save(incident)
+    opened_at = desk.get(incident_id).opened_at
+    breach = RecordSlaBreach("respond", "policy", 1, opened_at)
+    desk.execute(incident_id, breach, Context(BOT, "sla"))
 
 
 def test_an_sla_event_since_the_expected_version_does_not_conflict(desk):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     desk.execute(incident.id, Assign(group="network"), ctx())
     record_sla_breach(desk, incident.id)  # version 3: the clock, not a person
     done = desk.execute(incident.id, Acknowledge(), ctx(expected_version=2))
@@ -178,7 +181,7 @@ def test_an_sla_event_since_the_expected_version_does_not_conflict(desk):
 
 
 def test_a_change_by_someone_after_an_sla_event_still_conflicts(desk):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     record_sla_breach(desk, incident.id)  # version 2
     desk.execute(incident.id, Assign(group="network"), ctx())  # version 3, by a person
     before = desk.stored_events()
@@ -192,7 +195,7 @@ def test_a_change_by_someone_after_an_sla_event_still_conflicts(desk):
 
 @pytest.mark.parametrize("writers, each", [(2, 25), (4, 15)])
 def test_racing_writers_without_expected_version_lose_no_update(desk, writers, each):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
 
     def comment(n: int) -> None:
         for k in range(each):
@@ -208,9 +211,9 @@ def test_racing_writers_without_expected_version_lose_no_update(desk, writers, e
 
 
 def test_racing_writers_with_the_same_expected_version_exactly_one_wins(desk):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     for _ in range(5):  # several rounds, so the race really happens at least once
-        version = desk.get_incident(incident.id).version
+        version = desk.get(incident.id).version
         outcomes: list[str] = []
 
         def write(n: int, version: int = version, outcomes: list[str] = outcomes) -> None:
@@ -224,14 +227,15 @@ def test_racing_writers_with_the_same_expected_version_exactly_one_wins(desk):
 
         assert run_threads(write, 4) == []
         assert sorted(outcomes) == ["conflict", "conflict", "conflict", "won"]
-        assert desk.get_incident(incident.id).version == version + 1
+        assert desk.get(incident.id).version == version + 1
 
 
 # -- as_of ------------------------------------------------------------------------------------
 
 
-def test_as_of_gives_the_state_between_events(desk):
-    incident = desk.log_incident(log_command(), ctx())
+def test_as_of_gives_the_state_between_events(container):
+    desk = container.desk
+    incident = desk.create(log_command(), ctx())
     for command in (
         Assign(group="network"),
         Acknowledge(),
@@ -245,21 +249,26 @@ def test_as_of_gives_the_state_between_events(desk):
     assert stamps == sorted(stamps)
     expected_states = ["new", "new", "in_progress", "on_hold", "in_progress", "resolved"]
     for event, state in zip(events, expected_states, strict=True):
-        at_event = desk.incident_as_of(incident.id, event.timestamp)
-        assert (at_event.version, at_event.state) == (event.originator_version, state)
+        at_event = as_of(container, incident.id, event.timestamp)
+        assert (at_event["version"], at_event["state"]) == (event.originator_version, state)
     for before, after, state in zip(events, events[1:], expected_states, strict=False):
         if after.timestamp > before.timestamp:
             middle = before.timestamp + (after.timestamp - before.timestamp) / 2
-            between = desk.incident_as_of(incident.id, middle)
-            assert (between.version, between.state) == (before.originator_version, state)
-    later = desk.incident_as_of(incident.id, stamps[-1] + timedelta(days=1))
-    assert (later.version, later.state) == (6, "resolved")
+            between = as_of(container, incident.id, middle)
+            assert (between["version"], between["state"]) == (before.originator_version, state)
+    later = as_of(container, incident.id, stamps[-1] + timedelta(days=1))
+    assert (later["version"], later["state"]) == (6, "resolved")
 
 
-def test_as_of_before_creation_is_not_found(desk):
-    incident = desk.log_incident(log_command(), ctx())
-    with pytest.raises(IncidentNotFound, match="did not exist at"):
-        desk.incident_as_of(incident.id, incident.created_on - timedelta(microseconds=1))
+def as_of(container, incident_id, moment):
+    """What `GET /v1/incidents/{id}?as_of=` folds: the stored events up to `moment`."""
+    return incident_record.as_of(container.published_events(str(incident_id)), moment)
+
+
+def test_as_of_before_creation_is_nothing(container):
+    incident = container.desk.create(log_command(), ctx())
+    before = incident.created_on - timedelta(microseconds=1)
+    assert not incident_record.was_logged(as_of(container, incident.id, before))
 
 
 # -- snapshots --------------------------------------------------------------------------------
@@ -269,24 +278,24 @@ def test_snapshots_every_n_events_give_the_same_state(tmp_path):
     container = bootstrap(Settings(data_dir=tmp_path, snapshot_interval=5))
     try:
         desk = container.desk
-        incident = desk.log_incident(log_command(), ctx())
+        incident = desk.create(log_command(), ctx())
         for command in FULL_LIFECYCLE[:-1]:
             desk.execute(incident.id, command, ctx())
         for k in range(7):
             desk.execute(incident.id, Comment(text=f"c{k}"), ctx())
-        version = desk.get_incident(incident.id).version
+        version = desk.get(incident.id).version
         assert version == len(FULL_LIFECYCLE) + 7
         desk.commits.flush()  # snapshots are taken after the commands were answered
         snapshots = list(desk.snapshots.get(incident.id))
         assert [s.originator_version for s in snapshots] == list(range(5, version + 1, 5))
 
-        with_snapshots = desk.get_incident(incident.id)
+        with_snapshots = desk.get(incident.id)
         replayed = None
         for event in desk.events.get(incident.id):
             replayed = event.mutate(replayed)
         assert vars(with_snapshots) == vars(replayed)
         for v in (4, 5, 6, 12):
-            at = desk.get_incident(incident.id, version=v)
+            at = desk.get(incident.id, version=v)
             again = None
             for event in desk.events.get(incident.id, lte=v):
                 again = event.mutate(again)
@@ -296,14 +305,14 @@ def test_snapshots_every_n_events_give_the_same_state(tmp_path):
 
 
 def test_snapshot_interval_defaults_to_50(container):
-    assert container.desk.snapshotting_intervals == {Incident: 50}
+    assert container.desk.snapshotting_intervals[Incident] == 50
 
 
 # -- upcasting through the store -------------------------------------------------------------
 
 
 def test_an_incident_stored_with_a_v1_logged_event_loads(desk):
-    incident = desk.log_incident(log_command(channel="email"), ctx())
+    incident = desk.create(log_command(channel="email"), ctx())
     logged = list(desk.events.get(incident.id))[0]
     state = orjson.loads(desk.mapper.to_stored_event(logged).state)
     del state["channel"], state["class_version"]
@@ -320,7 +329,7 @@ def test_an_incident_stored_with_a_v1_logged_event_loads(desk):
         ]
     )
     desk.execute(legacy_id, Acknowledge(), ctx())
-    loaded = desk.get_incident(legacy_id)
+    loaded = desk.get(legacy_id)
     assert (loaded.channel, loaded.state, loaded.version, loaded.number) == (
         "phone",
         "in_progress",
@@ -334,20 +343,20 @@ def test_an_incident_stored_with_a_v1_logged_event_loads(desk):
 
 def test_read_model_after_catch_up_equals_the_aggregate(container, desk):
     ids = []
-    first = desk.log_incident(log_command(), ctx())
+    first = desk.create(log_command(), ctx())
     for command in FULL_LIFECYCLE:
         desk.execute(first.id, command, ctx())
     ids.append(first.id)
-    second = desk.log_incident(log_command(title="VPN", impact=1, urgency=1), ctx())
+    second = desk.create(log_command(title="VPN", impact=1, urgency=1), ctx())
     desk.execute(second.id, Hold(reason="awaiting_caller"), ctx())
     ids.append(second.id)
-    third = desk.log_incident(log_command(title="dup"), ctx())
+    third = desk.create(log_command(title="dup"), ctx())
     desk.execute(third.id, Cancel(reason="duplicate"), ctx())
     ids.append(third.id)
     container.feed.catch_up()
     with container.read_db.transaction() as tx:
         for incident_id in ids:
-            aggregate = desk.get_incident(incident_id)
+            aggregate = desk.get(incident_id)
             row = incidents.get(tx, str(incident_id))
             assert {k: row[k] for k in SHARED} == {k: getattr(aggregate, k) for k in SHARED}
             assert isinstance(row["major"], bool)
@@ -358,7 +367,7 @@ def test_read_model_after_catch_up_equals_the_aggregate(container, desk):
 
 
 def test_read_model_follows_later_changes(container, desk):
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     container.feed.catch_up()
     desk.execute(incident.id, Escalate(kind="hierarchical"), ctx())
     desk.execute(incident.id, Reprioritise(impact=1, urgency=1), ctx())
@@ -397,12 +406,12 @@ def _populate(desk):
             (None, None, 3),
         ]
     ):
-        incident = desk.log_incident(log_command(title=f"t{n}", impact=impact, urgency=1), ctx())
+        incident = desk.create(log_command(title=f"t{n}", impact=impact, urgency=1), ctx())
         if group:
             desk.execute(incident.id, Assign(group=group, agent=agent), ctx())
         if n % 2 == 0:
             desk.execute(incident.id, Acknowledge(), ctx())
-        made.append(desk.get_incident(incident.id))
+        made.append(desk.get(incident.id))
     return made
 
 
@@ -445,7 +454,7 @@ def test_search_filters_and_pages(container, desk):
 
 def test_timeline_entries_in_version_order_with_actor_and_causation(container, desk):
     upstream = Actor("monitoring", ActorKind.UPSTREAM)
-    incident = desk.log_incident(log_command(), ctx(upstream, "alert-42"))
+    incident = desk.create(log_command(), ctx(upstream, "alert-42"))
     steps = [
         (Assign(group="network", agent="dave"), BOT, "rule-1"),
         (Acknowledge(), Actor("dave"), "req-a"),
@@ -490,7 +499,7 @@ def test_timeline_entries_in_version_order_with_actor_and_causation(container, d
 
 def test_an_incident_stored_before_the_practice_folders_still_loads(desk):
     """Events stored under the aggregate's old module name resolve through the aliases."""
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     logged = desk.mapper.to_stored_event(list(desk.events.get(incident.id))[0])
     legacy_id = uuid4()
     desk.recorder.insert_events(
@@ -504,7 +513,7 @@ def test_an_incident_stored_before_the_practice_folders_still_loads(desk):
         ]
     )
     desk.execute(legacy_id, Acknowledge(), ctx())
-    assert (desk.get_incident(legacy_id).number, desk.get_incident(legacy_id).version) == (
+    assert (desk.get(legacy_id).number, desk.get(legacy_id).version) == (
         incident.number,
         2,
     )

@@ -46,7 +46,7 @@ def test_warnings_and_breach_are_recorded_within_a_second_of_the_due_time(contai
     container.feed.start(0.02)
     scheduler = container.sla_scheduler().start()
     try:
-        incident = desk.log_incident(log_command(), ctx())
+        incident = desk.create(log_command(), ctx())
         wait_until(
             lambda: any(type(e).__name__ == "SlaBreached" for e in sla_events(desk, incident.id)),
             timeout=10,
@@ -74,7 +74,7 @@ def test_warnings_and_breach_are_recorded_within_a_second_of_the_due_time(contai
 
 def test_the_breach_reaches_the_clock_read_model_and_the_timeline(container):
     desk = container.desk
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     container.feed.catch_up()
     time.sleep(2.1)
     scheduler = container.sla_scheduler()
@@ -92,7 +92,7 @@ def test_the_breach_reaches_the_clock_read_model_and_the_timeline(container):
         timeline = [
             r[0]
             for r in tx.execute(
-                "SELECT event_type FROM rm_timeline WHERE incident_id = %s ORDER BY version",
+                "SELECT event_type FROM rm_audit_trail WHERE aggregate_id = %s ORDER BY version",
                 (str(incident.id),),
             ).fetchall()
         ]
@@ -105,7 +105,7 @@ def test_after_a_restart_what_fell_due_meanwhile_is_recorded_once(tmp_path):
     container = bootstrap(_settings(tmp_path, respond="*=1"))
     try:
         desk = container.desk
-        incidents = [desk.log_incident(log_command(), ctx()) for _ in range(3)]
+        incidents = [desk.create(log_command(), ctx()) for _ in range(3)]
         container.feed.catch_up()
         time.sleep(1.2)  # every deadline passes while no scheduler runs
         first = container.sla_scheduler()
@@ -145,7 +145,7 @@ def test_after_a_restart_what_fell_due_meanwhile_is_recorded_once(tmp_path):
 
 def test_an_acknowledged_ticket_gets_no_respond_alarm(container):
     desk = container.desk
-    incident = desk.log_incident(log_command(), ctx())
+    incident = desk.create(log_command(), ctx())
     from domain.incident.commands import Acknowledge
 
     desk.execute(incident.id, Acknowledge(), ctx())
@@ -160,11 +160,11 @@ def test_an_acknowledged_ticket_gets_no_respond_alarm(container):
 def test_the_scheduler_learns_changed_rows_only(container):
     desk = container.desk
     scheduler = container.sla_scheduler()
-    desk.log_incident(log_command(), ctx())
+    desk.create(log_command(), ctx())
     container.feed.catch_up()
     assert scheduler.refresh() == 2  # first load: every running clock with alarms
     assert scheduler.refresh() == 0  # nothing changed since
-    desk.log_incident(log_command(), ctx())
+    desk.create(log_command(), ctx())
     container.feed.catch_up()
     assert scheduler.refresh() == 2  # the new incident's two clocks only
 
@@ -176,7 +176,7 @@ def test_imported_history_gets_its_notices_on_its_own_time_line(tmp_path):
     )
     try:
         desk, opened = container.desk, datetime(2016, 3, 1, 8, 0, tzinfo=UTC)
-        incident = desk.log_incident(log_command(), _imported(opened))
+        incident = desk.create(log_command(), _imported(opened))
         recorded = time.time()
         container.feed.catch_up()
         scheduler = container.sla_scheduler()

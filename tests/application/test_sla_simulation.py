@@ -33,7 +33,7 @@ def history(container):
     desk = container.desk
     for n in range(6):
         start = T0 + timedelta(days=n)
-        incident = desk.log_incident(log_command(impact=2 if n % 2 else 1, urgency=2), _at(start))
+        incident = desk.create(log_command(impact=2 if n % 2 else 1, urgency=2), _at(start))
         desk.execute(
             incident.id,
             Assign(group="network" if n % 2 else "desk"),

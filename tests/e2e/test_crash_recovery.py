@@ -87,7 +87,7 @@ def snapshot(read_db) -> tuple[list, dict]:
 def issue_commands(container, crash_points: dict[int, threading.Event]) -> None:
     ctx, issued, incident = Context(Actor("load"), "crash-test"), 0, None
     while issued < COMMANDS:
-        incident = container.desk.log_incident(
+        incident = container.desk.create(
             LogIncident(title=f"Link {issued} down", caller="noc", impact=2, urgency=1), ctx
         )
         issued += 1

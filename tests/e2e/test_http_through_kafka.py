@@ -126,4 +126,5 @@ def test_a_command_over_http_reaches_the_read_models_through_kafka(stack):
         "changes"
     ]
     metrics = stack.get("/metrics").text
-    assert "itsm_events_stored 5.0" in metrics  # four incident events and the default policy
+    # four incident events, the default policy, and the number sequence's start and issue
+    assert "itsm_events_stored 7.0" in metrics

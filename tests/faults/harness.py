@@ -706,8 +706,10 @@ def assert_exactly_once(
         )
     assert actual == reference
     timeline: dict[str, dict[int, str]] = {}
-    for row in map(dict, actual["rm_timeline"]):
-        versions = timeline.setdefault(row["incident_id"], {})
+    for row in map(dict, actual["rm_audit_trail"]):
+        if row["aggregate_type"] != "Incident":
+            continue
+        versions = timeline.setdefault(row["aggregate_id"], {})
         assert row["version"] not in versions
         versions[row["version"]] = row["causation_id"]
     for incident, versions in timeline.items():

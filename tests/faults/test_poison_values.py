@@ -121,7 +121,10 @@ def test_poison_values_over_http_are_422_and_write_nothing(tmp_path):
 
     assert all(status == 422 and kind == PROBLEM for status, kind, _ in refused), refused
     later = dump(settings.read_url)
-    assert sorted((dict(r)["causation_id"], dict(r)["version"]) for r in later["rm_timeline"]) == [
+    incident_lines = [
+        dict(r) for r in later["rm_audit_trail"] if dict(r)["aggregate_type"] == "Incident"
+    ]
+    assert sorted((r["causation_id"], r["version"]) for r in incident_lines) == [
         ("good-1", 1),
         ("good-2", 2),
         ("good-3", 1),
@@ -317,7 +320,7 @@ def test_a_poison_event_in_the_store_quarantines_its_incident_only(
     }
     for projection in quarantining:  # the poison and the two comments wait behind it
         assert {(projection, v) for v in (1, 2, 3)} <= waiting
-    timeline = [dict(r) for r in tables["rm_timeline"] if dict(r)["incident_id"] == poisoned]
+    timeline = [dict(r) for r in tables["rm_audit_trail"] if dict(r)["aggregate_id"] == poisoned]
     if "timeline" not in quarantining:
         assert [r["version"] for r in sorted(timeline, key=lambda r: r["version"])] == [1, 2, 3]
     projections = report["components"]["projections"]
@@ -337,12 +340,12 @@ def write_poisoned_incident(container) -> str:
     what it is given, as it kept such events before the checks existed."""
     desk = container.desk
     ctx = Context(Actor("legacy-import"), "poison-logged")
-    incident = LogIncident(
-        title="Imported with a bad date", caller="legacy", impact=2, urgency=2
-    ).run(desk.numbering.next(), ctx, desk.matrix)
-    [logged] = incident.pending_events
-    object.__setattr__(logged, "at", END_OF_TIME)
-    desk.save(incident)
+    command = LogIncident(title="Imported with a bad date", caller="legacy", impact=2, urgency=2)
+    with desk.unit_of_work() as work:
+        incident = work.create(command, ctx)
+        [logged] = incident.pending_events
+        object.__setattr__(logged, "at", END_OF_TIME)
+        work.commit()
     stored = desk.repository.get(UUID(str(incident.id)))
     assert stored.opened_at == END_OF_TIME  # what the read models will be handed
     return str(incident.id)

@@ -40,7 +40,7 @@ def container(tmp_path, kafka_bootstrap, kafka_topic_prefix):
 
 def publish(container, count: int) -> None:
     for n in range(count):
-        container.desk.log_incident(
+        container.desk.create(
             LogIncident(title=f"Disk {n} full", caller="ops", impact=2, urgency=2), CTX
         )
     settings = container.settings

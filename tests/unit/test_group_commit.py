@@ -33,7 +33,7 @@ class Store:
         self.release_first = threading.Event()
 
     def save_together(self, items) -> None:
-        names = [aggregate.name for aggregate, _ in items]
+        names = [aggregate.name for change in items for aggregate, _ in change]
         if not self.transactions and not self.first_started.is_set():
             self.first_started.set()
             self.release_first.wait(5)
@@ -125,7 +125,7 @@ def test_after_commit_work_runs_once_the_commands_were_answered_and_flush_waits_
 
     def snapshot(items) -> None:
         assert answered.wait(5)  # the command was answered before this began
-        after.extend(aggregate.name for aggregate, _ in items)
+        after.extend(aggregate.name for change in items for aggregate, _ in change)
 
     commits = GroupCommit(store.save_together, after=snapshot)
     commits.save(Pending("a"))
@@ -155,7 +155,7 @@ def test_a_failure_other_than_a_lost_race_reaches_every_command_of_the_group_unr
     first_blocked, release = threading.Event(), threading.Event()
 
     def first_blocks_then_the_database_is_gone(items) -> None:
-        calls.append([aggregate.name for aggregate, _ in items])
+        calls.append([aggregate.name for change in items for aggregate, _ in change])
         if len(calls) == 1:
             first_blocked.set()
             release.wait(5)

@@ -9,7 +9,6 @@ import pytest
 from application.inbound.alert_mapper import AlertHandler
 from application.inbound.inbound_message import CloudEvent
 from domain.shared_kernel.actor import Actor
-from domain.shared_kernel.priority import PriorityMatrix
 from tests.unit.test_inbound_snapshots import FakeWork
 
 MONITOR = "prometheus://am-1"
@@ -37,9 +36,7 @@ def incidents(work):
 
 
 def test_a_fired_alert_opens_an_incident_from_monitoring(work):
-    effect, incident = AlertHandler(PriorityMatrix()).fired(
-        work, alert("fired", 1, severity="critical")
-    )
+    effect, incident = AlertHandler().fired(work, alert("fired", 1, severity="critical"))
     assert effect == "opened"
     assert incident.channel == "monitoring" and incident.priority == "P1"
     assert incident.external_ref == "mail/smtp" and incident.source == MONITOR
@@ -49,7 +46,7 @@ def test_a_fired_alert_opens_an_incident_from_monitoring(work):
 
 
 def test_repeated_firings_attach_to_the_open_incident(work):
-    handler = AlertHandler(PriorityMatrix())
+    handler = AlertHandler()
     handler.fired(work, alert("fired", 1))
     effects = [handler.fired(work, alert("fired", n))[0] for n in (2, 3)]
     assert effects == ["attached", "attached"] and len(incidents(work)) == 1
@@ -58,13 +55,13 @@ def test_repeated_firings_attach_to_the_open_incident(work):
 
 
 def test_resolved_adds_a_note_and_resolves_only_by_the_rule(work):
-    handler = AlertHandler(PriorityMatrix(), auto_resolve=False)
+    handler = AlertHandler(auto_resolve=False)
     _, incident = handler.fired(work, alert("fired", 1))
     assert handler.resolved(work, alert("resolved", 2))[0] == "noted"
     assert incident.state == "new"
     assert handler.resolved(work, alert("resolved", 3, auto_resolve=True))[0] == "resolved"
     assert incident.state == "resolved" and incident.resolution_code == "monitoring-recovered"
-    auto = AlertHandler(PriorityMatrix(), auto_resolve=True)
+    auto = AlertHandler(auto_resolve=True)
     _, second = auto.fired(FakeWork(), alert("fired", 4))
     w2 = FakeWork()
     _, second = auto.fired(w2, alert("fired", 4))
@@ -74,7 +71,7 @@ def test_resolved_adds_a_note_and_resolves_only_by_the_rule(work):
 
 
 def test_a_flapping_alert_reopens_its_incident_and_never_opens_another(work):
-    handler = AlertHandler(PriorityMatrix(), auto_resolve=True)
+    handler = AlertHandler(auto_resolve=True)
     for n in range(0, 10, 2):
         handler.fired(work, alert("fired", n))
         handler.resolved(work, alert("resolved", n + 1))
@@ -83,7 +80,7 @@ def test_a_flapping_alert_reopens_its_incident_and_never_opens_another(work):
 
 
 def test_after_closure_the_next_firing_opens_a_new_incident(work):
-    handler = AlertHandler(PriorityMatrix(), auto_resolve=True)
+    handler = AlertHandler(auto_resolve=True)
     _, first = handler.fired(work, alert("fired", 1))
     handler.resolved(work, alert("resolved", 2))
     first.close(Actor("alice"), "req-1")
@@ -94,5 +91,5 @@ def test_after_closure_the_next_firing_opens_a_new_incident(work):
 
 
 def test_a_recovery_without_an_open_incident_changes_nothing(work):
-    effect, incident = AlertHandler(PriorityMatrix()).resolved(work, alert("resolved", 1))
+    effect, incident = AlertHandler().resolved(work, alert("resolved", 1))
     assert effect == "no-open-incident" and incident is None and not work.store

@@ -11,7 +11,7 @@ import pytest
 
 from application.inbound.inbound_message import CloudEvent
 from application.inbound.source_record_mapper import SnapshotHandler
-from domain.shared_kernel.priority import PriorityMatrix
+from tests.builders import RULES
 
 SOURCE = "servicenow://test"
 
@@ -29,8 +29,14 @@ class FakeWork:
     def add(self, aggregate):
         self.store[aggregate.id] = aggregate
 
-    def next_number(self) -> str:
-        return f"INC{next(self.numbers):07d}"
+    def create(self, command, ctx):
+        aggregate = command.run(f"INC{next(self.numbers):07d}", ctx, RULES)
+        self.add(aggregate)
+        return aggregate
+
+    def run(self, aggregate, command, ctx):
+        command.run(aggregate, ctx, RULES)
+        return aggregate
 
 
 def snap(mod: int, state: str = "new", at: str = "2016-03-01T10:00:00", **fields) -> dict:
@@ -68,7 +74,7 @@ def snap(mod: int, state: str = "new", at: str = "2016-03-01T10:00:00", **fields
 class Ticket:
     def __init__(self) -> None:
         self.work = FakeWork()
-        self.handler = SnapshotHandler(PriorityMatrix(), timezone.utc)
+        self.handler = SnapshotHandler(timezone.utc)
         self.incident = None
         self.effects: list[str] = []
 
@@ -114,7 +120,7 @@ def test_source_times_without_offset_are_in_the_configured_timezone():
     from zoneinfo import ZoneInfo
 
     ticket = Ticket()
-    ticket.handler = SnapshotHandler(PriorityMatrix(), ZoneInfo("Europe/Paris"))
+    ticket.handler = SnapshotHandler(ZoneInfo("Europe/Paris"))
     ticket.feed(snap(0))
     assert ticket.incident.opened_at == datetime(2016, 3, 1, 8, 0, tzinfo=timezone.utc)
 

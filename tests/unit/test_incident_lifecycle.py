@@ -23,7 +23,7 @@ from domain.incident.commands import (
 )
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import IllegalTransition
-from tests.builders import ALICE, MATRIX, ctx, drive, incident_through, new_incident
+from tests.builders import ALICE, RULES, ctx, drive, incident_through, new_incident
 
 
 def last_event(incident):
@@ -50,7 +50,7 @@ def test_logging_opens_a_new_unassigned_incident_at_l1():
 def test_log_records_the_channel_and_defaults_to_the_portal():
     assert new_incident(channel="monitoring").channel == "monitoring"
     command = LogIncident(title="Printer jam", caller="bob", impact=3, urgency=3)
-    assert command.run("INC0000001", ctx(), MATRIX).channel == "portal"
+    assert command.run("INC0000001", ctx(), RULES).channel == "portal"
 
 
 def test_acknowledge_moves_new_to_in_progress_and_stamps_the_time():
@@ -226,7 +226,7 @@ def test_reprioritise_and_recategorise_update_the_incident():
 def test_every_event_records_who_acted_and_why():
     bot = Actor("rule-7", kind="automation")
     incident = new_incident()
-    Assign(group="network").run(incident, ctx(bot, "rule-run-1"), MATRIX)
+    Assign(group="network").run(incident, ctx(bot, "rule-run-1"), RULES)
     event = last_event(incident)
     assert event.by == bot and event.causation_id == "rule-run-1"
     assert incident.modified_on == event.timestamp

@@ -22,7 +22,7 @@ from domain.incident.commands import (
 )
 from domain.incident.incident import Incident
 from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
-from tests.builders import MATRIX, ctx, drive, incident_through, log_command
+from tests.builders import RULES, ctx, drive, incident_through, log_command
 
 
 def refused(incident: Incident, command, error: type[Exception], match: str) -> Exception:
@@ -200,20 +200,20 @@ def test_commands_that_would_change_nothing_are_refused(command, match):
 )
 def test_logging_with_an_impact_or_urgency_outside_1_to_3(impact, urgency, match):
     with pytest.raises(InvalidValue, match=match):
-        log_command(impact=impact, urgency=urgency).run("INC1", ctx(), MATRIX)
+        log_command(impact=impact, urgency=urgency).run("INC1", ctx(), RULES)
 
 
 @pytest.mark.parametrize("title", ["", "   "])
 def test_logging_without_a_title(title):
     with pytest.raises(InvalidValue, match="^an incident needs a title$"):
-        log_command(title=title).run("INC1", ctx(), MATRIX)
+        log_command(title=title).run("INC1", ctx(), RULES)
 
 
 def test_logging_with_an_unknown_channel():
     with pytest.raises(
         InvalidValue, match="^channel must be one of phone, email, portal, monitoring, not 'fax'$"
     ):
-        log_command(channel="fax").run("INC1", ctx(), MATRIX)
+        log_command(channel="fax").run("INC1", ctx(), RULES)
 
 
 def test_hold_with_an_unknown_reason():
@@ -286,4 +286,4 @@ def test_missing_required_values(command, match):
 
 def test_a_refused_log_creates_no_incident():
     with pytest.raises(InvalidValue):
-        LogIncident(title="x", caller="y", impact=5, urgency=1).run("INC1", ctx(), MATRIX)
+        LogIncident(title="x", caller="y", impact=5, urgency=1).run("INC1", ctx(), RULES)

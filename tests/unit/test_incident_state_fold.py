@@ -1,11 +1,12 @@
-"""incident_state.fold over published envelopes agrees with the aggregate, event by event."""
+"""incident_record.fold over published envelopes agrees with the aggregate, event by event."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 from domain.incident.commands import Assign, Cancel, Hold
-from projections.incident.incident_view import changes, fold
+from projections.incident import incident_record
+from projections.incident.incident_record import FIELDS, changes, fold, was_logged
 from projections.runtime.envelope import Envelope
 from projections.runtime.time_text import iso
 from tests.builders import (
@@ -158,3 +159,37 @@ def test_changes_of_an_event_that_changes_nothing_is_empty():
 def test_iso_is_fixed_width_utc():
     moment = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
     assert iso(moment) == "2024-01-02T01:04:05.000000Z"
+
+
+def _envelope(name: str, version: int, occurred_at: datetime, **payload) -> Envelope:
+    return Envelope(
+        event_id=f"e{version}",
+        type=f"Incident.{name}",
+        aggregate_id="i1",
+        aggregate_version=version,
+        schema_version=1,
+        occurred_at=occurred_at,
+        actor={"id": "opener", "kind": "person"},
+        causation_id="c",
+        payload=payload,
+        recorded_at=datetime(2026, 5, 1, tzinfo=timezone.utc),
+    )
+
+
+def test_an_imported_incident_opened_when_it_opened_at_the_source_not_when_recorded():
+    at_source = datetime(2016, 3, 1, 9, tzinfo=timezone.utc)
+    logged = _envelope("Logged", 1, at_source, number="INC1", title="t", priority="P3")
+    record = incident_record.replay([logged])
+    assert record["opened_at"] == record["updated_at"] == "2016-03-01T09:00:00.000000Z"
+    assert tuple(record) == FIELDS  # the whole public document, nothing else
+
+
+def test_replay_knows_an_incident_only_from_its_logged_event():
+    moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert incident_record.replay([]) is None and not was_logged(None)
+    assert not was_logged(
+        incident_record.replay([_envelope("Commented", 2, moment, text="x", public=False)])
+    )
+    assert was_logged(
+        incident_record.replay([_envelope("Logged", 1, moment, number="INC1", priority="P3")])
+    )

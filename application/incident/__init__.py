@@ -1,0 +1,1 @@
+"""The incident practice as the write path sees it."""

@@ -1,0 +1,170 @@
+"""The audit trail: every event of every aggregate type, who acted, why, and what changed.
+
+One line per event, whatever its aggregate (incident, SLA policy, source ticket, alert
+fingerprint, inbound receipt, and any added later without a change here): its aggregate
+and type, version, event type, actor, causation id, when it happened (the time at the
+source, for imported events), when this store recorded it and its position in the log.
+
+What changed: for an aggregate with a fold (FOLDS), the fields of the folded record that
+differ before and after the event, as {field, before, after}; for the others, the event's
+own fields, as {field, after}, since nothing here knows what they were before. An event
+that names nobody (`by`) is published as the `system` automation's, and recorded so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from projections.incident import incident_record
+from projections.runtime.envelope import Envelope
+from projections.runtime.read_store import Transaction
+from projections.runtime.runner import Projection, rows_where_in
+from projections.runtime.time_text import iso
+
+Record = dict[str, Any]
+# The aggregates whose state is folded, to show what each event changed.
+FOLDS: dict[str, Callable[[Record | None, Envelope], Record]] = {
+    "Incident": incident_record.fold,
+}
+LINE_COLUMNS = (
+    "aggregate_id",
+    "version",
+    "aggregate_type",
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "recorded_at",
+    "position",
+    "actor_id",
+    "actor_kind",
+    "causation_id",
+    "changes",
+    "details",
+)
+Heads = dict[str, Record]
+
+
+class AuditTrailProjection(Projection):
+    # Named when it recorded incidents only: the name keys its feed positions, quarantine,
+    # readiness and metrics, which a new name would restart from nothing.
+    name = "timeline"
+    tables = ("rm_audit_trail", "rm_audit_heads")
+    aggregate_types = None  # every one, including those added later
+    # 2: every aggregate type, in rm_audit_trail (1: incidents only, in rm_timeline).
+    schema_version = 2
+
+    def ddl(self) -> list[str]:
+        return [
+            # The tables of schema 1, which setup cannot drop: they are no longer listed.
+            "DROP TABLE IF EXISTS rm_timeline",
+            "DROP TABLE IF EXISTS rm_timeline_heads",
+            """CREATE TABLE IF NOT EXISTS rm_audit_trail (
+                aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,
+                aggregate_type TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,
+                occurred_at TEXT NOT NULL, recorded_at TEXT, position BIGINT NOT NULL,
+                actor_id TEXT NOT NULL, actor_kind TEXT NOT NULL, causation_id TEXT NOT NULL,
+                changes TEXT NOT NULL, details TEXT NOT NULL,
+                PRIMARY KEY (aggregate_id, version))""",
+            "CREATE INDEX IF NOT EXISTS rm_audit_trail_type"
+            " ON rm_audit_trail (aggregate_type, occurred_at)",
+            # The folded record after the latest event, to diff the next one against.
+            """CREATE TABLE IF NOT EXISTS rm_audit_heads (
+                aggregate_id TEXT PRIMARY KEY, state TEXT NOT NULL)""",
+        ]
+
+    def apply(self, tx: Transaction, event: Envelope) -> None:
+        self.apply_many(tx, [event])
+
+    def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
+        """One line per event; the heads are read and written once per folded aggregate."""
+        if not events:
+            return
+        folded = {e.aggregate_id for e in events if e.aggregate_type in FOLDS}
+        heads = _heads(tx, folded)
+        lines = [_line(event, _changes(heads, event)) for event in events]
+        tx.executemany(
+            f"INSERT INTO rm_audit_trail ({', '.join(LINE_COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(LINE_COLUMNS))}) ON CONFLICT DO NOTHING",
+            lines,
+        )
+        _save_heads(tx, {aggregate_id: heads[aggregate_id] for aggregate_id in folded})
+
+
+def _heads(tx: Transaction, aggregate_ids: set[str]) -> Heads:
+    rows = rows_where_in(
+        tx, "SELECT aggregate_id, state FROM rm_audit_heads WHERE aggregate_id", (), aggregate_ids
+    )
+    return {aggregate_id: orjson.loads(state) for aggregate_id, state in rows}
+
+
+def _save_heads(tx: Transaction, heads: Heads) -> None:
+    if not heads:
+        return
+    tx.executemany(
+        "INSERT INTO rm_audit_heads (aggregate_id, state) VALUES (%s, %s)"
+        " ON CONFLICT (aggregate_id) DO UPDATE SET state = excluded.state",
+        [(aggregate_id, _json(state)) for aggregate_id, state in heads.items()],
+    )
+
+
+def _changes(heads: Heads, event: Envelope) -> list[dict[str, Any]]:
+    """What the event changed; folds the aggregate's head on if it has a fold."""
+    fold = FOLDS.get(event.aggregate_type)
+    if fold is None:
+        return [{"field": key, "after": value} for key, value in event.payload.items()]
+    before = heads.get(event.aggregate_id)
+    after = heads[event.aggregate_id] = fold(before, event)
+    return incident_record.changes(before, after)  # a diff of two records, of any fold
+
+
+def _line(event: Envelope, changes: list[dict[str, Any]]) -> tuple:
+    return (
+        event.aggregate_id,
+        event.aggregate_version,
+        event.aggregate_type,
+        event.event_id,
+        event.name,
+        iso(event.occurred_at),
+        _moment(event.recorded_at),
+        event.notification_id,
+        event.actor["id"],
+        event.actor["kind"],
+        event.causation_id,
+        _json(changes),
+        _json(event.payload),
+    )
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return iso(moment) if moment else None
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def entries(tx: Transaction, aggregate_id: str, aggregate_type: str | None = None) -> list[Record]:
+    """Every recorded event of one aggregate (of `aggregate_type`, if given), oldest first."""
+    only_type = " AND aggregate_type = %s" if aggregate_type else ""
+    rows = tx.execute(
+        f"SELECT {', '.join(LINE_COLUMNS)} FROM rm_audit_trail WHERE aggregate_id = %s"
+        f"{only_type} ORDER BY version",
+        (aggregate_id, aggregate_type) if aggregate_type else (aggregate_id,),
+    ).fetchall()
+    return [_entry(dict(zip(LINE_COLUMNS, row, strict=True))) for row in rows]
+
+
+def _entry(line: Record) -> Record:
+    return {
+        **{key: line[key] for key in ("aggregate_id", "aggregate_type", "version", "event_id")},
+        "event": line["event_type"],
+        **{key: line[key] for key in ("occurred_at", "recorded_at", "position")},
+        "actor": {"id": line["actor_id"], "kind": line["actor_kind"]},
+        "causation_id": line["causation_id"],
+        "changes": orjson.loads(line["changes"]),
+        "details": orjson.loads(line["details"]),
+    }
