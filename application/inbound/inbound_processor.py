@@ -36,7 +36,7 @@ from application.desk.service_desk import ServiceDesk
 from application.desk.unit_of_work import UnitOfWork
 from application.inbound.alert_mapper import AlertHandler, fingerprint
 from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Outcome, Rejected
-from application.inbound.source_record_mapper import SnapshotHandler
+from application.inbound.source_record_mapper import SourceRecordHandler
 from domain.inbound.inbound_receipt import InboundReceipt, receipt_id
 from domain.inbound.source_ticket import source_ticket_id
 from domain.shared_kernel.errors import DomainError, IllegalTransition
@@ -69,7 +69,7 @@ class InboundProcessor:
     ) -> None:
         self.desk, self.max_bytes, self.parse = desk, max_bytes, parse
         tz = ZoneInfo(source_timezone) if isinstance(source_timezone, str) else source_timezone
-        self.snapshots = SnapshotHandler(tz)
+        self.source_records = SourceRecordHandler(tz)
         self.alerts = AlertHandler(alert_auto_resolve)
         self.registry = registry or CollectorRegistry()
         self.messages = Counter(
@@ -104,7 +104,7 @@ class InboundProcessor:
         seen: set[UUID] = set()
         for index, raw in enumerate(raws):
             try:
-                event = self.parse(raw, self.max_bytes, self.snapshots.source_tz)
+                event = self.parse(raw, self.max_bytes, self.source_records.source_tz)
             except Rejected as rejected:
                 outcomes[index] = self._rejected(rejected)
                 continue
@@ -180,7 +180,7 @@ class InboundProcessor:
 
     def _handle(self, work: UnitOfWork, event: CloudEvent) -> Outcome:
         if event.type == "incident.snapshot":
-            effect, incident, ticket = self.snapshots.handle(work, event)
+            effect, incident, ticket = self.source_records.handle(work, event)
             incident_id = ticket.incident_id if ticket is not None else None
             if effect == "duplicate":
                 return self._outcome(event, "duplicate", incident_id=incident_id)

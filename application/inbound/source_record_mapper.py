@@ -82,7 +82,7 @@ def remembered(data: dict[str, Any]) -> dict[str, Any]:
     return {name: data.get(name) for name in REMEMBERED}
 
 
-class SnapshotMapper:
+class SourceRecordMapper:
     """Applies one snapshot to an incident (creating it for a ticket's first snapshot)."""
 
     def __init__(self, source_tz: tzinfo, work: Work) -> None:
@@ -110,7 +110,7 @@ class SnapshotMapper:
 class _Step:
     """One snapshot being applied: its actor, time and cause, shared by every command."""
 
-    def __init__(self, mapper: SnapshotMapper, data: dict[str, Any], cause: CloudEvent) -> None:
+    def __init__(self, mapper: SourceRecordMapper, data: dict[str, Any], cause: CloudEvent) -> None:
         self.mapper, self.data, self.cause = mapper, data, cause
         self.at = mapper.time(data["updated_at"], "updated_at")
         self.by = Actor(data.get("updated_by") or cause.source, ActorKind.PERSON)
@@ -302,7 +302,7 @@ class _Step:
         self.do(incident, Comment(text))
 
 
-class SnapshotHandler:
+class SourceRecordHandler:
     """incident.snapshot against the ticket's `SourceTicket`: stale, or applied."""
 
     def __init__(self, source_tz: tzinfo) -> None:
@@ -325,7 +325,7 @@ class SnapshotHandler:
             ticket.ignored_stale(data["mod_count"], event.id, at=at)
             return "stale", None, ticket
         incident = work.get(UUID(ticket.incident_id)) if ticket is not None else None
-        mapper = SnapshotMapper(self.source_tz, work)
+        mapper = SourceRecordMapper(self.source_tz, work)
         incident = mapper.apply(incident, ticket.snapshot if ticket else None, data, event)
         if ticket is None:
             work.add(incident)

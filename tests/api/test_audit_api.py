@@ -11,7 +11,7 @@ from api.audit import audit_routes
 from application.access import Role
 from application.sla.default_policy import DEFAULT_POLICY_ID
 from infra.messaging.cloudevents import cloudevent
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 
 CE = {"content-type": "application/cloudevents+json"}
 ALERT = {"service": "mail", "check": "smtp", "summary": "SMTP down"}

@@ -6,10 +6,10 @@ import orjson
 import pytest
 
 from application.access import Role
-from application.inbound.source_record_mapper import SnapshotHandler
+from application.inbound.source_record_mapper import SourceRecordHandler
 from domain.shared_kernel.errors import IllegalTransition
 from infra.messaging.cloudevents import cloudevent
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 
 SOURCE = "servicenow://acme"
 CE = {"content-type": "application/cloudevents+json"}
@@ -113,7 +113,7 @@ def test_an_illegal_transition_is_409_and_writes_nothing(post, container, monkey
     def refuse(self, work, event):
         raise IllegalTransition("cannot resolve incident INC0001001: it is closed")
 
-    monkeypatch.setattr(SnapshotHandler, "handle", refuse)
+    monkeypatch.setattr(SourceRecordHandler, "handle", refuse)
     response = post(snapshot(1, "resolved"))
     assert response.status_code == 409
     assert response.json()["type"] == "urn:itsm:problem:inbound-illegal-transition"

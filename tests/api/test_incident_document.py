@@ -10,7 +10,7 @@ import pytest
 
 from application.access import Role
 from infra.messaging.cloudevents import cloudevent
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 
 SOURCE = "servicenow://acme"
 LOCAL_STEPS = (

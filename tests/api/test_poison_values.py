@@ -9,7 +9,7 @@ import pytest
 from application.access import Role
 from infra.messaging.cloudevents import cloudevent
 from tests.api.conftest import NEW_INCIDENT
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 
 PROBLEM = "application/problem+json"
 POLICY = {"name": "Mail", "targets": {"resolve": {"*": "PT4H"}}}

@@ -9,13 +9,13 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from application.inbound.inbound_processor import InboundProcessor
-from application.inbound.source_record_mapper import SnapshotHandler
+from application.inbound.source_record_mapper import SourceRecordHandler
 from domain.inbound.source_ticket import source_ticket_id
 from domain.incident.commands import Comment
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.command_context import Context
 from infra.messaging.cloudevents import cloudevent, parse
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 
 SOURCE = "servicenow://acme"
 
@@ -91,7 +91,7 @@ def test_a_stale_snapshot_delivered_again_is_a_duplicate_and_records_nothing(pro
 def test_a_rejected_message_leaves_its_lane_and_the_batch_intact(processor, desk, monkeypatch):
     from domain.shared_kernel.errors import IllegalTransition
 
-    real = SnapshotHandler.handle
+    real = SourceRecordHandler.handle
 
     def refuse_mod_2(self, work, event):
         if event.data["mod_count"] == 2:
@@ -100,7 +100,7 @@ def test_a_rejected_message_leaves_its_lane_and_the_batch_intact(processor, desk
             raise IllegalTransition("refused for the test")
         return real(self, work, event)
 
-    monkeypatch.setattr(SnapshotHandler, "handle", refuse_mod_2)
+    monkeypatch.setattr(SourceRecordHandler, "handle", refuse_mod_2)
     outcomes = processor.process_batch(
         [
             msg(snap(0)),
@@ -116,7 +116,7 @@ def test_a_rejected_message_leaves_its_lane_and_the_batch_intact(processor, desk
     names = [type(e).__name__ for e in desk.events.get(incident.id)]
     assert names == ["Logged", "Acknowledged", "PutOnHold"]  # no trace of the rejected one
     # a rejected message has no receipt: sent again (fixed), it is applied
-    monkeypatch.setattr(SnapshotHandler, "handle", real)
+    monkeypatch.setattr(SourceRecordHandler, "handle", real)
     assert processor.process(msg(snap(2, "resolved"))).effect == "stale"
 
 

@@ -15,7 +15,7 @@ import pytest
 from application.inbound.inbound_processor import InboundProcessor
 from domain.inbound.source_ticket import source_ticket_id
 from infra.messaging.cloudevents import cloudevent, parse
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 
 SOURCE = "servicenow://acme"
 

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 from infra.messaging.cloudevents import cloudevent
 from tests.e2e.test_http_through_kafka import ROOT, free_port
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 from tests.waiting import wait_until
 
 

@@ -16,7 +16,7 @@ from infra.messaging.dead_letters import DeadLetters, dead_letter_topic, make_pr
 from infra.messaging.inbound_consumer import GROUP, InboundConsumer
 from infra.messaging.kafka_topics import ensure_topics
 from infra.settings import Settings
-from tests.unit.test_inbound_snapshots import snap
+from tests.unit.test_inbound_source_records import snap
 from tests.waiting import wait_until
 
 SOURCE = "servicenow://acme"

@@ -9,7 +9,7 @@ import pytest
 from application.inbound.alert_mapper import AlertHandler
 from application.inbound.inbound_message import CloudEvent
 from domain.shared_kernel.actor import Actor
-from tests.unit.test_inbound_snapshots import FakeWork
+from tests.unit.test_inbound_source_records import FakeWork
 
 MONITOR = "prometheus://am-1"
 

@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 
 from application.inbound.inbound_message import CloudEvent
-from application.inbound.source_record_mapper import SnapshotHandler
+from application.inbound.source_record_mapper import SourceRecordHandler
 from tests.builders import RULES
 
 SOURCE = "servicenow://test"
@@ -74,7 +74,7 @@ def snap(mod: int, state: str = "new", at: str = "2016-03-01T10:00:00", **fields
 class Ticket:
     def __init__(self) -> None:
         self.work = FakeWork()
-        self.handler = SnapshotHandler(timezone.utc)
+        self.handler = SourceRecordHandler(timezone.utc)
         self.incident = None
         self.effects: list[str] = []
 
@@ -120,7 +120,7 @@ def test_source_times_without_offset_are_in_the_configured_timezone():
     from zoneinfo import ZoneInfo
 
     ticket = Ticket()
-    ticket.handler = SnapshotHandler(ZoneInfo("Europe/Paris"))
+    ticket.handler = SourceRecordHandler(ZoneInfo("Europe/Paris"))
     ticket.feed(snap(0))
     assert ticket.incident.opened_at == datetime(2016, 3, 1, 8, 0, tzinfo=timezone.utc)
 
