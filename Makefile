@@ -34,6 +34,7 @@ check: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: venv kafka-jars
 	$(PY) bench/write_path.py

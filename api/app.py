@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
@@ -26,6 +26,7 @@ from api.kpi import kpi_routes
 from api.operations import health_routes, metrics_routes
 from api.operations.http_metrics import Metrics
 from api.sla import sla_routes
+from application.sla.breach_scheduler import SlaScheduler
 from infra.composition_root import Container, bootstrap
 
 log = logging.getLogger(__name__)
@@ -55,34 +56,44 @@ class RequestContext:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request = Request(scope)
-        given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
-        request.state.request_id = request_id
-        status, started, responded = 500, time.perf_counter(), False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, responded
-            if message["type"] == "http.response.start":
-                status, responded = message["status"], True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            await send(message)
-
+        request.state.request_id = request_id = _request_id(request)
+        response, started = _OutgoingResponse(send, request_id), time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, response.send)
         except Exception as error:
             log.exception(
                 "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
             )
-            if responded:  # too late for a problem document; the client sees a cut stream
+            if response.started:  # too late for a problem document; the client sees a cut stream
                 raise
-            answer = (
-                errors.unavailable(request) if self.outage(error) else errors.unexpected(request)
-            )
-            await answer(scope, receive, send_with_id)
+            await self._problem(request, error)(scope, receive, response.send)
         finally:
             route = getattr(scope.get("route"), "path", "<unmatched>")
-            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(scope["method"], route, response.status, elapsed)
+
+    def _problem(self, request: Request, error: Exception) -> errors.ProblemResponse:
+        return errors.unavailable(request) if self.outage(error) else errors.unexpected(request)
+
+
+class _OutgoingResponse:
+    """The response on its way out: its status, with the request id added to its headers."""
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send, self._header = send, (b"x-request-id", request_id.encode())
+        self.status, self.started = 500, False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status, self.started = message["status"], True
+            message.setdefault("headers", [])
+            message["headers"] = [*message["headers"], self._header]
+        await self._send(message)
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.match(given) else str(uuid.uuid4())
 
 
 def create_app(
@@ -93,50 +104,18 @@ def create_app(
     owned = container is None
     container = container or bootstrap()
     close = owned if close_on_shutdown is None else close_on_shutdown
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Commands queue on the event store's single writer anyway; more threads than this
-        # only contend for the GIL and stretch the latency tail.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = (
-            container.settings.api_threads
-        )
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(container.settings.api_switch_interval)
-        # Embedded mode: this process also keeps the read models current.
-        if container.feed is not None:
-            container.feed.start(container.settings.poll_interval)
-        # ... and records SLA warnings and breaches when they fall due (docs/sla.md).
-        scheduler = (
-            container.sla_scheduler().start()
-            if container.feed is not None and container.settings.sla_scheduler_embedded
-            else None
-        )
-        # Everything loaded so far lives as long as the process: out of the collector's
-        # reach, a full collection no longer walks it, which was the latency tail's worst
-        # pauses (about 30 ms each).
-        gc.collect()
-        gc.freeze()
-        try:
-            yield
-        finally:
-            app.state.readiness.close()
-            gc.unfreeze()  # an app in a longer-lived process (tests) must not pin it all
-            sys.setswitchinterval(switch_interval)
-            if scheduler is not None:
-                scheduler.stop()
-            if close:
-                container.close()
-            elif container.feed is not None:
-                container.feed.stop()
-
     app = FastAPI(
         title="ITSM service desk",
         version="1",
-        lifespan=lifespan,
+        lifespan=_lifespan(container, close),
         default_response_class=OrjsonResponse,
         description="Incident management over an event-sourced service desk.",
     )
+    _attach(app, container)
+    return app
+
+
+def _attach(app: FastAPI, container: Container) -> None:
     app.state.container = container
     app.state.metrics = Metrics(container)
     app.state.readiness = container.readiness()
@@ -149,4 +128,62 @@ def create_app(
     app.include_router(inbound_routes.router)
     app.include_router(kpi_routes.router)
     app.include_router(audit_routes.router)
-    return app
+
+
+def _lifespan(
+    container: Container, close: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        switch_interval = _tune_threads(container)
+        scheduler = _start_background_work(container)
+        _freeze_what_is_loaded()
+        try:
+            yield
+        finally:
+            app.state.readiness.close()
+            gc.unfreeze()  # an app in a longer-lived process (tests) must not pin it all
+            sys.setswitchinterval(switch_interval)
+            _stop_background_work(container, scheduler, close)
+
+    return lifespan
+
+
+def _tune_threads(container: Container) -> float:
+    """Commands queue on the event store's single writer anyway: more threads than
+    `api_threads` only contend for the GIL and stretch the latency tail. Returns the
+    switch interval to restore."""
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = container.settings.api_threads
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(container.settings.api_switch_interval)
+    return switch_interval
+
+
+def _start_background_work(container: Container) -> SlaScheduler | None:
+    """Embedded mode: this process also keeps the read models current and records SLA
+    warnings and breaches when they fall due (docs/sla.md). Returns the scheduler."""
+    if container.feed is None:
+        return None
+    container.feed.start(container.settings.poll_interval)
+    if not container.settings.sla_scheduler_embedded:
+        return None
+    return container.sla_scheduler().start()
+
+
+def _freeze_what_is_loaded() -> None:
+    """Everything loaded so far lives as long as the process: out of the collector's reach,
+    full collections no longer walk it, and their pauses leave the latency tail."""
+    gc.collect()
+    gc.freeze()
+
+
+def _stop_background_work(
+    container: Container, scheduler: SlaScheduler | None, close: bool
+) -> None:
+    if scheduler is not None:
+        scheduler.stop()
+    if close:
+        container.close()
+    elif container.feed is not None:
+        container.feed.stop()

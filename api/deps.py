@@ -25,7 +25,8 @@ _IF_MATCH = re.compile(r'^(?:W/)?"?(\d+)"?$')
 
 
 async def get_container(request: Request) -> Container:
-    return request.app.state.container
+    container: Container = request.app.state.container
+    return container
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
@@ -49,11 +50,7 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 async def _authenticate(
     container: Container, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
-    principal = None
-    if credentials:  # a known key is in memory; only a lookup goes to a worker thread
-        principal = container.keys.cached(credentials.credentials) or await run_in_threadpool(
-            container.keys.authenticate, credentials.credentials
-        )
+    principal = await _holder(container, credentials.credentials) if credentials else None
     if principal is None:
         reason = "is unknown or revoked" if credentials else "is missing"
         raise HTTPException(
@@ -62,6 +59,11 @@ async def _authenticate(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return principal
+
+
+async def _holder(container: Container, key: str) -> Principal | None:
+    """A known key is in memory; only a lookup goes to a worker thread."""
+    return container.keys.cached(key) or await run_in_threadpool(container.keys.authenticate, key)
 
 
 def ensure_role(principal: Principal, roles: tuple[Role, ...], what: str = "This route") -> None:
@@ -89,7 +91,8 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
 async def request_id(request: Request) -> str:
     """Set by the middleware from X-Request-ID (or generated); it becomes the causation id."""
-    return request.state.request_id
+    given: str = request.state.request_id
+    return given
 
 
 RequestIdDep = Annotated[str, Depends(request_id)]
@@ -131,16 +134,18 @@ def command_by(*roles: Role) -> Callable[..., Awaitable[CommandCall]]:
     async def dependency(
         request: Request, credentials: BearerDep, if_match: IfMatchHeader = None
     ) -> CommandCall:
-        container = request.app.state.container
+        container: Container = request.app.state.container
         principal = await _authenticate(container, credentials)
         ensure_role(principal, roles)
-        return CommandCall(
-            container.desk,
-            Context(
-                by=Actor(principal.name, ActorKind.PERSON),
-                causation_id=request.state.request_id,
-                expected_version=parse_if_match(if_match),
-            ),
-        )
+        return CommandCall(container.desk, _context(request, principal, if_match))
 
     return dependency
+
+
+def _context(request: Request, principal: Principal, if_match: str | None) -> Context:
+    """The key's holder acts, because of this request, on the version it saw."""
+    return Context(
+        by=Actor(principal.name, ActorKind.PERSON),
+        causation_id=request.state.request_id,
+        expected_version=parse_if_match(if_match),
+    )

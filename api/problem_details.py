@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -43,7 +44,7 @@ def problem(
     *,
     kind: str | None = None,
     title: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     errors: list[dict[str, str]] | None = None,
     extensions: dict[str, Any] | None = None,
 ) -> ProblemResponse:
@@ -60,7 +61,7 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-def _field(loc: tuple) -> str:
+def _field(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
     # Field names are unique across body, query and path here; the location adds nothing.
     if len(parts) > 1 and parts[0] in ("body", "query", "path", "header"):
@@ -68,25 +69,24 @@ def _field(loc: tuple) -> str:
     return ".".join(parts)
 
 
-def _message(error: dict) -> str:
-    return _MESSAGES.get(error["type"], error["msg"])
+def _message(error: Mapping[str, Any]) -> str:
+    return _MESSAGES.get(error["type"]) or str(error["msg"])
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
     raw = list(exc.errors())
     broken = [e for e in raw if e["type"] == "json_invalid"]
     if broken:
-        reason = (broken[0].get("ctx") or {}).get("error", "JSON decode error")
-        return problem(
-            request,
-            400,
-            f"The body is not valid JSON: {reason}.",
-            kind="malformed-json",
-            title="Malformed JSON",
-        )
+        return _malformed_json(request, broken[0])
     errors = [{"field": _field(e["loc"]), "message": _message(e)} for e in raw]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(request, 422, detail, kind="validation", title="Invalid request", errors=errors)
+
+
+def _malformed_json(request: Request, error: Mapping[str, Any]) -> ProblemResponse:
+    reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+    detail = f"The body is not valid JSON: {reason}."
+    return problem(request, 400, detail, kind="malformed-json", title="Malformed JSON")
 
 
 async def _http(request: Request, exc: HTTPException) -> ProblemResponse:
@@ -94,7 +94,9 @@ async def _http(request: Request, exc: HTTPException) -> ProblemResponse:
     return problem(request, exc.status_code, detail, headers=exc.headers)
 
 
-def _domain(status: int, kind: str, title: str):
+def _domain(
+    status: int, kind: str, title: str
+) -> Callable[[Request, Exception], Awaitable[ProblemResponse]]:
     async def handler(request: Request, exc: Exception) -> ProblemResponse:
         return problem(request, status, str(exc), kind=kind, title=title)
 
@@ -129,8 +131,10 @@ def unavailable(
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(HTTPException, _http)
+    # FastAPI's decorator, not Starlette's add_exception_handler, whose type takes a
+    # handler of any Exception for every class.
+    app.exception_handler(RequestValidationError)(_validation)
+    app.exception_handler(HTTPException)(_http)
     app.add_exception_handler(NotFound, _domain(404, "not-found", "Not found"))
     app.add_exception_handler(VersionConflict, _domain(409, "version-conflict", "Version conflict"))
     app.add_exception_handler(
@@ -155,3 +159,11 @@ class ProblemDetails(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a router whose errors are problem documents."""
+    return {
+        status: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+        for status in statuses
+    }

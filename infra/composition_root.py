@@ -156,10 +156,12 @@ def _build(
         runner.setup()
     policies = SlaPolicies(desk)
     ensure_default_policy(policies, settings)
-    parts = dict(sla_policies=policies, what_if=_what_if(desk, read_db))
+    what_if = _what_if(desk, read_db)
     if not settings.kafka_bootstrap:
         feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
-        return Container(settings, store_db, read_db, desk, keys, runners, feed=feed, **parts)
+        return Container(
+            settings, store_db, read_db, desk, keys, runners, policies, what_if, feed=feed
+        )
     return Container(
         settings,
         store_db,
@@ -167,8 +169,9 @@ def _build(
         desk,
         keys,
         runners,
-        kafka=_kafka_probes(settings, store_db, runners),
-        **parts,
+        policies,
+        what_if,
+        kafka=_kafka_probes(settings.kafka_bootstrap, settings, store_db, runners),
     )
 
 
@@ -182,12 +185,12 @@ def _what_if(desk: ServiceDesk, read_db: Database) -> WhatIf:
 
 
 def _kafka_probes(
-    settings: Settings, store_db: Database, runners: list[ProjectionRunner]
+    bootstrap: str, settings: Settings, store_db: Database, runners: list[ProjectionRunner]
 ) -> KafkaProbes:
     from infra.messaging.consumer_lag import consumer_lag
     from infra.messaging.relay import RelayPosition
 
     return KafkaProbes(
         RelayPosition(store_db, settings.events_topic).get,
-        consumer_lag(settings.kafka_bootstrap, settings.events_topic, runners),
+        consumer_lag(bootstrap, settings.events_topic, runners),
     )

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     api_workers: int = 1
     # Seconds a Python thread may hold the GIL while others wait (CPython's default: 0.005).
     # A command passes between the event loop, a worker thread and the committer; behind the
-    # read-model feed, each hand-off could wait a whole slice, which made the latency tail.
+    # read-model feed, each hand-off could wait a whole slice: the latency tail.
     api_switch_interval: float = 0.001
     host: str = "127.0.0.1"
     port: int = 8000
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     health_max_quarantined: int = 100
     relay_batch_size: int = 500
     poll_interval: float = 0.05
-    # Inbound events (issue 4): CloudEvents from monitoring and other ticketing tools.
+    # Inbound events: CloudEvents from monitoring and other ticketing tools.
     inbound_topic: str = "itsm.inbound"  # rejected messages go to <inbound_topic>.dlq
     # Times without an offset in incident.snapshot data are in this IANA timezone.
     inbound_source_timezone: str = "UTC"
@@ -94,21 +94,23 @@ class Settings(BaseSettings):
         )
 
     def eventsourcing_env(self) -> dict[str, str]:
-        cache = (
-            {
-                "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
-                "AGGREGATE_CACHE_FASTFORWARD": "y",
-            }
-            if self.aggregate_cache_size
-            else {}
-        )
         if self.store_url.startswith("sqlite:///"):
-            return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
-                "SQLITE_LOCK_TIMEOUT": "30",
-                **cache,
-            }
+            return {**self._sqlite_env(), **self._cache_env()}
         from infra.event_store.postgres_env import eventsourcing_env
 
-        return {**eventsourcing_env(self.store_url), **cache}
+        return {**eventsourcing_env(self.store_url), **self._cache_env()}
+
+    def _sqlite_env(self) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+
+    def _cache_env(self) -> dict[str, str]:
+        if not self.aggregate_cache_size:
+            return {}
+        return {
+            "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
+        }

@@ -9,14 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from api.audit.audit_schemas import AuditEvent
 from api.deps import ContainerDep, ReadDbDep, require
-from api.problem_details import ProblemDetails
+from api.problem_details import problem_responses
 from application.access import Principal, Role
 from projections.audit import audit_trail
 
-PROBLEMS = {
-    code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 422)
-}
+PROBLEMS = problem_responses(401, 403, 404, 422)
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEMS)
 
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]

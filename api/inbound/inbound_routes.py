@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import ContainerDep, require
-from api.problem_details import ProblemDetails, problem
+from api.problem_details import problem, problem_responses
 from application.access import Principal, Role
+from application.inbound.inbound_message import Outcome
 
 router = APIRouter(prefix="/v1/inbound", tags=["inbound"])
 Integration = Annotated[Principal, Depends(require(Role.INTEGRATION))]
@@ -31,6 +32,15 @@ TITLES = {
     "invalid-data": "Invalid event data",
     "invalid-value": "Invalid value",
     "illegal-transition": "Illegal transition",
+}
+
+
+CLOUDEVENT_BODY = {
+    "required": True,
+    "content": {
+        "application/cloudevents+json": {"schema": {"type": "object"}},
+        "application/json": {"schema": {"type": "object"}},
+    },
 }
 
 
@@ -57,30 +67,26 @@ async def _body(request: Request, limit: int) -> bytes:
     "",
     summary="Receive one CloudEvent (structured mode, JSON)",
     response_model=InboundResult,
-    responses={
-        code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-        for code in (400, 401, 403, 409, 413, 422)
-    },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/cloudevents+json": {"schema": {"type": "object"}},
-                "application/json": {"schema": {"type": "object"}},
-            },
-        }
-    },
+    responses=problem_responses(400, 401, 403, 409, 413, 422),
+    openapi_extra={"requestBody": CLOUDEVENT_BODY},
 )
 async def receive(request: Request, container: ContainerDep, _: Integration) -> Any:
     """Types: alert.fired, alert.resolved, incident.snapshot (schemas in schemas/inbound/).
     The same (source, id) twice is applied once: the second answers status duplicate."""
     processor = container.inbound
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > processor.max_bytes:
-        raw = b"x" * (processor.max_bytes + 1)  # refused by the processor, unread
-    else:
-        raw = await _body(request, processor.max_bytes)
+    raw = await _raw(request, processor.max_bytes)
     outcome = await anyio.to_thread.run_sync(processor.process, raw)
+    return _answer(request, outcome)
+
+
+async def _raw(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return b"x" * (limit + 1)  # refused by the processor, unread
+    return await _body(request, limit)
+
+
+def _answer(request: Request, outcome: Outcome) -> JSONResponse:
     if outcome.status == "rejected":
         return problem(
             request,

@@ -6,8 +6,9 @@ follow the event store a moment behind (see `get_incident`).
 
 # No `from __future__ import annotations`: the per-action routes annotate their body with a
 # model held in a variable, which FastAPI must see as a class, not as a string.
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
@@ -34,10 +35,11 @@ from api.incident.incident_schemas import (
     IncidentPublic,
     Request,
 )
-from api.problem_details import ProblemDetails
+from api.problem_details import problem_responses
 from application.access import Principal, Role
 from application.desk.errors import NotFound
 from domain.incident.commands import ACTIONS, LogIncident
+from domain.incident.incident import Incident
 from domain.incident.lifecycle import IncidentState
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
@@ -45,11 +47,9 @@ from infra.composition_root import Container
 from projections.audit import incident_timeline as timeline_rm
 from projections.incident import incident_queue as incidents_rm
 from projections.incident import incident_record
+from projections.runtime.read_store import ReadStore
 
-PROBLEMS = {
-    code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 422)
-}
+PROBLEMS = problem_responses(400, 401, 403, 404, 409, 422)
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=PROBLEMS)
 
 Operator = Annotated[Principal, Depends(require(Role.AGENT, Role.MANAGER))]
@@ -59,6 +59,14 @@ Reader = Annotated[
 ]
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]
 OperatorCommand = Annotated[CommandCall, Depends(command_by(Role.AGENT, Role.MANAGER))]
+AsOf = Annotated[
+    datetime | None,
+    Query(
+        description="ISO-8601 with offset, e.g. 2025-03-01T09:30:00Z "
+        "(auditors): the incident replayed from the event store "
+        "as it stood then"
+    ),
+]
 
 SUMMARIES = {
     "assign": "Assign to a group (and agent)",
@@ -88,12 +96,14 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-def _replayed(container: Container, incident_id: UUID, moment: datetime | None = None) -> dict:
+def _replayed(
+    container: Container, incident_id: UUID, moment: datetime | None = None
+) -> dict[str, Any]:
     """The incident's record folded from its stored events (up to `moment`), as the
     incidents read model folds the feed: the same document, whichever answers."""
     events = container.published_events(str(incident_id))
     record = incident_record.as_of(events, moment) if moment else incident_record.replay(events)
-    if not incident_record.was_logged(record):
+    if record is None or not incident_record.was_logged(record):
         raise NotFound(
             f"incident {incident_id} did not exist at {moment.isoformat()}"
             if moment
@@ -115,13 +125,18 @@ def log_incident(
     incident = desk.create(command, _context(principal, request_id))
     response.headers["Location"] = f"{router.prefix}/{incident.id}"
     _etag(response, incident.version)
-    return IncidentCreated(
-        id=str(incident.id),
-        number=incident.number,
-        priority=incident.priority,
-        state=incident.state,
-        version=incident.version,
-    )
+    return IncidentCreated(**_summary(incident))
+
+
+def _summary(incident: Incident) -> dict[str, Any]:
+    """What a command answers: the incident's identity, state, priority and version."""
+    return {
+        "id": str(incident.id),
+        "number": incident.number,
+        "state": incident.state,
+        "priority": incident.priority,
+        "version": incident.version,
+    }
 
 
 @router.get("", summary="Incident queue")
@@ -166,35 +181,38 @@ def get_incident(
     container: ContainerDep,
     principal: Reader,
     response: Response,
-    as_of: Annotated[
-        datetime | None,
-        Query(
-            description="ISO-8601 with offset, e.g. 2025-03-01T09:30:00Z "
-            "(auditors): the incident replayed from the event store "
-            "as it stood then"
-        ),
-    ] = None,
-):
+    as_of: AsOf = None,
+) -> IncidentAsOf | IncidentPublic:
     """Current state from the read model.
 
     The read model follows the event store asynchronously, so an incident logged a moment
     ago may not have a row yet: then its stored events are folded as the read model folds
     them, instead of answering 404. Only an incident the event store does not know is a 404.
     """
-    if as_of is not None:
-        ensure_role(principal, (Role.AUDITOR,), "Reading an incident as of a past moment")
-        if as_of.tzinfo is None:
-            raise RequestValidationError(
-                [{"type": "timezone_aware", "loc": ("query", "as_of"), "msg": "needs a timezone"}]
-            )
-        record = _replayed(container, incident_id, as_of)
-        _etag(response, record["version"])
-        return IncidentAsOf(**record, as_of=as_of.isoformat())
+    if as_of is None:
+        incident = _current(db, container, incident_id)
+    else:
+        incident = _as_it_was(container, principal, incident_id, as_of)
+    _etag(response, incident.version)
+    return incident
+
+
+def _current(db: ReadStore, container: Container, incident_id: UUID) -> IncidentPublic:
     with db.transaction(read_only=True) as tx:
         row = incidents_rm.get(tx, str(incident_id))
-    row = row or _replayed(container, incident_id)
-    _etag(response, row["version"])
-    return IncidentPublic(**row)
+    return IncidentPublic(**(row or _replayed(container, incident_id)))
+
+
+def _as_it_was(
+    container: Container, principal: Principal, incident_id: UUID, as_of: datetime
+) -> IncidentAsOf:
+    ensure_role(principal, (Role.AUDITOR,), "Reading an incident as of a past moment")
+    if as_of.tzinfo is None:
+        raise RequestValidationError(
+            [{"type": "timezone_aware", "loc": ("query", "as_of"), "msg": "needs a timezone"}]
+        )
+    record = _replayed(container, incident_id, as_of)
+    return IncidentAsOf(**record, as_of=as_of.isoformat())
 
 
 @router.get("/{incident_id}/timeline", summary="Audit timeline")
@@ -210,33 +228,35 @@ def get_timeline(
 
 
 def _command_route(action: str, model: type[Request]) -> None:
-    required = any(field.is_required() for field in model.model_fields.values())
-
-    async def run(
-        incident_id: UUID,
-        call: OperatorCommand,
-        response: Response,
-        body: Annotated[model, Body()] = ... if required else None,
-    ) -> CommandResult:
-        command = ACTIONS[action](**(body or model()).model_dump(mode="json"))
-        incident = await call.desk.execute_async(incident_id, command, call.context)
-        _etag(response, incident.version)
-        return CommandResult(
-            id=str(incident.id),
-            number=incident.number,
-            state=incident.state,
-            priority=incident.priority,
-            version=incident.version,
-        )
-
-    run.__name__ = f"{action}_incident"
     router.add_api_route(
         f"/{{incident_id}}/{action}",
-        run,
+        _command_endpoint(action, model),
         methods=["POST"],
         summary=SUMMARIES[action],
         response_model=CommandResult,
     )
+
+
+def _command_endpoint(action: str, model: type[Request]) -> Callable[..., Awaitable[CommandResult]]:
+    async def run(
+        incident_id: UUID, call: OperatorCommand, response: Response, body: Request | None = None
+    ) -> CommandResult:
+        command = ACTIONS[action](**(body or model()).model_dump(mode="json"))
+        incident = await call.desk.execute_async(incident_id, command, call.context)
+        _etag(response, incident.version)
+        return CommandResult(**_summary(incident))
+
+    run.__name__ = f"{action}_incident"
+    _take_body(run, model)
+    return run
+
+
+def _take_body(endpoint: Callable[..., Any], model: type[Request]) -> None:
+    """FastAPI reads the body's model from the endpoint's annotations: there it is the
+    action's own, required when one of its fields is."""
+    endpoint.__annotations__["body"] = Annotated[model, Body()]
+    if any(field.is_required() for field in model.model_fields.values()):
+        endpoint.__defaults__ = (...,)
 
 
 for _action, _model in ACTION_REQUESTS.items():

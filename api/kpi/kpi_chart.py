@@ -1,6 +1,6 @@
 """A KPI line chart drawn by matplotlib: axes, ticks, one line per series and a legend.
 
-matplotlib is imported on the first chart, not at start-up (it takes about 0.4 s). Each
+matplotlib is imported on the first chart, not at start-up, which it would slow down. Each
 chart is its own `Figure` on its own canvas, never pyplot's global current figure, so that
 requests render in parallel threads without drawing on each other's charts.
 """
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 Format = Literal["svg", "png"]
 MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
@@ -24,7 +25,11 @@ LEGEND_CHARS, X_LABELS = 24, 15
 # Set once for the process (rcParams are global; rc_context would not be thread safe):
 # SVG text stays <text> (searchable, and what the tests read) rather than glyph outlines,
 # and a `$` in a group name is a dollar sign, not the start of a formula.
-SETTINGS = {"svg.fonttype": "none", "text.parse_math": False, "svg.hashsalt": "itsm"}
+SETTINGS: dict[RcKeyType, Any] = {
+    "svg.fonttype": "none",
+    "text.parse_math": False,
+    "svg.hashsalt": "itsm",
+}
 
 
 @lru_cache(maxsize=1)

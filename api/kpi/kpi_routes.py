@@ -13,14 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from api.deps import ContainerDep, ReadDbDep, require
 from api.kpi.kpi_chart import MEDIA_TYPES, Format, line_chart
 from api.kpi.kpi_schemas import Dimension, KpiReport, Period
-from api.problem_details import ProblemDetails
+from api.problem_details import problem_responses
 from application.access import Principal, Role
+from infra.composition_root import Container
 from projections.kpi.kpi_queries import KPI_FIELDS, KpiQueryError, kpis, state_breakdown
+from projections.runtime.read_store import ReadStore
 
-PROBLEMS = {
-    code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 422)
-}
+Row = dict[str, Any]
+PROBLEMS = problem_responses(400, 401, 403, 422)
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"], responses=PROBLEMS)
 
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST, Role.MANAGER))]
@@ -60,13 +60,20 @@ def _moment(text: str | None, field: str, zone: ZoneInfo, end: bool) -> datetime
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
-def _has_sla(container) -> bool:
+def _has_sla(container: Container) -> bool:
     return any(r.projection.name == "sla_clocks" for r in container.runners)
 
 
 def _report(
-    db, container, start: str | None, end: str | None, period: str, group_by: str | None, tz: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    db: ReadStore,
+    container: Container,
+    start: str | None,
+    end: str | None,
+    period: str,
+    group_by: str | None,
+    tz: str,
+) -> tuple[Row, list[Row]]:
+    """(what the report covers, with the time per state; one row per period and group)."""
     zone = _zone(tz)
     begin, finish = _moment(start, "from", zone, False), _moment(end, "to", zone, True)
     try:
@@ -77,25 +84,28 @@ def _report(
             )
     except KpiQueryError as error:
         raise HTTPException(422, str(error)) from None
-    meta = {
+    return {**_coverage(rows, period, group_by, tz), "steps": steps}, rows
+
+
+def _coverage(rows: list[Row], period: str, group_by: str | None, tz: str) -> Row:
+    return {
         "period": period,
         "group_by": group_by,
         "timezone": tz,
         "start": rows[0]["period_start"] if rows else None,
         "end": rows[-1]["period_end"] if rows else None,
     }
-    return {**meta, "steps": steps}, rows
 
 
-def _first(rows: list[dict]) -> datetime:
+def _first(rows: list[Row]) -> datetime:
     return datetime.fromisoformat(rows[0]["period_start"])
 
 
-def _last(rows: list[dict]) -> datetime:
+def _last(rows: list[Row]) -> datetime:
     return datetime.fromisoformat(rows[-1]["period_end"])
 
 
-def _csv(rows: list[dict[str, Any]], group_by: str | None) -> str:
+def _csv(rows: list[Row], group_by: str | None) -> str:
     columns = [
         "period",
         "period_start",
@@ -126,23 +136,27 @@ def get_kpis(
     group_by: Dimension | None = None,
     tz: Annotated[str, Query(description="IANA zone of the periods")] = "UTC",
     accept: Annotated[str | None, Header()] = None,
-):
+) -> Row | Response:
     """Volumes, backlog, response and resolution times, first-contact resolution, reopen
     rate, reassignments, SLA compliance, satisfaction and time per state, one row per
     period (and per value of `group_by`); definitions in docs/kpis.md."""
-    meta, rows = _report(db, container, start, end, period, group_by, tz)
+    coverage, rows = _report(db, container, start, end, period, group_by, tz)
     if accept and "text/csv" in accept:
-        return Response(
-            _csv(rows, group_by),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="kpis.csv"'},
-        )
-    return {**meta, "rows": rows}
+        return _csv_download(rows, group_by)
+    return {**coverage, "rows": rows}
+
+
+def _csv_download(rows: list[Row], group_by: str | None) -> Response:
+    return Response(
+        _csv(rows, group_by),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="kpis.csv"'},
+    )
 
 
 def _chart_series(
-    rows: list[dict[str, Any]], kpi: str, group_by: str | None
-) -> tuple[list[str], dict[str, list]]:
+    rows: list[Row], kpi: str, group_by: str | None
+) -> tuple[list[str], dict[str, list[float | None]]]:
     """The periods, and per line (the values of `group_by` with most incidents opened or in
     the backlog, or one line `all`) its value in each period."""
     labels = list(dict.fromkeys(r["period"] for r in rows))
@@ -154,20 +168,20 @@ def _chart_series(
     }
 
 
-def _largest(rows: list[dict[str, Any]], group_by: str) -> list[Any]:
+def _largest(rows: list[Row], group_by: str) -> list[Any]:
     volume: dict[Any, int] = {}
     for r in rows:
         volume[r[group_by]] = volume.get(r[group_by], 0) + r["opened"] + r["backlog"]
     return sorted(volume, key=lambda v: -volume[v])[:MAX_SERIES]
 
 
-def _points(rows: list[dict[str, Any]], kpi: str, labels: list[str]) -> list:
+def _points(rows: list[Row], kpi: str, labels: list[str]) -> list[float | None]:
     points = {r["period"]: r[kpi] for r in rows}
     return [points.get(label) for label in labels]
 
 
-# A sync `def`: FastAPI runs it in its thread pool, so rendering (about 0.1 s) does not hold
-# up the event loop.
+# A sync `def`: FastAPI runs it in its thread pool, so rendering does not hold up the event
+# loop.
 @router.get(
     "/chart",
     summary="Trend of one KPI as a line chart: SVG, or PNG with format=png",
@@ -192,7 +206,11 @@ def get_chart(
     (`image/png`); the `Accept` header does not choose."""
     if kpi not in KPI_FIELDS:
         raise _invalid("kpi", f"unknown KPI {kpi!r}; one of {', '.join(KPI_FIELDS)}")
-    _, rows = _report(db, container, start, end, period, group_by, tz)
+    rows = _report(db, container, start, end, period, group_by, tz)[1]
+    return _chart(rows, kpi, period, group_by, image)
+
+
+def _chart(rows: list[Row], kpi: str, period: str, group_by: str | None, image: Format) -> Response:
     labels, series = _chart_series(rows, kpi, group_by)
     title = f"{kpi.replace('_', ' ')} per {period}" + (f" by {group_by}" if group_by else "")
     chart = line_chart(title, labels, series, y_label=kpi, format=image)

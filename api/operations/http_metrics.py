@@ -31,16 +31,24 @@ class PipelineCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stored = self.container.desk.stored_events()
         yield GaugeMetricFamily("itsm_events_stored", "Events in the event store", value=stored)
+        yield from self._publishing(stored)
+        yield self._lags(stored)
+        yield self._quarantined()
+
+    def _publishing(self, stored: int) -> Iterator[GaugeMetricFamily]:
         published = self._published()
-        if published is not None:
-            yield GaugeMetricFamily(
-                "itsm_events_published", "Events handed on to the projections", value=published
-            )
-            yield GaugeMetricFamily(
-                "itsm_relay_lag_events",
-                "Stored events not yet published",
-                value=max(stored - published, 0),
-            )
+        if published is None:
+            return
+        yield GaugeMetricFamily(
+            "itsm_events_published", "Events handed on to the projections", value=published
+        )
+        yield GaugeMetricFamily(
+            "itsm_relay_lag_events",
+            "Stored events not yet published",
+            value=max(stored - published, 0),
+        )
+
+    def _lags(self, stored: int) -> GaugeMetricFamily:
         lag = GaugeMetricFamily(
             "itsm_projection_lag_events",
             "Stored events a read model has not applied yet",
@@ -48,7 +56,9 @@ class PipelineCollector(Collector):
         )
         for name, value in self._projection_lags(stored).items():
             lag.add_metric([name], value)
-        yield lag
+        return lag
+
+    def _quarantined(self) -> GaugeMetricFamily:
         quarantined = GaugeMetricFamily(
             "itsm_projection_quarantined_aggregates",
             "Aggregates a read model could not fold",
@@ -56,7 +66,7 @@ class PipelineCollector(Collector):
         )
         for runner in self.container.runners:
             quarantined.add_metric([runner.projection.name], runner.quarantine_count())
-        yield quarantined
+        return quarantined
 
     def _published(self) -> int | None:
         if self.container.kafka is not None:

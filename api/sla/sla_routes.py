@@ -5,10 +5,12 @@ other routes read the clock read model, brought up to now by projections/sla_que
 """
 
 # No `from __future__ import annotations`: FastAPI must see the Annotated dependencies.
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from api.deps import (
@@ -19,20 +21,18 @@ from api.deps import (
     RequestIdDep,
     require,
 )
-from api.problem_details import ProblemDetails
+from api.problem_details import problem_responses
 from api.sla.sla_schemas import PolicyOut, PolicyVersion, SimulationRequest
 from application.access import Principal, Role
 from application.sla.policy_document import PolicyCreate, PolicyPatch, parse_duration, to_spec
-from application.sla.policy_service import PolicyNotFound, SlaPolicies
+from application.sla.policy_service import PolicyNotFound, SlaPolicies, VersionRecord
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.value_checks import LONGEST_DURATION
 from domain.sla.sla_policy import SlaPolicy
+from projections.runtime.read_store import ReadStore
 from projections.sla import sla_queries
 
-PROBLEMS = {
-    code: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 422)
-}
+PROBLEMS = problem_responses(400, 401, 403, 404, 409, 422)
 # Paths are absolute: the router serves /v1/sla/... and /v1/incidents/{id}/sla.
 router = APIRouter(tags=["sla"], responses=PROBLEMS)
 
@@ -52,16 +52,25 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _out(policy: SlaPolicy, versions: list[dict] | None = None) -> PolicyOut:
-    spec = policy.spec
+def _out(policy: SlaPolicy, versions: list[VersionRecord] | None = None) -> PolicyOut:
+    listed = [PolicyVersion(**v) for v in versions] if versions else None
+    return _policy_out(str(policy.id), policy.version, policy.spec, listed)
+
+
+def _policy_out(
+    policy_id: str,
+    version: int,
+    spec: Mapping[str, Any],
+    versions: list[PolicyVersion] | None = None,
+) -> PolicyOut:
     return PolicyOut(
-        id=str(policy.id),
-        version=policy.version,
+        id=policy_id,
+        version=version,
         name=spec["name"],
         active=spec["active"],
         rank=spec["rank"],
-        spec=spec,
-        versions=[PolicyVersion(**v) for v in versions] if versions else None,
+        spec=dict(spec),
+        versions=versions,
     )
 
 
@@ -97,28 +106,21 @@ def create_policy(
 def list_policies(db: ReadDbDep, principal: Reader) -> list[PolicyOut]:
     """From the clock read model, which learns policies from the event feed (a moment
     behind a write); GET one policy reads the event store."""
-    import orjson
+    return [
+        _policy_out(policy_id, version, orjson.loads(spec))
+        for policy_id, version, spec in _latest_versions(db)
+    ]
 
+
+def _latest_versions(db: ReadStore) -> list[tuple[str, int, str]]:
+    """(policy id, version, spec as JSON) of each policy's latest version, oldest first."""
     with db.transaction(read_only=True) as tx:
-        rows = tx.execute(
+        rows: list[tuple[str, int, str]] = tx.execute(
             "SELECT v.policy_id, v.version, v.spec FROM sla_policy_versions v WHERE v.version ="
             " (SELECT MAX(w.version) FROM sla_policy_versions w WHERE w.policy_id = v.policy_id)"
             " ORDER BY v.created_at, v.policy_id"
         ).fetchall()
-    out = []
-    for policy_id, version, spec in rows:
-        spec = orjson.loads(spec)
-        out.append(
-            PolicyOut(
-                id=policy_id,
-                version=version,
-                name=spec["name"],
-                active=spec["active"],
-                rank=spec["rank"],
-                spec=spec,
-            )
-        )
-    return out
+    return rows
 
 
 @router.get("/v1/sla/policies/{policy_id}", summary="One SLA policy with all its versions")
@@ -132,7 +134,7 @@ def get_policy(
 
 def _edit(
     policy_id: UUID,
-    spec: dict,
+    spec: dict[str, Any],
     partial: bool,
     policies: SlaPolicies,
     principal: Principal,

@@ -22,6 +22,7 @@ from eventsourcing.application import (
     LRUCache,
     ProcessingEvent,
 )
+from eventsourcing.domain import Aggregate, DomainEventProtocol, SnapshotProtocol
 from eventsourcing.persistence import IntegrityError, Transcoder
 
 from application.desk.errors import NotFound, VersionConflict
@@ -32,6 +33,7 @@ from application.desk.unit_of_work import UnitOfWork
 from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.commands import Command, Creation, Rules
 from domain.shared_kernel.errors import DomainError
+from domain.shared_kernel.priority import PriorityMatrix
 from domain.shared_kernel.ticket_number_sequence import TicketNumberSequence
 
 RETRY_SECONDS = 5.0
@@ -61,15 +63,13 @@ class ServiceDesk(Application[UUID]):
         self.practices = {p.name: p for p in practices}
         self._practice_of = {a: p for p in practices for a in p.aggregates}
         self._prefixes = number_prefixes or {}
-        self.snapshotting_intervals = _snapshot_intervals(practices, snapshot_interval)
+        # eventsourcing declares the intervals a ClassVar, yet reads them through the
+        # instance; this desk's come from its own practices.
+        self.snapshotting_intervals = _snapshot_intervals(practices, snapshot_interval)  # type: ignore[misc]
         self.commits = GroupCommit(self._save_together, after=self._snapshot_saved)
         super().__init__(env)
         self.sequences = Sequences(self.find, first_numbers)
-        # The aggregates this process saved last, as saved. A command starts from one without
-        # reading the store: if another process wrote since, its save fails on the version
-        # and it runs again on fresh state, so optimistic concurrency still decides.
-        size = int(env.get("AGGREGATE_CACHE_MAXSIZE") or 0)
-        self._saved: LRUCache[UUID, Any] | None = LRUCache(size) if size else None
+        self._saved = _saved_copies(env)
 
     def construct_transcoder(self) -> Transcoder:
         return self._transcoder
@@ -86,7 +86,7 @@ class ServiceDesk(Application[UUID]):
         return self._prefixes.get(practice.name, practice.number_prefix)
 
     @property
-    def matrix(self) -> Any:
+    def matrix(self) -> PriorityMatrix:
         return self.rules.matrix
 
     # -- the write path --------------------------------------------------------------------
@@ -111,14 +111,13 @@ class ServiceDesk(Application[UUID]):
     ) -> Any:
         """Run a command; a lost race is retried on fresh state, where an expected version
         (If-Match) is checked again."""
-        state = {"fresh": fresh}
-
         practice = self.practice(command.practice)
 
         def attempt() -> Any:
-            aggregate, state["fresh"] = self._for_command(practice, aggregate_id, state["fresh"])
-            judged = self._attempt(aggregate, command, ctx, state["fresh"])
-            state["fresh"] = True  # whatever happens next is judged on fresh state
+            nonlocal fresh
+            aggregate, fresh = self._for_command(practice, aggregate_id, fresh)
+            judged = self._attempt(aggregate, command, ctx, fresh)
+            fresh = True  # whatever happens next is judged on fresh state
             return self._save_one(aggregate) if judged else self.RETRY
 
         return self.retrying(attempt, str(aggregate_id))
@@ -149,15 +148,20 @@ class ServiceDesk(Application[UUID]):
         and nobody else changed since, takes no thread: the command runs on the loop and
         awaits its group's commit. Anything else goes the way of `execute`, in a thread."""
         aggregate = self._saved_copy(aggregate_id)
-        if aggregate is not None and self._attempt(aggregate, command, ctx, fresh=False):
-            try:
-                await self.commits.save_async(aggregate)
-            except IntegrityError:
-                pass  # another process wrote first
-            else:
-                self.remember(aggregate)
-                return aggregate
+        if aggregate is not None and await self._saved_on_loop(aggregate, command, ctx):
+            return aggregate
         return await asyncio.to_thread(self.execute, aggregate_id, command, ctx, True)
+
+    async def _saved_on_loop(self, aggregate: Any, command: Command, ctx: Context) -> bool:
+        """Run the command on the saved copy and save it; False if that was not enough."""
+        if not self._attempt(aggregate, command, ctx, fresh=False):
+            return False
+        try:
+            await self.commits.save_async(aggregate)
+        except IntegrityError:
+            return False  # another process wrote first
+        self.remember(aggregate)
+        return True
 
     def _attempt(self, aggregate: Any, command: Command, ctx: Context, fresh: bool) -> bool:
         """Check and run the command; False when it must be judged again on fresh state.
@@ -166,10 +170,8 @@ class ServiceDesk(Application[UUID]):
         wrote since): a stale If-Match or a refusal on it is not final, and only fresh state
         is worth a query for `_check_expected`."""
         try:
-            if ctx.expected_version is not None:
-                if not fresh and aggregate.version != ctx.expected_version:
-                    return False
-                self._check_expected(aggregate, ctx.expected_version)
+            if not self._expected_holds(aggregate, ctx.expected_version, fresh):
+                return False
             command.run(aggregate, ctx, self.rules)
             return True
         except DomainError:
@@ -177,22 +179,33 @@ class ServiceDesk(Application[UUID]):
                 raise
             return False
 
+    def _expected_holds(self, aggregate: Any, expected: int | None, fresh: bool) -> bool:
+        """False when a saved copy is not at the expected version; on fresh state, a
+        VersionConflict unless only clocks moved on since."""
+        if expected is None:
+            return True
+        if not fresh and aggregate.version != expected:
+            return False
+        self._check_expected(aggregate, expected)
+        return True
+
     def _check_expected(self, aggregate: Any, expected: int) -> None:
         """The caller saw version `expected`; only a clock may have moved on since.
 
         A warning or breach recorded by the scheduler changes nothing the caller could have
         edited, so it must not turn an agent's conditional command into a 409."""
-        if aggregate.version == expected:
-            return
-        clock_events = self._practice_of[type(aggregate)].clock_events
-        if 0 < expected < aggregate.version and all(
-            type(e).__name__ in clock_events for e in self.events.get(aggregate.id, gt=expected)
-        ):
+        if aggregate.version == expected or self._only_clocks_since(aggregate, expected):
             return
         label = self._practice_of[type(aggregate)].label(aggregate)
         raise VersionConflict(
             f"{label} is at version {aggregate.version}, not {expected}, "
             "and was changed meanwhile: reload it and try again"
+        )
+
+    def _only_clocks_since(self, aggregate: Any, expected: int) -> bool:
+        clock_events = self._practice_of[type(aggregate)].clock_events
+        return 0 < expected < aggregate.version and all(
+            type(e).__name__ in clock_events for e in self.events.get(aggregate.id, gt=expected)
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -220,22 +233,22 @@ class ServiceDesk(Application[UUID]):
         self, aggregate_id: UUID, version: int | None = None, practice: str | None = None
     ) -> Any:
         """The aggregate (of the practice, when one is named), or NotFound."""
-        try:
-            aggregate = self.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            aggregate = None
+        aggregate = self._stored(aggregate_id, version)
         wanted = self.practice(practice) if practice else None
         if aggregate is None or (wanted and not isinstance(aggregate, wanted.aggregates)):
-            noun = wanted.noun or wanted.name if wanted else "aggregate"
-            raise NotFound(f"no {noun} with id {aggregate_id}")
+            raise NotFound(f"no {_noun(wanted)} with id {aggregate_id}")
         return aggregate
 
     def find(self, aggregate_id: Any) -> Any | None:
         """The aggregate, fresh from the store, or None if there is none."""
+        return self._stored(aggregate_id)
+
+    def _stored(self, aggregate_id: UUID, version: int | None = None) -> Aggregate | None:
         try:
-            return self.repository.get(aggregate_id)
+            aggregate: Aggregate = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             return None
+        return aggregate
 
     def stored_events(self) -> int:
         return self.recorder.max_notification_id() or 0
@@ -244,7 +257,7 @@ class ServiceDesk(Application[UUID]):
     def _save_together(self, items: Sequence[Item]) -> None:
         """One transaction for the events of several commands (application/desk/group_commit.py):
         what `save` does, for events already collected from their aggregates."""
-        processing: ProcessingEvent = ProcessingEvent()
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
         for change in items:
             for aggregate, events in change:
                 processing.events.extend(events)
@@ -254,18 +267,45 @@ class ServiceDesk(Application[UUID]):
     def _snapshot_saved(self, items: Sequence[Item]) -> None:
         """Snapshots, after the commands were answered, from the aggregates as saved.
 
-        The library's way reloads the aggregate from the store inside the save, and with many
-        aggregates crossing their interval at once the commands waiting on that group showed
-        it as the latency tail. A snapshot at the version after the command is as good as one
-        at the interval's multiple."""
+        The library's way reloads the aggregate from the store inside the save: with many
+        aggregates crossing their interval at once, every command of that group would wait
+        for those reloads. A snapshot at the version after the command is as good as one at
+        the interval's multiple."""
         if self.snapshots is None:
             return
         for change in items:
             for aggregate, events in change:
-                interval = self.snapshotting_intervals.get(type(aggregate))
-                if interval and any(e.originator_version % interval == 0 for e in events):
-                    snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
-                    self.snapshots.put([snapshot_class.take(aggregate)])
+                if self._snapshot_due(aggregate, events):
+                    self.snapshots.put([self._snapshot(aggregate)])
+
+    def _snapshot_due(
+        self, aggregate: Aggregate, events: Sequence[DomainEventProtocol[UUID]]
+    ) -> bool:
+        interval = self.snapshotting_intervals.get(type(aggregate))
+        if not interval:
+            return False
+        return any(e.originator_version % interval == 0 for e in events)
+
+    def _snapshot(self, aggregate: Aggregate) -> SnapshotProtocol[UUID]:
+        snapshot_class: type[SnapshotProtocol[UUID]] | None = getattr(
+            type(aggregate), "Snapshot", self.snapshot_class
+        )
+        if snapshot_class is None:
+            raise TypeError(f"{type(aggregate).__name__} has no Snapshot class")
+        snapshot: SnapshotProtocol[UUID] = snapshot_class.take(aggregate)  # typed Any there
+        return snapshot
+
+
+def _saved_copies(env: dict[str, Any]) -> LRUCache[UUID, Any] | None:
+    """The aggregates this process saved last, as saved. A command starts from one without
+    reading the store: if another process wrote since, its save fails on the version and it
+    runs again on fresh state, so optimistic concurrency still decides."""
+    size = int(env.get("AGGREGATE_CACHE_MAXSIZE") or 0)
+    return LRUCache(size) if size else None
+
+
+def _noun(practice: Practice | None) -> str:
+    return practice.noun or practice.name if practice else "aggregate"
 
 
 def _snapshot_intervals(practices: Sequence[Practice], interval: int) -> dict[type, int]:

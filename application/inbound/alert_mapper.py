@@ -67,16 +67,19 @@ class AlertHandler:
         if incident is not None and incident.state == IncidentState.RESOLVED:
             work.run(incident, Reopen("the alert fired again"), ctx)
             return "reopened", work.run(incident, note, ctx)
-        incident = work.create(_log_incident(event), ctx)
+        return "opened", self._open(work, event, ctx, tracker)
+
+    def _open(
+        self, work: Work, event: CloudEvent, ctx: Context, tracker: AlertFingerprint | None
+    ) -> Incident:
+        """A new incident, tracked by the fingerprint (a new one for a first alert)."""
+        incident: Incident = work.create(_log_incident(event), ctx)
         if tracker is None:
-            work.add(
-                AlertFingerprint(
-                    service=data["service"], check=data["check"], incident_id=str(incident.id)
-                )
-            )
+            service, check = event.data["service"], event.data["check"]
+            work.add(AlertFingerprint(service=service, check=check, incident_id=str(incident.id)))
         else:
             tracker.track(str(incident.id))
-        return "opened", incident
+        return incident
 
     def resolved(self, work: Work, event: CloudEvent) -> tuple[str, Incident | None]:
         data, ctx = event.data, _context(event)

@@ -34,11 +34,12 @@ from prometheus_client import CollectorRegistry, Counter
 
 from application.desk.service_desk import ServiceDesk
 from application.desk.unit_of_work import UnitOfWork
-from application.inbound.alert_mapper import AlertHandler, fingerprint
+from application.inbound.alert_mapper import AlertHandler, Work, fingerprint
 from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Outcome, Rejected
 from application.inbound.source_record_mapper import SourceRecordHandler
 from domain.inbound.inbound_receipt import InboundReceipt, receipt_id
 from domain.inbound.source_ticket import source_ticket_id
+from domain.incident.incident import Incident
 from domain.shared_kernel.errors import DomainError, IllegalTransition
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,14 @@ class InboundParser(Protocol):
     def __call__(self, raw: bytes, max_bytes: int, source_tz: tzinfo) -> CloudEvent:
         """Bytes -> a validated CloudEvent, or Rejected saying why not."""
         ...
+
+
+class InboundSettings(Protocol):
+    """The settings a processor is made from (infra.settings.Settings has them)."""
+
+    inbound_source_timezone: str
+    inbound_alert_auto_resolve: bool
+    inbound_max_bytes: int
 
 
 class InboundProcessor:
@@ -72,64 +81,69 @@ class InboundProcessor:
         self.source_records = SourceRecordHandler(tz)
         self.alerts = AlertHandler(alert_auto_resolve)
         self.registry = registry or CollectorRegistry()
-        self.messages = Counter(
-            "itsm_inbound_messages",
-            "Inbound messages by outcome",
-            ["type", "status", "effect"],
-            registry=self.registry,
-        )
-        self.stale = Counter(
-            "itsm_inbound_stale_snapshots",
-            "incident.snapshot messages ignored as stale, by source",
-            ["source"],
-            registry=self.registry,
-        )
+        self.messages = _messages_counter(self.registry)
+        self.stale = _stale_counter(self.registry)
 
     @classmethod
-    def from_settings(cls, desk: ServiceDesk, settings: Any, **overrides: Any) -> InboundProcessor:
-        options = dict(
+    def from_settings(
+        cls, desk: ServiceDesk, settings: InboundSettings, *, parse: InboundParser
+    ) -> InboundProcessor:
+        return cls(
+            desk,
+            parse=parse,
             source_timezone=settings.inbound_source_timezone,
             alert_auto_resolve=settings.inbound_alert_auto_resolve,
             max_bytes=settings.inbound_max_bytes,
         )
-        return cls(desk, **{**options, **overrides})
 
     # -- the one code path ---------------------------------------------------------------
     def process(self, raw: bytes) -> Outcome:
         return self.process_batch([raw])[0]
 
     def process_batch(self, raws: Sequence[bytes]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(raws)
+        events, outcomes = self._parsed(raws)
+        if events:
+            outcomes.update(self._apply(events))
+        ordered = [outcomes[index] for index in range(len(raws))]
+        self._count(ordered)
+        return ordered
+
+    def _parsed(self, raws: Sequence[bytes]) -> tuple[dict[int, CloudEvent], dict[int, Outcome]]:
+        """The messages to apply, by index, and the outcomes of the others: rejected, or
+        duplicate (the same message twice in one batch)."""
         events: dict[int, CloudEvent] = {}
+        outcomes: dict[int, Outcome] = {}
         seen: set[UUID] = set()
         for index, raw in enumerate(raws):
-            try:
-                event = self.parse(raw, self.max_bytes, self.source_records.source_tz)
-            except Rejected as rejected:
-                outcomes[index] = self._rejected(rejected)
-                continue
-            key = receipt_id(event.source, event.id)
-            if key in seen:  # the same message twice in one batch
-                outcomes[index] = self._outcome(event, "duplicate")
-                continue
-            seen.add(key)
-            events[index] = event
-        if events:
-            try:
-                applied = self._apply_together(events)
-            except IntegrityError:
-                log.info("batch of %d hit a taken version; applying one by one", len(events))
-                applied = {i: self._apply_alone(e) for i, e in events.items()}
-            for index, outcome in applied.items():
-                outcomes[index] = outcome
+            parsed = self._parse(raw)
+            if isinstance(parsed, Outcome):
+                outcomes[index] = parsed
+            elif _first_copy(parsed, seen):
+                events[index] = parsed
+            else:
+                outcomes[index] = self._outcome(parsed, "duplicate")
+        return events, outcomes
+
+    def _parse(self, raw: bytes) -> CloudEvent | Outcome:
+        try:
+            return self.parse(raw, self.max_bytes, self.source_records.source_tz)
+        except Rejected as rejected:
+            return self._rejected(rejected)
+
+    def _count(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            assert outcome is not None
             self.messages.labels(outcome.type or "", outcome.status, outcome.effect or "").inc()
             if outcome.effect == "stale":
                 self.stale.labels(outcome.source or "").inc()
-        return outcomes  # type: ignore[return-value]
 
     # -- applying ------------------------------------------------------------------------
+    def _apply(self, events: dict[int, CloudEvent]) -> dict[int, Outcome]:
+        try:
+            return self._apply_together(events)
+        except IntegrityError:
+            log.info("batch of %d hit a taken version; applying one by one", len(events))
+            return {i: self._apply_alone(e) for i, e in events.items()}
+
     def _apply_together(self, events: dict[int, CloudEvent]) -> dict[int, Outcome]:
         lanes: dict[tuple[str, ...], list[int]] = {}
         for index, event in events.items():
@@ -154,8 +168,7 @@ class InboundProcessor:
             except DomainError as error:
                 outcomes[index] = self._rejected(_domain_rejection(error), event)
                 work.rollback(savepoint)  # undo the partial change, re-apply what went before
-                for earlier_index, earlier in done:
-                    outcomes[earlier_index] = self._handle(work, earlier)
+                outcomes.update({i: self._handle(work, earlier) for i, earlier in done})
         return outcomes
 
     def _apply_alone(self, event: CloudEvent) -> Outcome:
@@ -178,28 +191,26 @@ class InboundProcessor:
             return ticket is not None and ticket.has_seen(event.id)
         return self.desk.find(receipt_id(event.source, event.id)) is not None
 
-    def _handle(self, work: UnitOfWork, event: CloudEvent) -> Outcome:
+    def _handle(self, work: Work, event: CloudEvent) -> Outcome:
         if event.type == "incident.snapshot":
-            effect, incident, ticket = self.source_records.handle(work, event)
-            incident_id = ticket.incident_id if ticket is not None else None
-            if effect == "duplicate":
-                return self._outcome(event, "duplicate", incident_id=incident_id)
-            return self._outcome(event, "applied", effect=effect, incident_id=incident_id)
+            return self._snapshot(work, event)
+        return self._alert(work, event)
+
+    def _snapshot(self, work: Work, event: CloudEvent) -> Outcome:
+        effect, _, ticket = self.source_records.handle(work, event)
+        if effect == "duplicate":
+            return self._outcome(event, "duplicate", incident_id=ticket.incident_id)
+        return self._outcome(event, "applied", effect=effect, incident_id=ticket.incident_id)
+
+    def _alert(self, work: Work, event: CloudEvent) -> Outcome:
+        """An alert's effect, recorded with its receipt (a snapshot's is its ticket)."""
+        incident: Incident | None
         if event.type == "alert.fired":
             effect, incident = self.alerts.fired(work, event)
         else:
             effect, incident = self.alerts.resolved(work, event)
         incident_id = str(incident.id) if incident is not None else None
-        work.add(
-            InboundReceipt(
-                source=event.source,
-                event_id=event.id,
-                type=event.type,
-                subject=event.subject,
-                outcome=effect,
-                incident_id=incident_id,
-            )
-        )
+        work.add(_receipt(event, effect, incident_id))
         return self._outcome(event, "applied", effect=effect, incident_id=incident_id)
 
     # -- outcomes ------------------------------------------------------------------------
@@ -211,6 +222,42 @@ class InboundProcessor:
     def _rejected(rejected: Rejected, event: CloudEvent | None = None) -> Outcome:
         ids = dict(source=event.source, event_id=event.id, type=event.type) if event else {}
         return Outcome("rejected", reason=str(rejected), kind=rejected.kind, **ids)
+
+
+def _first_copy(event: CloudEvent, seen: set[UUID]) -> bool:
+    key = receipt_id(event.source, event.id)
+    first = key not in seen
+    seen.add(key)
+    return first
+
+
+def _receipt(event: CloudEvent, effect: str, incident_id: str | None) -> InboundReceipt:
+    return InboundReceipt(
+        source=event.source,
+        event_id=event.id,
+        type=event.type,
+        subject=event.subject,
+        outcome=effect,
+        incident_id=incident_id,
+    )
+
+
+def _messages_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "itsm_inbound_messages",
+        "Inbound messages by outcome",
+        ["type", "status", "effect"],
+        registry=registry,
+    )
+
+
+def _stale_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "itsm_inbound_stale_snapshots",
+        "incident.snapshot messages ignored as stale, by source",
+        ["source"],
+        registry=registry,
+    )
 
 
 def _domain_rejection(error: DomainError) -> Rejected:

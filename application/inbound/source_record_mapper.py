@@ -21,10 +21,12 @@ Every event is by the person at the source (`updated_by`, kind person), at the s
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 from application.inbound.alert_mapper import Work
 from application.inbound.inbound_message import CloudEvent
+from domain.inbound.source_ticket import SourceTicket, source_ticket_id
 from domain.incident.commands import (
     Acknowledge,
     Assign,
@@ -48,6 +50,8 @@ from domain.shared_kernel.command_context import Context
 from domain.shared_kernel.commands import Command
 from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.value_checks import parse_time
+
+T = TypeVar("T")
 
 DEFAULT_HOLD_REASON = "awaiting_caller"
 DEFAULT_RESOLUTION_CODE = "unspecified"
@@ -80,6 +84,12 @@ REMEMBERED = (
 
 def remembered(data: dict[str, Any]) -> dict[str, Any]:
     return {name: data.get(name) for name in REMEMBERED}
+
+
+def _given(data: dict[str, Any], name: str, current: T) -> T:
+    """The snapshot's value, or (null or absent) the incident's `current` one."""
+    value: T | None = data.get(name)
+    return current if value is None else value
 
 
 class SourceRecordMapper:
@@ -122,12 +132,21 @@ class _Step:
 
     # -- 1. the first snapshot opens the incident -----------------------------------------
     def log(self) -> Incident:
+        ctx = self._opening()
+        incident: Incident = self.mapper.work.create(self._log_command(), ctx)
+        return incident
+
+    def _opening(self) -> Context:
+        """The ticket was opened by `opened_by` at `opened_at` (else as updated)."""
         d = self.data
         opened_by = d.get("opened_by") or d.get("updated_by") or self.cause.source
         opened_at = self.mapper.time(d.get("opened_at"), "opened_at") or self.at
         by = Actor(opened_by, ActorKind.PERSON)
-        ctx = Context(by=by, causation_id=self.cause.causation_id, occurred_at=opened_at)
-        command = LogIncident(
+        return Context(by=by, causation_id=self.cause.causation_id, occurred_at=opened_at)
+
+    def _log_command(self) -> LogIncident:
+        d = self.data
+        return LogIncident(
             title=d.get("title") or f"{d['ref']} from {self.cause.source}",
             caller=d.get("caller") or "unknown",
             impact=d.get("impact") or DEFAULT_LEVEL,
@@ -140,7 +159,6 @@ class _Step:
             source=self.cause.source,
             external_ref=d["ref"],
         )
-        return self.mapper.work.create(command, ctx)
 
     def run(self, incident: Incident, previous: dict[str, Any] | None) -> None:
         self.reopen(incident, previous)
@@ -180,9 +198,8 @@ class _Step:
         group, agent = self.data.get("assignment_group"), self.data.get("assignee")
         if not group or (group, agent) == (incident.assignment_group, incident.assignee):
             return  # X -> null keeps X: our lifecycle has no unassignment
-        before = previous.get("assignment_group") if previous else None
-        reassignment = before is not None and group != before
-        domain_would = incident.assignment_group is not None and group != incident.assignment_group
+        reassignment = _moved(previous.get("assignment_group") if previous else None, group)
+        domain_would = _moved(incident.assignment_group, group)
         if incident.state in OPEN_STATES and reassignment == domain_would:
             self.do(incident, Assign(group, agent))
         else:
@@ -194,9 +211,8 @@ class _Step:
 
     # -- 4. priority and categorisation ---------------------------------------------------
     def priority(self, incident: Incident) -> None:
-        impact, urgency = self.data.get("impact"), self.data.get("urgency")
-        impact = impact if impact is not None else incident.impact
-        urgency = urgency if urgency is not None else incident.urgency
+        impact = _given(self.data, "impact", incident.impact)
+        urgency = _given(self.data, "urgency", incident.urgency)
         if (impact, urgency) == (incident.impact, incident.urgency):
             return
         if incident.state in OPEN_STATES:
@@ -209,12 +225,12 @@ class _Step:
             )
 
     def categorisation(self, incident: Incident) -> None:
-        d = self.data
-        wanted = tuple(
-            d.get(k) if d.get(k) is not None else getattr(incident, k)
-            for k in ("category", "subcategory", "service")
-        )
         current = (incident.category, incident.subcategory, incident.service)
+        wanted = (
+            _given(self.data, "category", incident.category),
+            _given(self.data, "subcategory", incident.subcategory),
+            _given(self.data, "service", incident.service),
+        )
         if wanted == current:
             return
         if incident.state in OPEN_STATES:
@@ -228,47 +244,46 @@ class _Step:
 
     # -- 5. the state --------------------------------------------------------------------
     def state(self, incident: Incident) -> None:
-        target = self.data["state"]
-        reason = self.data.get("hold_reason") or DEFAULT_HOLD_REASON
-        current = incident.state
-        if current == IncidentState.ON_HOLD and target == IncidentState.ON_HOLD:
-            if self.data.get("hold_reason") and reason != incident.hold_reason:
-                self._resume(incident)
-                self._hold(incident, reason)
-            return
+        target, current = self.data["state"], incident.state
         if target == current:
-            return
-        if current in (IncidentState.CLOSED, IncidentState.CANCELLED):
+            self._hold_reason_change(incident)
+        elif current in (IncidentState.CLOSED, IncidentState.CANCELLED):
             # Terminal here; only a rise of reopen_count (step 2) brings a ticket back.
             self._note(
                 incident,
                 f"the source moved the ticket to {target} while it is "
                 f"{current} here, without counting a reopen; kept {current}",
             )
+        elif current == IncidentState.RESOLVED:
+            self._from_resolved(incident, target)
+        else:
+            self._from_open(incident, target)
+
+    def _hold_reason_change(self, incident: Incident) -> None:
+        """On hold there and here: a new reason given is a resume and a hold."""
+        given = self.data.get("hold_reason")
+        if incident.state == IncidentState.ON_HOLD and given and given != incident.hold_reason:
+            self._resume(incident)
+            self._hold(incident, given)
+
+    def _from_resolved(self, incident: Incident, target: str) -> None:
+        if target == IncidentState.CLOSED:
+            self._close(incident)
             return
-        if current == IncidentState.RESOLVED:
-            if target == IncidentState.CLOSED:
-                self._close(incident)
-                return
-            # Back to work without a rise of reopen_count: reopening is the only legal way
-            # there, so it is done (and counted) rather than dropping the state.
-            self._reopen_once(
-                incident, f"moved back to {target} at the source without counting a reopen"
-            )
-            current = incident.state
-            if target == IncidentState.NEW:
-                return
-        # From here the incident is open: new, in_progress or on_hold.
-        if target == IncidentState.NEW:
-            if current == IncidentState.ON_HOLD:
-                self._resume(incident)  # our lifecycle has no way back to new
-        elif target == IncidentState.IN_PROGRESS:
-            if current == IncidentState.NEW:
-                self.do(incident, Acknowledge())
-            elif current == IncidentState.ON_HOLD:
-                self._resume(incident)
+        # Back to work without a rise of reopen_count: reopening is the only legal way
+        # there, so it is done (and counted) rather than dropping the state.
+        self._reopen_once(
+            incident, f"moved back to {target} at the source without counting a reopen"
+        )
+        if target != IncidentState.NEW:
+            self._from_open(incident, target)
+
+    def _from_open(self, incident: Incident, target: str) -> None:
+        """From new, in_progress or on_hold to `target`, the shortest legal way."""
+        if target in (IncidentState.NEW, IncidentState.IN_PROGRESS):
+            self._back_to_work(incident, target)
         elif target == IncidentState.ON_HOLD:
-            self._hold(incident, reason)
+            self._hold(incident, self.data.get("hold_reason") or DEFAULT_HOLD_REASON)
         elif target == IncidentState.RESOLVED:
             self._resolve(incident)
         elif target == IncidentState.CLOSED:
@@ -276,6 +291,12 @@ class _Step:
             self._close(incident)
         elif target == IncidentState.CANCELLED:
             self.do(incident, Cancel("cancelled at the source"))
+
+    def _back_to_work(self, incident: Incident, target: str) -> None:
+        if incident.state == IncidentState.ON_HOLD:
+            self._resume(incident)  # our lifecycle has no way back to new
+        elif incident.state == IncidentState.NEW and target == IncidentState.IN_PROGRESS:
+            self.do(incident, Acknowledge())
 
     # -- helpers -------------------------------------------------------------------------
     def _code(self) -> str:
@@ -308,37 +329,52 @@ class SourceRecordHandler:
     def __init__(self, source_tz: tzinfo) -> None:
         self.source_tz = source_tz
 
-    def handle(self, work: Any, event: CloudEvent) -> tuple[str, Incident | None, Any]:
+    def handle(self, work: Work, event: CloudEvent) -> tuple[str, Incident | None, SourceTicket]:
         """Returns (what happened: opened | applied | stale | duplicate, the incident, the
         ticket)."""
-        from uuid import UUID
-
-        from domain.inbound.source_ticket import SourceTicket, source_ticket_id
-
         data = event.data
-        ticket = work.get(source_ticket_id(event.source, data["ref"]))
+        ticket: SourceTicket | None = work.get(source_ticket_id(event.source, data["ref"]))
         if ticket is not None and ticket.has_seen(event.id):
             return "duplicate", None, ticket
         at = parse_time(data["updated_at"], self.source_tz, "updated_at")
-        if ticket is not None and data["mod_count"] <= ticket.mod_count:
+        if ticket is None:
+            return self._open(work, event, at)
+        if data["mod_count"] <= ticket.mod_count:
             # Not newer than what was applied: ignored, and counted on the ticket.
             ticket.ignored_stale(data["mod_count"], event.id, at=at)
             return "stale", None, ticket
-        incident = work.get(UUID(ticket.incident_id)) if ticket is not None else None
+        return self._apply(work, ticket, event, at)
+
+    def _open(
+        self, work: Work, event: CloudEvent, at: datetime
+    ) -> tuple[str, Incident, SourceTicket]:
+        """The ticket's first snapshot: a new incident, and the ticket that mirrors it."""
+        data = event.data
+        incident = SourceRecordMapper(self.source_tz, work).apply(None, None, data, event)
+        work.add(incident)
+        ticket = SourceTicket(
+            source=event.source,
+            ref=data["ref"],
+            incident_id=str(incident.id),
+            mod_count=data["mod_count"],
+            snapshot=remembered(data),
+            event_id=event.id,
+            at=at,
+        )
+        work.add(ticket)
+        return "opened", incident, ticket
+
+    def _apply(
+        self, work: Work, ticket: SourceTicket, event: CloudEvent, at: datetime
+    ) -> tuple[str, Incident, SourceTicket]:
+        data = event.data
+        incident = work.get(UUID(ticket.incident_id))
         mapper = SourceRecordMapper(self.source_tz, work)
-        incident = mapper.apply(incident, ticket.snapshot if ticket else None, data, event)
-        if ticket is None:
-            work.add(incident)
-            ticket = SourceTicket(
-                source=event.source,
-                ref=data["ref"],
-                incident_id=str(incident.id),
-                mod_count=data["mod_count"],
-                snapshot=remembered(data),
-                event_id=event.id,
-                at=at,
-            )
-            work.add(ticket)
-            return "opened", incident, ticket
+        incident = mapper.apply(incident, ticket.snapshot, data, event)
         ticket.applied_snapshot(data["mod_count"], remembered(data), event.id, at=at)
         return "applied", incident, ticket
+
+
+def _moved(before: str | None, group: str) -> bool:
+    """A reassignment: from one group to another, not from none."""
+    return before is not None and group != before

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import orjson
@@ -44,8 +45,8 @@ from application.desk.unit_of_work import UnitOfWork
 from domain.incident.commands import IncidentCommand, RecordSlaBreach, RecordSlaWarning
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
-from domain.shared_kernel.errors import DomainError
-from projections.runtime.read_store import ReadStore
+from domain.shared_kernel.errors import DomainError, InvalidValue
+from projections.runtime.read_store import ReadStore, Transaction
 
 SCHEDULER = Actor("sla-scheduler", ActorKind.AUTOMATION)
 _ROWS = (
@@ -53,6 +54,20 @@ _ROWS = (
     " FROM sla_clocks"
 )
 log = logging.getLogger(__name__)
+AlarmKey = tuple[str, str, str, float | None]  # ticket, metric, kind, threshold
+
+
+class ClockRow(NamedTuple):
+    """A row of the clock read model, as `_ROWS` selects it."""
+
+    ticket_id: str
+    metric: str
+    seq: int
+    alarms: str | None  # JSON: [[when, kind, threshold], ...]
+    policy_id: str
+    policy_version: int
+    due_at: str | None
+    lag_s: float | None
 
 
 @dataclass(order=True, frozen=True)
@@ -62,23 +77,49 @@ class Alarm:
     ticket_id: str
     metric: str
     kind: str  # "warning" | "breach"
-    threshold: int | float | None
+    threshold: float | None  # a warning's percentage of the target; None for a breach
     seq: int
     policy_id: str
     policy_version: int
     due_at: str  # the clock's due time (the breach deadline)
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> AlarmKey:
         return (self.ticket_id, self.metric, self.kind, self.threshold)
 
     def command(self) -> IncidentCommand:
         due_at = datetime.fromisoformat(self.due_at)
-        if self.kind == "warning":
-            return RecordSlaWarning(
-                self.metric, self.threshold, self.policy_id, self.policy_version, due_at
-            )
-        return RecordSlaBreach(self.metric, self.policy_id, self.policy_version, due_at)
+        if self.kind != "warning":
+            return RecordSlaBreach(self.metric, self.policy_id, self.policy_version, due_at)
+        if self.threshold is None:
+            raise InvalidValue(f"the SLA warning {self.key} names no threshold")
+        return RecordSlaWarning(
+            self.metric, self.threshold, self.policy_id, self.policy_version, due_at
+        )
+
+
+def _alarm(row: ClockRow, when: str, kind: str, threshold: float | None, order: int) -> Alarm:
+    return Alarm(
+        datetime.fromisoformat(when).timestamp() + (row.lag_s or 0.0),
+        order,
+        row.ticket_id,
+        row.metric,
+        kind,
+        threshold,
+        int(row.seq),
+        row.policy_id,
+        int(row.policy_version),
+        row.due_at or when,
+    )
+
+
+def _clock_rows(tx: Transaction, where: str, *seqs: int) -> list[ClockRow]:
+    return [ClockRow(*row) for row in tx.execute(f"{_ROWS} WHERE {where}", seqs).fetchall()]
+
+
+def _top_seq(tx: Transaction) -> int:
+    row = tx.execute("SELECT value FROM sla_meta WHERE name = 'seq'").fetchone()
+    return int(row[0]) if row else 0
 
 
 class SlaScheduler:
@@ -95,81 +136,74 @@ class SlaScheduler:
         self._heap: list[Alarm] = []
         self._order = itertools.count()
         self._current: dict[tuple[str, str], int] = {}  # clock -> seq of its latest row
-        self._done: set[tuple] = set()  # recorded, or refused by the incident
+        self._done: set[AlarmKey] = set()  # recorded, or refused by the incident
         self.last_seq: int | None = None  # None until the first (full) load
         self.recorded = 0
         self.lateness: list[float] = []  # seconds past due, per recorded event
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_poll = 0.0
 
     # -- learning deadlines -----------------------------------------------------------
 
     def refresh(self) -> int:
         """Queue the alarms of clock rows changed since the last look; returns rows read."""
         with self.read_db.transaction(read_only=True) as tx:
-            row = tx.execute("SELECT value FROM sla_meta WHERE name = 'seq'").fetchone()
-            top = int(row[0]) if row else 0
-            if self.last_seq is None:  # (re)start: every running clock with alarms left
-                rows = tx.execute(
-                    f"{_ROWS} WHERE alarms IS NOT NULL AND seq <= %s", (top,)
-                ).fetchall()
-            elif top > self.last_seq:
-                rows = tx.execute(
-                    f"{_ROWS} WHERE seq > %s AND seq <= %s", (self.last_seq, top)
-                ).fetchall()
-            else:
-                rows = []
+            top = _top_seq(tx)
+            rows = self._changed_rows(tx, top)
         self.last_seq = top
-        for ticket_id, metric, seq, alarms, policy_id, version, due_at, lag in rows:
-            self._current[(ticket_id, metric)] = int(seq)
-            for when, kind, threshold in orjson.loads(alarms) if alarms else ():
-                alarm = Alarm(
-                    datetime.fromisoformat(when).timestamp() + (lag or 0.0),
-                    next(self._order),
-                    ticket_id,
-                    metric,
-                    kind,
-                    threshold,
-                    int(seq),
-                    policy_id,
-                    int(version),
-                    due_at or when,
-                )
-                if alarm.key not in self._done:
-                    heapq.heappush(self._heap, alarm)
+        for row in rows:
+            self._queue(row)
         return len(rows)
+
+    def _changed_rows(self, tx: Transaction, top: int) -> list[ClockRow]:
+        if self.last_seq is None:  # (re)start: every running clock with alarms left
+            return _clock_rows(tx, "alarms IS NOT NULL AND seq <= %s", top)
+        if top > self.last_seq:
+            return _clock_rows(tx, "seq > %s AND seq <= %s", self.last_seq, top)
+        return []
+
+    def _queue(self, row: ClockRow) -> None:
+        self._current[(row.ticket_id, row.metric)] = int(row.seq)
+        for when, kind, threshold in orjson.loads(row.alarms) if row.alarms else ():
+            alarm = _alarm(row, when, kind, threshold, next(self._order))
+            if alarm.key not in self._done:
+                heapq.heappush(self._heap, alarm)
 
     def next_due(self) -> float | None:
         self._drop_stale()
         return self._heap[0].due if self._heap else None
 
     def _drop_stale(self) -> None:
-        while self._heap and (
-            self._heap[0].key in self._done
-            or self._heap[0].seq
-            != self._current.get((self._heap[0].ticket_id, self._heap[0].metric))
-        ):
+        while self._heap and not self._current_alarm(self._heap[0]):
             heapq.heappop(self._heap)
+
+    def _current_alarm(self, alarm: Alarm) -> bool:
+        """Not recorded yet, and from its clock's latest row."""
+        return alarm.key not in self._done and alarm.seq == self._current.get(
+            (alarm.ticket_id, alarm.metric)
+        )
 
     # -- recording --------------------------------------------------------------------
 
     def fire_due(self) -> int:
         """Record every alarm due by now; returns how many events were recorded."""
         recorded = 0
-        while True:
-            now, due = self.clock(), []
-            self._drop_stale()
-            while self._heap and self._heap[0].due <= now and len(due) < self.batch_size:
-                alarm = heapq.heappop(self._heap)
-                if alarm.key not in self._done and alarm.seq == self._current.get(
-                    (alarm.ticket_id, alarm.metric)
-                ):
-                    due.append(alarm)
-                    self._done.add(alarm.key)  # also stops a duplicate inside this batch
-                self._drop_stale()
-            if not due:
-                return recorded
+        while due := self._take_due(self.clock()):
             recorded += self._record(due)
+        return recorded
+
+    def _take_due(self, now: float) -> list[Alarm]:
+        """Up to `batch_size` current alarms due by `now`, off the queue and marked done."""
+        due: list[Alarm] = []
+        self._drop_stale()
+        while self._heap and self._heap[0].due <= now and len(due) < self.batch_size:
+            alarm = heapq.heappop(self._heap)
+            if self._current_alarm(alarm):
+                due.append(alarm)
+                self._done.add(alarm.key)  # also stops a duplicate inside this batch
+            self._drop_stale()
+        return due
 
     def _record(self, alarms: list[Alarm]) -> int:
         """Record a batch in one transaction; a conflicting write falls back to one by one."""
@@ -218,21 +252,26 @@ class SlaScheduler:
 
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or self._stop
-        next_poll = 0.0
+        self._next_poll = 0.0
         while not stop.is_set():
             try:
-                now = self.clock()
-                if now >= next_poll:
-                    self.refresh()
-                    next_poll = now + self.poll_interval
-                self.fire_due()
-                due = self.next_due()
-                wake = next_poll if due is None else min(next_poll, due)
-                stop.wait(max(0.0, min(wake - self.clock(), self.poll_interval)))
+                self._step(stop)
             except Exception:  # a scheduler must outlive a bad moment; nothing is lost
                 log.exception("SLA scheduler step failed; retrying")
                 self.last_seq = None  # rebuild the queue from the read model
                 stop.wait(1.0)
+
+    def _step(self, stop: threading.Event) -> None:
+        """Look for changes when a poll is due, record what is due, then sleep until the
+        next alarm or poll."""
+        now = self.clock()
+        if now >= self._next_poll:
+            self.refresh()
+            self._next_poll = now + self.poll_interval
+        self.fire_due()
+        due = self.next_due()
+        wake = self._next_poll if due is None else min(self._next_poll, due)
+        stop.wait(max(0.0, min(wake - self.clock(), self.poll_interval)))
 
     def start(self) -> SlaScheduler:
         self._stop.clear()

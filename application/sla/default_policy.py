@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
@@ -31,19 +31,25 @@ class DefaultPolicySettings(Protocol):
 
 
 DEFAULT_POLICY_ID = uuid5(UUID("2c7a0f2e-98b1-4f43-8d55-6b0f3a1c9e77"), "itsm/sla/default")
+BOOTSTRAP = Actor("bootstrap", ActorKind.AUTOMATION)
 log = logging.getLogger(__name__)
 
 
 def _targets(text: str) -> dict[str, float]:
     """'P1=900,P2=3600' -> {'P1': 900, 'P2': 3600}: seconds per priority (or *)."""
-    out = {}
+    out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = part.partition("=")
         out[key.strip()] = float(value)
     return out
 
 
-def default_spec(settings: DefaultPolicySettings) -> dict:
+def _calendar(text: str) -> Any:
+    """BusinessCalendar.to_dict() as JSON; empty: None, 24x7."""
+    return json.loads(text) if text else None
+
+
+def default_spec(settings: DefaultPolicySettings) -> dict[str, Any]:
     return {
         "name": settings.sla_default_name,
         "description": "Shipped default: applies to every incident no other policy matches.",
@@ -53,9 +59,7 @@ def default_spec(settings: DefaultPolicySettings) -> dict:
             "respond": _targets(settings.sla_default_respond),
             "resolve": _targets(settings.sla_default_resolve),
         },
-        "calendar": json.loads(settings.sla_default_calendar)
-        if settings.sla_default_calendar
-        else None,
+        "calendar": _calendar(settings.sla_default_calendar),
         "warnings": [int(w) for w in settings.sla_default_warnings.split(",") if w.strip()],
     }
 
@@ -65,12 +69,7 @@ def ensure_default_policy(policies: SlaPolicies, settings: DefaultPolicySettings
     if not settings.sla_default_policy or policies.exists(DEFAULT_POLICY_ID):
         return False
     try:
-        policies.create(
-            default_spec(settings),
-            Actor("bootstrap", ActorKind.AUTOMATION),
-            "bootstrap",
-            policy_id=DEFAULT_POLICY_ID,
-        )
+        policies.create(default_spec(settings), BOOTSTRAP, "bootstrap", DEFAULT_POLICY_ID)
     except IntegrityError:  # another process created it first
         return False
     log.info("created the default SLA policy %s", DEFAULT_POLICY_ID)

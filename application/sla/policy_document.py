@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -42,11 +43,11 @@ class Conditions(_Body):
     priority: list[Literal["P1", "P2", "P3", "P4"]] = []
     service: list[str] = []
     category: list[str] = []
-    organisation: list[str] = Field([], description="the caller's organisation")
+    organisation: list[str] = Field(default=[], description="the caller's organisation")
 
 
 class MetricTargets(_Body):
-    respond: Targets | None = Field(None, description="time to acknowledgement")
+    respond: Targets | None = Field(default=None, description="time to acknowledgement")
     resolve: Targets | None = None
 
 
@@ -88,9 +89,7 @@ class PolicyPatch(_Body):
     warnings: list[float] | None = None
 
 
-def _seconds(targets: dict | None) -> dict | None:
-    if targets is None:
-        return None
+def _seconds(targets: Mapping[PriorityKey, timedelta]) -> dict[str, float]:
     return {key: value.total_seconds() for key, value in targets.items()}
 
 
@@ -99,21 +98,24 @@ def to_spec(body: PolicyCreate | PolicyPatch) -> dict[str, Any]:
     fields = (
         body.model_fields_set if isinstance(body, PolicyPatch) else set(type(body).model_fields)
     )
-    out: dict[str, Any] = {}
-    for name in fields:
-        value = getattr(body, name)
-        if name == "targets" and value is not None:
-            value = {
-                m: _seconds(getattr(value, m))
-                for m in ("respond", "resolve")
-                if getattr(value, m) is not None
-            }
-        elif name == "ola" and value is not None:
-            value = {group: _seconds(t) for group, t in value.items()}
-        elif name in ("conditions", "pause") and value is not None:
-            value = value.model_dump(mode="json")
-        out[name] = value
-    return out
+    return {name: _spec_value(name, getattr(body, name)) for name in fields}
+
+
+def _spec_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name == "targets":
+        return _metric_seconds(value)
+    if name == "ola":
+        return {group: _seconds(targets) for group, targets in value.items()}
+    if name in ("conditions", "pause"):
+        return value.model_dump(mode="json")
+    return value
+
+
+def _metric_seconds(targets: MetricTargets) -> dict[str, dict[str, float]]:
+    given = {"respond": targets.respond, "resolve": targets.resolve}
+    return {metric: _seconds(value) for metric, value in given.items() if value is not None}
 
 
 def draft_spec(data: dict[str, Any]) -> dict[str, Any]:

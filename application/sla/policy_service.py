@@ -7,7 +7,8 @@ and reach the same Kafka topic; the clock projection learns them from there.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol, TypedDict, TypeGuard
 from uuid import UUID
 
 from application.desk.errors import NotFound
@@ -23,6 +24,31 @@ class PolicyNotFound(DomainError):
     pass
 
 
+class VersionRecord(TypedDict):
+    """One version of a policy: who made it, why (causation id) and when."""
+
+    version: int
+    effective_from: datetime
+    actor: dict[str, str]
+    causation_id: str
+    spec: dict[str, Any]
+
+
+class _VersionEvent(Protocol):
+    """What `SlaPolicy.Created` and `SlaPolicy.Revised` carry."""
+
+    @property
+    def originator_version(self) -> int: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def by(self) -> Actor: ...
+    @property
+    def causation_id(self) -> str: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+
+
 class SlaPolicies:
     def __init__(self, desk: ServiceDesk) -> None:
         self.desk = desk
@@ -30,7 +56,10 @@ class SlaPolicies:
     def create(
         self, spec: Mapping[str, Any], by: Actor, causation_id: str, policy_id: UUID | None = None
     ) -> SlaPolicy:
-        return self.desk.create(DefinePolicy(spec, policy_id), Context(by, causation_id))
+        policy: SlaPolicy = self.desk.create(
+            DefinePolicy(spec, policy_id), Context(by, causation_id)
+        )
+        return policy
 
     def get(self, policy_id: UUID, version: int | None = None) -> SlaPolicy:
         policy = self.desk.find(policy_id) if version is None else self._at(policy_id, version)
@@ -63,25 +92,29 @@ class SlaPolicies:
         """A new version: the whole spec (PUT) or only the keys given (PATCH)."""
         ctx = Context(by, causation_id, expected_version=expected_version)
         try:
-            return self.desk.execute(policy_id, RevisePolicy(spec, partial), ctx)
+            policy: SlaPolicy = self.desk.execute(policy_id, RevisePolicy(spec, partial), ctx)
         except NotFound:
             raise PolicyNotFound(f"no SLA policy with id {policy_id}") from None
+        return policy
 
-    def versions(self, policy_id: UUID) -> list[dict[str, Any]]:
+    def versions(self, policy_id: UUID) -> list[VersionRecord]:
         """Every version with who made it, why (causation id) and when."""
-        out = []
-        for domain_event in self.desk.events.get(policy_id):
-            if not isinstance(domain_event, (SlaPolicy.Created, SlaPolicy.Revised)):
-                continue
-            out.append(
-                {
-                    "version": domain_event.originator_version,
-                    "effective_from": domain_event.timestamp,
-                    "actor": domain_event.by.as_dict(),
-                    "causation_id": domain_event.causation_id,
-                    "spec": domain_event.spec,
-                }
-            )
+        out = [_version(e) for e in self.desk.events.get(policy_id) if _is_version(e)]
         if not out:
             raise PolicyNotFound(f"no SLA policy with id {policy_id}")
         return out
+
+
+def _is_version(event: object) -> TypeGuard[_VersionEvent]:
+    # `Revised` is declared by `@event("Revised")` alone: the type checker cannot see it.
+    return isinstance(event, SlaPolicy.Created) or type(event).__qualname__ == "SlaPolicy.Revised"
+
+
+def _version(event: _VersionEvent) -> VersionRecord:
+    return {
+        "version": event.originator_version,
+        "effective_from": event.timestamp,
+        "actor": event.by.as_dict(),
+        "causation_id": event.causation_id,
+        "spec": event.spec,
+    }

@@ -18,6 +18,8 @@ from projections.runtime.runner import ProjectionRunner
 from projections.sla import sla_queries
 from projections.sla.sla_clocks import SlaClocksProjection
 
+Row = dict[str, Any]
+
 
 class EventReplay(Protocol):
     def __call__(self, runners: list[ProjectionRunner], batch_size: int) -> int:
@@ -25,17 +27,23 @@ class EventReplay(Protocol):
         ...
 
 
+class ScratchStore(ReadStore, Protocol):
+    """A read store of its own for one simulation, closed once it was read."""
+
+    def close(self) -> None: ...
+
+
 class WhatIf:
     """Replays the history against a draft policy into a scratch read model."""
 
     def __init__(
-        self, replay: EventReplay, scratch: Callable[[], ReadStore], live: ReadStore
+        self, replay: EventReplay, scratch: Callable[[], ScratchStore], live: ReadStore
     ) -> None:
         self.replay, self.scratch, self.live = replay, scratch, live
 
     def replay_draft(
         self, draft: Mapping[str, Any], batch_size: int = 1000
-    ) -> tuple[ReadStore, int]:
+    ) -> tuple[ScratchStore, int]:
         """A clock read model of the whole history under `draft`: (db, events replayed)."""
         db = self.scratch()  # an in-memory SQLite: use it on this thread only
         runner = ProjectionRunner(db, SlaClocksProjection(draft=normalise_spec(draft)))
@@ -61,29 +69,34 @@ def simulate(
         raise ValueError("the period must end after it starts")
     now = min(now or datetime.now(timezone.utc), end)
     db, replayed = what_if.replay_draft(draft)
+    drafted = _decided_once(db, start, end, now)
+    actual = _decided(what_if.live, start, end, now)
+    period = {"from": start.isoformat(), "to": end.isoformat(), "events_replayed": replayed}
+    return {**period, **_comparison(drafted, actual)}
+
+
+def _decided(db: ReadStore, start: datetime, end: datetime, now: datetime) -> list[Row]:
+    with db.transaction(read_only=True) as tx:
+        return sla_queries.decided(tx, start, end, now)
+
+
+def _decided_once(db: ScratchStore, start: datetime, end: datetime, now: datetime) -> list[Row]:
     try:
-        with db.transaction(read_only=True) as tx:
-            drafted = sla_queries.decided(tx, start, end, now)
+        return _decided(db, start, end, now)
     finally:
         db.close()
-    with what_if.live.transaction(read_only=True) as tx:
-        actual = sla_queries.decided(tx, start, end, now)
+
+
+def _comparison(drafted: list[Row], actual: list[Row]) -> dict[str, list[Row]]:
     return {
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "events_replayed": replayed,
         "by_priority": _side_by_side(drafted, actual, "priority"),
         "by_group": _side_by_side(drafted, actual, "group"),
         "overall": _side_by_side(drafted, actual, None),
     }
 
 
-def _side_by_side(drafted: list[dict], actual: list[dict], by: str | None) -> list[dict]:
-    def table(rows):
-        rows = [{**r, "all": "all"} for r in rows]
-        return {(s["metric"], s["key"]): s for s in sla_queries.summarise(rows, by or "all")}
-
-    draft_t, actual_t = table(drafted), table(actual)
+def _side_by_side(drafted: list[Row], actual: list[Row], by: str | None) -> list[Row]:
+    draft_t, actual_t = _summary(drafted, by), _summary(actual, by)
     return [
         {
             "metric": metric,
@@ -95,7 +108,13 @@ def _side_by_side(drafted: list[dict], actual: list[dict], by: str | None) -> li
     ]
 
 
-def _outcome(summary: dict | None) -> dict | None:
+def _summary(rows: list[Row], by: str | None) -> dict[tuple[str, str], Row]:
+    """Per (metric, value of `by`): met, breached, compliance; one "all" row without `by`."""
+    rows = [{**r, "all": "all"} for r in rows]
+    return {(s["metric"], s["key"]): s for s in sla_queries.summarise(rows, by or "all")}
+
+
+def _outcome(summary: Row | None) -> Row | None:
     if summary is None:
         return None
     return {k: v for k, v in summary.items() if k in ("met", "breached", "compliance_percent")}

@@ -32,9 +32,6 @@ class Incident(Aggregate):
         pass
 
     class Logged(CheckedEvent, Aggregate.Created):
-        # v2 added the channel (v1 incidents were all logged by phone); v3 added, for incidents
-        # that came from elsewhere, `at` (the time at the source), `source` (the system) and
-        # `external_ref` (its ticket number there).
         class_version = 3
         number: str
         title: str
@@ -54,11 +51,14 @@ class Incident(Aggregate):
         external_ref: str | None
 
         @staticmethod
-        def upcast_v1_v2(state: dict) -> None:
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Version 1 has no channel: every incident it records was logged by phone."""
             state["channel"] = str(Channel.PHONE)
 
         @staticmethod
-        def upcast_v2_v3(state: dict) -> None:
+        def upcast_v2_v3(state: dict[str, object]) -> None:
+            """Version 2 has no `at` (the time at the source), `source` (the system) or
+            `external_ref` (its ticket number there): it records incidents logged here."""
             state.update(at=None, source=None, external_ref=None)
 
     @event(Logged)
@@ -95,10 +95,10 @@ class Incident(Aggregate):
         self.major = False
         self.reassignment_count = 0
         self.reopen_count = 0
-        self.acknowledged_at = None
-        self.resolved_at = None
-        self.closed_at = None
-        self.cancelled_at = None
+        self.acknowledged_at: datetime | None = None
+        self.resolved_at: datetime | None = None
+        self.closed_at: datetime | None = None
+        self.cancelled_at: datetime | None = None
         self.resolution_code: str | None = None
         self.resolution_notes: str | None = None
         self.satisfaction: int | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, TAggregate
 
 from domain.shared_kernel.value_checks import CheckedEvent
 
@@ -14,7 +14,7 @@ class StampedEvent(CheckedEvent, Aggregate.Event):
 
     class_version = 1
 
-    def mutate(self, aggregate):
+    def mutate(self, aggregate: TAggregate | None) -> TAggregate | None:
         if aggregate is not None:
             aggregate.modified_on = self.timestamp
         return super().mutate(aggregate)

@@ -35,7 +35,12 @@ class PriorityMatrix:
     @classmethod
     def parse(cls, text: str) -> PriorityMatrix:
         """Parse 'P1,P2,P3;P2,P3,P4;P3,P4,P4' (rows = impact 1..3)."""
-        rows = tuple(tuple(c.strip() for c in row.split(",")) for row in text.split(";"))
-        if any(len(row) != 3 for row in rows):
-            raise InvalidValue("a priority matrix is three rows of three cells")
-        return cls(rows=rows)  # type: ignore[arg-type]
+        return cls(rows=tuple(_three_cells(row) for row in text.split(";")))
+
+
+def _three_cells(row: str) -> tuple[str, str, str]:
+    try:
+        first, second, third = (cell.strip() for cell in row.split(","))
+    except ValueError:
+        raise InvalidValue("a priority matrix is three rows of three cells") from None
+    return first, second, third

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import is_dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from domain.shared_kernel.errors import InvalidValue
@@ -41,7 +42,9 @@ LONGEST_TEXT = 65_536
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
-Found = tuple[tuple[Any, ...], str]  # (where in the value, what is wrong)
+Where = tuple[object, ...]  # the keys and indexes down to a part of a value, outermost first
+Found = tuple[Where, str]  # (where in the value, what is wrong)
+Check = Callable[[Any], Found | None]
 
 
 # -- single values: the reason a value is refused, or None -------------------------------------
@@ -104,7 +107,7 @@ def check_integer(name: str, number: int) -> int:
     return number
 
 
-def check_duration(name: str, seconds: int | float) -> int | float:
+def check_duration(name: str, seconds: object) -> int | float:
     """A positive number of seconds, at most LONGEST_DURATION."""
     if (
         isinstance(seconds, bool)
@@ -134,36 +137,36 @@ def parse_time(text: str, default_tz: tzinfo = UTC, name: str = "time") -> datet
 # -- any value an event may hold ---------------------------------------------------------------
 
 
-def value_problem(value: Any) -> Found | None:
+def value_problem(value: object) -> Found | None:
     """Where in `value` (keys and indexes, outermost first) a part is refused, and why."""
-    kind = type(value)
-    check = _BY_TYPE.get(kind) or _learn(kind)
-    return check(value)
+    return _check_of(type(value))(value)
+
+
+def _found(problem: str | None) -> Found | None:
+    return None if problem is None else ((), problem)
 
 
 def _text(value: str) -> Found | None:
-    problem = text_problem(value)
-    return None if problem is None else ((), problem)
+    return _found(text_problem(value))
 
 
 def _integer(value: int) -> Found | None:
-    return None if -INTEGER_LIMIT <= value <= INTEGER_LIMIT else ((), integer_problem(value))
+    return _found(integer_problem(value))
 
 
 def _number(value: float) -> Found | None:
-    return None if math.isfinite(value) else ((), number_problem(value))
+    return _found(number_problem(value))
 
 
 def _time(value: datetime) -> Found | None:
-    problem = time_problem(value)
-    return None if problem is None else ((), problem)
+    return _found(time_problem(value))
 
 
-def _fine(value: Any) -> None:
+def _fine(value: object) -> None:
     return None
 
 
-def _first(items: Any) -> Found | None:
+def _first(items: Iterable[tuple[object, object]]) -> Found | None:
     for key, item in items:
         found = value_problem(item)
         if found is not None:
@@ -171,7 +174,7 @@ def _first(items: Any) -> Found | None:
     return None
 
 
-def _mapping(mapping: dict) -> Found | None:
+def _mapping(mapping: Mapping[object, object]) -> Found | None:
     found = _first(mapping.items())
     if found is not None:
         return found
@@ -181,15 +184,17 @@ def _mapping(mapping: dict) -> Found | None:
     return None
 
 
-def _sequence(items: list | tuple) -> Found | None:
+def _sequence(items: Sequence[object]) -> Found | None:
     return _first(enumerate(items))
 
 
-def _record(value: Any) -> Found | None:
+def _record(value: object) -> Found | None:
     return _first(vars(value).items())
 
 
-_BY_TYPE: dict[type, Any] = {
+# The check of each type met so far. A check takes a value of its own type only, which a
+# type-indexed table cannot say: its parameter is Any.
+_BY_TYPE: dict[type, Check] = {
     str: _text,
     int: _integer,
     float: _number,
@@ -201,21 +206,26 @@ _BY_TYPE: dict[type, Any] = {
     list: _sequence,
     tuple: _sequence,
 }
+# The check of a subclass of these, in the order they are tried (bool before int).
+_BY_BASE: tuple[tuple[type, Check], ...] = (
+    (str, _text),
+    (bool, _fine),
+    (int, _integer),
+    (float, _number),
+    (datetime, _time),
+    (dict, _mapping),
+    (list, _sequence),
+    (tuple, _sequence),
+)
 
 
-def _learn(kind: type) -> Any:
+def _check_of(kind: type) -> Check:
+    return _BY_TYPE.get(kind) or _learn(kind)
+
+
+def _learn(kind: type) -> Check:
     """The check of a type first met (an enum, Actor, ...), remembered."""
-    bases = (
-        (str, _text),
-        (bool, _fine),
-        (int, _integer),
-        (float, _number),
-        (datetime, _time),
-        (dict, _mapping),
-        (list, _sequence),
-        (tuple, _sequence),
-    )
-    check = next((c for base, c in bases if issubclass(kind, base)), None)
+    check = next((c for base, c in _BY_BASE if issubclass(kind, base)), None)
     if check is None:
         # A dataclass (Actor) is recorded field by field; anything else the store's
         # transcoder accepts or refuses itself.
@@ -224,7 +234,7 @@ def _learn(kind: type) -> Any:
     return check
 
 
-def _path(where: tuple[Any, ...]) -> str:
+def _path(where: Where) -> str:
     """Keys that are themselves refused text are quoted, so the message stays printable."""
     return ".".join(repr(k) if isinstance(k, str) and text_problem(k) else str(k) for k in where)
 
@@ -242,36 +252,45 @@ def check_fields(values: dict[str, Any]) -> None:
         raise InvalidValue(f"{_path(found[0])} {found[1]}")
 
 
-def _clear(values: Any, texts: list[str]) -> bool:
+def _clear(values: Iterable[object], texts: list[str]) -> bool:
     """The write path's quick look: whether every value but the texts (gathered into
     `texts`, searched at once by the caller) is fine. Not sure -> False, and the careful
-    walk (`value_problem`) decides and says where."""
+    walk (`value_problem`) decides and says where. Text, integers and None, most of any
+    event, are looked at here without a further call."""
     for value in values:
-        kind = type(value)
-        if kind is str:
+        if type(value) is str:
             if len(value) > LONGEST_TEXT:
                 return False
             texts.append(value)
-        elif kind is int:
+        elif type(value) is int:
             if not -INTEGER_LIMIT <= value <= INTEGER_LIMIT:
                 return False
-        elif kind is datetime:
-            if value.utcoffset() is None or not TIMES_FROM <= value < TIMES_BEFORE:
-                return False
-        elif value is None or kind is bool or kind is UUID:
-            continue
-        elif kind is dict:
-            texts.extend(value)  # its keys; one that is not text fails the join
-            if not _clear(value.values(), texts):
-                return False
-        elif isinstance(value, str):  # StrEnum members
-            texts.append(value)
-        elif (_BY_TYPE.get(kind) or _learn(kind)) is _record:  # Actor
-            if not _clear(vars(value).values(), texts):
-                return False
-        elif value_problem(value) is not None:
+        elif value is not None and not _clear_other(value, texts):
             return False
     return True
+
+
+def _clear_other(value: object, texts: list[str]) -> bool:
+    """`_clear` of one value that is neither plain text, a plain integer nor None."""
+    if type(value) is bool or type(value) is UUID:
+        return True
+    if type(value) is datetime:
+        return value.utcoffset() is not None and TIMES_FROM <= value < TIMES_BEFORE
+    if type(value) is dict:
+        texts.extend(value)  # its keys; one that is not text fails the join
+        return _clear(value.values(), texts)
+    if isinstance(value, str):  # StrEnum members
+        texts.append(value)
+        return True
+    if _check_of(type(value)) is _record:  # Actor
+        return _clear(vars(value).values(), texts)
+    return value_problem(value) is None
+
+
+class _PostInit(Protocol):
+    """The event class CheckedEvent is mixed into (a dataclass of eventsourcing's)."""
+
+    def __post_init__(self) -> None: ...
 
 
 class CheckedEvent:
@@ -280,7 +299,7 @@ class CheckedEvent:
     events without calling __post_init__, so stored history is never refused."""
 
     def __post_init__(self) -> None:
-        super().__post_init__()  # type: ignore[misc]
+        cast(_PostInit, super()).__post_init__()
         check_fields(self.__dict__)
 
 

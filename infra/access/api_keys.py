@@ -58,13 +58,16 @@ class ApiKeys:
         cached = self._cache.get(digest)
         if cached and now - cached[0] < self.ttl:
             return cached[1]
-        with self.db.transaction(read_only=True) as tx:
-            row = tx.execute(
-                "SELECT name, role FROM itsm_api_keys WHERE digest = %s", (digest,)
-            ).fetchone()
-        principal = Principal(name=row[0], role=Role(row[1])) if row else None
+        principal = self._holder(digest)
         if principal is not None:  # unknown keys are not cached: a new key works at once
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now, principal)
         return principal
+
+    def _holder(self, digest: str) -> Principal | None:
+        with self.db.transaction(read_only=True) as tx:
+            row = tx.execute(
+                "SELECT name, role FROM itsm_api_keys WHERE digest = %s", (digest,)
+            ).fetchone()
+        return Principal(name=row[0], role=Role(row[1])) if row else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from infra.cli.process import open_container
+from infra.cli.process import Commands, open_container
 
 
 def keys_create(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     from application.access import Role
 
     keys = commands.add_parser("keys").add_subparsers(dest="keys_command", required=True)

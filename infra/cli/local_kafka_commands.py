@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from infra.cli.process import Commands
 from infra.settings import Settings
 
 
@@ -26,9 +27,7 @@ def kafka_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
-    from infra.settings import Settings
-
+def register(commands: Commands) -> None:
     kafka = commands.add_parser("kafka").add_subparsers(dest="kafka_command", required=True)
     default_dir = str(Settings().data_dir / "kafka")
     p = kafka.add_parser("up", help="run a local single-node Kafka (KRaft); prints its address")

@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parser().parse_args(argv)
-    return args.run(args)
+    status: int = args.run(args)  # the subcommand's, set by its `register`
+    return status
 
 
 if __name__ == "__main__":

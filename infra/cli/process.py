@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING, TypeAlias
 
 from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from infra.composition_root import Container
+
+# What each command group's `register` adds its subcommands to.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def stop_on_signals() -> threading.Event:
@@ -16,7 +24,7 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def open_container():
+def open_container() -> Container:
     from infra.composition_root import bootstrap
 
     return bootstrap(Settings())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from infra.cli.process import open_container
+from infra.cli.process import Commands, open_container
 
 
 def projections_rebuild(args: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def projections_retry(args: argparse.Namespace) -> int:
     return 1 if still else 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     projections = commands.add_parser("projections").add_subparsers(
         dest="projections_command", required=True
     )

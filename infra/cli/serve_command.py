@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from infra.cli.process import Commands
 from infra.settings import Settings
+
+_ONE_PROCESS = (
+    "one API process only without Kafka: `itsm serve` then feeds the read models "
+    "and runs the SLA scheduler in-process, which must happen once. Set "
+    "ITSM_KAFKA_BOOTSTRAP (and run `itsm relay`, `itsm worker`, `itsm sla "
+    "scheduler`) to run several."
+)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -14,12 +22,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings()
     workers = args.workers or settings.api_workers
     if workers > 1 and not settings.kafka_bootstrap:
-        sys.exit(
-            "one API process only without Kafka: `itsm serve` then feeds the read models "
-            "and runs the SLA scheduler in-process, which must happen once. Set "
-            "ITSM_KAFKA_BOOTSTRAP (and run `itsm relay`, `itsm worker`, `itsm sla "
-            "scheduler`) to run several."
-        )
+        sys.exit(_ONE_PROCESS)
     # Per-request access lines cost a lock and a write on the hot path; /metrics and the
     # X-Request-ID on every event already tell what happened.
     uvicorn.run(
@@ -34,7 +37,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands) -> None:
     p = commands.add_parser("serve", help="serve the HTTP API")
     p.add_argument("--host"), p.add_argument("--port", type=int)
     p.add_argument(

@@ -1,4 +1,4 @@
-"""`itsm sla ...`: SLA scheduler and what-if simulations (issue 3, docs/sla.md)."""
+"""`itsm sla ...`: SLA scheduler and what-if simulations (docs/sla.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from infra.cli.process import Commands
 
 
 def scheduler(args: argparse.Namespace) -> int:
@@ -33,16 +36,10 @@ def _moment(text: str) -> datetime:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from application.sla.policy_document import draft_spec
     from domain.shared_kernel.errors import DomainError
     from infra.cli.process import open_container
 
-    try:
-        draft = draft_spec(json.loads(Path(args.draft).read_text()))
-    except (OSError, ValueError, ValidationError) as error:
-        sys.exit(f"cannot read the draft policy {args.draft}: {error}")
+    draft = _draft(args.draft)
     container = open_container()
     try:
         result = container.what_if.simulate(draft, args.start, args.end)
@@ -54,7 +51,19 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def _draft(path: str) -> dict[str, Any]:
+    """The draft policy of a JSON file (a policy create body), or exit saying why not."""
+    from pydantic import ValidationError
+
+    from application.sla.policy_document import draft_spec
+
+    try:
+        return draft_spec(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, ValidationError) as error:
+        sys.exit(f"cannot read the draft policy {path}: {error}")
+
+
+def register(commands: Commands) -> None:
     """Add the sla subcommands to the `itsm` parser."""
     sla = commands.add_parser("sla", help="SLA scheduler and simulations").add_subparsers(
         dest="sla_command", required=True

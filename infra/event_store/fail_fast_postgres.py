@@ -2,8 +2,8 @@
 
 eventsourcing retries every recorder call that raises OperationalError ten times, and a
 pool timeout (no connection within POSTGRES_CONNECT_TIMEOUT) is one: with the database
-away, one command waited about ten pool timeouts before it failed, so a client learnt
-nothing for a minute. Here a pool timeout is raised as `StoreUnavailable`, which is not
+away, a command would wait out ten pool timeouts before failing, and its client would
+learn nothing for a minute. Here a pool timeout is raised as `StoreUnavailable`, which is not
 retried; its cause still tells `infra.sql.unavailable` that the database is away (a 503).
 Selected by PERSISTENCE_MODULE (infra/event_store/postgres_env.py).
 """
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import PersistenceError
-from eventsourcing.postgres import OperationalError, PostgresDatastore, PostgresFactory
+from eventsourcing.persistence import OperationalError, PersistenceError
+from eventsourcing.postgres import PostgresDatastore, PostgresFactory
 from psycopg_pool import PoolTimeout
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
+from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 from infra.event_store.publishing import published, to_envelope
+from projections.runtime.envelope import Envelope
 from projections.runtime.runner import ProjectionRunner
 
 SOURCE = "notifications"
@@ -22,7 +25,7 @@ class NotificationFeed:
     def __init__(
         self,
         recorder: ApplicationRecorder,
-        mapper: Mapper,
+        mapper: Mapper[UUID],
         runners: list[ProjectionRunner],
         batch_size: int = 500,
     ) -> None:
@@ -33,25 +36,30 @@ class NotificationFeed:
 
     def step(self) -> int:
         """Feed one batch to every projection; returns how many notifications it consumed."""
-        consumed = 0
-        for runner in self.runners:
-            # Read the stored position every time: a rebuild may have reset it meanwhile.
-            expected = runner.position(SOURCE, 0)
-            notifications = self.recorder.select_notifications(
-                start=max(expected, 1), limit=self.batch_size
-            )
-            if not notifications:
-                continue
-            wants = runner.projection.wants
-            records = [
-                (n.id, published(to_envelope(self.mapper, n)))
-                for n in notifications
-                if wants(n.topic.partition(":")[2])
-            ]
-            end = notifications[-1].id + 1  # past the events that were not its own, too
-            if runner.apply_batch(SOURCE, 0, expected, records, end=end) != expected:
-                consumed += len(notifications)
-        return consumed
+        return sum(self._feed(runner) for runner in self.runners)
+
+    def _feed(self, runner: ProjectionRunner) -> int:
+        # Read the stored position every time: a rebuild may have reset it meanwhile.
+        expected = runner.position(SOURCE, 0)
+        notifications = self.recorder.select_notifications(
+            start=max(expected, 1), limit=self.batch_size
+        )
+        if not notifications:
+            return 0
+        records = self._wanted(runner, notifications)
+        end = notifications[-1].id + 1  # past the events that were not its own, too
+        moved = runner.apply_batch(SOURCE, 0, expected, records, end=end) != expected
+        return len(notifications) if moved else 0
+
+    def _wanted(
+        self, runner: ProjectionRunner, notifications: Sequence[Notification]
+    ) -> list[tuple[int, Envelope]]:
+        wants = runner.projection.wants
+        return [
+            (n.id, published(to_envelope(self.mapper, n)))
+            for n in notifications
+            if wants(n.topic.partition(":")[2])
+        ]
 
     def replay_all(self) -> int:
         """Feed until nothing is left; returns how many notifications were consumed."""

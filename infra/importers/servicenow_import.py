@@ -36,12 +36,11 @@ import io
 import itertools
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -76,6 +75,29 @@ CHANNELS = {
 }
 BOOLEANS = {"true": True, "false": False}
 REQUIRED_COLUMNS = ("number", "incident_state", "sys_mod_count", "sys_updated_at")
+# The snapshot's fields after its identity and state, in order: (field, column, how read).
+DETAILS = (
+    ("opened_at", "opened_at", "date"),
+    ("opened_by", "opened_by", "text"),
+    ("caller", "caller_id", "text"),
+    ("category", "category", "text"),
+    ("subcategory", "subcategory", "text"),
+    ("service", "cmdb_ci", "text"),
+    ("impact", "impact", "level"),
+    ("urgency", "urgency", "level"),
+    ("priority", "priority", "priority"),
+    ("assignment_group", "assignment_group", "text"),
+    ("assignee", "assigned_to", "text"),
+    ("reopen_count", "reopen_count", "count"),
+    ("reassignment_count", "reassignment_count", "count"),
+    ("resolution_code", "closed_code", "text"),
+    ("resolved_by", "resolved_by", "text"),
+    ("resolved_at", "resolved_at", "date"),
+    ("closed_at", "closed_at", "date"),
+    ("made_sla", "made_sla", "boolean"),
+    ("title", "u_symptom", "text"),
+    ("channel", "contact_type", "channel"),
+)
 
 
 class NotAnIncidentExport(ValueError):
@@ -86,7 +108,7 @@ class NotAnIncidentExport(ValueError):
 class ImportStats:
     rows: int = 0
     produced: int = 0
-    skipped: Counter = field(default_factory=Counter)  # reason -> rows
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> rows
     seconds: float = 0.0
 
     @property
@@ -143,6 +165,14 @@ def _count(value: str) -> int | None:
     return int(text) if text is not None and text.isdigit() else None
 
 
+def _boolean(value: str) -> bool | None:
+    return BOOLEANS.get(value.strip().lower())
+
+
+def _channel(value: str) -> str | None:
+    return CHANNELS.get(value.strip())
+
+
 class DateParser:
     """Day-first `D/M/YYYY HH:MM[:SS]` -> ISO text; memoised (the log repeats dates a lot)."""
 
@@ -164,18 +194,21 @@ class DateParser:
         text = _text(value)
         if text is None:
             return None
-        day_part, _, time_part = text.partition(" ")
-        try:
-            day, month, year = (int(p) for p in day_part.split("/"))
-            clock = [int(p) for p in time_part.split(":")] if time_part else [0, 0]
-            moment = datetime(
-                year, month, day, clock[0], clock[1], clock[2] if len(clock) > 2 else 0
-            )
-        except (ValueError, IndexError):
-            raise SkipRow("unparseable date") from None
+        moment = _day_first(text)
         if self.zone is not None:
             return moment.replace(tzinfo=self.zone).isoformat()
         return moment.isoformat()
+
+
+def _day_first(text: str) -> datetime:
+    """`D/M/YYYY HH:MM[:SS]`, or SkipRow."""
+    day_part, _, time_part = text.partition(" ")
+    try:
+        day, month, year = (int(p) for p in day_part.split("/"))
+        clock = [int(p) for p in time_part.split(":")] if time_part else [0, 0]
+        return datetime(year, month, day, clock[0], clock[1], clock[2] if len(clock) > 2 else 0)
+    except (ValueError, IndexError):
+        raise SkipRow("unparseable date") from None
 
 
 # -- rows -> snapshots --------------------------------------------------------------------------
@@ -194,6 +227,7 @@ class RowMapper:
         self.column = {name: i for i, name in enumerate(header)}
         self.date = DateParser(source_timezone)
         self.wall_clock = DateParser()  # offset-free ISO text sorts as the source's clock
+        self.details = _details(self.date)
 
     def order_key(self, row: list[str]) -> tuple[str, int, str] | None:
         """(ref, mod_count, updated_at) that place a row among its ticket's rows; None for a
@@ -216,46 +250,50 @@ class RowMapper:
 
     def snapshot(self, row: list[str]) -> dict[str, Any]:
         """The data of one incident.snapshot; raises SkipRow for rows that are not one."""
-        get = self._get
         if len(row) != len(self.column):
             raise SkipRow("wrong number of columns")
-        raw_state = get(row, "incident_state").strip()
+        state, hold_reason = self._state(row)
+        return {
+            **self._identity(row),
+            "state": state,
+            "hold_reason": hold_reason,
+            **{name: read(self._get(row, column)) for name, column, read in self.details},
+        }
+
+    def _state(self, row: list[str]) -> tuple[str, str | None]:
+        raw_state = self._get(row, "incident_state").strip()
         if raw_state not in STATES:
             raise SkipRow(f"state {raw_state}")
-        state, hold_reason = STATES[raw_state]
-        ref = _text(get(row, "number"))
-        mod_count = _count(get(row, "sys_mod_count"))
-        updated_at = self.date(get(row, "sys_updated_at"))
+        return STATES[raw_state]
+
+    def _identity(self, row: list[str]) -> dict[str, Any]:
+        """Which ticket, which of its updates, and who made it."""
+        ref = _text(self._get(row, "number"))
+        mod_count = _count(self._get(row, "sys_mod_count"))
+        updated_at = self.date(self._get(row, "sys_updated_at"))
         if ref is None or mod_count is None or updated_at is None:
             raise SkipRow("no number, sys_mod_count or sys_updated_at")
+        updated_by = _text(self._get(row, "sys_updated_by"))
         return {
             "ref": ref,
             "mod_count": mod_count,
             "updated_at": updated_at,
-            "updated_by": _text(get(row, "sys_updated_by")),
-            "state": state,
-            "hold_reason": hold_reason,
-            "opened_at": self.date(get(row, "opened_at")),
-            "opened_by": _text(get(row, "opened_by")),
-            "caller": _text(get(row, "caller_id")),
-            "category": _text(get(row, "category")),
-            "subcategory": _text(get(row, "subcategory")),
-            "service": _text(get(row, "cmdb_ci")),
-            "impact": _level(get(row, "impact")),
-            "urgency": _level(get(row, "urgency")),
-            "priority": _priority(get(row, "priority")),
-            "assignment_group": _text(get(row, "assignment_group")),
-            "assignee": _text(get(row, "assigned_to")),
-            "reopen_count": _count(get(row, "reopen_count")),
-            "reassignment_count": _count(get(row, "reassignment_count")),
-            "resolution_code": _text(get(row, "closed_code")),
-            "resolved_by": _text(get(row, "resolved_by")),
-            "resolved_at": self.date(get(row, "resolved_at")),
-            "closed_at": self.date(get(row, "closed_at")),
-            "made_sla": BOOLEANS.get(get(row, "made_sla").strip().lower()),
-            "title": _text(get(row, "u_symptom")),
-            "channel": CHANNELS.get(get(row, "contact_type").strip()),
+            "updated_by": updated_by,
         }
+
+
+def _details(date: DateParser) -> list[tuple[str, str, Callable[[str], Any]]]:
+    """DETAILS, each with the function that reads its column."""
+    readers: dict[str, Callable[[str], Any]] = {
+        "text": _text,
+        "level": _level,
+        "priority": _priority,
+        "count": _count,
+        "date": date,
+        "boolean": _boolean,
+        "channel": _channel,
+    }
+    return [(name, column, readers[kind]) for name, column, kind in DETAILS]
 
 
 def cloud_event(
@@ -294,30 +332,28 @@ def count_rows(path: Path | str) -> int:
     return max(lines - 1, 0)
 
 
-@contextmanager
 def _export_rows(
     path: Path | str, source_timezone: str | None, limit: int | None
-) -> Iterator[tuple[RowMapper | None, Iterator[tuple[int, list[str]]]]]:
-    """The export's mapper and its first `limit` data rows with their index."""
+) -> Iterator[tuple[RowMapper, int, list[str]]]:
+    """The export's first `limit` data rows with their index, and the export's mapper."""
     with open_text(path) as text:
         reader = csv.reader(text)
         header = next(reader, None)
         if header is None:
-            yield None, iter(())
             return
         mapper = RowMapper([h.strip() for h in header], source_timezone)
-        yield mapper, enumerate(itertools.islice(reader, limit))
+        for index, row in enumerate(itertools.islice(reader, limit)):
+            yield mapper, index, row
 
 
 def sending_order(path: Path | str, limit: int | None = None) -> dict[str, deque[int]]:
     """Per ticket, the indices of its rows in the order they are to be sent: by mod_count,
     the latest updated_at first among equal counts, file order among rows equal in both."""
     keys: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
-    with _export_rows(path, None, limit) as (mapper, rows):
-        for index, row in rows:
-            if (key := mapper.order_key(row)) is not None:
-                ref, mod_count, updated_at = key
-                keys[ref].append((mod_count, updated_at, index))
+    for mapper, index, row in _export_rows(path, None, limit):
+        if (key := mapper.order_key(row)) is not None:
+            ref, mod_count, updated_at = key
+            keys[ref].append((mod_count, updated_at, index))
     return {ref: deque(index for *_, index in _sorted(rows)) for ref, rows in keys.items()}
 
 
@@ -341,10 +377,7 @@ class TicketTurns:
             raise ExportChanged(f"{ref} has a row the first reading did not see")
         waiting = self.waiting.setdefault(ref, {})
         waiting[index] = item
-        released = []
-        while turns and turns[0] in waiting:
-            if (ready := waiting.pop(turns.popleft())) is not None:
-                released.append(ready)
+        released = _released(turns, waiting)
         if not waiting:
             del self.waiting[ref]
         if not turns:
@@ -359,6 +392,15 @@ class TicketTurns:
             )
 
 
+def _released(turns: deque[int], waiting: dict[int, Any]) -> list[Any]:
+    """The waiting rows whose turn has come, in turn; a skipped row (None) is dropped."""
+    released = []
+    while turns and turns[0] in waiting:
+        if (ready := waiting.pop(turns.popleft())) is not None:
+            released.append(ready)
+    return released
+
+
 def snapshots(
     path: Path | str,
     source: str = DEFAULT_SOURCE,
@@ -370,28 +412,48 @@ def snapshots(
     skipped rows counted in stats."""
     stats = stats if stats is not None else ImportStats()
     turns = TicketTurns(sending_order(path, limit))
-    with _export_rows(path, source_timezone, limit) as (mapper, rows):
-        for index, row in rows:
-            stats.rows += 1
-            key = mapper.order_key(row)
-            try:
-                event = cloud_event(mapper.snapshot(row), index, source)
-            except SkipRow as skip:
-                stats.skipped[skip.reason] += 1
-                event = None
-            if key is not None:  # without one, `snapshot` skipped the row too
-                for ready in turns.arrive(key[0], index, event):
-                    yield ready["subject"], ready
+    for mapper, index, row in _export_rows(path, source_timezone, limit):
+        stats.rows += 1
+        key = mapper.order_key(row)
+        event = _event(mapper, row, index, source, stats)
+        if key is not None:  # without one, `snapshot` skipped the row too
+            for ready in turns.arrive(key[0], index, event):
+                yield ready["subject"], ready
     turns.check_all_sent()
 
 
-def make_import_producer(bootstrap: str):
+def _event(
+    mapper: RowMapper, row: list[str], index: int, source: str, stats: ImportStats
+) -> dict[str, Any] | None:
+    """The row's CloudEvent; None for a row skipped (and counted)."""
+    try:
+        return cloud_event(mapper.snapshot(row), index, source)
+    except SkipRow as skip:
+        stats.skipped[skip.reason] += 1
+        return None
+
+
+class Sending(Protocol):
+    """What a producer's `send` returns (kafka-python's FutureRecordMetadata)."""
+
+    def add_errback(self, callback: Callable[[BaseException], object]) -> object: ...
+
+
+class ImportProducer(Protocol):
+    """The part of kafka-python's KafkaProducer the import uses."""
+
+    def send(self, topic: str, key: bytes, value: bytes) -> Sending: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def make_import_producer(bootstrap: str) -> ImportProducer:
     """A producer tuned for throughput: big batches, a short linger, every write acked."""
     from kafka import KafkaProducer
 
     from infra.messaging.key_partitioner import KeyPartitioner
 
-    return KafkaProducer(
+    producer: ImportProducer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
@@ -401,6 +463,7 @@ def make_import_producer(bootstrap: str):
         partitioner=KeyPartitioner(),
         client_id="itsm-servicenow-import",
     )
+    return producer
 
 
 def import_servicenow(
@@ -412,51 +475,82 @@ def import_servicenow(
     limit: int | None = None,
     show_progress: bool = True,
     partitions: int | None = None,
-    producer=None,
+    producer: ImportProducer | None = None,
 ) -> ImportStats:
     """Produce one incident.snapshot CloudEvent per row to `topic`; returns what was done.
 
     Returns only after the broker acknowledged every record (acks=all): a failure raises.
     """
     from infra.messaging.kafka_topics import ensure_topics
-    from infra.progress import Progress
 
     if partitions:
         ensure_topics(bootstrap, [topic], partitions)
-    own = producer is None
-    producer = producer or make_import_producer(bootstrap)
-    stats = ImportStats()
-    started = time.perf_counter()
-    total = count_rows(path) if show_progress else 0
-    total = min(total, limit) if limit is not None else total
-    progress = Progress(total, "import") if show_progress else None
-    failures: list[BaseException] = []
-
-    def failed(error: BaseException) -> None:
-        failures.append(error)
-
-    dumps, send = orjson.dumps, producer.send
+    sender = _Sender(producer or make_import_producer(bootstrap), topic)
+    stats, started = ImportStats(), time.perf_counter()
+    progress = _RowProgress(_total(path, limit)) if show_progress else None
     try:
-        seen = 0
-        for ref, event in snapshots(path, source, source_timezone, limit, stats):
-            send(topic, key=ref.encode(), value=dumps(event)).add_errback(failed)
-            stats.produced += 1
-            if progress is not None and stats.rows - seen >= 2000:
-                progress.advance(stats.rows - seen)
-                seen = stats.rows
-            if failures:
-                break
-        producer.flush()
-        if progress is not None:
-            progress.advance(stats.rows - seen)
-            progress.close()
+        sender.send_all(snapshots(path, source, source_timezone, limit, stats), stats, progress)
     finally:
-        if own:
-            producer.close()
-    if failures:
-        raise RuntimeError(f"the broker refused a snapshot: {failures[0]!r}") from failures[0]
+        if producer is None:
+            sender.producer.close()
+    sender.check()
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _total(path: Path | str, limit: int | None) -> int:
+    total = count_rows(path)
+    return min(total, limit) if limit is not None else total
+
+
+class _RowProgress:
+    """The progress bar, moved on every 2000 rows or more rather than at every row."""
+
+    def __init__(self, total: int) -> None:
+        from infra.progress import Progress
+
+        self.bar, self.shown = Progress(total, "import"), 0
+
+    def update(self, rows: int) -> None:
+        if rows - self.shown >= 2000:
+            self.bar.advance(rows - self.shown)
+            self.shown = rows
+
+    def close(self, rows: int) -> None:
+        self.bar.advance(rows - self.shown)
+        self.bar.close()
+
+
+class _Sender:
+    """Sends the snapshots to `topic`; stops at the broker's first refusal."""
+
+    def __init__(self, producer: ImportProducer, topic: str) -> None:
+        self.producer, self.topic = producer, topic
+        self.failures: list[BaseException] = []
+
+    def send_all(
+        self,
+        events: Iterable[tuple[str, dict[str, Any]]],
+        stats: ImportStats,
+        progress: _RowProgress | None,
+    ) -> None:
+        dumps, send, topic = orjson.dumps, self.producer.send, self.topic
+        for ref, event in events:
+            send(topic, key=ref.encode(), value=dumps(event)).add_errback(self.failures.append)
+            stats.produced += 1
+            if progress is not None:
+                progress.update(stats.rows)
+            if self.failures:
+                break
+        self.producer.flush()
+        if progress is not None:
+            progress.close(stats.rows)
+
+    def check(self) -> None:
+        if self.failures:
+            raise RuntimeError(
+                f"the broker refused a snapshot: {self.failures[0]!r}"
+            ) from self.failures[0]
 
 
 def iter_events(path: Path | str, **options: Any) -> Iterable[dict[str, Any]]:

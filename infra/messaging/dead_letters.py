@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import orjson
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
+from infra.messaging.kafka_topics import ensure_topics
+from infra.messaging.supervised_consumer import Record
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -37,6 +40,12 @@ def topic_configs(max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, str]:
     }
 
 
+def ensure_with_dead_letters(bootstrap: str, topic: str, partitions: int, max_bytes: int) -> None:
+    """Create `topic` and its dead-letter topic where they are missing."""
+    dlq = dead_letter_topic(topic)
+    ensure_topics(bootstrap, [topic, dlq], partitions, {dlq: topic_configs(max_bytes)})
+
+
 def make_producer(bootstrap: str, max_bytes: int = DEFAULT_MAX_BYTES) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap,
@@ -48,13 +57,19 @@ def make_producer(bootstrap: str, max_bytes: int = DEFAULT_MAX_BYTES) -> KafkaPr
     )
 
 
+class Sent(Protocol):
+    """What kafka-python's `send` returns (FutureRecordMetadata)."""
+
+    def get(self, timeout: float | None = None) -> object: ...
+
+
 @dataclass
 class _Pending:
     topic: str
-    record: Any
+    record: Record
     reason: str
     kind: str
-    future: Any
+    future: Sent
 
 
 class DeadLetters:
@@ -62,10 +77,10 @@ class DeadLetters:
         self.producer = producer
         self._pending: list[_Pending] = []
 
-    def send(self, topic: str, record: Any, reason: str, kind: str = "") -> None:
+    def send(self, topic: str, record: Record, reason: str, kind: str = "") -> None:
         """Queue a dead letter for `record`; `confirm` waits for every queued one."""
         try:
-            future = self.producer.send(
+            future: Sent = self.producer.send(
                 topic, key=record.key, value=record.value, headers=_headers(record, reason, kind)
             )
         except _TOO_LARGE as error:
@@ -93,40 +108,36 @@ class DeadLetters:
     def close(self) -> None:
         self.producer.close()
 
-    def _reference(self, topic: str, record: Any, reason: str, kind: str, error: Exception):
+    def _reference(
+        self, topic: str, record: Record, reason: str, kind: str, error: Exception
+    ) -> Sent:
+        where = (record.topic, record.partition, record.offset)
         log.warning(
-            "dead letter for %s/%d@%d too large (%r); sending a reference instead",
-            record.topic,
-            record.partition,
-            record.offset,
-            error,
+            "dead letter for %s/%d@%d too large (%r); sending a reference instead", *where, error
         )
         size = len(record.value or b"")
-        value = orjson.dumps(
-            {
-                "reference": {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "size": size,
-                },
-                "reason": reason,
-                "kind": kind,
-            }
-        )
-        return self.producer.send(
-            topic,
-            key=record.key,
-            value=value,
-            headers=[
-                *_headers(record, reason, kind),
-                ("reference", b"true"),
-                ("original_size", str(size).encode()),
-            ],
-        )
+        headers = [
+            *_headers(record, reason, kind),
+            ("reference", b"true"),
+            ("original_size", str(size).encode()),
+        ]
+        value = _reference_value(record, size, reason, kind)
+        future: Sent = self.producer.send(topic, key=record.key, value=value, headers=headers)
+        return future
 
 
-def _headers(record: Any, reason: str, kind: str) -> list[tuple[str, bytes]]:
+def _reference_value(record: Record, size: int, reason: str, kind: str) -> bytes:
+    """Where the original record is, for a dead letter too large to carry it."""
+    reference = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "size": size,
+    }
+    return orjson.dumps({"reference": reference, "reason": reason, "kind": kind})
+
+
+def _headers(record: Record, reason: str, kind: str) -> list[tuple[str, bytes]]:
     return [
         ("reason", reason.encode(errors="replace")[:4000]),
         ("kind", kind.encode()),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
@@ -23,9 +23,15 @@ from infra.messaging.dead_letters import DeadLetters, dead_letter_topic
 from infra.messaging.supervised_consumer import (
     ConsumerFactory,
     ConsumerMetrics,
+    Polled,
+    Record,
     SupervisedConsumer,
+    consumer_options,
     member_id,
 )
+
+if TYPE_CHECKING:
+    from infra.composition_root import Container
 
 log = logging.getLogger(__name__)
 GROUP = "itsm.inbound"
@@ -52,16 +58,8 @@ class InboundConsumer(SupervisedConsumer):
         consumer_factory: ConsumerFactory = KafkaConsumer,
         metrics: ConsumerMetrics | None = None,
     ) -> None:
-        options = dict(
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=max_records,
-            client_id="itsm-inbound",
-            group_instance_id=member_id(worker_id, f"inbound.{topic}"),
-            reconnect_backoff_max_ms=1000,
-        )
+        member = member_id(worker_id, f"inbound.{topic}")
+        options = consumer_options(bootstrap, group_id, "itsm-inbound", member, max_records)
         super().__init__(
             "inbound",
             topic,
@@ -74,14 +72,11 @@ class InboundConsumer(SupervisedConsumer):
         self.applied = self.rejected = 0
         self.busy_seconds = 0.0
 
-    def handle(self, polled: dict[Any, list[Any]]) -> int:
+    def handle(self, polled: Polled) -> int:
         """Apply one poll's records as one batch; commit once every dead letter is in."""
         records = [record for batch in polled.values() for record in batch]
         started = time.perf_counter()
-        outcomes = self.processor.process_batch([r.value or b"" for r in records])
-        for record, outcome in zip(records, outcomes, strict=True):
-            if outcome.status == "rejected":
-                self._dead_letter(record, outcome.reason or "rejected", outcome.kind or "")
+        self._apply(records)
         sent = self.dead_letters.confirm()  # raises if the broker did not take one: no commit
         self.consumer.commit(
             {tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items()}
@@ -91,7 +86,14 @@ class InboundConsumer(SupervisedConsumer):
         self.busy_seconds += time.perf_counter() - started
         return len(records)
 
-    def _dead_letter(self, record, reason: str, kind: str) -> None:
+    def _apply(self, records: list[Record]) -> None:
+        """One batch for the processor; what it rejects is queued for the dead-letter topic."""
+        outcomes = self.processor.process_batch([r.value or b"" for r in records])
+        for record, outcome in zip(records, outcomes, strict=True):
+            if outcome.status == "rejected":
+                self._dead_letter(record, outcome.reason or "rejected", outcome.kind or "")
+
+    def _dead_letter(self, record: Record, reason: str, kind: str) -> None:
         log.warning(
             "dead-lettering %s/%d@%d: %s", record.topic, record.partition, record.offset, reason
         )
@@ -111,20 +113,21 @@ class InboundConsumer(SupervisedConsumer):
                 self.consumer.seek(tp, committed)
 
 
-def consumer_for(container, dead_letters: DeadLetters, **options) -> InboundConsumer:
-    settings = container.settings
-    processor = container.inbound
+def consumer_for(
+    container: Container, bootstrap: str, dead_letters: DeadLetters, max_records: int | None = None
+) -> InboundConsumer:
+    """`itsm inbound`'s consumer, from the settings; it counts in the processor's registry."""
+    settings, processor = container.settings, container.inbound
     return InboundConsumer(
-        settings.kafka_bootstrap,
+        bootstrap,
         settings.inbound_topic,
         processor,
         dead_letters,
-        metrics=options.pop("metrics", None) or ConsumerMetrics(processor.registry),
-        stall_seconds=options.pop("stall_seconds", settings.worker_stall_seconds),
-        max_records=options.pop("max_records", settings.inbound_batch_size),
-        worker_id=options.pop("worker_id", settings.worker_id),
-        group_id=options.pop("group_id", group_for(settings.inbound_topic)),
-        **options,
+        metrics=ConsumerMetrics(processor.registry),
+        stall_seconds=settings.worker_stall_seconds,
+        max_records=max_records or settings.inbound_batch_size,
+        worker_id=settings.worker_id,
+        group_id=group_for(settings.inbound_topic),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kafka.admin import KafkaAdminClient
 
@@ -23,15 +24,21 @@ def ensure_topics(
     try:
         missing = [t for t in topics if t not in set(admin.list_topics())]
         if missing:
-            spec = {
-                t: {
-                    "num_partitions": partitions,
-                    "replication_factor": 1,
-                    "configs": (configs or {}).get(t, HISTORY),
-                }
-                for t in missing
-            }
+            spec = _specs(missing, partitions, configs or {})
             admin.create_topics(spec, raise_errors=False, wait_for_metadata=True)
             log.info("created topics %s with %d partitions", missing, partitions)
     finally:
         admin.close()
+
+
+def _specs(
+    topics: list[str], partitions: int, configs: dict[str, dict[str, str]]
+) -> dict[str, dict[str, Any]]:
+    return {
+        topic: {
+            "num_partitions": partitions,
+            "replication_factor": 1,
+            "configs": configs.get(topic, HISTORY),
+        }
+        for topic in topics
+    }

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -26,7 +27,10 @@ from infra.messaging.dead_letters import DeadLetters
 from infra.messaging.supervised_consumer import (
     ConsumerFactory,
     ConsumerMetrics,
+    Polled,
+    Record,
     SupervisedConsumer,
+    consumer_options,
     member_id,
 )
 from projections.runtime.envelope import Envelope
@@ -41,7 +45,7 @@ def group_id(topic: str, projection: str) -> str:
     return f"{topic}.projection.{projection}"
 
 
-def _event_type(record) -> str:
+def _event_type(record: Record) -> str:
     """The relay's `event_type` header, or "" (decode and let the projection decide)."""
     for key, value in record.headers or ():
         if key == "event_type":
@@ -53,11 +57,11 @@ class _SeekToStored(ConsumerRebalanceListener):
     def __init__(self, worker: ProjectionWorker) -> None:
         self.worker = worker
 
-    def on_partitions_revoked(self, revoked):
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self.worker.expected.pop(tp.partition, None)
 
-    def on_partitions_assigned(self, assigned):
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         stored = self.worker.runner.positions(self.worker.topic)
         for tp in assigned:
             self.worker.seek(tp, stored.get(tp.partition, 0))
@@ -78,21 +82,9 @@ class ProjectionWorker(SupervisedConsumer):
         metrics: ConsumerMetrics | None = None,
     ) -> None:
         name = runner.projection.name
-        options = dict(
-            bootstrap_servers=bootstrap,
-            group_id=group_id(topic, name),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=max_records,
-            # The default session timeout (45 s) on purpose: a busy worker's heartbeats can
-            # lag, and a shorter one evicts it again and again. Restarts are fast anyway: a
-            # static member takes its partitions back without a rebalance.
-            client_id=f"itsm-worker-{name}",
-            group_instance_id=member_id(worker_id, name),
-            # kafka-python's default backs off reconnecting up to 30 s: after a broker
-            # restart a consumer waited that long to fetch again. The Java client: 1 s.
-            reconnect_backoff_max_ms=1000,
-        )
+        member = member_id(worker_id, name)
+        group = group_id(topic, name)
+        options = consumer_options(bootstrap, group, f"itsm-worker-{name}", member, max_records)
         super().__init__(
             name,
             topic,
@@ -108,7 +100,7 @@ class ProjectionWorker(SupervisedConsumer):
         self.consumer.seek(tp, position)
         self.expected[tp.partition] = position
 
-    def handle(self, polled) -> int:
+    def handle(self, polled: Polled) -> int:
         return sum(self._apply(tp, records) for tp, records in polled.items())
 
     def positions(self) -> dict[int, int]:
@@ -125,14 +117,9 @@ class ProjectionWorker(SupervisedConsumer):
     def connected(self) -> None:
         self.expected.clear()  # the new member seeks to the stored positions on assignment
 
-    def _apply(self, tp: TopicPartition, records) -> int:
+    def _apply(self, tp: TopicPartition, records: list[Record]) -> int:
         expected = self.expected.get(tp.partition, records[0].offset)
-        wants = self.runner.projection.wants
-        batch = [
-            (r.offset, event)
-            for r in records
-            if wants(_event_type(r)) and (event := self._decode(r)) is not None
-        ]
+        batch = self._wanted(records)
         end = records[-1].offset + 1
         if self.dead_letters is not None and self.dead_letters.pending:
             self.dead_letters.confirm()  # before the position moves past them
@@ -144,20 +131,27 @@ class ProjectionWorker(SupervisedConsumer):
         self.consumer.commit_async({tp: OffsetAndMetadata(end, "", -1)})
         return len(batch)
 
-    def _decode(self, record) -> Envelope | None:
-        try:
-            return Envelope.from_json(record.value)
+    def _wanted(self, records: list[Record]) -> list[tuple[int, Envelope]]:
+        """(offset, event) of the records the read model wants and that decode."""
+        wants = self.runner.projection.wants
+        return [
+            (r.offset, event)
+            for r in records
+            if wants(_event_type(r)) and (event := self._decode(r)) is not None
+        ]
+
+    def _decode(self, record: Record) -> Envelope | None:
+        try:  # a tombstone (no value) fails to decode like any other poison record
+            return Envelope.from_json(cast(bytes, record.value))
         except Exception as error:  # a poison record must not stop the read models
-            log.error(
-                "undecodable record at %s/%d@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                error,
-            )
-            if self.dead_letters is not None:
-                self.dead_letters.send(f"{self.topic}.dlq", record, str(error), "undecodable")
+            self._undecodable(record, error)
             return None
+
+    def _undecodable(self, record: Record, error: Exception) -> None:
+        where = (record.topic, record.partition, record.offset)
+        log.error("undecodable record at %s/%d@%d: %s", *where, error)
+        if self.dead_letters is not None:
+            self.dead_letters.send(f"{self.topic}.dlq", record, str(error), "undecodable")
 
 
 class Supervisor:
@@ -194,17 +188,19 @@ class Supervisor:
                     name,
                 )
                 return 1
-            stuck = time.monotonic() - worker.heartbeat
-            if stuck > self.stuck_seconds:
-                log.warning(
-                    "projection %s: poll has not returned for %.0f s; replacing its consumer",
-                    name,
-                    stuck,
-                )
-                self.metrics.restarts.labels(name, "poll-stuck").inc()
-                worker.abandoned = True
-                self._start(name, stop)
+            self._replace_if_stuck(name, worker, stop)
         return 0
+
+    def _replace_if_stuck(self, name: str, worker: ProjectionWorker, stop: threading.Event) -> None:
+        stuck = time.monotonic() - worker.heartbeat
+        if not stuck > self.stuck_seconds:
+            return
+        log.warning(
+            "projection %s: poll has not returned for %.0f s; replacing its consumer", name, stuck
+        )
+        self.metrics.restarts.labels(name, "poll-stuck").inc()
+        worker.abandoned = True
+        self._start(name, stop)
 
     def _start(self, name: str, stop: threading.Event) -> None:
         worker = self.make_workers[name]()

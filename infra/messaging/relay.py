@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 
+from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 
 from application.desk.service_desk import ServiceDesk
 from infra.event_store.publishing import to_envelope
+from infra.messaging.dead_letters import Sent
 from infra.messaging.key_partitioner import KeyPartitioner
 from infra.sql.database import Database
 
@@ -25,8 +27,8 @@ _DDL = """CREATE TABLE IF NOT EXISTS itsm_relay_positions (
 
 def make_producer(bootstrap: str) -> KafkaProducer:
     # Large batches: the relay flushes after every batch of notifications anyway, and each
-    # batch kafka-python fills up wakes its sender thread, which cost a quarter of the
-    # relay's time with the 16 KiB default.
+    # batch kafka-python fills up wakes its sender thread, many times per flush with the
+    # 16 KiB default.
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -89,7 +91,7 @@ class Relay:
         self.published = notifications[-1].id
         return len(notifications)
 
-    def _send(self, notification):
+    def _send(self, notification: Notification) -> Sent:
         envelope = to_envelope(self.desk.mapper, notification)
         headers = [
             ("event_type", envelope.type.encode()),
@@ -97,12 +99,11 @@ class Relay:
             ("aggregate_version", str(envelope.aggregate_version).encode()),
             ("notification_id", str(notification.id).encode()),
         ]
-        return self.producer.send(
-            self.position.topic,
-            key=envelope.aggregate_id.encode(),
-            value=envelope.to_json(),
-            headers=headers,
+        key, value = envelope.aggregate_id.encode(), envelope.to_json()
+        future: Sent = self.producer.send(
+            self.position.topic, key=key, value=value, headers=headers
         )
+        return future
 
     def run(self, stop: threading.Event, interval: float = 0.05) -> None:
         while not stop.is_set():

@@ -19,13 +19,55 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 log = logging.getLogger(__name__)
 ConsumerFactory = Callable[..., Any]
+
+
+class Record(Protocol):
+    """A record as kafka-python's consumer returns it (ConsumerRecord)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
+
+
+Polled = dict[TopicPartition, list[Record]]  # one poll's records, per partition
+
+
+def consumer_options(
+    bootstrap: str, group_id: str, client_id: str, member: str, max_records: int
+) -> dict[str, Any]:
+    """A static member of `group_id` that commits its offsets itself.
+
+    Kafka's default session timeout (45 s) on purpose: a busy worker's heartbeats can lag,
+    and a shorter one evicts it again and again; a static member takes its partitions back
+    at once after a restart anyway. kafka-python's default backs off reconnecting up to
+    30 s, so after a broker restart a consumer would wait that long to fetch again; the
+    Java client's is 1 s."""
+    return dict(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_records,
+        client_id=client_id,
+        group_instance_id=member,
+        reconnect_backoff_max_ms=1000,
+    )
 
 
 def member_id(worker_id: str | None, role: str) -> str:
@@ -69,7 +111,7 @@ class Backoff:
 
     def next(self) -> float:
         self.failures += 1
-        return min(self.ceiling, self.first * 2 ** (self.failures - 1)) * random.uniform(0.5, 1)
+        return min(self.ceiling, self.first * 2.0 ** (self.failures - 1)) * random.uniform(0.5, 1)
 
     def reset(self) -> None:
         self.failures = 0
@@ -98,7 +140,7 @@ class SupervisedConsumer(ABC):
 
     # -- what a subclass does ------------------------------------------------------------
     @abstractmethod
-    def handle(self, polled: dict[TopicPartition, list[Any]]) -> int:
+    def handle(self, polled: Polled) -> int:
         """Use one poll's records; returns how many were used."""
 
     @abstractmethod
@@ -129,18 +171,21 @@ class SupervisedConsumer(ABC):
         backoff = Backoff()
         try:
             while not stop.is_set() and not self.abandoned:
-                try:
-                    self.step()
-                    self.watch()
-                    backoff.reset()
-                except Exception as error:
-                    self.must_rewind = True
-                    self._failed(error, backoff)
-                    stop.wait(backoff.next())
+                self._step_or_back_off(stop, backoff)
                 # Alive, even while failing: only a call that never returns is "stuck".
                 self.heartbeat = time.monotonic()
         finally:
             self.close()
+
+    def _step_or_back_off(self, stop: threading.Event, backoff: Backoff) -> None:
+        try:
+            self.step()
+            self.watch()
+            backoff.reset()
+        except Exception as error:
+            self.must_rewind = True
+            self._failed(error, backoff)
+            stop.wait(backoff.next())
 
     def _failed(self, error: Exception, backoff: Backoff) -> None:
         self.metrics.failures.labels(self.name).inc()

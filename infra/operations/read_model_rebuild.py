@@ -8,10 +8,13 @@ event twice.
 
 from __future__ import annotations
 
+from typing import cast
+
 from kafka import KafkaConsumer, TopicPartition
 
 from infra.composition_root import Container
 from infra.event_store.notification_feed import NotificationFeed
+from infra.messaging.supervised_consumer import Record
 from infra.progress import Progress
 from projections.runtime.envelope import Envelope
 from projections.runtime.runner import ProjectionRunner
@@ -41,37 +44,54 @@ def _from_notification_log(container: Container, runner: ProjectionRunner, show:
 
 
 def _from_kafka(container: Container, runner: ProjectionRunner, show: bool) -> int:
-    topic = container.settings.events_topic
     consumer = KafkaConsumer(
         bootstrap_servers=container.settings.kafka_bootstrap,
         enable_auto_commit=False,
         group_id=None,
     )
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        expected = {tp.partition: 0 for tp in partitions}
-        progress = (
-            Progress(sum(ends.values()), f"rebuild {runner.projection.name}") if show else None
-        )
+        return _KafkaReplay(consumer, container.settings.events_topic, runner).run(show)
+    finally:
+        consumer.close()
+
+
+class _KafkaReplay:
+    """The topic from offset 0 to where it ended when the replay started: the consumer is
+    assigned every partition, at its start."""
+
+    def __init__(self, consumer: KafkaConsumer, topic: str, runner: ProjectionRunner) -> None:
+        self.consumer, self.topic, self.runner = consumer, topic, runner
+        self.partitions = [
+            TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(self.partitions)
+        consumer.seek_to_beginning(*self.partitions)
+        self.ends: dict[TopicPartition, int] = consumer.end_offsets(self.partitions)
+        self.expected = {tp.partition: 0 for tp in self.partitions}
+
+    def run(self, show: bool) -> int:
+        total = sum(self.ends.values())
+        progress = Progress(total, f"rebuild {self.runner.projection.name}") if show else None
         replayed = 0
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                records = [r for r in records if r.offset < ends[tp]]
-                if not records:
-                    continue
-                batch = [(r.offset, Envelope.from_json(r.value)) for r in records]
-                end = records[-1].offset + 1
-                expected[tp.partition] = runner.apply_batch(
-                    topic, tp.partition, expected[tp.partition], batch, end=end
-                )
-                replayed += len(records)
-                if progress:
-                    progress.advance(len(records))
+        while any(self.consumer.position(tp) < self.ends[tp] for tp in self.partitions):
+            for tp, records in self.consumer.poll(timeout_ms=500).items():
+                count = self._apply(tp, records)
+                replayed += count
+                if progress and count:
+                    progress.advance(count)
         if progress:
             progress.close()
         return replayed
-    finally:
-        consumer.close()
+
+    def _apply(self, tp: TopicPartition, polled: list[Record]) -> int:
+        """Apply the records before the end; returns how many there were."""
+        records = [r for r in polled if r.offset < self.ends[tp]]
+        if not records:
+            return 0
+        # The relay writes every record with a value; one without fails like any poison one.
+        batch = [(r.offset, Envelope.from_json(cast(bytes, r.value))) for r in records]
+        end = records[-1].offset + 1
+        self.expected[tp.partition] = self.runner.apply_batch(
+            self.topic, tp.partition, self.expected[tp.partition], batch, end=end
+        )
+        return len(records)

@@ -15,17 +15,22 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as Timeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.event_store.notification_feed import SOURCE
+from projections.runtime.runner import ProjectionRunner
+
+if TYPE_CHECKING:
+    from infra.composition_root import Container
 
 Report = dict[str, Any]
+Heads = dict[str, tuple[int, int]]  # read model -> (position, events behind)
 
 
 class Readiness:
-    def __init__(self, container: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, container: Container, clock: Callable[[], float] = time.monotonic) -> None:
         self.container, self.settings, self.clock = container, container.settings, clock
         self._moved: dict[str, tuple[int, float]] = {}  # projection -> (position, since)
         # Few threads: a hung database blocks them, and later checks then time out in the
@@ -49,7 +54,7 @@ class Readiness:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- components ----------------------------------------------------------------------
-    def _outcome(self, future, deadline: float) -> Report:
+    def _outcome(self, future: Future[Report | None], deadline: float) -> Report:
         try:
             result = future.result(timeout=max(deadline - self.clock(), 0.0))
         except Timeout:
@@ -82,37 +87,32 @@ class Readiness:
             for runner in self.container.runners
         }
 
-    def _projection(self, runner, heads: dict[str, tuple[int, int]] | None) -> Report:
+    def _projection(self, runner: ProjectionRunner, heads: Heads | None) -> Report:
         name = runner.projection.name
         quarantined = runner.quarantine_count()
         report: Report = {"status": "ok", "quarantined": quarantined}
         if heads is None:
             report["status"] = "unknown"  # Kafka did not say where the topic ends
         else:
-            position, lag = heads[name]
-            stalled = self._stalled_for(name, position, lag)
-            report.update(position=position, lag=lag, stalled_seconds=round(stalled, 1))
-            if stalled > self.settings.health_stall_seconds:
-                report["status"] = "stalled"
-            elif lag:
-                report["status"] = "catching_up"
+            report.update(self._progress(name, *heads[name]))
         if quarantined > self.settings.health_max_quarantined:
             report["status"] = "quarantined"
         return report
 
-    def _heads(self) -> dict[str, tuple[int, int]] | None:
+    def _progress(self, name: str, position: int, lag: int) -> Report:
+        stalled = self._stalled_for(name, position, lag)
+        report: Report = {"position": position, "lag": lag, "stalled_seconds": round(stalled, 1)}
+        if stalled > self.settings.health_stall_seconds:
+            report["status"] = "stalled"
+        elif lag:
+            report["status"] = "catching_up"
+        return report
+
+    def _heads(self) -> Heads | None:
         """(position, events behind) per read model."""
         if not self.container.uses_kafka:
-            last = self.container.desk.recorder.max_notification_id() or 0
-            return {
-                r.projection.name: (p := r.position(SOURCE, 0), max(last - p + 1, 0))
-                for r in self.container.runners
-            }
-        probes = self.container.kafka
-        try:
-            lags = probes.consumer_lag() if probes is not None else None
-        except Exception:
-            return None
+            return self._feed_heads()
+        lags = self._kafka_lags()
         if lags is None:
             return None
         topic = self.settings.events_topic
@@ -120,6 +120,21 @@ class Readiness:
             r.projection.name: (sum(r.positions(topic).values()), lags.get(r.projection.name, 0))
             for r in self.container.runners
         }
+
+    def _feed_heads(self) -> Heads:
+        last = self.container.desk.recorder.max_notification_id() or 0
+        return {
+            r.projection.name: (p := r.position(SOURCE, 0), max(last - p + 1, 0))
+            for r in self.container.runners
+        }
+
+    def _kafka_lags(self) -> dict[str, int] | None:
+        """Records behind per read model; None when Kafka did not say in time."""
+        probes = self.container.kafka
+        try:
+            return probes.consumer_lag() if probes is not None else None
+        except Exception:
+            return None
 
     def _stalled_for(self, name: str, position: int, lag: int) -> float:
         now = self.clock()
@@ -141,14 +156,18 @@ class Readiness:
         # read database, already judged above, or the broker, which does not decide).
         degraded = projections.get("status") == "unavailable"
         if not degraded:
-            failing += [
-                f"projection {name}"
-                for name, report in projections.items()
-                if report["status"] in ("stalled", "quarantined")
-            ]
+            failing += _failing_projections(projections)
             degraded = any(r["status"] in ("unknown", "catching_up") for r in projections.values())
         status = "unavailable" if failing else "degraded" if degraded else "ok"
         return not failing, {"status": status, "failing": failing, "components": components}
+
+
+def _failing_projections(projections: Report) -> list[str]:
+    return [
+        f"projection {name}"
+        for name, report in projections.items()
+        if report["status"] in ("stalled", "quarantined")
+    ]
 
 
 def _timed(check: Callable[[], Any]) -> Any:

@@ -142,7 +142,7 @@ class PostgresDatabase(Database):
         with self._pool.connection() as connection:
             with connection.transaction():
                 with connection.cursor() as cursor:
-                    yield cursor  # type: ignore[misc]
+                    yield cursor
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
@@ -194,7 +194,7 @@ def unavailable(error: BaseException) -> bool:
     while current is not None and all(current is not seen for seen in chain):
         chain.append(current)
         current = current.__cause__ or current.__context__
-    states = [e.sqlstate for e in chain if isinstance(getattr(e, "sqlstate", None), str)]
+    states = [state for e in chain if isinstance(state := getattr(e, "sqlstate", None), str)]
     if states:
         return any(_unavailable_state(state) for state in states)
     return any(_unavailable_here(e) for e in chain)

@@ -21,8 +21,8 @@ import orjson
 
 from projections.incident import incident_record
 from projections.runtime.envelope import Envelope
-from projections.runtime.read_store import Transaction
-from projections.runtime.runner import Projection, rows_where_in
+from projections.runtime.projection import Projection
+from projections.runtime.read_store import Transaction, rows_where_in
 from projections.runtime.time_text import iso
 
 Record = dict[str, Any]
@@ -47,34 +47,35 @@ LINE_COLUMNS = (
 )
 Heads = dict[str, Record]
 
-
-class AuditTrailProjection(Projection):
-    # Named when it recorded incidents only: the name keys its feed positions, quarantine,
-    # readiness and metrics, which a new name would restart from nothing.
-    name = "timeline"
-    tables = ("rm_audit_trail", "rm_audit_heads")
-    aggregate_types = None  # every one, including those added later
-    # 2: every aggregate type, in rm_audit_trail (1: incidents only, in rm_timeline).
-    schema_version = 2
-
-    def ddl(self) -> list[str]:
-        return [
-            # The tables of schema 1, which setup cannot drop: they are no longer listed.
-            "DROP TABLE IF EXISTS rm_timeline",
-            "DROP TABLE IF EXISTS rm_timeline_heads",
-            """CREATE TABLE IF NOT EXISTS rm_audit_trail (
+_DDL = (
+    # Schema 1's tables: setup drops only the tables listed in `tables`.
+    "DROP TABLE IF EXISTS rm_timeline",
+    "DROP TABLE IF EXISTS rm_timeline_heads",
+    """CREATE TABLE IF NOT EXISTS rm_audit_trail (
                 aggregate_id TEXT NOT NULL, version INTEGER NOT NULL,
                 aggregate_type TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,
                 occurred_at TEXT NOT NULL, recorded_at TEXT, position BIGINT NOT NULL,
                 actor_id TEXT NOT NULL, actor_kind TEXT NOT NULL, causation_id TEXT NOT NULL,
                 changes TEXT NOT NULL, details TEXT NOT NULL,
                 PRIMARY KEY (aggregate_id, version))""",
-            "CREATE INDEX IF NOT EXISTS rm_audit_trail_type"
-            " ON rm_audit_trail (aggregate_type, occurred_at)",
-            # The folded record after the latest event, to diff the next one against.
-            """CREATE TABLE IF NOT EXISTS rm_audit_heads (
+    "CREATE INDEX IF NOT EXISTS rm_audit_trail_type"
+    " ON rm_audit_trail (aggregate_type, occurred_at)",
+    # The folded record after the latest event, to diff the next one against.
+    """CREATE TABLE IF NOT EXISTS rm_audit_heads (
                 aggregate_id TEXT PRIMARY KEY, state TEXT NOT NULL)""",
-        ]
+)
+
+
+class AuditTrailProjection(Projection):
+    # The name keys its feed positions, quarantine, readiness and metrics: another name
+    # would restart them from nothing.
+    name = "timeline"
+    tables = ("rm_audit_trail", "rm_audit_heads")
+    aggregate_types = None  # every one, including those added later
+    schema_version = 2
+
+    def ddl(self) -> list[str]:
+        return list(_DDL)
 
     def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
@@ -121,7 +122,7 @@ def _changes(heads: Heads, event: Envelope) -> list[dict[str, Any]]:
     return incident_record.changes(before, after)  # a diff of two records, of any fold
 
 
-def _line(event: Envelope, changes: list[dict[str, Any]]) -> tuple:
+def _line(event: Envelope, changes: list[dict[str, Any]]) -> tuple[object, ...]:
     return (
         event.aggregate_id,
         event.aggregate_version,

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from projections.incident.incident_record import FIELDS, fold
+from projections.incident.incident_record import FIELDS, Record, fold
 from projections.runtime.envelope import Envelope
-from projections.runtime.read_store import Transaction
-from projections.runtime.runner import Projection, rows_where_in
+from projections.runtime.projection import Projection
+from projections.runtime.read_store import Row, Transaction, rows_where_in
 
 COLUMNS = FIELDS
 FILTERS = ("state", "priority", "assignment_group", "assignee", "number", "external_ref")
+_TYPES = {
+    **{c: "TEXT" for c in COLUMNS},
+    "impact": "INTEGER",
+    "urgency": "INTEGER",
+    "major": "BOOLEAN",
+    "satisfaction": "INTEGER",
+    "reassignment_count": "INTEGER",
+    "reopen_count": "INTEGER",
+    "version": "INTEGER",
+}
+_DDL = (
+    f"CREATE TABLE IF NOT EXISTS rm_incidents"
+    f" ({', '.join(f'{c} {t}' for c, t in _TYPES.items())}, PRIMARY KEY (id))",
+    *(
+        f"CREATE INDEX IF NOT EXISTS rm_incidents_{c} ON rm_incidents ({c}, opened_at)"
+        for c in ("state", "priority", "assignment_group", "assignee")
+    ),
+    "CREATE INDEX IF NOT EXISTS rm_incidents_opened ON rm_incidents (opened_at)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS rm_incidents_number ON rm_incidents (number)",
+    "CREATE INDEX IF NOT EXISTS rm_incidents_external ON rm_incidents (external_ref)",
+)
 
 
 class IncidentsProjection(Projection):
@@ -20,27 +40,7 @@ class IncidentsProjection(Projection):
     aggregate_types = frozenset({"Incident"})
 
     def ddl(self) -> list[str]:
-        text = {c: "TEXT" for c in COLUMNS}
-        text.update(
-            impact="INTEGER",
-            urgency="INTEGER",
-            major="BOOLEAN",
-            satisfaction="INTEGER",
-            reassignment_count="INTEGER",
-            reopen_count="INTEGER",
-            version="INTEGER",
-        )
-        columns = ", ".join(f"{c} {t}" for c, t in text.items())
-        return [
-            f"CREATE TABLE IF NOT EXISTS rm_incidents ({columns}, PRIMARY KEY (id))",
-            *(
-                f"CREATE INDEX IF NOT EXISTS rm_incidents_{c} ON rm_incidents ({c}, opened_at)"
-                for c in ("state", "priority", "assignment_group", "assignee")
-            ),
-            "CREATE INDEX IF NOT EXISTS rm_incidents_opened ON rm_incidents (opened_at)",
-            "CREATE UNIQUE INDEX IF NOT EXISTS rm_incidents_number ON rm_incidents (number)",
-            "CREATE INDEX IF NOT EXISTS rm_incidents_external ON rm_incidents (external_ref)",
-        ]
+        return list(_DDL)
 
     def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
@@ -50,34 +50,37 @@ class IncidentsProjection(Projection):
         mine = [e for e in events if e.aggregate_type == "Incident"]
         if not mine:
             return
-        states = {
-            row[0]: dict(zip(COLUMNS, row, strict=True))
-            for row in rows_where_in(
-                tx,
-                f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id",
-                (),
-                {e.aggregate_id for e in mine},
-            )
-        }
+        records = _stored(tx, {e.aggregate_id for e in mine})
         for event in mine:
-            states[event.aggregate_id] = fold(states.get(event.aggregate_id), event)
+            records[event.aggregate_id] = fold(records.get(event.aggregate_id), event)
         touched = dict.fromkeys(e.aggregate_id for e in mine)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
-        tx.executemany(
-            f"INSERT INTO rm_incidents ({', '.join(COLUMNS)})"
-            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-            f" ON CONFLICT (id) DO UPDATE SET {updates}",
-            [[states[i].get(c) for c in COLUMNS] for i in touched],
-        )
+        _store(tx, [records[i] for i in touched])
 
 
-def to_public(row: tuple) -> dict[str, Any]:
+def _stored(tx: Transaction, incident_ids: set[str]) -> dict[str, Record]:
+    rows = rows_where_in(
+        tx, f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id", (), incident_ids
+    )
+    return {row[0]: dict(zip(COLUMNS, row, strict=True)) for row in rows}
+
+
+def _store(tx: Transaction, records: list[Record]) -> None:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+    tx.executemany(
+        f"INSERT INTO rm_incidents ({', '.join(COLUMNS)})"
+        f" VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+        f" ON CONFLICT (id) DO UPDATE SET {updates}",
+        [[record.get(c) for c in COLUMNS] for record in records],
+    )
+
+
+def to_public(row: Row) -> Record:
     record = dict(zip(COLUMNS, row, strict=True))
     record["major"] = bool(record["major"])
     return record
 
 
-def get(tx: Transaction, incident_id: str) -> dict[str, Any] | None:
+def get(tx: Transaction, incident_id: str) -> Record | None:
     row = tx.execute(
         f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE id = %s", (incident_id,)
     ).fetchone()
@@ -86,7 +89,7 @@ def get(tx: Transaction, incident_id: str) -> dict[str, Any] | None:
 
 def search(
     tx: Transaction, filters: dict[str, str | None], limit: int, offset: int
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[Record]]:
     """Newest first; returns (total matching, one page)."""
     used = {k: v for k, v in filters.items() if k in FILTERS and v is not None}
     where = " AND ".join(f"{k} = %s" for k in used) or "1 = 1"

@@ -20,7 +20,8 @@ from typing import Any
 from projections.runtime.envelope import Envelope
 from projections.runtime.time_text import iso
 
-Record = dict[str, Any]
+Record = dict[str, Any]  # field: value, the fields of FIELDS
+Payload = dict[str, Any]  # an event's own fields (Envelope.payload)
 
 # What the Logged event carries, taken as it is.
 LOGGED = (
@@ -62,18 +63,18 @@ BOOKKEEPING = ("version", "updated_at", "id")
 TERMINAL_STATES = frozenset({"closed", "cancelled"})
 
 
-def _logged(r: Record, p: dict, at: str) -> None:
+def _logged(r: Record, p: Payload, at: str) -> None:
     r.update({key: p.get(key) for key in LOGGED}, **NEW)
     r["opened_at"] = at
 
 
-def _assigned(r: Record, p: dict, at: str) -> None:
+def _assigned(r: Record, p: Payload, at: str) -> None:
     # Whether it was a reassignment is the writer's judgement (the source's, for imports).
     r.update(assignment_group=p["group"], assignee=p["agent"])
     r["reassignment_count"] += int(bool(p.get("reassignment")))
 
 
-def _escalated(r: Record, p: dict, at: str) -> None:
+def _escalated(r: Record, p: Payload, at: str) -> None:
     if p["kind"] == "hierarchical":
         r["major"] = True
         return
@@ -84,21 +85,21 @@ def _escalated(r: Record, p: dict, at: str) -> None:
     r["tier"] = p["tier"]
 
 
-def _resolved(r: Record, p: dict, at: str) -> None:
+def _resolved(r: Record, p: Payload, at: str) -> None:
     r.update(state="resolved", hold_reason=None, resolution_code=p["code"], resolved_at=at)
 
 
-def _reopened(r: Record, p: dict, at: str) -> None:
+def _reopened(r: Record, p: Payload, at: str) -> None:
     r.update(state="in_progress", resolution_code=None, resolved_at=None)
     r["reopen_count"] += 1
 
 
-def _unchanged(r: Record, p: dict, at: str) -> None:
+def _unchanged(r: Record, p: Payload, at: str) -> None:
     """Comments, and the SLA scheduler's notices: the SLA clocks fold those, the audit
     trail shows them, the record does not change."""
 
 
-STEPS: dict[str, Callable[[Record, dict, str], None]] = {
+STEPS: dict[str, Callable[[Record, Payload, str], None]] = {
     "Logged": _logged,
     "Assigned": _assigned,
     "Acknowledged": lambda r, p, at: r.update(state="in_progress", acknowledged_at=at),

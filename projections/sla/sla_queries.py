@@ -10,17 +10,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from domain.shared_kernel.business_calendar import BusinessCalendar
 from domain.sla.sla_policy import calendar_of
-from projections.runtime.read_store import Transaction
+from projections.runtime.read_store import Row, Transaction
 from projections.runtime.time_text import iso
-from projections.sla.sla_clocks import CLOCK_COLUMNS, parse
+from projections.sla.sla_clock import CLOCK_COLUMNS, StoredClock, moment
 
 _SELECT = f"SELECT {', '.join(CLOCK_COLUMNS)} FROM sla_clocks"
+# Breached in a range: recorded so, or running past due (its breach not stored yet).
+_BREACHED_IN_RANGE = (
+    "((breached_at >= %s AND breached_at < %s) OR (status = 'running' AND"
+    " breached_at IS NULL AND due_at >= %s AND due_at < %s))"
+)
 
 
 def _calendars(
@@ -36,37 +41,16 @@ def _calendars(
     return found
 
 
-def live(clock: dict[str, Any], now: datetime, calendar: BusinessCalendar) -> dict[str, Any]:
+def live(clock: StoredClock, now: datetime, calendar: BusinessCalendar) -> dict[str, Any]:
     """The clock as of `now`, in its public form."""
-    elapsed, paused = clock["elapsed_s"], clock["paused_s"]
-    since, state = parse(clock["since"]), clock["state"]
-    breached_at, overrun = clock["breached_at"], clock["overrun_s"]
-    if clock["status"] != "stopped" and now > since:
-        extra = calendar.measure(since, now).total_seconds()
-        if clock["status"] == "running":
-            elapsed += extra
-        else:
-            paused += extra
-    if (
-        clock["status"] == "running"
-        and breached_at is None
-        and clock["due_at"]
-        and clock["due_at"] < iso(now)
-    ):
+    elapsed, paused = _brought_to(clock, now, calendar)
+    breached_at, state = clock["breached_at"], clock["state"]
+    if _past_due(clock, now):
         breached_at, state = clock["due_at"], "breached"
-    if clock["status"] != "stopped":
-        overrun = max(0.0, elapsed - clock["target_s"])
-    metric = clock["metric"]
+    stopped = clock["status"] == "stopped"
+    overrun = clock["overrun_s"] if stopped else max(0.0, elapsed - clock["target_s"])
     return {
-        "ticket_id": clock["ticket_id"],
-        "number": clock["number"],
-        "metric": "ola" if metric.startswith("ola:") else metric,
-        "group": clock["group_name"],
-        "policy_id": clock["policy_id"],
-        "policy_version": clock["policy_version"],
-        "priority": clock["priority"],
-        "target_seconds": clock["target_s"],
-        "started_at": clock["started_at"],
+        **_identity(clock),
         "elapsed_seconds": round(elapsed, 3),
         "paused_seconds": round(paused, 3),
         "remaining_seconds": round(max(0.0, clock["target_s"] - elapsed), 3),
@@ -81,8 +65,46 @@ def live(clock: dict[str, Any], now: datetime, calendar: BusinessCalendar) -> di
     }
 
 
-def _public(tx: Transaction, rows: list[tuple], now: datetime) -> list[dict[str, Any]]:
-    clocks = [dict(zip(CLOCK_COLUMNS, r, strict=True)) for r in rows]
+def _identity(clock: StoredClock) -> dict[str, Any]:
+    """Whose clock it is, of which metric and policy version, and its target."""
+    metric = clock["metric"]
+    return {
+        "ticket_id": clock["ticket_id"],
+        "number": clock["number"],
+        "metric": "ola" if metric.startswith("ola:") else metric,
+        "group": clock["group_name"],
+        "policy_id": clock["policy_id"],
+        "policy_version": clock["policy_version"],
+        "priority": clock["priority"],
+        "target_seconds": clock["target_s"],
+        "started_at": clock["started_at"],
+    }
+
+
+def _brought_to(
+    clock: StoredClock, now: datetime, calendar: BusinessCalendar
+) -> tuple[float, float]:
+    """(elapsed, paused) seconds as of `now`: the stored ones, and the business time since
+    the ticket's last event if the clock was running or paused."""
+    elapsed, paused = clock["elapsed_s"], clock["paused_s"]
+    since = moment(clock["since"])
+    if clock["status"] == "stopped" or now <= since:
+        return elapsed, paused
+    extra = calendar.measure(since, now).total_seconds()
+    if clock["status"] == "running":
+        return elapsed + extra, paused
+    return elapsed, paused + extra
+
+
+def _past_due(clock: StoredClock, now: datetime) -> bool:
+    """A running clock past its due time, its breach not yet stored."""
+    due_at = clock["due_at"]
+    running = clock["status"] == "running" and clock["breached_at"] is None
+    return bool(running and due_at and due_at < iso(now))
+
+
+def _public(tx: Transaction, rows: list[Row], now: datetime) -> list[dict[str, Any]]:
+    clocks = [cast(StoredClock, dict(zip(CLOCK_COLUMNS, r, strict=True))) for r in rows]
     calendars = _calendars(tx, {(c["policy_id"], c["policy_version"]) for c in clocks})
     return [live(c, now, calendars[(c["policy_id"], c["policy_version"])]) for c in clocks]
 
@@ -121,10 +143,7 @@ def breaches(
 ) -> list[dict[str, Any]]:
     """Clocks that breached in [start, end): recorded ones and running ones past due."""
     lo, hi = iso(start), iso(min(end, now))
-    where = (
-        "((breached_at >= %s AND breached_at < %s) OR (status = 'running' AND"
-        " breached_at IS NULL AND due_at >= %s AND due_at < %s))"
-    )
+    where = _BREACHED_IN_RANGE
     params: list[Any] = [lo, iso(end), lo, hi]
     if group:
         where += " AND group_name = %s"
@@ -157,19 +176,19 @@ def decided(tx: Transaction, start: datetime, end: datetime, now: datetime) -> l
         " decided_at < %s) OR (state = 'running' AND due_at >= %s AND due_at < %s)",
         (lo, hi, lo, cut),
     ).fetchall()
-    out = []
-    for metric, policy_id, priority, group, state, decided_at, due_at in rows:
-        out.append(
-            {
-                "metric": "ola" if metric.startswith("ola:") else metric,
-                "policy": policy_id,
-                "priority": priority,
-                "group": group,
-                "met": state == "met",
-                "at": decided_at if state in ("met", "breached") else due_at,
-            }
-        )
-    return out
+    return [_decision(row) for row in rows]
+
+
+def _decision(row: Row) -> dict[str, Any]:
+    metric, policy_id, priority, group, state, decided_at, due_at = row
+    return {
+        "metric": "ola" if metric.startswith("ola:") else metric,
+        "policy": policy_id,
+        "priority": priority,
+        "group": group,
+        "met": state == "met",
+        "at": decided_at if state in ("met", "breached") else due_at,
+    }
 
 
 def compliance(
@@ -185,17 +204,26 @@ def compliance(
 
 
 def summarise(rows: list[dict[str, Any]], by: str, period: str = "week") -> list[dict[str, Any]]:
+    return [
+        _compliance(metric, key, met, breached)
+        for (metric, key), (met, breached) in sorted(_tally(rows, by, period).items())
+    ]
+
+
+def _tally(rows: list[dict[str, Any]], by: str, period: str) -> dict[tuple[str, str], list[int]]:
+    """[met, breached] per (metric, `by` key): the key "" for clocks without one."""
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         key = _bucket(row["at"], period) if by == "period" else row[by]
         counts[(row["metric"], key if key is not None else "")][0 if row["met"] else 1] += 1
-    return [
-        {
-            "metric": metric,
-            "key": key,
-            "met": met,
-            "breached": breached,
-            "compliance_percent": round(100.0 * met / (met + breached), 2),
-        }
-        for (metric, key), (met, breached) in sorted(counts.items())
-    ]
+    return counts
+
+
+def _compliance(metric: str, key: str, met: int, breached: int) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "key": key,
+        "met": met,
+        "breached": breached,
+        "compliance_percent": round(100.0 * met / (met + breached), 2),
+    }
