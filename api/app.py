@@ -19,11 +19,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problem_details as errors
+from api.access import key_routes
 from api.audit import audit_routes
+from api.edge import Edge, declare_refusals
 from api.inbound import inbound_routes
 from api.incident import incident_routes
 from api.kpi import kpi_routes
-from api.operations import health_routes, metrics_routes
+from api.operations import docs_routes, health_routes, metrics_routes
 from api.operations.http_metrics import Metrics
 from api.sla import sla_routes
 from application.sla.breach_scheduler import SlaScheduler
@@ -97,10 +99,14 @@ def _request_id(request: Request) -> str:
 
 
 def create_app(
-    container: Container | None = None, *, close_on_shutdown: bool | None = None
+    container: Container | None = None,
+    *,
+    close_on_shutdown: bool | None = None,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """Build the API. A container built here is also closed here; one passed in is
-    closed only if `close_on_shutdown` says so (tests keep theirs to inspect it)."""
+    closed only if `close_on_shutdown` says so (tests keep theirs to inspect it).
+    `max_body_bytes`: the largest request body (default: the settings', docs/http.md)."""
     owned = container is None
     container = container or bootstrap()
     close = owned if close_on_shutdown is None else close_on_shutdown
@@ -109,17 +115,37 @@ def create_app(
         version="1",
         lifespan=_lifespan(container, close),
         default_response_class=OrjsonResponse,
-        description="Incident management over an event-sourced service desk.",
+        description="Incident management over an event-sourced service desk. "
+        "The rules of the edge (400 or 422, limits, paging, CSV): docs/http.md.",
+        # api/operations/docs_routes.py serves these, offline, as ITSM_API_DOCS says.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
-    _attach(app, container)
+    _attach(app, container, max_body_bytes)
+    app.openapi = _document(app)  # type: ignore[method-assign]
     return app
 
 
-def _attach(app: FastAPI, container: Container) -> None:
+def _document(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI document, with the edge's refusals declared (api/edge.py)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = declare_refusals(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    return openapi
+
+
+def _attach(app: FastAPI, container: Container, max_body_bytes: int | None) -> None:
     app.state.container = container
     app.state.metrics = Metrics(container)
     app.state.readiness = container.readiness()
     errors.install(app)
+    key_routes.install(app)  # its own 409 type for a key name already taken
+    # Inside RequestContext: its refusals get request ids and metrics too.
+    app.add_middleware(Edge, container=container, body_limit=max_body_bytes)
     app.add_middleware(RequestContext, metrics=app.state.metrics, outage=container.database_away)
     app.include_router(health_routes.router)
     app.include_router(metrics_routes.router)
@@ -128,6 +154,8 @@ def _attach(app: FastAPI, container: Container) -> None:
     app.include_router(inbound_routes.router)
     app.include_router(kpi_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(key_routes.router)
+    app.include_router(docs_routes.router)
 
 
 def _lifespan(

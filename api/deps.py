@@ -48,16 +48,19 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def _authenticate(
-    container: Container, credentials: HTTPAuthorizationCredentials | None
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
-    principal = await _holder(container, credentials.credentials) if credentials else None
+    # The edge (api/edge.py) has already looked the key up; without it, look it up here.
+    container: Container = request.app.state.container
+    known: Principal | None = getattr(request.state, "principal", None)
+    principal = known or (
+        await _holder(container, credentials.credentials) if credentials else None
+    )
     if principal is None:
-        reason = "is unknown or revoked" if credentials else "is missing"
-        raise HTTPException(
-            401,
-            f"The API key {reason}; send Authorization: Bearer <key>.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        secret = credentials.credentials if credentials else None
+        refusal = await run_in_threadpool(container.keys.refusal, secret)
+        detail = refusal.detail if refusal else "The API key is unknown."
+        raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
     return principal
 
 
@@ -82,7 +85,7 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
     # Flat on purpose: FastAPI pays for every level of sub-dependency on every request.
     async def dependency(request: Request, credentials: BearerDep) -> Principal:
-        principal = await _authenticate(request.app.state.container, credentials)
+        principal = await _authenticate(request, credentials)
         ensure_role(principal, roles)
         return principal
 
@@ -98,26 +101,37 @@ async def request_id(request: Request) -> str:
 RequestIdDep = Annotated[str, Depends(request_id)]
 
 
-IF_MATCH_DESCRIPTION = 'The version you last saw, as its ETag: "3" (also 3 or W/"3")'
-IfMatchHeader = Annotated[str | None, Header(description=IF_MATCH_DESCRIPTION)]
+IF_MATCH_DESCRIPTION = (
+    'The version you last saw, as its ETag: `"3"` (also `3` or `W/"3"`; `*` = any version).'
+    " A stale version is a 409 and nothing is written; one that is not an entity tag, a 400."
+)
+IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9]{1,15}"?)\s*$'
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        description=IF_MATCH_DESCRIPTION,
+        examples=['"3"'],
+        json_schema_extra={"pattern": IF_MATCH_PATTERN},
+    ),
+]
 
 
-def parse_if_match(if_match: str | None) -> int | None:
+def parse_if_match(if_match: str | None, what: str = "an incident") -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     match = _IF_MATCH.match(if_match.strip())
-    if match is None:
+    if match is None or len(match.group(1)) > 15:
         raise HTTPException(
-            400, f'If-Match must be an incident version such as "3", not {if_match!r}.'
+            400, f'If-Match must be the version of {what}, such as "3", not {if_match!r}.'
         )
     return int(match.group(1))
 
 
-async def expected_version(if_match: IfMatchHeader = None) -> int | None:
-    return parse_if_match(if_match)
+async def policy_version(if_match: IfMatchHeader = None) -> int | None:
+    return parse_if_match(if_match, "an SLA policy")
 
 
-ExpectedVersionDep = Annotated[int | None, Depends(expected_version)]
+ExpectedVersionDep = Annotated[int | None, Depends(policy_version)]
 
 
 @dataclass(frozen=True)
@@ -134,10 +148,10 @@ def command_by(*roles: Role) -> Callable[..., Awaitable[CommandCall]]:
     async def dependency(
         request: Request, credentials: BearerDep, if_match: IfMatchHeader = None
     ) -> CommandCall:
-        container: Container = request.app.state.container
-        principal = await _authenticate(container, credentials)
+        principal = await _authenticate(request, credentials)
         ensure_role(principal, roles)
-        return CommandCall(container.desk, _context(request, principal, if_match))
+        desk = request.app.state.container.desk
+        return CommandCall(desk, _context(request, principal, if_match))
 
     return dependency
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 
@@ -91,7 +93,26 @@ def _malformed_json(request: Request, error: Mapping[str, Any]) -> ProblemRespon
 
 async def _http(request: Request, exc: HTTPException) -> ProblemResponse:
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
-    return problem(request, exc.status_code, detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}."
+    return problem(request, exc.status_code, detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers, from the OpenAPI document: Starlette's
+    405 names only the first route's (GET /v1/incidents and POST /v1/incidents are two)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _template(template).match(request.url.path):
+            methods |= {method.upper() for method in operations if method != "parameters"}
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
+
+
+@lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
 
 
 def _domain(
@@ -161,9 +182,28 @@ class ProblemDetails(BaseModel):
     errors: list[FieldError] | None = None
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def problem_schema(model: type[BaseModel] = ProblemDetails) -> dict[str, Any]:
+    """The model's JSON schema with its definitions inlined, to sit in a response."""
+    schema = model.model_json_schema()
+    return _inline(schema, schema.pop("$defs", {}))
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if str(node.get("$ref", "")).startswith("#/$defs/"):
+        return _inline(defs[node["$ref"].removeprefix("#/$defs/")], defs)
+    return {key: _inline(value, defs) for key, value in node.items()}
+
+
+def problem_responses(
+    *statuses: int, model: type[BaseModel] = ProblemDetails
+) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` of a router whose errors are problem documents."""
+    content = {"application/problem+json": {"schema": problem_schema(model)}}
     return {
-        status: {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+        status: {"description": HTTPStatus(status).phrase, "content": content}
         for status in statuses
     }

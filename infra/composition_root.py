@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
+from application.access import API_KEY
 from application.desk.practice import Practice
 from application.desk.service_desk import ServiceDesk
 from application.inbound.inbound_processor import InboundProcessor
@@ -26,7 +27,7 @@ from infra.event_store.ticket_numbers import LegacyFirstNumbers
 from infra.messaging.cloudevents import parse
 from infra.operations.readiness import Readiness
 from infra.settings import Settings
-from infra.sql.database import Database, SqliteDatabase, connect
+from infra.sql.database import Database, SqliteDatabase, connect, private_directory
 from projections.audit.audit_trail import AuditTrailProjection
 from projections.incident.incident_queue import IncidentsProjection
 from projections.kpi.kpi_facts import KpiProjection
@@ -35,7 +36,7 @@ from projections.runtime.runner import Projection, ProjectionRunner
 from projections.sla.sla_clocks import SlaClocksProjection
 
 # The practices the write path serves: a new practice adds its declaration here.
-PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND]
+PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND, API_KEY]
 
 
 def default_projections() -> list[Projection]:
@@ -128,7 +129,7 @@ def bootstrap(
 ) -> Container:
     register_legacy_topics()
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     store_db = connect(settings.store_url)
     read_db = connect(settings.read_url)
     # One lock per database: the read models often live in the store's database.
@@ -140,7 +141,6 @@ def bootstrap(
 def _build(
     settings: Settings, store_db: Database, read_db: Database, projections: list[Projection]
 ) -> Container:
-    keys = ApiKeys(store_db)
     desk = ServiceDesk(
         settings.eventsourcing_env(),
         Rules(PriorityMatrix.parse(settings.priority_matrix)),
@@ -150,6 +150,7 @@ def _build(
         number_prefixes=settings.number_prefixes,
         first_numbers=LegacyFirstNumbers(store_db),
     )
+    keys = ApiKeys(store_db, desk)
     keys.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]
     for runner in runners:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     # JSON: ITSM_NUMBER_PREFIXES='{"incident": "IM"}'.
     number_prefixes: dict[str, str] = {}
     access_log: bool = False
+    # Who may read /openapi.json, /docs (Swagger UI) and /redoc: anyone, any valid API key
+    # (whatever its role), or nobody (404). The pages' scripts come from the package, no CDN.
+    api_docs: Literal["public", "authenticated", "off"] = "public"
     api_threads: int = 8
     # API processes of `itsm serve`, sharing its port: stateless, so more use more cores.
     # Only with Kafka: without it the process also feeds the read models, which is done once.
@@ -66,6 +70,8 @@ class Settings(BaseSettings):
     # auto_resolve is absent/null and this is true.
     inbound_alert_auto_resolve: bool = False
     inbound_max_bytes: int = 1024 * 1024
+    # Largest request body on every route but /v1/inbound (ITSM_INBOUND_MAX_BYTES): 413 beyond.
+    http_max_body_bytes: int = 1024 * 1024
     inbound_batch_size: int = 1000  # records per poll of `itsm inbound`
     # `itsm inbound` serves its counters (Prometheus text) on this port; none if unset.
     inbound_metrics_port: int | None = None

@@ -19,7 +19,11 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEMS)
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]
 
 
-@router.get("/aggregates/{aggregate_id}/events", summary="Every event of one aggregate")
+@router.get(
+    "/aggregates/{aggregate_id}/events",
+    operation_id="aggregate_events",
+    summary="Every event of one aggregate",
+)
 def aggregate_events(
     aggregate_id: UUID, db: ReadDbDep, container: ContainerDep, _: Auditor
 ) -> list[AuditEvent]:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import ContainerDep, require
+from api.inbound.inbound_document import EXAMPLE, cloudevent_schema
 from api.problem_details import problem, problem_responses
 from application.access import Principal, Role
 from application.inbound.inbound_message import Outcome
@@ -35,12 +36,10 @@ TITLES = {
 }
 
 
+_MEDIA = {"schema": cloudevent_schema(), "example": EXAMPLE}
 CLOUDEVENT_BODY = {
     "required": True,
-    "content": {
-        "application/cloudevents+json": {"schema": {"type": "object"}},
-        "application/json": {"schema": {"type": "object"}},
-    },
+    "content": {"application/cloudevents+json": _MEDIA, "application/json": _MEDIA},
 }
 
 

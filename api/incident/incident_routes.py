@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
-from fastapi.exceptions import RequestValidationError
 
 from api.audit.audit_schemas import TimelineEntry
 from api.deps import (
@@ -36,6 +35,7 @@ from api.incident.incident_schemas import (
     Request,
 )
 from api.problem_details import problem_responses
+from api.query_values import MOMENT_PATTERN, Offset, moment
 from application.access import Principal, Role
 from application.desk.errors import NotFound
 from domain.incident.commands import ACTIONS, LogIncident
@@ -49,7 +49,7 @@ from projections.incident import incident_queue as incidents_rm
 from projections.incident import incident_record
 from projections.runtime.read_store import ReadStore
 
-PROBLEMS = problem_responses(400, 401, 403, 404, 409, 422)
+PROBLEMS = problem_responses(400, 401, 403, 404, 409, 413, 422)
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], responses=PROBLEMS)
 
 Operator = Annotated[Principal, Depends(require(Role.AGENT, Role.MANAGER))]
@@ -60,11 +60,12 @@ Reader = Annotated[
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]
 OperatorCommand = Annotated[CommandCall, Depends(command_by(Role.AGENT, Role.MANAGER))]
 AsOf = Annotated[
-    datetime | None,
+    str | None,
     Query(
         description="ISO-8601 with offset, e.g. 2025-03-01T09:30:00Z "
         "(auditors): the incident replayed from the event store "
-        "as it stood then"
+        "as it stood then",
+        json_schema_extra={"pattern": MOMENT_PATTERN},
     ),
 ]
 
@@ -112,7 +113,27 @@ def _replayed(
     return record
 
 
-@router.post("", status_code=201, summary="Log an incident")
+def _links(*operations: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a logged incident to what may follow (stateful clients, fuzzers)."""
+    links = {
+        name: {"operationId": name, "parameters": {_ID_PARAMETER.get(name, "incident_id"): _ID}}
+        for name in operations
+    }
+    return {201: {"links": links}}
+
+
+_ID, _ID_PARAMETER = "$response.body#/id", {"aggregate_events": "aggregate_id"}
+
+
+FOLLOW_UPS = ("get_incident", "get_timeline", "incident_sla", "aggregate_events")
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Log an incident",
+    responses=_links(*FOLLOW_UPS, *(f"{action}_incident" for action in ACTION_REQUESTS)),
+)
 def log_incident(
     body: IncidentCreate,
     desk: DeskDep,
@@ -145,14 +166,15 @@ def list_incidents(
     _: QueueReader,
     state: IncidentState | None = None,
     priority: Annotated[str | None, Query(pattern=r"^P[1-4]$")] = None,
-    group: Annotated[str | None, Query(description="Assignment group")] = None,
-    assignee: str | None = None,
-    number: str | None = None,
+    group: Annotated[str | None, Query(description="Assignment group", max_length=200)] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    number: Annotated[str | None, Query(max_length=200)] = None,
     external_ref: Annotated[
-        str | None, Query(description="The ticket's number in the system it came from")
+        str | None,
+        Query(description="The ticket's number in the system it came from", max_length=200),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> IncidentPage:
     """Newest first, from the incidents read model."""
     filters = {
@@ -172,6 +194,7 @@ def list_incidents(
 
 @router.get(
     "/{incident_id}",
+    operation_id="get_incident",
     summary="One incident, now or as of a past moment",
     response_model=IncidentAsOf | IncidentPublic,
 )
@@ -204,18 +227,16 @@ def _current(db: ReadStore, container: Container, incident_id: UUID) -> Incident
 
 
 def _as_it_was(
-    container: Container, principal: Principal, incident_id: UUID, as_of: datetime
+    container: Container, principal: Principal, incident_id: UUID, text: str
 ) -> IncidentAsOf:
     ensure_role(principal, (Role.AUDITOR,), "Reading an incident as of a past moment")
-    if as_of.tzinfo is None:
-        raise RequestValidationError(
-            [{"type": "timezone_aware", "loc": ("query", "as_of"), "msg": "needs a timezone"}]
-        )
+    as_of = moment(text, "as_of")
+    assert as_of is not None  # text is given
     record = _replayed(container, incident_id, as_of)
     return IncidentAsOf(**record, as_of=as_of.isoformat())
 
 
-@router.get("/{incident_id}/timeline", summary="Audit timeline")
+@router.get("/{incident_id}/timeline", operation_id="get_timeline", summary="Audit timeline")
 def get_timeline(
     incident_id: UUID, db: ReadDbDep, desk: DeskDep, _: Auditor
 ) -> list[TimelineEntry]:
@@ -232,6 +253,7 @@ def _command_route(action: str, model: type[Request]) -> None:
         f"/{{incident_id}}/{action}",
         _command_endpoint(action, model),
         methods=["POST"],
+        operation_id=f"{action}_incident",
         summary=SUMMARIES[action],
         response_model=CommandResult,
     )
@@ -256,7 +278,7 @@ def _take_body(endpoint: Callable[..., Any], model: type[Request]) -> None:
     action's own, required when one of its fields is."""
     endpoint.__annotations__["body"] = Annotated[model, Body()]
     if any(field.is_required() for field in model.model_fields.values()):
-        endpoint.__defaults__ = (...,)
+        endpoint.__defaults__ = None  # no default: FastAPI requires the body
 
 
 for _action, _model in ACTION_REQUESTS.items():

@@ -6,14 +6,16 @@ aggregate still enforces the business rules (state transitions, priority matrix)
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from domain.incident.commands import ACTIONS
 from domain.incident.lifecycle import Channel, EscalationKind, HoldReason
 
-Level = Annotated[int, Field(ge=1, le=3, description="1 (high), 2 (medium) or 3 (low)")]
+# Strict: a JSON number only; "1" and true are refused, not coerced (docs/http.md).
+Level = Annotated[int, Strict(), Field(ge=1, le=3, description="1 (high), 2 (medium) or 3 (low)")]
+Satisfaction = Annotated[int, Strict(), Field(ge=1, le=5, description="Caller satisfaction 1..5")]
 Text = Annotated[str, Field(max_length=4000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -73,7 +75,7 @@ class ReopenRequest(Request):
 
 
 class CloseRequest(Request):
-    satisfaction: int | None = Field(None, ge=1, le=5, description="Caller satisfaction 1..5")
+    satisfaction: Satisfaction | None = None
     comment: Text = ""
 
 
@@ -83,7 +85,7 @@ class CancelRequest(Request):
 
 class CommentRequest(Request):
     text: Annotated[str, Field(min_length=1, max_length=4000)]
-    public: bool = Field(
+    public: Annotated[bool, Strict()] = Field(
         False, description="Public comments reach the caller; others are work notes"
     )
 
@@ -116,6 +118,26 @@ ACTION_REQUESTS: dict[str, type[Request]] = {
 }
 # A new command in the domain must get a request model here before it is reachable.
 assert ACTION_REQUESTS.keys() == ACTIONS.keys(), set(ACTIONS) ^ set(ACTION_REQUESTS)
+
+# One example per request body, shown in the OpenAPI document.
+EXAMPLES: dict[type[Request], dict[str, Any]] = {
+    IncidentCreate: {"title": "VPN down", "caller": "bob", "impact": 1, "urgency": 2},
+    AssignRequest: {"group": "network", "agent": "alice"},
+    AcknowledgeRequest: {},
+    EscalateRequest: {"kind": "functional", "reason": "needs L2"},
+    HoldRequest: {"reason": "awaiting_caller", "note": "asked for logs"},
+    ResumeRequest: {},
+    ResolveRequest: {"code": "solved_workaround", "notes": "restarted the gateway"},
+    ReopenRequest: {"reason": "still failing"},
+    CloseRequest: {"satisfaction": 5},
+    CancelRequest: {"reason": "duplicate"},
+    CommentRequest: {"text": "Called the user back", "public": True},
+    ReprioritiseRequest: {"impact": 1, "urgency": 1, "reason": "whole site affected"},
+    RecategoriseRequest: {"category": "network", "subcategory": "vpn"},
+}
+for _model, _example in EXAMPLES.items():
+    _model.model_config["json_schema_extra"] = {"examples": [_example]}
+    _model.model_rebuild(force=True)
 
 
 class IncidentCreated(BaseModel):

@@ -3,17 +3,20 @@
 # No `from __future__ import annotations`: FastAPI must see the Annotated dependencies.
 import csv
 import io
-from datetime import date, datetime, time, timedelta
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 
 from api.deps import ContainerDep, ReadDbDep, require
 from api.kpi.kpi_chart import MEDIA_TYPES, Format, line_chart
-from api.kpi.kpi_schemas import Dimension, KpiReport, Period
+from api.kpi.kpi_schemas import MAX_ROWS, Dimension, KpiReport, Period
+from api.kpi.paging import decode_cursor, encode_cursor, neutralise
 from api.problem_details import problem_responses
+from api.query_values import MOMENT_PATTERN, day_or_moment, invalid, ordered
 from application.access import Principal, Role
 from infra.composition_root import Container
 from projections.kpi.kpi_queries import KPI_FIELDS, KpiQueryError, kpis, state_breakdown
@@ -30,34 +33,33 @@ _MOMENT = (
     " without an offset, in `tz`. Default: the span of the data."
 )
 _FORMAT = "`svg` (default, image/svg+xml) or `png` (image/png)"
-
-
-def _invalid(field: str, message: str) -> RequestValidationError:
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", field), "msg": message}]
-    )
+From = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        description=_MOMENT,
+        json_schema_extra={"pattern": MOMENT_PATTERN},
+        max_length=64,
+    ),
+]
+To = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        description=_MOMENT,
+        json_schema_extra={"pattern": MOMENT_PATTERN},
+        max_length=64,
+    ),
+]
 
 
 def _zone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _invalid(
+        raise invalid(
             "tz", f"{tz!r} is not an IANA time zone such as UTC or Europe/Paris"
         ) from None
-
-
-def _moment(text: str | None, field: str, zone: ZoneInfo, end: bool) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day + timedelta(days=1) if end else day, time(), zone)
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise _invalid(field, f"{text!r} is not an ISO date (2016-03-01) or date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def _has_sla(container: Container) -> bool:
@@ -75,7 +77,10 @@ def _report(
 ) -> tuple[Row, list[Row]]:
     """(what the report covers, with the time per state; one row per period and group)."""
     zone = _zone(tz)
-    begin, finish = _moment(start, "from", zone, False), _moment(end, "to", zone, True)
+    begin = day_or_moment(start, "from", zone, end=False)
+    finish = day_or_moment(end, "to", zone, end=True)
+    if begin and finish:
+        ordered(begin, finish)
     try:
         with db.transaction(read_only=True) as tx:
             rows = kpis(tx, begin, finish, period, group_by, tz, sla=_has_sla(container))
@@ -105,7 +110,8 @@ def _last(rows: list[Row]) -> datetime:
     return datetime.fromisoformat(rows[-1]["period_end"])
 
 
-def _csv(rows: list[Row], group_by: str | None) -> str:
+def _csv(rows: list[Row], group_by: str | None) -> Iterator[str]:
+    """The CSV, a chunk of rows at a time; every text cell neutralised (docs/http.md)."""
     columns = [
         "period",
         "period_start",
@@ -114,40 +120,59 @@ def _csv(rows: list[Row], group_by: str | None) -> str:
         *KPI_FIELDS,
     ]
     out = io.StringIO()
-    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for offset in range(0, len(rows), _CSV_CHUNK):
+        writer.writerows(
+            [neutralise(row.get(c)) for c in columns] for row in rows[offset : offset + _CSV_CHUNK]
+        )
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()
+
+
+_CSV_CHUNK = 500
 
 
 @router.get(
     "",
     summary="KPIs by period and dimension (JSON, or CSV with Accept: text/csv)",
     response_model=KpiReport,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def get_kpis(
     db: ReadDbDep,
     container: ContainerDep,
     _: Analyst,
-    start: Annotated[str | None, Query(alias="from", description=_MOMENT)] = None,
-    end: Annotated[str | None, Query(alias="to", description=_MOMENT)] = None,
+    start: From = None,
+    end: To = None,
     period: Period = "week",
     group_by: Dimension | None = None,
-    tz: Annotated[str, Query(description="IANA zone of the periods")] = "UTC",
+    tz: Annotated[str, Query(description="IANA zone of the periods", max_length=64)] = "UTC",
+    limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="Rows per page (JSON)")] = 1000,
+    cursor: Annotated[
+        str | None, Query(description="`next` of the previous page", max_length=64)
+    ] = None,
     accept: Annotated[str | None, Header()] = None,
-) -> Row | Response:
+) -> KpiReport | Response:
     """Volumes, backlog, response and resolution times, first-contact resolution, reopen
     rate, reassignments, SLA compliance, satisfaction and time per state, one row per
-    period (and per value of `group_by`); definitions in docs/kpis.md."""
+    period (and per value of `group_by`); definitions in docs/kpis.md.
+
+    JSON comes in pages of `limit` rows: `next` is the `cursor` of the following page (the
+    same query otherwise), null on the last. CSV is every row, streamed."""
+    first = decode_cursor(cursor)
     coverage, rows = _report(db, container, start, end, period, group_by, tz)
     if accept and "text/csv" in accept:
         return _csv_download(rows, group_by)
-    return {**coverage, "rows": rows}
+    page = rows[first : first + limit]
+    following = encode_cursor(first + limit) if first + limit < len(rows) else None
+    return KpiReport.model_validate({**coverage, "rows": page, "limit": limit, "next": following})
 
 
 def _csv_download(rows: list[Row], group_by: str | None) -> Response:
-    return Response(
+    return StreamingResponse(
         _csv(rows, group_by),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="kpis.csv"'},
@@ -186,18 +211,25 @@ def _points(rows: list[Row], kpi: str, labels: list[str]) -> list[float | None]:
     "/chart",
     summary="Trend of one KPI as a line chart: SVG, or PNG with format=png",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+    responses={
+        200: {
+            "content": {
+                "image/svg+xml": {"schema": {"type": "string"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
 )
 def get_chart(
     db: ReadDbDep,
     container: ContainerDep,
     _: Analyst,
-    kpi: Annotated[str, Query(description=f"One of: {', '.join(KPI_FIELDS)}")],
-    start: Annotated[str | None, Query(alias="from", description=_MOMENT)] = None,
-    end: Annotated[str | None, Query(alias="to", description=_MOMENT)] = None,
+    kpi: Annotated[str, Query(description=f"One of: {', '.join(KPI_FIELDS)}", max_length=64)],
+    start: From = None,
+    end: To = None,
     period: Period = "week",
     group_by: Dimension | None = None,
-    tz: str = "UTC",
+    tz: Annotated[str, Query(description="IANA zone of the periods", max_length=64)] = "UTC",
     image: Annotated[Format, Query(alias="format", description=_FORMAT)] = "svg",
 ) -> Response:
     """One line per value of `group_by` (the ten with most incidents opened), or one line.
@@ -205,7 +237,7 @@ def get_chart(
     `format=svg` (the default) answers `image/svg+xml`, `format=png` a 900 x 420 PNG
     (`image/png`); the `Accept` header does not choose."""
     if kpi not in KPI_FIELDS:
-        raise _invalid("kpi", f"unknown KPI {kpi!r}; one of {', '.join(KPI_FIELDS)}")
+        raise invalid("kpi", f"unknown KPI {kpi!r}; one of {', '.join(KPI_FIELDS)}")
     rows = _report(db, container, start, end, period, group_by, tz)[1]
     return _chart(rows, kpi, period, group_by, image)
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_ROWS = 10_000
 Period = Literal["day", "week", "month"]
 Dimension = Literal["group", "category", "priority", "service", "agent"]
 
@@ -58,7 +59,9 @@ class KpiReport(BaseModel):
     timezone: str
     start: str | None
     end: str | None
-    rows: list[KpiRow]
+    rows: list[KpiRow] = Field(description="This page's rows, oldest period first")
+    limit: int = Field(description="Rows per page")
+    next: str | None = Field(description="The `cursor` of the next page; null on the last")
     steps: list[StateStep] = Field(
         description="Time spent per state over the whole range, slowest first"
     )

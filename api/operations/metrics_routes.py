@@ -17,7 +17,7 @@ router = APIRouter(tags=["operations"])
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}}},
+    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
 def scrape(request: Request, _: Annotated[Principal, Depends(require(Role.ANALYST))]) -> Response:
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,73 +1,163 @@
-"""API keys: each has one role; only a hash of the key is stored."""
+"""API keys on SQL: the hashes of their secrets and the names of live keys.
+
+What a key is (name, role, expiry, revoked, which secret generation is current) is its
+`ApiKey` aggregate in the event store; these tables only say which key a secret belongs to
+and which live key holds a name (application/access.py, docs/access.md). They live in the
+event store's database, beside the events, so that the CLI and every API instance see one.
+
+`itsm_api_keys` holds the keys made before keys were aggregates: setup adopts each one
+once (an `Issued` event for its existing secret, by the `system` automation), so an upgrade
+keeps every key working. A legacy name that is blank, invalid or taken gets its digest's
+first characters appended.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from uuid import UUID
 
-from application.access import Principal, Role
+from application.access import (
+    REVOCATION_BOUND_SECONDS,
+    ApiKeyService,
+    Desk,
+    KeyTable,
+    system_context,
+)
+from domain.access.api_key import key_name
+from domain.shared_kernel.errors import DomainError
 from infra.sql.database import Database
+from projections.runtime.read_store import Transaction
 
 
-def _digest(key: str) -> str:
-    # Keys are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-class ApiKeys:
-    """Lookups are cached for `ttl` seconds: every request authenticates, and a database
-    round trip per request would be most of a cheap query's cost."""
-
-    def __init__(self, db: Database, ttl: float = 30.0) -> None:
-        self.db, self.ttl = db, ttl
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+class SqlKeyTable(KeyTable):
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def setup(self) -> None:
         self.db.script(
             [
-                """CREATE TABLE IF NOT EXISTS itsm_api_keys (
-            digest TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
-            created_at TEXT NOT NULL)"""
+                """CREATE TABLE IF NOT EXISTS itsm_api_key_secrets (
+            digest TEXT PRIMARY KEY, key_id TEXT NOT NULL, secret_id TEXT NOT NULL,
+            created_at TEXT NOT NULL)""",
+                "CREATE INDEX IF NOT EXISTS itsm_api_key_secrets_key"
+                " ON itsm_api_key_secrets (key_id)",
+                """CREATE TABLE IF NOT EXISTS itsm_api_key_names (
+            name TEXT PRIMARY KEY, key_id TEXT NOT NULL, claimed_at TEXT NOT NULL)""",
             ]
         )
 
-    def create(self, role: Role | str, name: str) -> str:
-        """Returns the new key; it cannot be recovered later."""
-        role = Role(role)
-        key = f"itsm_{secrets.token_urlsafe(32)}"
+    def add_secret(self, digest: str, key_id: UUID, secret_id: str) -> None:
         with self.db.transaction() as tx:
             tx.execute(
-                "INSERT INTO itsm_api_keys (digest, name, role, created_at)"
+                "INSERT INTO itsm_api_key_secrets (digest, key_id, secret_id, created_at)"
                 " VALUES (%s, %s, %s, %s)",
-                (_digest(key), name, str(role), datetime.now(timezone.utc).isoformat()),
+                (digest, str(key_id), secret_id, _now()),
             )
-        return key
 
-    def cached(self, key: str) -> Principal | None:
-        """The key's holder if a lookup of the last `ttl` seconds found it; else None (then
-        `authenticate`, which may query the database)."""
-        cached = self._cache.get(_digest(key))
-        if cached and time.monotonic() - cached[0] < self.ttl:
-            return cached[1]
-        return None
-
-    def authenticate(self, key: str) -> Principal | None:
-        digest, now = _digest(key), time.monotonic()
-        cached = self._cache.get(digest)
-        if cached and now - cached[0] < self.ttl:
-            return cached[1]
-        principal = self._holder(digest)
-        if principal is not None:  # unknown keys are not cached: a new key works at once
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now, principal)
-        return principal
-
-    def _holder(self, digest: str) -> Principal | None:
+    def secret(self, digest: str) -> tuple[UUID, str] | None:
         with self.db.transaction(read_only=True) as tx:
             row = tx.execute(
-                "SELECT name, role FROM itsm_api_keys WHERE digest = %s", (digest,)
+                "SELECT key_id, secret_id FROM itsm_api_key_secrets WHERE digest = %s",
+                (digest,),
             ).fetchone()
-        return Principal(name=row[0], role=Role(row[1])) if row else None
+        return (UUID(row[0]), str(row[1])) if row else None
+
+    def key_ids(self) -> list[UUID]:
+        with self.db.transaction(read_only=True) as tx:
+            rows = tx.execute(
+                "SELECT key_id FROM itsm_api_key_secrets"
+                " UNION SELECT key_id FROM itsm_api_key_names"
+            ).fetchall()
+        return [UUID(row[0]) for row in rows]
+
+    def claim(self, name: str, key_id: UUID) -> tuple[UUID, datetime] | None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO itsm_api_key_names (name, key_id, claimed_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, str(key_id), _now()),
+            )
+            row = tx.execute(
+                "SELECT key_id, claimed_at FROM itsm_api_key_names WHERE name = %s", (name,)
+            ).fetchone()
+        if row is None or UUID(row[0]) == key_id:
+            return None
+        return UUID(row[0]), datetime.fromisoformat(row[1])
+
+    def take_over(self, name: str, holder: UUID, key_id: UUID) -> bool:
+        with self.db.transaction() as tx:
+            row = tx.execute(
+                f"SELECT key_id FROM itsm_api_key_names WHERE name = %s{self.db.for_update}",
+                (name,),
+            ).fetchone()
+            if row is None or UUID(row[0]) != holder:
+                return False
+            tx.execute(
+                "UPDATE itsm_api_key_names SET key_id = %s, claimed_at = %s WHERE name = %s",
+                (str(key_id), _now(), name),
+            )
+        return True
+
+    def release(self, name: str, key_id: UUID) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "DELETE FROM itsm_api_key_names WHERE name = %s AND key_id = %s",
+                (name, str(key_id)),
+            )
+
+    def holder(self, name: str) -> UUID | None:
+        with self.db.transaction(read_only=True) as tx:
+            row = tx.execute(
+                "SELECT key_id FROM itsm_api_key_names WHERE name = %s", (name,)
+            ).fetchone()
+        return UUID(row[0]) if row else None
+
+
+class ApiKeys(ApiKeyService):
+    """Keys over the event store's database; lookups cached for at most `ttl` seconds:
+    every request authenticates, and two queries per request would be most of a cheap
+    route's cost. A revocation reaches every instance within `ttl` (docs/access.md)."""
+
+    def __init__(self, db: Database, desk: Desk, ttl: float = REVOCATION_BOUND_SECONDS) -> None:
+        self.db = db
+        super().__init__(SqlKeyTable(db), desk, ttl=ttl)
+
+    def setup(self) -> None:
+        SqlKeyTable(self.db).setup()
+        for digest, name, role in self._legacy_keys():
+            self._adopt(digest, name, role)
+
+    def _legacy_keys(self) -> list[tuple[str, str, str]]:
+        """Keys of the old table that have no aggregate yet."""
+        with self.db.transaction(read_only=True) as tx:
+            if not _table_exists(tx, self.db.dialect, "itsm_api_keys"):
+                return []
+            rows = tx.execute(
+                "SELECT digest, name, role FROM itsm_api_keys WHERE digest NOT IN"
+                " (SELECT digest FROM itsm_api_key_secrets) ORDER BY created_at"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def _adopt(self, digest: str, name: str, role: str) -> None:
+        try:
+            self.adopt(digest, key_name(name), role, system_context())
+        except DomainError:  # blank, invalid or taken: made unique by its digest
+            fallback = f"{name.strip()[:80] or 'key'}-{digest[:8]}"
+            self.adopt(digest, key_name(_printable(fallback)), role, system_context())
+
+
+def _table_exists(tx: Transaction, dialect: str, name: str) -> bool:
+    query = (
+        "SELECT 1 FROM pg_class WHERE relname = %s"
+        if dialect == "postgresql"
+        else "SELECT 1 FROM sqlite_master WHERE name = %s"
+    )
+    return tx.execute(query, (name,)).fetchone() is not None
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

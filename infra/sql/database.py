@@ -7,6 +7,7 @@ Statements are written once with `%s` placeholders and ANSI SQL that both engine
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -76,13 +77,44 @@ class Database:
             tx.execute("SELECT 1").fetchone()
 
 
+# Incidents, callers, notes and API key hashes: readable by the account that runs itsm only.
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_directory(path: Path) -> None:
+    """Creates `path` (and its missing parents) as 0700; one that exists is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=PRIVATE_DIRECTORY)
+    except FileExistsError:
+        return
+    os.chmod(path, PRIVATE_DIRECTORY)  # exactly, whatever the umask took away
+
+
+def private_file(path: Path) -> None:
+    """Creates an empty file as 0600 unless it exists (an empty file is an empty SQLite
+    database). SQLite gives the -wal, -shm and -journal files it creates beside a database
+    the database file's mode, so they are 0600 too."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE)
+    finally:
+        os.close(descriptor)
+
+
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
     def __init__(self, path: Path | str, timeout: float = 30.0) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Also the event store's file: eventsourcing opens what this created.
+            private_directory(Path(self.path).parent)
+            private_file(Path(self.path))
         self._timeout = timeout
         self._local = threading.local()
 

@@ -96,18 +96,20 @@ def test_metrics_report_store_relay_projection_lag_and_http(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = response.text
-    # The default SLA policy created at bootstrap, two incident events, and the incident
-    # number sequence's start and the number it issued.
-    assert _sample(text, "itsm_events_stored") == 5
+    # The default SLA policy created at bootstrap, one key issued per role (an
+    # ApiKey.Issued each), two incident events, and the incident number sequence's start
+    # and the number it issued.
+    stored = 5 + len(Role)
+    assert _sample(text, "itsm_events_stored") == stored
     assert _sample(text, "itsm_events_published") == 0  # the feed has not run yet
-    assert _sample(text, "itsm_relay_lag_events") == 5
-    assert _sample(text, "itsm_projection_lag_events", '{projection="incidents"}') == 5
+    assert _sample(text, "itsm_relay_lag_events") == stored
+    assert _sample(text, "itsm_projection_lag_events", '{projection="incidents"}') == stored
     route = '{method="POST",route="/v1/incidents/{incident_id}/assign",status="200"}'
     assert _sample(text, "itsm_http_request_duration_seconds_count", route) == 1
 
     container.feed.catch_up()
     text = client.get("/metrics", headers=auth(Role.ANALYST)).text
-    assert _sample(text, "itsm_events_published") == 5
+    assert _sample(text, "itsm_events_published") == stored
     assert _sample(text, "itsm_relay_lag_events") == 0
     assert _sample(text, "itsm_projection_lag_events", '{projection="timeline"}') == 0
 

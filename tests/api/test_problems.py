@@ -114,8 +114,10 @@ def test_unknown_incident_is_404(client, auth, act):
     assert_problem(act(unknown, "acknowledge"), 404)
 
 
-def test_unknown_route_is_a_problem(client):
-    assert_problem(client.get("/nowhere"), 404)
+def test_unknown_route_is_a_problem(client, auth):
+    assert_problem(client.get("/nowhere", headers=auth()), 404)
+    # Without a key every route but the public ones is a 401, known or not (docs/http.md).
+    assert_problem(client.get("/nowhere"), 401)
 
 
 def test_unexpected_error_is_500_without_a_trace(client, auth, container, monkeypatch):

@@ -126,5 +126,6 @@ def test_a_command_over_http_reaches_the_read_models_through_kafka(stack):
         "changes"
     ]
     metrics = stack.get("/metrics").text
-    # four incident events, the default policy, and the number sequence's start and issue
-    assert "itsm_events_stored 7.0" in metrics
+    # four incident events, the default policy, the number sequence's start and issue, and
+    # the API key's issue
+    assert "itsm_events_stored 8.0" in metrics
