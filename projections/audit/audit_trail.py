@@ -112,17 +112,18 @@ def _save_heads(tx: Transaction, heads: Heads) -> None:
     )
 
 
-def _changes(heads: Heads, event: Envelope) -> list[dict[str, Any]]:
-    """What the event changed; folds the aggregate's head on if it has a fold."""
+def _changes(heads: Heads, event: Envelope) -> list[dict[str, Any]] | None:
+    """What the event changed; folds the aggregate's head on if it has a fold. None for an
+    aggregate without one: its changes are its details, read back from those."""
     fold = FOLDS.get(event.aggregate_type)
     if fold is None:
-        return [{"field": key, "after": value} for key, value in event.payload.items()]
+        return None
     before = heads.get(event.aggregate_id)
     after = heads[event.aggregate_id] = fold(before, event)
     return incident_record.changes(before, after)  # a diff of two records, of any fold
 
 
-def _line(event: Envelope, changes: list[dict[str, Any]]) -> tuple[object, ...]:
+def _line(event: Envelope, changes: list[dict[str, Any]] | None) -> tuple[object, ...]:
     return (
         event.aggregate_id,
         event.aggregate_version,
@@ -160,12 +161,17 @@ def entries(tx: Transaction, aggregate_id: str, aggregate_type: str | None = Non
 
 
 def _entry(line: Record) -> Record:
+    changes, details = orjson.loads(line["changes"]), orjson.loads(line["details"])
     return {
         **{key: line[key] for key in ("aggregate_id", "aggregate_type", "version", "event_id")},
         "event": line["event_type"],
         **{key: line[key] for key in ("occurred_at", "recorded_at", "position")},
         "actor": {"id": line["actor_id"], "kind": line["actor_kind"]},
         "causation_id": line["causation_id"],
-        "changes": orjson.loads(line["changes"]),
-        "details": orjson.loads(line["details"]),
+        "changes": changes if changes is not None else _fields(details),
+        "details": details,
     }
+
+
+def _fields(details: Record) -> list[dict[str, Any]]:
+    return [{"field": key, "after": value} for key, value in details.items()]
