@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypedDict, TypeGuard
+from typing import Any, TypedDict, TypeGuard
 from uuid import UUID
 
 from application.desk.errors import NotFound
@@ -34,19 +34,7 @@ class VersionRecord(TypedDict):
     spec: dict[str, Any]
 
 
-class _VersionEvent(Protocol):
-    """What `SlaPolicy.Created` and `SlaPolicy.Revised` carry."""
-
-    @property
-    def originator_version(self) -> int: ...
-    @property
-    def timestamp(self) -> datetime: ...
-    @property
-    def by(self) -> Actor: ...
-    @property
-    def causation_id(self) -> str: ...
-    @property
-    def spec(self) -> dict[str, Any]: ...
+_VersionEvent = SlaPolicy.Created | SlaPolicy.Revised
 
 
 class SlaPolicies:
@@ -106,8 +94,7 @@ class SlaPolicies:
 
 
 def _is_version(event: object) -> TypeGuard[_VersionEvent]:
-    # `Revised` is declared by `@event("Revised")` alone: the type checker cannot see it.
-    return isinstance(event, SlaPolicy.Created) or type(event).__qualname__ == "SlaPolicy.Revised"
+    return isinstance(event, (SlaPolicy.Created, SlaPolicy.Revised))
 
 
 def _version(event: _VersionEvent) -> VersionRecord:
@@ -116,5 +103,5 @@ def _version(event: _VersionEvent) -> VersionRecord:
         "effective_from": event.timestamp,
         "actor": event.by.as_dict(),
         "causation_id": event.causation_id,
-        "spec": event.spec,
+        "spec": dict(event.spec),
     }

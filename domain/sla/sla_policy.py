@@ -57,6 +57,11 @@ class SlaPolicy(Aggregate):
         by: Actor
         causation_id: str
 
+    class Revised(Event):
+        spec: PolicySpec
+        by: Actor
+        causation_id: str
+
     @event(Created)
     def __init__(self, spec: PolicySpec, by: Actor, causation_id: str) -> None:
         self.spec = spec
@@ -87,6 +92,6 @@ class SlaPolicy(Aggregate):
         check_field_names(changes)
         self.revise({**self.spec, **changes}, by, causation_id)
 
-    @event("Revised")
+    @event(Revised)
     def _revised(self, spec: PolicySpec, by: Actor, causation_id: str) -> None:
         self.spec = spec
