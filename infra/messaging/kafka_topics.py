@@ -22,7 +22,8 @@ def ensure_topics(
     existing ones are left as they are (partitions only grow)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="itsm-admin")
     try:
-        missing = [t for t in topics if t not in set(admin.list_topics())]
+        existing = set(admin.list_topics())
+        missing = [t for t in topics if t not in existing]
         if missing:
             spec = _specs(missing, partitions, configs or {})
             admin.create_topics(spec, raise_errors=False, wait_for_metadata=True)
