@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import ContainerDep, ReadDbDep, require
@@ -88,7 +88,7 @@ def _report(
                 state_breakdown(tx, begin or _first(rows), finish or _last(rows)) if rows else []
             )
     except KpiQueryError as error:
-        raise HTTPException(422, str(error)) from None
+        raise invalid(error.field, str(error)) from None
     return {**_coverage(rows, period, group_by, tz), "steps": steps}, rows
 
 

@@ -13,7 +13,12 @@ MAX_PERIODS = 1000
 
 
 class KpiQueryError(ValueError):
-    """A query the read model cannot answer as asked (unknown period, too many periods...)."""
+    """A query the read model cannot answer as asked (unknown period, too many periods...);
+    `field` names the parameter at fault."""
+
+    def __init__(self, message: str, field: str = "period") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)

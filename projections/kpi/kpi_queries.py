@@ -116,7 +116,7 @@ def kpis(
 def _check_dimension(group_by: str | None) -> None:
     if group_by is not None and group_by not in FACT_DIMENSIONS:
         raise KpiQueryError(
-            f"group_by must be one of {', '.join(FACT_DIMENSIONS)}, not {group_by!r}"
+            f"group_by must be one of {', '.join(FACT_DIMENSIONS)}, not {group_by!r}", "group_by"
         )
 
 
@@ -130,7 +130,7 @@ def _range(
             return None
         start, end = start or span[0], end or span[1]
     if end <= start:
-        raise KpiQueryError("the range is empty: `to` must be after `from`")
+        raise KpiQueryError("the range is empty: `to` must be after `from`", "to")
     return start, end
 
 

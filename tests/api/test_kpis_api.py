@@ -113,6 +113,9 @@ def test_bad_queries_are_422_problems(client, auth, params):
     response = client.get("/v1/kpis", params=params, headers=auth(Role.ANALYST))
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:itsm:problem:validation"
+    assert {error["field"] for error in problem["errors"]} <= set(params)
 
 
 @pytest.mark.parametrize("role", [Role.AGENT, Role.AUDITOR, Role.INTEGRATION])
