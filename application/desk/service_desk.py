@@ -147,7 +147,7 @@ class ServiceDesk(Application[UUID]):
         """`execute` for an event loop. The usual case, an aggregate this process saved last
         and nobody else changed since, takes no thread: the command runs on the loop and
         awaits its group's commit. Anything else goes the way of `execute`, in a thread."""
-        aggregate = self._saved_copy(aggregate_id)
+        aggregate = self._saved_copy(aggregate_id, self.practice(command.practice))
         if aggregate is not None and await self._saved_on_loop(aggregate, command, ctx):
             return aggregate
         return await asyncio.to_thread(self.execute, aggregate_id, command, ctx, True)
@@ -211,18 +211,21 @@ class ServiceDesk(Application[UUID]):
     # -- loading ---------------------------------------------------------------------------
     def _for_command(self, practice: Practice, aggregate_id: UUID, fresh: bool) -> tuple[Any, bool]:
         """The aggregate to run a command on, and whether it is fresh from the store."""
-        aggregate = None if fresh else self._saved_copy(aggregate_id)
+        aggregate = None if fresh else self._saved_copy(aggregate_id, practice)
         if aggregate is not None:
             return aggregate, False
         return self.get(aggregate_id, practice=practice.name), True
 
-    def _saved_copy(self, aggregate_id: UUID) -> Any | None:
+    def _saved_copy(self, aggregate_id: UUID, practice: Practice) -> Any | None:
+        """This process's copy as saved last, if it is one of the practice's aggregates (a
+        command for another practice is judged on the store, which answers NotFound)."""
         if self._saved is None:
             return None
         try:
-            return deepcopy(self._saved.get(aggregate_id))
+            saved = self._saved.get(aggregate_id)
         except KeyError:
             return None
+        return deepcopy(saved) if isinstance(saved, practice.aggregates) else None
 
     def remember(self, *aggregates: Any) -> None:
         if self._saved is not None:

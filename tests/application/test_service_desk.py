@@ -517,3 +517,17 @@ def test_an_incident_stored_before_the_practice_folders_still_loads(desk):
         incident.number,
         2,
     )
+
+
+def test_a_command_for_another_practice_is_not_found_even_from_the_saved_copy(container):
+    """An SLA policy this process just saved is in its cache: an incident command on its id
+    is still a NotFound, on the threaded path and on the event loop's."""
+    import asyncio
+
+    policy = container.sla_policies.create(
+        {"name": "p", "targets": {"respond": {"P1": 60}}}, BOT, "policy"
+    )
+    with pytest.raises(NotFound, match="no incident"):
+        container.desk.execute(policy.id, Comment(text="x"), ctx())
+    with pytest.raises(NotFound, match="no incident"):
+        asyncio.run(container.desk.execute_async(policy.id, Comment(text="x"), ctx()))
