@@ -194,14 +194,20 @@ class ApiKeyService:
             raise
         return IssuedKey(key, secret)
 
-    def adopt(self, digest: str, name: str, role: str, ctx: Context) -> ApiKey:
+    def adopt(self, digest: str, name: str, role: Role, ctx: Context) -> ApiKey:
         """A key made before keys were aggregates: its Issued event, for the secret its
-        holder already has (only its digest is known)."""
-        key_id, secret_id = uuid4(), str(uuid4())
-        self._claim(name, key_id)
+        holder already has (only its digest is known). Resumable: a secret row an earlier,
+        interrupted adoption wrote is reused."""
+        key_id, secret_id = self.table.secret(digest) or (uuid4(), str(uuid4()))
+        self._claim(key_name(name), key_id)
         self.table.add_secret(digest, key_id, secret_id)
-        key: ApiKey = self.desk.create(IssueKey(key_id, secret_id, name, role, None), ctx)
+        key: ApiKey = self.desk.create(IssueKey(key_id, secret_id, name, str(role), None), ctx)
         return key
+
+    def adopted(self, digest: str) -> bool:
+        """Whether the secret with this digest belongs to a key that exists."""
+        row = self.table.secret(digest)
+        return row is not None and self.desk.find(row[0]) is not None
 
     def _release_unless_issued(self, name: str, key_id: UUID) -> None:
         """After a failed issue: free the name unless the key exists after all (an

@@ -83,6 +83,10 @@ class ServiceDesk(Application[UUID]):
         return self.practices[name]
 
     def number_prefix(self, practice: Practice) -> str | None:
+        """The configured prefix of a numbered practice; a practice that declares none is
+        not numbered, whatever the configuration says."""
+        if practice.number_prefix is None:
+            return None
         return self._prefixes.get(practice.name, practice.number_prefix)
 
     @property

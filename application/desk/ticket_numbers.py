@@ -1,16 +1,17 @@
 """Each practice's ticket number sequence, held by one unit of work at a time.
 
 A unit of work that creates a numbered ticket holds its practice's sequence from the first
-number it takes to its commit; the next one starts from the sequence as saved. Another
-process taking numbers meanwhile makes the commit fail on the sequence's version, and the
-write is run again on fresh state (application/desk/service_desk.py, `retrying`).
+number it takes to its commit. It starts from the sequence as stored (the repository's
+cache reads only the events since its copy), so numbers another process took are seen.
+Another process taking numbers between the read and the commit makes the commit fail on
+the sequence's version, and the write is run again (application/desk/service_desk.py,
+`retrying`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from copy import deepcopy
 from typing import Protocol
 
 from domain.shared_kernel.ticket_number_sequence import TicketNumberSequence, sequence_id
@@ -36,24 +37,18 @@ class Sequences:
     ) -> None:
         self._load, self._first = load, first
         self._locks: dict[str, threading.Lock] = {}
-        self._saved: dict[str, TicketNumberSequence] = {}
         self._guard = threading.Lock()
 
     def hold(self, practice: str) -> TicketNumberSequence:
-        """The practice's sequence, as saved last; released with `release`."""
+        """The practice's sequence as stored; released with `release`."""
         self._lock(practice).acquire()
         try:
-            return deepcopy(self._saved.get(practice)) or self._fresh(practice)
+            return self._fresh(practice)
         except BaseException:
             self._lock(practice).release()
             raise
 
-    def release(self, practice: str, saved: TicketNumberSequence | None) -> None:
-        """`saved`: the sequence as committed; None when the commit failed or is unknown."""
-        if saved is None:
-            self._saved.pop(practice, None)
-        else:
-            self._saved[practice] = saved
+    def release(self, practice: str) -> None:
         self._lock(practice).release()
 
     def _fresh(self, practice: str) -> TicketNumberSequence:

@@ -7,6 +7,7 @@ A savepoint lets a batch drop one message's changes and go on with the rest.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -51,8 +52,12 @@ class Numbers:
 
 @dataclass
 class Savepoint:
+    """Numbers taken before it, what was touched since, and a copy of each aggregate that
+    was loaded before it, as it was when first touched after it."""
+
     numbers_taken: dict[str, int]
     touched: set[UUID] = field(default_factory=set)
+    before: dict[UUID, Any] = field(default_factory=dict)
 
 
 class UnitOfWork:
@@ -72,8 +77,8 @@ class UnitOfWork:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for practice, numbers in self.numbers.items():
-            self.desk.sequences.release(practice, numbers.sequence if self.committed else None)
+        for practice in self.numbers:
+            self.desk.sequences.release(practice)
 
     # -- reading and adding ------------------------------------------------------------
     def get(self, aggregate_id: UUID) -> Any | None:
@@ -88,8 +93,12 @@ class UnitOfWork:
         self.loaded[aggregate.id] = aggregate
 
     def _touch(self, aggregate_id: UUID) -> None:
-        if self.savepoint_ is not None:
-            self.savepoint_.touched.add(aggregate_id)
+        savepoint = self.savepoint_
+        if savepoint is None or aggregate_id in savepoint.touched:
+            return
+        if self.loaded.get(aggregate_id) is not None:
+            savepoint.before[aggregate_id] = deepcopy(self.loaded[aggregate_id])
+        savepoint.touched.add(aggregate_id)
 
     # -- commands ----------------------------------------------------------------------
     def create(self, command: Creation, ctx: Context) -> Any:
@@ -119,23 +128,37 @@ class UnitOfWork:
         return self.savepoint_
 
     def rollback(self, savepoint: Savepoint) -> None:
-        """Forget what was touched since the savepoint (reloaded on the next `get`) and give
-        back the numbers taken since."""
+        """Put back what was touched since the savepoint as it was (what was new since is
+        forgotten, and reloaded on the next `get`) and give back the numbers taken since."""
         for aggregate_id in savepoint.touched:
-            self.loaded.pop(aggregate_id, None)
+            if aggregate_id in savepoint.before:
+                self.loaded[aggregate_id] = savepoint.before[aggregate_id]
+            else:
+                self.loaded.pop(aggregate_id, None)
         savepoint.touched.clear()
+        savepoint.before.clear()
         for practice, numbers in self.numbers.items():
             del numbers.taken[savepoint.numbers_taken.get(practice, 0) :]
+
+    def _check_numbered(self, saved: list[Any]) -> None:
+        """Every number taken goes with its ticket, or the sequence would have a gap."""
+        ids = {aggregate.id for aggregate in saved}
+        orphans = [t for n in self.numbers.values() for t, _ in n.taken if t not in ids]
+        if orphans:
+            raise RuntimeError(f"numbers taken for tickets not being saved: {orphans}")
 
     def changed(self) -> list[Any]:
         return [a for a in self.loaded.values() if a is not None and a.pending_events]
 
     def commit(self) -> list[Any]:
-        """Save every change in one transaction; returns the aggregates saved."""
+        """Save every change in one transaction, once; returns the aggregates saved."""
+        if self.committed:
+            raise RuntimeError("a unit of work commits once")
+        saved = self.changed()
+        self._check_numbered(saved)
         for numbers in self.numbers.values():
             numbers.issue()
         sequences = [n.sequence for n in self.numbers.values() if n.taken]
-        saved = self.changed()
         if saved or sequences:
             self.desk.commits.save(*saved, *sequences)
         self.committed = True

@@ -34,9 +34,10 @@ from prometheus_client import CollectorRegistry, Counter
 
 from application.desk.service_desk import ServiceDesk
 from application.desk.unit_of_work import UnitOfWork
-from application.inbound.alert_mapper import AlertHandler, Work, fingerprint
+from application.inbound.alert_mapper import AlertHandler, Work
 from application.inbound.inbound_message import MAX_BYTES, CloudEvent, Outcome, Rejected
 from application.inbound.source_record_mapper import SourceRecordHandler
+from domain.inbound.alert_fingerprint import fingerprint_id
 from domain.inbound.inbound_receipt import InboundReceipt, receipt_id
 from domain.inbound.source_ticket import source_ticket_id
 from domain.incident.incident import Incident
@@ -45,10 +46,12 @@ from domain.shared_kernel.errors import DomainError, IllegalTransition
 log = logging.getLogger(__name__)
 
 
-def _lane(event: CloudEvent) -> tuple[str, ...]:
+def _lane(event: CloudEvent) -> UUID:
+    """What a message's lane is keyed by: the aggregate it starts from, so that two lanes
+    never share one (the ids, unlike joined text, cannot collide)."""
     if event.type == "incident.snapshot":
-        return ("ticket", event.source, event.data["ref"])
-    return ("alert", fingerprint(event.data))
+        return source_ticket_id(event.source, event.data["ref"])
+    return fingerprint_id(event.data["service"], event.data["check"])
 
 
 class InboundParser(Protocol):
@@ -145,7 +148,7 @@ class InboundProcessor:
             return {i: self._apply_alone(e) for i, e in events.items()}
 
     def _apply_together(self, events: dict[int, CloudEvent]) -> dict[int, Outcome]:
-        lanes: dict[tuple[str, ...], list[int]] = {}
+        lanes: dict[UUID, list[int]] = {}
         for index, event in events.items():
             lanes.setdefault(_lane(event), []).append(index)
         outcomes: dict[int, Outcome] = {}

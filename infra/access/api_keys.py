@@ -13,6 +13,7 @@ first characters appended.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -23,10 +24,12 @@ from application.access import (
     KeyTable,
     system_context,
 )
-from domain.access.api_key import key_name
+from domain.access.roles import Role
 from domain.shared_kernel.errors import DomainError
 from infra.sql.database import Database
 from projections.runtime.read_store import Transaction
+
+log = logging.getLogger(__name__)
 
 
 class SqlKeyTable(KeyTable):
@@ -47,10 +50,11 @@ class SqlKeyTable(KeyTable):
         )
 
     def add_secret(self, digest: str, key_id: UUID, secret_id: str) -> None:
+        """Idempotent for the same row: an adoption run again writes it again."""
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO itsm_api_key_secrets (digest, key_id, secret_id, created_at)"
-                " VALUES (%s, %s, %s, %s)",
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (digest) DO NOTHING",
                 (digest, str(key_id), secret_id, _now()),
             )
 
@@ -128,22 +132,28 @@ class ApiKeys(ApiKeyService):
             self._adopt(digest, name, role)
 
     def _legacy_keys(self) -> list[tuple[str, str, str]]:
-        """Keys of the old table that have no aggregate yet."""
+        """Keys of the old table that have no aggregate yet (an interrupted adoption's
+        secret row has none: it is adopted again)."""
         with self.db.transaction(read_only=True) as tx:
             if not _table_exists(tx, self.db.dialect, "itsm_api_keys"):
                 return []
             rows = tx.execute(
-                "SELECT digest, name, role FROM itsm_api_keys WHERE digest NOT IN"
-                " (SELECT digest FROM itsm_api_key_secrets) ORDER BY created_at"
+                "SELECT digest, name, role FROM itsm_api_keys ORDER BY created_at"
             ).fetchall()
-        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+        legacy = [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+        return [key for key in legacy if not self.adopted(key[0])]
 
     def _adopt(self, digest: str, name: str, role: str) -> None:
+        if role not in set(Role):
+            log.error(
+                "legacy key %s has no role this version knows (%r): not adopted", digest[:8], role
+            )
+            return
         try:
-            self.adopt(digest, key_name(name), role, system_context())
+            self.adopt(digest, name, Role(role), system_context())
         except DomainError:  # blank, invalid or taken: made unique by its digest
-            fallback = f"{name.strip()[:80] or 'key'}-{digest[:8]}"
-            self.adopt(digest, key_name(_printable(fallback)), role, system_context())
+            fallback = _printable(f"{name.strip()[:80] or 'key'}-{digest[:8]}")
+            self.adopt(digest, fallback, Role(role), system_context())
 
 
 def _table_exists(tx: Transaction, dialect: str, name: str) -> bool:

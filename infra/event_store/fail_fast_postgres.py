@@ -5,22 +5,56 @@ pool timeout (no connection within POSTGRES_CONNECT_TIMEOUT) is one: with the da
 away, a command would wait out ten pool timeouts before failing, and its client would
 learn nothing for a minute. Here a pool timeout is raised as `StoreUnavailable`, which is not
 retried; its cause still tells `infra.sql.unavailable` that the database is away (a 503).
+
+Events are written once. The library also retries a failed write; but when a connection
+fails after its COMMIT reached the server, the retry fails on the versions its own first
+attempt took, and the desk would take that for a lost race and run the command again,
+storing it twice. A write that fails on its connection is `CommitOutcomeUnknown` instead:
+not retried, answered 503, and the caller decides.
 Selected by PERSISTENCE_MODULE (infra/event_store/postgres_env.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import OperationalError, PersistenceError
-from eventsourcing.postgres import PostgresDatastore, PostgresFactory
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.postgres import (
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
 from psycopg_pool import PoolTimeout
 
 
 class StoreUnavailable(PersistenceError):
     """No connection to the event store in time: the database is away."""
+
+
+class CommitOutcomeUnknown(PersistenceError):
+    """The connection failed while events were written: they may or may not be stored."""
+
+
+# The library's write without its retry decorator.
+_insert_once = PostgresApplicationRecorder.insert_events.__wrapped__
+
+
+class WriteOnceRecorder(PostgresApplicationRecorder):
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            result: Sequence[int] | None = _insert_once(self, stored_events, **kwargs)
+        except (InterfaceError, OperationalError) as error:
+            raise CommitOutcomeUnknown(str(error)) from error
+        return result
 
 
 class FailFastDatastore(PostgresDatastore):
@@ -36,6 +70,8 @@ class FailFastDatastore(PostgresDatastore):
 
 
 class Factory(PostgresFactory):
+    application_recorder_class = WriteOnceRecorder
+
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         self.datastore.__class__ = FailFastDatastore  # same state, one method more careful

@@ -51,3 +51,34 @@ def test_legacy_keys_are_adopted_once_with_their_secrets_and_unique_names(tmp_pa
         assert len(names) == 3 and len(set(names)) == 3
         assert "ops" in names
         assert all(n.startswith("key-") for n in names if n != "ops")
+
+
+def test_an_interrupted_adoption_is_finished_and_an_unknown_role_is_left_alone(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _write_legacy_table(settings)
+    db = connect(settings.store_url)
+    try:
+        with db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO itsm_api_keys VALUES (%s, %s, %s, %s)",
+                (digest_of("itsm_old-x"), "x", "superuser", datetime.now(UTC).isoformat()),
+            )
+        # What an adoption stopped between the secret's row and its Issued event leaves.
+        db.script(
+            [
+                "CREATE TABLE itsm_api_key_secrets (digest TEXT PRIMARY KEY, key_id TEXT NOT"
+                " NULL, secret_id TEXT NOT NULL, created_at TEXT NOT NULL)",
+                f"INSERT INTO itsm_api_key_secrets VALUES ('{digest_of('itsm_old-admin')}',"
+                " '7d3c1c57-8a37-4a8f-b7a3-1f1e7d1d2a11', 'gen-1', '2026-01-01')",
+            ]
+        )
+    finally:
+        db.close()
+    container = bootstrap(settings)
+    try:
+        assert container.keys.authenticate("itsm_old-admin") is not None
+        assert container.keys.authenticate("itsm_old-x") is None
+        assert len(container.keys.list()) == 3
+    finally:
+        container.close()

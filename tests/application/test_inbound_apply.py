@@ -205,3 +205,17 @@ def test_rejections_write_nothing(processor, desk):
     ]
     assert [o.http_status for o in outcomes] == [400, 422, 413, 422]
     assert stored(desk) == before
+
+
+def test_alert_lanes_whose_joined_names_collide_stay_apart(processor, desk):
+    """service "a\\nb" + check "c" and service "a" + check "b\\nc" join to the same text but
+    are two fingerprints: a refusal in one lane leaves the other's incident and number."""
+    batch = [
+        alert("fired", "a1", service="a\nb", check="c"),
+        alert("fired", "a2", service="a", check="b\nc"),
+        alert("resolved", "a3", service="a", check="b\nc", auto_resolve=True, resolution_code=" "),
+    ]
+    outcomes = processor.process_batch(batch)
+    assert [o.status for o in outcomes[:2]] == ["applied", "applied"]
+    for outcome in outcomes[:2]:
+        assert desk.find(UUID(outcome.incident_id)) is not None

@@ -60,7 +60,9 @@ def pg_container(tmp_path, pg_database) -> Iterator[Container]:
 def test_store_and_read_models_are_on_postgresql(pg_container, pg_database):
     assert pg_container.store_db.dialect == "postgresql"
     assert pg_container.read_db.dialect == "postgresql"
-    assert type(pg_container.desk.recorder).__module__ == "eventsourcing.postgres"
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    assert isinstance(pg_container.desk.recorder, PostgresApplicationRecorder)
     incident = pg_container.desk.create(log_command(), ctx())
     with psycopg.connect(pg_database) as conn:
         tables = {
@@ -238,3 +240,23 @@ def test_restart_reset_and_replay_on_postgresql(tmp_path, pg_database):
         assert total == 1 and page[0]["major"] is True and row["version"] == 3
     finally:
         second.close()
+
+
+def test_a_write_that_fails_on_its_connection_is_not_run_again(pg_container, monkeypatch):
+    """Whether such a write was committed is unknown: running it again could store the
+    command twice, so it is refused as `CommitOutcomeUnknown` (a 503), after one attempt."""
+    from eventsourcing.persistence import OperationalError
+
+    from infra.event_store import fail_fast_postgres
+
+    assert isinstance(pg_container.desk.recorder, fail_fast_postgres.WriteOnceRecorder)
+    attempts = []
+
+    def connection_lost(*_args, **_kwargs):
+        attempts.append(1)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(fail_fast_postgres, "_insert_once", connection_lost)
+    with pytest.raises(fail_fast_postgres.CommitOutcomeUnknown):
+        pg_container.desk.create(log_command(), ctx())
+    assert attempts == [1]

@@ -531,3 +531,29 @@ def test_a_command_for_another_practice_is_not_found_even_from_the_saved_copy(co
         container.desk.execute(policy.id, Comment(text="x"), ctx())
     with pytest.raises(NotFound, match="no incident"):
         asyncio.run(container.desk.execute_async(policy.id, Comment(text="x"), ctx()))
+
+
+def test_a_rollback_puts_back_what_was_loaded_before_its_savepoint(desk):
+    """A ticket created before a savepoint, then touched and refused after it: the rollback
+    restores it as it was, so the commit saves it with the number it took (no gap)."""
+    with desk.unit_of_work() as work:
+        incident = work.create(log_command(), ctx())
+        savepoint = work.savepoint()
+        same = work.get(incident.id)
+        work.run(same, Resolve(code="fixed"), ctx())
+        with pytest.raises(IllegalTransition):
+            work.run(same, Resolve(code="fixed"), ctx())
+        work.rollback(savepoint)
+        saved = work.commit()
+    assert incident.id in {a.id for a in saved}
+    stored = desk.get(incident.id)
+    assert (stored.number, stored.state, stored.version) == (incident.number, "new", 1)
+
+
+def test_a_unit_of_work_refuses_to_save_a_number_without_its_ticket(desk):
+    with desk.unit_of_work() as work:
+        incident = work.create(log_command(), ctx())
+        work.loaded.pop(incident.id)
+        with pytest.raises(RuntimeError, match="not being saved"):
+            work.commit()
+    assert desk.create(log_command(), ctx()).number == incident.number  # nothing was taken
