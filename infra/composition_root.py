@@ -39,8 +39,14 @@ from projections.sla.sla_clocks import SlaClocksProjection
 PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND, API_KEY]
 
 
-def default_projections() -> list[Projection]:
-    return [IncidentsProjection(), AuditTrailProjection(), SlaClocksProjection(), KpiProjection()]
+def default_projections(settings: Settings | None = None) -> list[Projection]:
+    zones = (settings or Settings()).kpi_zones
+    return [
+        IncidentsProjection(),
+        AuditTrailProjection(),
+        SlaClocksProjection(),
+        KpiProjection(zones, sla_clocks=True),
+    ]
 
 
 @dataclass
@@ -135,7 +141,7 @@ def bootstrap(
     # One lock per database: the read models often live in the store's database.
     read_lock = read_db.schema_lock() if settings.read_url != settings.store_url else nullcontext()
     with store_db.schema_lock(), read_lock:
-        return _build(settings, store_db, read_db, projections or default_projections())
+        return _build(settings, store_db, read_db, projections or default_projections(settings))
 
 
 def _build(

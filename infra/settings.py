@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,9 @@ class Settings(BaseSettings):
     # A practice's ticket number prefix where it differs from its own (INC, PRB, CHG...), as
     # JSON: ITSM_NUMBER_PREFIXES='{"incident": "IM"}'.
     number_prefixes: dict[str, str] = {}
+    # The IANA zones KPIs are reported in (docs/kpis.md): the read model keeps day, week and
+    # month figures for each, so each costs writes. ITSM_KPI_ZONES=UTC,Europe/Paris.
+    kpi_zones: Annotated[tuple[str, ...], NoDecode] = ("UTC",)
     access_log: bool = False
     # Who may read /openapi.json, /docs (Swagger UI) and /redoc: anyone, any valid API key
     # (whatever its role), or nobody (404). The pages' scripts come from the package, no CDN.
@@ -120,3 +125,15 @@ class Settings(BaseSettings):
             "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
             "AGGREGATE_CACHE_FASTFORWARD": "y",
         }
+
+    @field_validator("kpi_zones", mode="before")
+    @classmethod
+    def _zones(cls, value: object) -> tuple[str, ...]:
+        names = value.split(",") if isinstance(value, str) else list(value or ())  # type: ignore[call-overload]
+        zones = tuple(str(name).strip() for name in names if str(name).strip())
+        for name in zones:
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{name!r} is not an IANA time zone such as UTC") from None
+        return zones or ("UTC",)

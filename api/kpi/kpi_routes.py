@@ -4,6 +4,7 @@
 import csv
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,16 +12,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import ContainerDep, ReadDbDep, require
+from api.deps import ReadDbDep, require
 from api.kpi.kpi_chart import MEDIA_TYPES, Format, line_chart
 from api.kpi.kpi_schemas import MAX_ROWS, Dimension, KpiReport, Period
 from api.kpi.paging import decode_cursor, encode_cursor, neutralise
 from api.problem_details import problem_responses
 from api.query_values import MOMENT_PATTERN, day_or_moment, invalid, ordered
 from application.access import Principal, Role
-from infra.composition_root import Container
-from projections.kpi.kpi_queries import KPI_FIELDS, KpiQueryError, kpis, state_breakdown
-from projections.runtime.read_store import ReadStore
+from projections.kpi.kpi_queries import KPI_FIELDS, KpiQueryError, Report, state_breakdown
+from projections.runtime.read_store import ReadStore, Transaction
 
 Row = dict[str, Any]
 PROBLEMS = problem_responses(400, 401, 403, 422)
@@ -62,55 +62,65 @@ def _zone(tz: str) -> ZoneInfo:
         ) from None
 
 
-def _has_sla(container: Container) -> bool:
-    return any(r.projection.name == "sla_clocks" for r in container.runners)
+@dataclass(frozen=True)
+class _Ask:
+    """A KPI query as asked: the range (parsed), the period, the dimension and the zone."""
+
+    begin: datetime | None
+    finish: datetime | None
+    period: str
+    group_by: str | None
+    tz: str
+
+    @classmethod
+    def of(
+        cls, start: str | None, end: str | None, period: str, group_by: str | None, tz: str
+    ) -> "_Ask":
+        zone = _zone(tz)
+        begin = day_or_moment(start, "from", zone, end=False)
+        finish = day_or_moment(end, "to", zone, end=True)
+        if begin and finish:
+            ordered(begin, finish)
+        return cls(begin, finish, period, group_by, tz)
+
+    def report(self, tx: Transaction) -> Report:
+        try:
+            return Report.of(tx, self.begin, self.finish, self.period, self.group_by, self.tz)
+        except KpiQueryError as error:
+            raise invalid(error.field, str(error)) from None
 
 
-def _report(
-    db: ReadStore,
-    container: Container,
-    start: str | None,
-    end: str | None,
-    period: str,
-    group_by: str | None,
-    tz: str,
-) -> tuple[Row, list[Row]]:
-    """(what the report covers, with the time per state; one row per period and group)."""
-    zone = _zone(tz)
-    begin = day_or_moment(start, "from", zone, end=False)
-    finish = day_or_moment(end, "to", zone, end=True)
-    if begin and finish:
-        ordered(begin, finish)
-    try:
-        with db.transaction(read_only=True) as tx:
-            rows = kpis(tx, begin, finish, period, group_by, tz, sla=_has_sla(container))
-            steps = (
-                state_breakdown(tx, begin or _first(rows), finish or _last(rows)) if rows else []
-            )
-    except KpiQueryError as error:
-        raise invalid(error.field, str(error)) from None
-    return {**_coverage(rows, period, group_by, tz), "steps": steps}, rows
-
-
-def _coverage(rows: list[Row], period: str, group_by: str | None, tz: str) -> Row:
+def _coverage(report: Report) -> Row:
+    spans = report.periods
     return {
-        "period": period,
-        "group_by": group_by,
-        "timezone": tz,
-        "start": rows[0]["period_start"] if rows else None,
-        "end": rows[-1]["period_end"] if rows else None,
+        "period": report.grain,
+        "group_by": report.group_by,
+        "timezone": report.zone.name,
+        "start": spans[0].start.isoformat() if spans else None,
+        "end": spans[-1].end.isoformat() if spans else None,
+        "steps": _steps(report),
     }
 
 
-def _first(rows: list[Row]) -> datetime:
-    return datetime.fromisoformat(rows[0]["period_start"])
+def _steps(report: Report) -> list[Row]:
+    if not report.periods:
+        return []
+    first, last = report.periods[0].start, report.periods[-1].end
+    return state_breakdown(report.tx, first, last, report.zone.name)
 
 
-def _last(rows: list[Row]) -> datetime:
-    return datetime.fromisoformat(rows[-1]["period_end"])
+def _pages(db: ReadStore, ask: _Ask) -> Iterator[Row]:
+    """Every row of the report, a page per read transaction (a stream may outlast one)."""
+    after: tuple[int, int] | None = None
+    while True:
+        with db.transaction(read_only=True) as tx:
+            rows, after = ask.report(tx).page(after, _CSV_PAGE)
+        yield from rows
+        if after is None:
+            return
 
 
-def _csv(rows: list[Row], group_by: str | None) -> Iterator[str]:
+def _csv(rows: Iterator[Row], group_by: str | None) -> Iterator[str]:
     """The CSV, a chunk of rows at a time; every text cell neutralised (docs/http.md)."""
     columns = [
         "period",
@@ -122,17 +132,17 @@ def _csv(rows: list[Row], group_by: str | None) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
-    for offset in range(0, len(rows), _CSV_CHUNK):
-        writer.writerows(
-            [neutralise(row.get(c)) for c in columns] for row in rows[offset : offset + _CSV_CHUNK]
-        )
-        yield out.getvalue()
-        out.seek(0)
-        out.truncate()
+    for row in rows:
+        writer.writerow([neutralise(row.get(c)) for c in columns])
+        if out.tell() > _CSV_CHUNK:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
     yield out.getvalue()
 
 
-_CSV_CHUNK = 500
+_CSV_CHUNK = 64 * 1024  # characters per streamed chunk
+_CSV_PAGE = 2000
 
 
 @router.get(
@@ -143,7 +153,6 @@ _CSV_CHUNK = 500
 )
 def get_kpis(
     db: ReadDbDep,
-    container: ContainerDep,
     _: Analyst,
     start: From = None,
     end: To = None,
@@ -162,18 +171,27 @@ def get_kpis(
 
     JSON comes in pages of `limit` rows: `next` is the `cursor` of the following page (the
     same query otherwise), null on the last. CSV is every row, streamed."""
-    first = decode_cursor(cursor)
-    coverage, rows = _report(db, container, start, end, period, group_by, tz)
-    if accept and "text/csv" in accept:
-        return _csv_download(rows, group_by)
-    page = rows[first : first + limit]
-    following = encode_cursor(first + limit) if first + limit < len(rows) else None
-    return KpiReport.model_validate({**coverage, "rows": page, "limit": limit, "next": following})
+    after = decode_cursor(cursor)
+    ask = _Ask.of(start, end, period, group_by, tz)
+    with db.transaction(read_only=True) as tx:
+        report = ask.report(tx)
+        if accept and "text/csv" in accept:
+            return _csv_download(db, ask)
+        rows, following = report.page(after, limit)
+        coverage = _coverage(report)
+    return KpiReport.model_validate(
+        {
+            **coverage,
+            "rows": rows,
+            "limit": limit,
+            "next": encode_cursor(following) if following else None,
+        }
+    )
 
 
-def _csv_download(rows: list[Row], group_by: str | None) -> Response:
+def _csv_download(db: ReadStore, ask: _Ask) -> Response:
     return StreamingResponse(
-        _csv(rows, group_by),
+        _csv(_pages(db, ask), ask.group_by),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="kpis.csv"'},
     )
@@ -222,7 +240,6 @@ def _points(rows: list[Row], kpi: str, labels: list[str]) -> list[float | None]:
 )
 def get_chart(
     db: ReadDbDep,
-    container: ContainerDep,
     _: Analyst,
     kpi: Annotated[str, Query(description=f"One of: {', '.join(KPI_FIELDS)}", max_length=64)],
     start: From = None,
@@ -238,7 +255,9 @@ def get_chart(
     (`image/png`); the `Accept` header does not choose."""
     if kpi not in KPI_FIELDS:
         raise invalid("kpi", f"unknown KPI {kpi!r}; one of {', '.join(KPI_FIELDS)}")
-    rows = _report(db, container, start, end, period, group_by, tz)[1]
+    ask = _Ask.of(start, end, period, group_by, tz)
+    with db.transaction(read_only=True) as tx:
+        rows = list(ask.report(tx).rows())
     return _chart(rows, kpi, period, group_by, image)
 
 

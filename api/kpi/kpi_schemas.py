@@ -49,8 +49,11 @@ class StateStep(BaseModel):
     state: str
     hold_reason: str | None
     total_hours: float | None
-    incidents: int
-    mean_hours: float | None
+    stints: int = Field(
+        description="Times incidents were in the step in the range: in it at the start, or"
+        " entering it"
+    )
+    mean_hours: float | None = Field(description="Hours per stint")
 
 
 class KpiReport(BaseModel):

@@ -10,21 +10,22 @@ from api.query_values import invalid
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def encode_cursor(offset: int) -> str:
-    """Opaque to the client: where the next page starts."""
-    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+def encode_cursor(place: tuple[int, int]) -> str:
+    """Opaque to the client: where the next page starts (a period, a row in it)."""
+    return base64.urlsafe_b64encode(f"p{place[0]}.{place[1]}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> int:
+def decode_cursor(cursor: str | None) -> tuple[int, int] | None:
     if cursor is None:
-        return 0
+        return None
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
-    if not (text.startswith("o") and text[1:].isdigit() and len(text) < 12):
+    bucket, _, place = text[1:].partition(".")
+    if not (text.startswith("p") and bucket.isdigit() and place.isdigit() and len(text) < 24):
         raise invalid("cursor", "is not a cursor this API gave (the `next` of a page)")
-    return int(text[1:])
+    return int(bucket), int(place)
 
 
 def neutralise(value: object) -> object:

@@ -1,49 +1,35 @@
-"""The KPI measures of a run of periods, computed in SQL: per period and dimension value, the
-counts and sums that the KPIs are ratios of (projections/kpi/kpi_queries.py divides them).
+"""The KPI cells of a run of periods, read back: per period and dimension value, the counts
+and sums that the KPIs are ratios of (projections/kpi/kpi_queries.py divides them).
 
-Facts are counted in the period their moment falls in (opened, acknowledged, first
-resolved, closed, cancelled); the backlog and the time spent in each state come from the
-state intervals. Definitions: docs/kpis.md.
+A period of a reporting zone is one bucket of its grain, so moment measures are read as
+they are. The state measures are summed up to the period: `delta` up to its start is the
+number of incidents in each state then (read from whole months, then days, so the prefix
+costs a few hundred rows, not one per bucket), and `runs` up to the period the distinct
+incidents with time in each state in it. Without a dimension, the figures are the sums over
+the priorities (every incident has one priority value, none included).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from projections.kpi.kpi_periods import Period
-from projections.runtime.read_store import Row, Transaction
+from projections.kpi.kpi_buckets import (
+    ReportingZone,
+    first_day,
+    month_first,
+    month_floor,
+    month_of,
+)
+from projections.kpi.kpi_contributions import MOMENT_MEASURES, bin_value
+from projections.runtime.read_store import Transaction
 
-# Facts: the owner (group/agent at first resolution, else the current one) and the
-# incident's classification. Intervals: the group that held the incident at that time.
-FACT_DIMENSIONS = {
-    "group": "f.owner_group",
-    "category": "f.category",
-    "priority": "f.priority",
-    "service": "f.service",
-    "agent": "f.owner_agent",
-}
-INTERVAL_DIMENSIONS = {**FACT_DIMENSIONS, "group": "i.group_name"}
-# The SLA verdict of a resolved incident: the resolve clock of the SLA read model when it has
-# decided one; else, for tickets imported from another tool, the source's own verdict
-# (made_sla of the latest snapshot); else a breach recorded on the incident; else unknown.
-SLA_VERDICT = (
-    "CASE WHEN c.state = 'breached' THEN 0 WHEN c.state = 'met' THEN 1"
-    " WHEN l.made_sla IS NOT NULL THEN l.made_sla"
-    " WHEN f.respond_breached = 1 OR f.resolve_breached = 1 THEN 0 END"
-)
-SLA_VERDICT_NO_CLOCKS = SLA_VERDICT.replace(
-    "WHEN c.state = 'breached' THEN 0 WHEN c.state = 'met' THEN 1 ", ""
-)
-_FACTS = "kpi_facts f"
-_OPEN_STATES = "i.state IN ('new', 'in_progress', 'on_hold')"
-_LEFT = "COALESCE(i.left_s, %s)"  # an interval still open ends now
-# The seconds of an interval within the period.
-_OVERLAP = (
-    f"(CASE WHEN {_LEFT} < p.t1 THEN {_LEFT} ELSE p.t1 END)"
-    " - (CASE WHEN i.entered_s > p.t0 THEN i.entered_s ELSE p.t0 END)"
-)
+STATES = ("new", "in_progress", "on_hold", "resolved")
+OPEN_STATES = ("new", "in_progress", "on_hold")
+_M = {name: i for i, name in enumerate(MOMENT_MEASURES)}
+_STATE_LIST = ", ".join(f"'{s}'" for s in STATES)
 
 
 class Acknowledgements(NamedTuple):
@@ -79,194 +65,182 @@ class Closures(NamedTuple):
 
 @dataclass
 class Cell:
-    """What the measures found for one period and dimension value; nothing found: zero."""
+    """What the cells hold for one period and dimension value; nothing: zero."""
 
     opened: int = 0
     acknowledged: Acknowledgements = Acknowledgements()
     resolved: Resolutions = Resolutions()
-    resolution_seconds: list[float] = field(default_factory=list)  # each incident's
+    ttr_median_s: float | None = None
+    ttr_p90_s: float | None = None
     closed: Closures = Closures()
     cancelled: int = 0
     backlog: int = 0  # open at the end of the period
-    in_state: dict[str, tuple[float | None, int]] = field(
-        default_factory=dict
-    )  # seconds, incidents
+    in_state: dict[str, tuple[float, int]] = field(default_factory=dict)  # seconds, incidents
 
-
-# The cells of a run of periods, by (period label, dimension value).
-Cells = defaultdict[tuple[str, str | None], Cell]
+    def present(self) -> bool:
+        """Whether the period has a row for this value: an incident had a moment in it, was
+        in the backlog at its end or spent time in some state in it."""
+        counts = (self.opened, self.acknowledged.incidents, self.resolved.incidents)
+        counts += (self.closed.incidents, self.cancelled, self.backlog)  # type: ignore[assignment]
+        return any(counts) or any(n for _, n in self.in_state.values())
 
 
 @dataclass(frozen=True)
-class _Query:
-    """One run of periods, grouped by one dimension (SQL expressions, or None)."""
+class Slice:
+    """One zone, grain and dimension of the cells (None: the sum over priorities)."""
 
     tx: Transaction
-    chunk: list[Period]
-    fact_dimension: str | None
-    interval_dimension: str | None
-    now: float
-    sla: bool
+    zone: ReportingZone
+    grain: str
+    dimension: str | None
 
-    def grouped(
-        self, dim: str | None, measures: str, source: str, condition: str, joins: str = ""
-    ) -> list[Row]:
-        """Rows (period label, dimension value, *measures) of `source` joined to the periods."""
-        table, params = _table(self.chunk)
-        group = f", {dim}" if dim else ""
-        rows: list[Row] = self.tx.execute(
-            f"SELECT p.k, {dim or 'NULL'}, {measures} FROM {table} JOIN {source} ON {condition}"
-            f"{joins} GROUP BY p.k{group}",
-            params,
+    @property
+    def dim(self) -> str:
+        return self.dimension or "priority"
+
+    def _where(self, grain: str | None = None) -> tuple[str, list[object]]:
+        return "zone = %s AND grain = %s AND dim = %s", [
+            self.zone.name,
+            grain or self.grain,
+            self.dim,
+        ]
+
+    def _value(self) -> str:
+        return "value" if self.dimension else "''"
+
+    def _by(self, *columns: str) -> str:
+        """The GROUP BY list: the value too with a dimension (PostgreSQL refuses a constant)."""
+        return ", ".join((*columns, "value") if self.dimension else columns)
+
+    def moments(self, first: int, last: int) -> dict[tuple[int, str], list[float]]:
+        where, params = self._where()
+        sums = ", ".join(f"SUM({m})" for m in MOMENT_MEASURES)
+        rows = self.tx.execute(
+            f"SELECT bucket, {self._value()}, {sums} FROM kpi_cells WHERE {where}"
+            f" AND bucket >= %s AND bucket <= %s GROUP BY {self._by('bucket')}",
+            [*params, first, last],
         ).fetchall()
-        return rows
+        return {(int(r[0]), str(r[1])): [float(v or 0) for v in r[2:]] for r in rows}
 
-    def facts(self, measures: str, moment: str, joins: str = "") -> list[Row]:
-        """The measures of the facts whose `moment` falls in each period."""
-        return self.grouped(self.fact_dimension, measures, _FACTS, _in(moment), joins)
+    def states(self, first: int, last: int) -> dict[tuple[int, str], dict[str, list[float]]]:
+        where, params = self._where()
+        rows = self.tx.execute(
+            f"SELECT bucket, {self._value()}, step, SUM(delta), SUM(weight), SUM(runs),"
+            f" SUM(open_runs) FROM kpi_state_cells WHERE {where} AND bucket >= %s"
+            f" AND bucket <= %s AND step IN ({_STATE_LIST}) GROUP BY {self._by('bucket', 'step')}",
+            [*params, first, last],
+        ).fetchall()
+        cells: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(dict)
+        for bucket, value, step_, *sums in rows:
+            cells[(int(bucket), str(value))][str(step_)] = [float(v or 0) for v in sums]
+        return cells
 
-    def interval_joins(self) -> str:
-        """The join to the facts that an interval dimension of the facts needs."""
-        dim = self.interval_dimension
-        return (
-            " JOIN kpi_facts f ON f.incident_id = i.incident_id"
-            if dim and dim.startswith("f.")
-            else ""
+    def bins(self, first: int, last: int) -> dict[tuple[int, str], list[tuple[int, float]]]:
+        where, params = self._where()
+        rows = self.tx.execute(
+            f"SELECT bucket, {self._value()}, bin, SUM(count) FROM kpi_ttr_bins WHERE {where}"
+            f" AND bucket >= %s AND bucket <= %s GROUP BY {self._by('bucket', 'bin')}",
+            [*params, first, last],
+        ).fetchall()
+        bins: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
+        for bucket, value, bin_, count in rows:
+            if count:
+                bins[(int(bucket), str(value))].append((int(bin_), float(count)))
+        return bins
+
+    def prefix(self, first: int) -> dict[str, dict[str, list[float]]]:
+        """Per value and state, before bucket `first`: [incidents in the state at its
+        start, 0, runs, open runs] (the shape of a state cell's sums)."""
+        totals: dict[str, dict[str, list[float]]] = defaultdict(
+            lambda: defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
         )
+        for value, step_, count in self._delta_prefix(first):
+            totals[value][step_][0] += count
+        for value, step_, runs, open_runs in self._runs_prefix(first):
+            totals[value][step_][2] += runs
+            totals[value][step_][3] += open_runs
+        return totals
+
+    def _delta_prefix(self, first: int) -> Iterator[tuple[str, str, float]]:
+        month = month_of(self.grain, first)
+        day = first_day(self.grain, first).toordinal()
+        yield from self._sums("delta", "month", None, month)
+        yield from self._sums("delta", "day", month_first(month).toordinal(), day)
+
+    def _runs_prefix(self, first: int) -> Iterator[tuple[str, str, float, float]]:
+        columns = "runs, open_runs"
+        if self.grain == "month":
+            yield from self._sums(columns, "month", None, first)
+            return
+        yield from self._sums(columns, f"{self.grain}>month", None, month_of(self.grain, first))
+        yield from self._sums(columns, self.grain, month_floor(self.grain, first), first)
+
+    def _sums(
+        self, columns: str, grain: str, low: int | None, high: int
+    ) -> Iterator[tuple[Any, ...]]:
+        """The sums of `columns` per value and state over buckets [low, high) of `grain`."""
+        where, params = self._where(grain)
+        if low is not None:
+            where, params = where + " AND bucket >= %s", [*params, low]
+        sums = ", ".join(f"SUM({c.strip()})" for c in columns.split(","))
+        rows = self.tx.execute(
+            f"SELECT {self._value()}, step, {sums} FROM kpi_state_cells WHERE {where}"
+            f" AND bucket < %s AND step IN ({_STATE_LIST}) GROUP BY {self._by('step')}",
+            [*params, high],
+        ).fetchall()
+        for value, step_, *values in rows:
+            yield (str(value), str(step_), *(float(v or 0) for v in values))
 
 
-def collect(
-    tx: Transaction, chunk: list[Period], group_by: str | None, now: float, sla: bool
-) -> Cells:
-    """The cells of the periods of `chunk`, by dimension value (`group_by`) if given. `now`
-    ends the intervals still open; `sla`: the SLA clocks share this database."""
-    fact_dim = FACT_DIMENSIONS.get(group_by) if group_by else None
-    interval_dim = INTERVAL_DIMENSIONS.get(group_by) if group_by else None
-    query = _Query(tx, chunk, fact_dim, interval_dim, now, sla)
-    cells: Cells = defaultdict(Cell)
-    for measure in _MEASURES:
-        measure(query, cells)
-    return cells
+def moment_cell(cell: Cell, sums: list[float]) -> None:
+    """The moment measures of a cell, from its sums (MOMENT_MEASURES)."""
 
+    def n(name: str) -> int:
+        return round(sums[_M[name]])
 
-def _opened(q: _Query, cells: Cells) -> None:
-    for k, d, n in q.facts("COUNT(*)", "f.opened_s"):
-        cells[k, d].opened = n
+    def total(name: str, count: int) -> float | None:
+        return sums[_M[name]] if count else None
 
-
-def _acknowledged(q: _Query, cells: Cells) -> None:
-    for k, d, *values in q.facts(
-        "COUNT(*), SUM(f.acknowledged_s - f.opened_s)", "f.acknowledged_s"
-    ):
-        cells[k, d].acknowledged = Acknowledgements(*values)
-
-
-def _resolved(q: _Query, cells: Cells) -> None:
-    for k, d, *values in q.facts(
-        _resolution_measures(q.sla), "f.first_resolved_s", _resolution_joins(q.sla)
-    ):
-        cells[k, d].resolved = Resolutions(*values)
-
-
-def _resolution_measures(sla: bool) -> str:
-    verdict = SLA_VERDICT if sla else SLA_VERDICT_NO_CLOCKS
-    business = "SUM(c.elapsed_s), COUNT(c.elapsed_s)" if sla else "NULL, 0"
-    return (
-        "COUNT(*), SUM(f.first_resolved_s - f.opened_s),"
-        " SUM(CASE WHEN f.reopen_count > 0 THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN f.reassignments_at_resolution = 0 AND f.reopen_count = 0"
-        " THEN 1 ELSE 0 END), SUM(f.reassignment_count),"
-        f" SUM({verdict}), COUNT({verdict}), SUM(l.made_sla), COUNT(l.made_sla),"
-        f" {business}"
+    resolved = n("resolved")
+    cell.opened, cell.cancelled = n("opened"), n("cancelled")
+    cell.acknowledged = Acknowledgements(n("acknowledged"), total("ack_s", n("acknowledged")))
+    cell.resolved = Resolutions(
+        resolved,
+        total("ttr_s", resolved),
+        n("reopened") if resolved else None,
+        n("first_contact") if resolved else None,
+        n("reassignments") if resolved else None,
+        n("sla_met") if n("sla_judged") else None,
+        n("sla_judged"),
+        n("source_met") if n("source_judged") else None,
+        n("source_judged"),
+        total("business_s", n("business_n")),
+        n("business_n"),
+    )
+    answered = n("csat_n")
+    cell.closed = Closures(
+        n("closed"), answered, n("csat_sum") if answered else None, n("promoters"), n("detractors")
     )
 
 
-def _resolution_joins(sla: bool) -> str:
-    joins = " LEFT JOIN kpi_source_links l ON l.incident_id = f.incident_id"
-    if sla:
-        joins += " LEFT JOIN sla_clocks c ON c.ticket_id = f.incident_id AND c.metric = 'resolve'"
-    return joins
+def quantiles(bins: list[tuple[int, float]]) -> tuple[float | None, float | None]:
+    """The median (mean of the two middle values for an even count) and the nearest-rank
+    p90 of the durations in the bins, each within the bins' relative accuracy."""
+    ordered = sorted(bins)
+    count = round(sum(c for _, c in ordered))
+    if not count:
+        return None, None
+    middle = (count + 1) // 2, count // 2 + 1
+    median = (_at_rank(ordered, middle[0]) + _at_rank(ordered, middle[1])) / 2
+    if count % 2:
+        median = _at_rank(ordered, middle[0])
+    return median, _at_rank(ordered, max(-(-9 * count // 10), 1))
 
 
-def _resolution_times(q: _Query, cells: Cells) -> None:
-    """Each incident's time to resolve, for the median and p90."""
-    table, params = _table(q.chunk)
-    for k, d, seconds in q.tx.execute(
-        f"SELECT p.k, {q.fact_dimension or 'NULL'}, f.first_resolved_s - f.opened_s FROM {table}"
-        f" JOIN kpi_facts f ON {_in('f.first_resolved_s')}",
-        params,
-    ).fetchall():
-        cells[k, d].resolution_seconds.append(seconds)
-
-
-def _closed(q: _Query, cells: Cells) -> None:
-    measures = (
-        "COUNT(*), COUNT(f.satisfaction), SUM(f.satisfaction),"
-        " SUM(CASE WHEN f.satisfaction = 5 THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN f.satisfaction <= 3 THEN 1 ELSE 0 END)"
-    )
-    for k, d, *values in q.facts(measures, "f.closed_s"):
-        cells[k, d].closed = Closures(*values)
-
-
-def _cancelled(q: _Query, cells: Cells) -> None:
-    for k, d, n in q.facts("COUNT(*)", "f.cancelled_s"):
-        cells[k, d].cancelled = n
-
-
-def _backlog(q: _Query, cells: Cells) -> None:
-    """Incidents open at the end of the period, with the group holding them then."""
-    open_at_end = (
-        f"i.entered_s < p.t1 AND (i.left_s IS NULL OR i.left_s >= p.t1) AND {_OPEN_STATES}"
-    )
-    for k, d, n in q.grouped(
-        q.interval_dimension,
-        "COUNT(DISTINCT i.incident_id)",
-        "kpi_intervals i",
-        open_at_end,
-        q.interval_joins(),
-    ):
-        cells[k, d].backlog = n
-
-
-def _time_in_states(q: _Query, cells: Cells) -> None:
-    """Time spent in each state within the period, and by how many incidents."""
-    table, params = _table(q.chunk)
-    dim = q.interval_dimension
-    group = f", {dim}" if dim else ""
-    rows = q.tx.execute(
-        f"SELECT p.k, {dim or 'NULL'}, i.state, SUM({_OVERLAP}), COUNT(DISTINCT i.incident_id)"
-        f" FROM {table} JOIN kpi_intervals i ON i.entered_s < p.t1 AND {_LEFT} > p.t0"
-        f"{q.interval_joins()} GROUP BY p.k{group}, i.state",
-        [q.now, q.now, *params, q.now],
-    ).fetchall()
-    for k, d, state, seconds, n in rows:
-        cells[k, d].in_state[state] = (seconds, n)
-
-
-_MEASURES = (
-    _opened,
-    _acknowledged,
-    _resolved,
-    _resolution_times,
-    _closed,
-    _cancelled,
-    _backlog,
-    _time_in_states,
-)
-
-
-def _table(chunk: list[Period]) -> tuple[str, list[object]]:
-    """The periods as a derived table p (k: label, t0 and t1: epoch seconds), its params."""
-    select = (
-        "SELECT CAST(%s AS TEXT) AS k, CAST(%s AS DOUBLE PRECISION) AS t0,"
-        " CAST(%s AS DOUBLE PRECISION) AS t1"
-    )
-    params: list[object] = []
-    for p in chunk:
-        params += [p.label, p.t0, p.t1]
-    return f"({' UNION ALL '.join([select] * len(chunk))}) p", params
-
-
-def _in(column: str) -> str:
-    return f"{column} >= p.t0 AND {column} < p.t1"
+def _at_rank(ordered: list[tuple[int, float]], rank: int) -> float:
+    seen = 0.0
+    for bin_, count in ordered:
+        seen += count
+        if seen >= rank - 0.5:
+            return bin_value(bin_)
+    return bin_value(ordered[-1][0])

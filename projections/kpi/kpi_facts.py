@@ -15,11 +15,15 @@ projections/kpi/kpi_fact_fold.py's.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from projections.kpi.kpi_buckets import ReportingZone
+from projections.kpi.kpi_cell_store import DDL, TABLES, write
+from projections.kpi.kpi_contributions import CellChanges
 from projections.kpi.kpi_fact_fold import (
     FACT_COLUMNS,
     INTERVAL_COLUMNS,
@@ -28,6 +32,7 @@ from projections.kpi.kpi_fact_fold import (
     Intervals,
     fold,
 )
+from projections.kpi.kpi_views import Extras, SlaFollower, load_facts
 from projections.runtime.envelope import Envelope
 from projections.runtime.projection import Projection
 from projections.runtime.read_store import Transaction, rows_where_in
@@ -51,14 +56,6 @@ def _column_type(name: str) -> str:
     if name in _INTEGER:
         return "INTEGER"
     return "DOUBLE PRECISION" if name.endswith("_s") else "TEXT"
-
-
-def _facts(tx: Transaction, incident_ids: set[str]) -> dict[str, Fact | None]:
-    rows = rows_where_in(
-        tx, f"SELECT {', '.join(FACT_COLUMNS)} FROM kpi_facts WHERE incident_id", (), incident_ids
-    )
-    facts = [dict(zip(FACT_COLUMNS, row, strict=True)) for row in rows]
-    return {fact["incident_id"]: {**fact, "record": orjson.loads(fact["record"])} for fact in facts}
 
 
 def _save_facts(tx: Transaction, facts: list[Fact]) -> None:
@@ -144,38 +141,70 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS kpi_source_links (
                 ticket_id TEXT PRIMARY KEY, incident_id TEXT, made_sla INTEGER)""",
     "CREATE INDEX IF NOT EXISTS kpi_source_links_incident ON kpi_source_links (incident_id)",
+    # The SLA read model's verdict on each incident's resolve clock (its state and business
+    # time), as the KPI cells last counted it (projections/kpi/kpi_views.py).
+    """CREATE TABLE IF NOT EXISTS kpi_sla_verdicts (
+                incident_id TEXT PRIMARY KEY, state TEXT NOT NULL,
+                elapsed_s DOUBLE PRECISION NOT NULL)""",
 )
+# The zones the cells hold, as they were when the tables were made.
+_ZONES = "INSERT INTO kpi_meta (name, value) VALUES ('zones', '{names}') ON CONFLICT DO NOTHING"
 
 
 class KpiProjection(Projection):
     name = "kpis"
-    tables = ("kpi_facts", "kpi_intervals", "kpi_source_links")
+    tables = ("kpi_facts", "kpi_intervals", "kpi_source_links", "kpi_sla_verdicts", *TABLES)
     aggregate_types = frozenset({"Incident", "SourceTicket"})
-    schema_version = 2
+    schema_version = 3
+
+    def __init__(self, zones: Sequence[str] = ("UTC",), sla_clocks: bool = False) -> None:
+        """`zones`: the reporting zones the cells are kept in; `sla_clocks`: the SLA read
+        model shares this database, and its resolve clocks give the SLA verdicts."""
+        self.zones = tuple(ReportingZone(name) for name in dict.fromkeys(zones))
+        self.sla = SlaFollower() if sla_clocks else None
+        # The zones are part of the shape: other zones replay the read model.
+        names = ",".join(z.name for z in self.zones)
+        if names != "UTC":
+            self.schema_version = 3 + 10 * (zlib.crc32(names.encode()) % 10**8)  # type: ignore[misc]
 
     def ddl(self) -> list[str]:
-        return list(_DDL)
+        names = ",".join(z.name for z in self.zones)
+        return [*_DDL, *DDL, _ZONES.format(names=names)]
 
     def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
 
     def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
+        changes = CellChanges(self.zones)
         incidents = [e for e in events if e.aggregate_type == "Incident"]
         tickets = [e for e in events if e.aggregate_type == "SourceTicket"]
         if incidents:
-            self._apply_incidents(tx, incidents)
+            self._apply_incidents(tx, incidents, changes)
         if tickets:
-            self._apply_tickets(tx, tickets)
+            self._apply_tickets(tx, tickets, changes)
+        if self.sla is not None:
+            self.sla.follow(tx, changes)
+        write(tx, changes)
 
-    def _apply_incidents(self, tx: Transaction, events: Sequence[Envelope]) -> None:
-        facts = _facts(tx, {e.aggregate_id for e in events})
+    def _apply_incidents(
+        self, tx: Transaction, events: Sequence[Envelope], changes: CellChanges
+    ) -> None:
+        ids = {e.aggregate_id for e in events}
+        facts = load_facts(tx, ids)
+        extras = Extras.load(tx, ids)
+        before = {i: extras.view(facts.get(i)) for i in ids}
         intervals: Intervals = {}
         for event in events:
             facts[event.aggregate_id] = fold(facts.get(event.aggregate_id), event, intervals)
+        extras.take(intervals)
+        for incident_id in ids:
+            changes.incident(before[incident_id], extras.view(facts.get(incident_id)))
         _save_facts(tx, [fact for fact in facts.values() if fact is not None])
         _save_intervals(tx, list(intervals.values()))
 
-    def _apply_tickets(self, tx: Transaction, events: Sequence[Envelope]) -> None:
+    def _apply_tickets(
+        self, tx: Transaction, events: Sequence[Envelope], changes: CellChanges
+    ) -> None:
         """The incident each imported ticket opened, and the source's latest SLA verdict."""
         known = _links(tx, {e.aggregate_id for e in events})
         links: dict[str, Link] = {}
@@ -184,4 +213,11 @@ class KpiProjection(Projection):
                 ticket_id = event.aggregate_id
                 link = links.get(ticket_id) or known.get(ticket_id) or (ticket_id, None, None)
                 links[ticket_id] = _linked(link, event)
+        touched = {link[1] for link in (*known.values(), *links.values()) if link[1]}
+        before = Extras.load(tx, touched, intervals=False)
         _save_links(tx, list(links.values()))
+        after = Extras.load(tx, touched, intervals=False)
+        facts = load_facts(tx, touched)
+        for incident_id in touched:
+            fact = facts.get(incident_id)
+            changes.incident(before.view(fact), after.view(fact))

@@ -1,23 +1,35 @@
-"""KPI read model, the query side: aggregates by period and dimension, computed in SQL.
+"""KPI read model, the query side: the KPIs of each period (and dimension value), from the
+cells the projection keeps (projections/kpi/kpi_cells.py reads them back).
 
-Periods (day, ISO week from Monday, calendar month, in a chosen time zone) are computed in
-Python and handed to SQL as a derived table, so that every engine buckets the same way
-(projections/kpi/kpi_periods.py); counts, sums and means are SQL aggregates
-(projections/kpi/kpi_cells.py); the median and p90 of time to resolve are taken in Python
-from the selected durations (neither engine has a portable percentile function).
-Definitions: docs/kpis.md.
+Periods (day, ISO week from Monday, calendar month) are those of a reporting zone, so each is
+one bucket of the cells; a page of rows reads the cells of its periods only, plus one prefix
+for the state measures. Definitions: docs/kpis.md.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from projections.kpi.kpi_cells import FACT_DIMENSIONS, Cell, Cells, Closures, Resolutions, collect
+from projections.kpi.kpi_buckets import ReportingZone, bucket_of
+from projections.kpi.kpi_cell_store import meta
+from projections.kpi.kpi_cells import (
+    OPEN_STATES,
+    STATES,
+    Cell,
+    Closures,
+    Resolutions,
+    Slice,
+    moment_cell,
+    quantiles,
+)
+from projections.kpi.kpi_contributions import DIMENSIONS as CELL_DIMENSIONS
+from projections.kpi.kpi_contributions import key_value
 from projections.kpi.kpi_periods import PERIODS, KpiQueryError, Period, periods
+from projections.kpi.kpi_steps import state_breakdown
 from projections.runtime.read_store import Transaction
 
 # Where the API and the tests import them from.
@@ -27,15 +39,13 @@ __all__ = [
     "PERIODS",
     "KpiQueryError",
     "Period",
+    "Report",
     "data_span",
     "kpis",
     "percentile",
     "periods",
     "state_breakdown",
 ]
-
-STATES = ("new", "in_progress", "on_hold", "resolved")
-_CHUNK = 150  # periods per statement: SQLite allows 500 terms in a compound SELECT
 
 KPI_FIELDS = (
     "opened",
@@ -60,7 +70,10 @@ KPI_FIELDS = (
     "nps",
     *(f"mean_hours_in_{s}" for s in STATES),
 )
-DIMENSIONS = tuple(FACT_DIMENSIONS)
+DIMENSIONS = CELL_DIMENSIONS
+# Where a page starts: (the bucket of its first period, the first row's place in it).
+Cursor = tuple[int, int]
+_CHUNKS = (4, 8, 16, 32, 64)  # periods read at a time, growing: a page rarely needs many
 
 
 def data_span(tx: Transaction) -> tuple[datetime, datetime] | None:
@@ -86,6 +99,143 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
+@dataclass(frozen=True)
+class Report:
+    """One KPI query: its periods and how its rows are cut."""
+
+    tx: Transaction
+    zone: ReportingZone
+    grain: str
+    group_by: str | None
+    periods: list[Period]
+    now: float
+
+    @classmethod
+    def of(
+        cls,
+        tx: Transaction,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        period: str = "week",
+        group_by: str | None = None,
+        tz: str = "UTC",
+        now: datetime | None = None,
+    ) -> Report:
+        """Without `start`/`end`, the span of the data. Periods are whole: the range is
+        widened to the periods it touches."""
+        _check_dimension(group_by)
+        zone = _reporting_zone(tx, tz)
+        span = _range(tx, start, end)
+        spans = periods(*span, period, tz) if span else []
+        moment = (now or datetime.now(timezone.utc)).timestamp()
+        return cls(tx, zone, period, group_by, spans, moment)
+
+    def rows(self, after: Cursor | None = None) -> Iterator[dict[str, Any]]:
+        """The rows from `after` on (the whole report without it), oldest period first."""
+        return (row for row, _ in self._rows(after))
+
+    def page(self, after: Cursor | None, limit: int) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """`limit` rows from `after`, and where the next page starts (None: the last)."""
+        rows: list[dict[str, Any]] = []
+        for row, cursor in self._rows(after):
+            if len(rows) == limit:
+                return rows, cursor
+            rows.append(row)
+        return rows, None
+
+    def _rows(self, after: Cursor | None) -> Iterator[tuple[dict[str, Any], Cursor]]:
+        """Each row with its cursor: its period's bucket and its place in the period."""
+        spans = self.periods
+        if after is not None:
+            spans = [p for p in spans if self._bucket(p) >= after[0]]
+        place, current = 0, None
+        for p, value, cell in self._walk(spans):
+            bucket = self._bucket(p)
+            place = place + 1 if bucket == current else 0
+            current = bucket
+            if after is None or (bucket, place) >= after:
+                yield _row(p, key_value(value), cell, self.group_by), (bucket, place)
+
+    def _bucket(self, period: Period) -> int:
+        return bucket_of(period.start.date(), self.grain)
+
+    def _walk(self, spans: list[Period]) -> Iterator[tuple[Period, str, Cell]]:
+        if not spans:
+            return
+        cells = Slice(self.tx, self.zone, self.grain, self.group_by)
+        running = cells.prefix(self._bucket(spans[0]))
+        offset = 0
+        for size in _sizes():
+            chunk = spans[offset : offset + size]
+            if not chunk:
+                return
+            yield from self._chunk(cells, chunk, running)
+            offset += size
+
+    def _chunk(
+        self, cells: Slice, chunk: list[Period], running: dict[str, dict[str, list[float]]]
+    ) -> Iterator[tuple[Period, str, Cell]]:
+        first, last = self._bucket(chunk[0]), self._bucket(chunk[-1])
+        moments, states = cells.moments(first, last), cells.states(first, last)
+        bins = cells.bins(first, last)
+        for p in chunk:
+            bucket = self._bucket(p)
+            here = {v for b, v in (*moments, *states) if b == bucket} if self.group_by else {""}
+            for value in sorted(here | _live(running), key=_order):
+                cell = _cell(moments.get((bucket, value)))
+                cell.ttr_median_s, cell.ttr_p90_s = quantiles(bins.get((bucket, value), []))
+                _states(cell, p, running[value], states.get((bucket, value), {}), self.now)
+                if cell.present() or not self.group_by:
+                    yield p, value, cell
+
+
+def _sizes() -> Iterator[int]:
+    yield from _CHUNKS
+    while True:
+        yield _CHUNKS[-1]
+
+
+def _order(value: str) -> tuple[bool, str]:
+    """None (the empty key) last, the others by their text."""
+    return value == "", value
+
+
+def _live(running: dict[str, dict[str, list[float]]]) -> set[str]:
+    """The values with incidents in a state, or runs, carried over from earlier periods."""
+    return {v for v, steps in running.items() if any(any(s) for s in steps.values())}
+
+
+def _cell(sums: list[float] | None) -> Cell:
+    cell = Cell()
+    if sums is not None:
+        moment_cell(cell, sums)
+    return cell
+
+
+def _states(
+    cell: Cell,
+    period: Period,
+    running: dict[str, list[float]],
+    here: dict[str, list[float]],
+    now: float,
+) -> None:
+    """The time in each state, the distinct incidents in it and the backlog at the end; moves
+    the running sums past the period."""
+    started = period.t0 < now
+    span = min(now, period.t1) - period.t0
+    for state in STATES:
+        carried = running.setdefault(state, [0.0, 0.0, 0.0, 0.0])
+        delta, weight, runs, open_runs = here.get(state, (0.0, 0.0, 0.0, 0.0))
+        distinct = round(carried[2] + runs + ((carried[3] + open_runs) if started else 0))
+        if distinct:
+            seconds = (carried[0] + delta) * span - weight if started else 0.0
+            cell.in_state[state] = (seconds, distinct)
+        carried[0] += delta
+        carried[2] += runs
+        carried[3] += open_runs
+    cell.backlog = round(sum(running[s][0] for s in OPEN_STATES))
+
+
 def kpis(
     tx: Transaction,
     start: datetime | None = None,
@@ -94,30 +244,29 @@ def kpis(
     group_by: str | None = None,
     tz: str = "UTC",
     now: datetime | None = None,
-    sla: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per period (and dimension value, with `group_by`), oldest first.
 
-    Without `start`/`end`, the span of the data. Periods are whole: the range is widened to
-    the periods it touches. Without `group_by` every period has a row, empty ones too.
-    `sla`: the SLA read model (sla_clocks) shares this database; its resolve clocks give the
-    business time to resolve and the SLA verdicts.
-    """
-    _check_dimension(group_by)
-    span = _range(tx, start, end)
-    if span is None:
-        return []
-    spans = periods(*span, period, tz)
-    moment = (now or datetime.now(timezone.utc)).timestamp()
-    chunks = (spans[offset : offset + _CHUNK] for offset in range(0, len(spans), _CHUNK))
-    return [row for chunk in chunks for row in _rows(tx, chunk, group_by, moment, sla)]
+    Without `group_by` every period has a row, empty ones too."""
+    return list(Report.of(tx, start, end, period, group_by, tz, now).rows())
 
 
 def _check_dimension(group_by: str | None) -> None:
-    if group_by is not None and group_by not in FACT_DIMENSIONS:
+    if group_by is not None and group_by not in DIMENSIONS:
         raise KpiQueryError(
-            f"group_by must be one of {', '.join(FACT_DIMENSIONS)}, not {group_by!r}", "group_by"
+            f"group_by must be one of {', '.join(DIMENSIONS)}, not {group_by!r}", "group_by"
         )
+
+
+def _reporting_zone(tx: Transaction, tz: str) -> ReportingZone:
+    zones = (meta(tx, "zones") or "UTC").split(",")
+    if tz not in zones:
+        raise KpiQueryError(
+            f"tz must be one of the reporting zones the KPIs are kept in ({', '.join(zones)}),"
+            f" not {tz!r}: ITSM_KPI_ZONES chooses them",
+            "tz",
+        )
+    return ReportingZone(tz)
 
 
 def _range(
@@ -132,25 +281,6 @@ def _range(
     if end <= start:
         raise KpiQueryError("the range is empty: `to` must be after `from`", "to")
     return start, end
-
-
-def _rows(
-    tx: Transaction, chunk: list[Period], group_by: str | None, now: float, sla: bool
-) -> list[dict[str, Any]]:
-    cells = collect(tx, chunk, group_by, now, sla)
-    return [
-        _row(p, value, cells.get((p.label, value), Cell()), group_by)
-        for p in chunk
-        for value in _values(cells, p, group_by)
-    ]
-
-
-def _values(cells: Cells, period: Period, group_by: str | None) -> list[str | None]:
-    """The dimension values with a cell in the period, in order (None last); without
-    `group_by`, the one row of the period."""
-    if not group_by:
-        return [None]
-    return sorted((d for k, d in cells if k == period.label), key=lambda v: (v is None, str(v)))
 
 
 def _row(period: Period, value: Any, cell: Cell, group_by: str | None) -> dict[str, Any]:
@@ -184,12 +314,12 @@ def _counts(cell: Cell) -> dict[str, Any]:
 
 
 def _times(cell: Cell) -> dict[str, float | None]:
-    acknowledged, resolved, each = cell.acknowledged, cell.resolved, cell.resolution_seconds
+    acknowledged, resolved = cell.acknowledged, cell.resolved
     return {
         "mtta_hours": _hours(_ratio(acknowledged.seconds, acknowledged.incidents)),
         "ttr_mean_hours": _hours(_ratio(resolved.seconds, resolved.incidents)),
-        "ttr_median_hours": _hours(statistics.median(each)) if each else None,
-        "ttr_p90_hours": _hours(percentile(each, 0.9)),
+        "ttr_median_hours": _hours(cell.ttr_median_s),
+        "ttr_p90_hours": _hours(cell.ttr_p90_s),
         "ttr_business_mean_hours": _hours(
             _ratio(resolved.business_seconds, resolved.business_count)
         ),
@@ -221,37 +351,3 @@ def _ratio(part: float | None, whole: float | None) -> float | None:
 
 def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else seconds / 3600
-
-
-def state_breakdown(tx: Transaction, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Time spent per state (holds split by reason) over [start, end): which steps take longest."""
-    rows = _time_per_state(tx, start.timestamp(), end.timestamp(), time.time())
-    result = [
-        {
-            "state": state,
-            "hold_reason": reason,
-            "total_hours": _hours(seconds),
-            "incidents": n,
-            "mean_hours": _hours(_ratio(seconds, n)),
-        }
-        for state, reason, seconds, n in rows
-    ]
-    return sorted(result, key=lambda r: -(r["mean_hours"] or 0))
-
-
-def _time_per_state(
-    tx: Transaction, t0: float, t1: float, now: float
-) -> list[tuple[str, str | None, float, int]]:
-    """(state, hold reason, seconds, incidents) within [t0, t1); open intervals end `now`."""
-    left = "COALESCE(i.left_s, %s)"
-    overlap = (
-        f"(CASE WHEN {left} < %s THEN {left} ELSE %s END)"
-        " - (CASE WHEN i.entered_s > %s THEN i.entered_s ELSE %s END)"
-    )
-    rows: list[tuple[str, str | None, float, int]] = tx.execute(
-        f"SELECT i.state, i.hold_reason, SUM({overlap}), COUNT(DISTINCT i.incident_id)"
-        f" FROM kpi_intervals i WHERE i.entered_s < %s AND {left} > %s"
-        " GROUP BY i.state, i.hold_reason",
-        [now, t1, now, t1, t0, t0, t1, now, t0],
-    ).fetchall()
-    return rows

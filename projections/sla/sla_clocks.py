@@ -32,6 +32,7 @@ imported with the scheduler running gives the same clocks as without it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -77,6 +78,8 @@ _DDL = (
                 name TEXT PRIMARY KEY, value BIGINT NOT NULL)""",
 )
 
+_CREATED = "INSERT INTO sla_meta (name, value) VALUES ('created', (created)) ON CONFLICT DO NOTHING"
+
 
 class SlaClocksProjection(Projection):
     name = "sla_clocks"
@@ -92,7 +95,9 @@ class SlaClocksProjection(Projection):
         self.clock_writes = 0  # clock rows written, for bench/sla.py
 
     def ddl(self) -> list[str]:
-        return list(_DDL)
+        # When the tables were made: readers that follow `seq` see a rebuild numbering anew.
+        created = f"({time.time_ns() // 1000})"
+        return [*_DDL, _CREATED.replace("(created)", created)]
 
     def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])

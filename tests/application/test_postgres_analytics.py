@@ -11,7 +11,9 @@ from api.app import create_app
 from application.access import Role
 from infra.composition_root import Container, bootstrap
 from infra.settings import Settings
+from infra.sql.database import connect
 from tests.builders import FULL_LIFECYCLE, ctx, log_command
+from tests.unit.test_kpi_cells_match_recomputation import differences
 
 
 @pytest.fixture
@@ -52,3 +54,12 @@ def test_sla_and_kpi_queries_answer_on_postgresql(pg_container):
         ).status_code
         == 200
     )
+
+
+def test_kpi_cells_equal_the_recomputation_on_postgresql(pg_database):
+    db = connect(pg_database)
+    try:
+        found = differences(db, seed=4)
+    finally:
+        db.close()
+    assert not found, f"{len(found)} differences, e.g.:\n" + "\n".join(found[:20])

@@ -1,0 +1,101 @@
+"""The buckets KPI cells are kept in: days, ISO weeks from Monday and calendar months of one
+reporting zone, numbered so that consecutive buckets are consecutive integers (months) or
+differ by the grain's step (days: a date's ordinal; weeks: their Monday's ordinal).
+
+A bucket is [its local midnight, the next one): the same periods as the query's
+(projections/kpi/kpi_periods.py), so a period of a reporting zone is exactly one bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+GRAINS = ("day", "week", "month")
+# Grains whose runs are also summed by month, so a prefix reads months, not every bucket.
+ROLLED_UP = ("day", "week")
+
+
+def month_key(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def month_first(key: int) -> date:
+    return date(key // 12, key % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class ReportingZone:
+    name: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return _zone(self.name)
+
+    def local_day(self, seconds: float) -> date:
+        return datetime.fromtimestamp(seconds, self.zone).date()
+
+    def start(self, grain: str, bucket: int) -> float:
+        """The bucket's first instant, in epoch seconds."""
+        return datetime.combine(
+            first_day(grain, bucket), datetime.min.time(), self.zone
+        ).timestamp()
+
+    def buckets(self, seconds: float) -> tuple[int, int, int]:
+        """The day, week and month the instant falls in."""
+        day = self.local_day(seconds)
+        return bucket_of(day, "day"), bucket_of(day, "week"), bucket_of(day, "month")
+
+    def last_overlapped(self, grain: str, seconds: float) -> int:
+        """The last bucket an interval ending at `seconds` (excluded) has time in."""
+        bucket = bucket_of(self.local_day(seconds), grain)
+        return bucket - step(grain) if self.start(grain, bucket) == seconds else bucket
+
+
+def bucket_of(day: date, grain: str) -> int:
+    if grain == "day":
+        return day.toordinal()
+    if grain == "week":
+        return day.toordinal() - day.weekday()
+    return month_key(day)
+
+
+def first_day(grain: str, bucket: int) -> date:
+    return month_first(bucket) if grain == "month" else date.fromordinal(bucket)
+
+
+def step(grain: str) -> int:
+    return 7 if grain == "week" else 1
+
+
+def month_of(grain: str, bucket: int) -> int:
+    """The month a bucket starts in (its rollup)."""
+    return bucket if grain == "month" else month_key(first_day(grain, bucket))
+
+
+def month_floor(grain: str, bucket: int) -> int:
+    """The first bucket of `grain` that starts in the month `bucket` starts in."""
+    if grain == "month":
+        return bucket
+    first = month_first(month_of(grain, bucket))
+    if grain == "day":
+        return first.toordinal()
+    return first.toordinal() + (-first.weekday()) % 7
+
+
+def label(grain: str, bucket: int) -> str:
+    day = first_day(grain, bucket)
+    return day.strftime("%Y-%m") if grain == "month" else day.isoformat()
+
+
+def bucket_of_label(grain: str, text: str) -> int:
+    if grain == "month":
+        return month_key(date.fromisoformat(text + "-01"))
+    return date.fromisoformat(text).toordinal()
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)

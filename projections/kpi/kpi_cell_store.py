@@ -1,0 +1,72 @@
+"""The KPI cells in the read database: their tables, and a batch's changes added to them.
+
+`kpi_cells` holds the moment measures, `kpi_state_cells` the state measures (per step: a
+state, or `on_hold:<reason>`), `kpi_ttr_bins` the time-to-resolve bins; each keyed by the
+reporting zone, the grain (`day`, `week`, `month`; runs are also summed per month as
+`day>month` and `week>month`), the bucket, the dimension and its value
+(projections/kpi/kpi_contributions.py says what they mean). Changes are added with one
+upsert per touched cell, in the projection's transaction.
+"""
+
+from __future__ import annotations
+
+from projections.kpi.kpi_contributions import MOMENT_MEASURES, STATE_MEASURES, CellChanges
+from projections.runtime.read_store import Transaction
+
+_KEY = "zone TEXT NOT NULL, grain TEXT NOT NULL, bucket INTEGER NOT NULL, dim TEXT NOT NULL,"
+_KEY += " value TEXT NOT NULL"
+_PK = "zone, grain, dim, bucket, value"
+TABLES = ("kpi_cells", "kpi_state_cells", "kpi_ttr_bins", "kpi_meta")
+
+
+def _columns(names: tuple[str, ...]) -> str:
+    return ", ".join(f"{name} DOUBLE PRECISION NOT NULL" for name in names)
+
+
+DDL = (
+    f"CREATE TABLE IF NOT EXISTS kpi_cells ({_KEY}, {_columns(MOMENT_MEASURES)},"
+    f" PRIMARY KEY ({_PK}))",
+    f"CREATE TABLE IF NOT EXISTS kpi_state_cells ({_KEY}, step TEXT NOT NULL,"
+    f" {_columns(STATE_MEASURES)}, PRIMARY KEY ({_PK}, step))",
+    f"CREATE TABLE IF NOT EXISTS kpi_ttr_bins ({_KEY}, bin INTEGER NOT NULL,"
+    f" count DOUBLE PRECISION NOT NULL, PRIMARY KEY ({_PK}, bin))",
+    "CREATE TABLE IF NOT EXISTS kpi_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+def _upsert(table: str, keys: tuple[str, ...], measures: tuple[str, ...]) -> str:
+    columns = (*keys, *measures)
+    added = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+    )
+
+
+_CELL_KEY = ("zone", "grain", "bucket", "dim", "value")
+_MOMENTS = _upsert("kpi_cells", _CELL_KEY, MOMENT_MEASURES)
+_STATES = _upsert("kpi_state_cells", (*_CELL_KEY, "step"), STATE_MEASURES)
+_BINS = _upsert("kpi_ttr_bins", (*_CELL_KEY, "bin"), ("count",))
+
+
+def write(tx: Transaction, changes: CellChanges) -> None:
+    """Add the batch's changes to the cells (a change that cancelled out is not written)."""
+    moments = [[*key, *cell] for key, cell in changes.moments.items() if any(cell)]
+    states = [[*key, *cell] for key, cell in changes.states.items() if any(cell)]
+    bins = [[*key, count] for key, count in changes.bins.items() if count]
+    for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins)):
+        if rows:
+            tx.executemany(sql, rows)
+
+
+def meta(tx: Transaction, name: str) -> str | None:
+    row = tx.execute("SELECT value FROM kpi_meta WHERE name = %s", [name]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(tx: Transaction, name: str, value: str) -> None:
+    tx.execute(
+        "INSERT INTO kpi_meta (name, value) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        [name, value],
+    )

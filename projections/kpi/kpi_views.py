@@ -1,0 +1,232 @@
+"""An incident as the KPI cells see it (projections/kpi/kpi_contributions.py), built from its
+fact, its state intervals, the source's SLA verdict and the SLA read model's.
+
+The SLA verdict and business time to resolve belong to the SLA read model (its `resolve`
+clock). The cells count them where the incident was first resolved, so the KPI read model
+follows the clocks' changes (`sla_clocks.seq`, which grows with each batch that changes a
+clock) and keeps the verdict it last counted per incident in `kpi_sla_verdicts`: a change
+takes the old verdict out and puts the new one in. Without the SLA read model in this
+database there is no verdict from clocks, as before.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from projections.kpi.kpi_cell_store import meta, set_meta
+from projections.kpi.kpi_contributions import (
+    CellChanges,
+    IncidentView,
+    Interval,
+    Measures,
+    measures,
+)
+from projections.kpi.kpi_fact_fold import FACT_COLUMNS, Fact, Intervals
+from projections.runtime.read_store import Transaction, rows_where_in, savepoint
+
+# The resolve clock's verdict as the cells counted it: (state, business seconds).
+Verdict = tuple[str, float]
+_FOLLOW_BATCH = 5000  # clocks read per batch of the KPI read model
+
+
+@dataclass
+class Extras:
+    """What the views of a batch's incidents need besides their facts."""
+
+    intervals: dict[str, dict[int, Interval]] = field(default_factory=lambda: defaultdict(dict))
+    made_sla: dict[str, int] = field(default_factory=dict)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, tx: Transaction, incident_ids: set[str], intervals: bool = True) -> Extras:
+        extras = cls()
+        if intervals:
+            for row in rows_where_in(
+                tx,
+                "SELECT incident_id, seq, state, hold_reason, group_name, entered_s, left_s"
+                " FROM kpi_intervals WHERE incident_id",
+                (),
+                incident_ids,
+            ):
+                extras.intervals[row[0]][int(row[1])] = Interval(*row[2:])
+        extras.made_sla = _made_sla(tx, incident_ids)
+        extras.verdicts = _verdicts(tx, incident_ids)
+        return extras
+
+    def take(self, changed: Intervals) -> None:
+        """The intervals a batch opened or closed."""
+        for (incident_id, seq), row in changed.items():
+            self.intervals[incident_id][seq] = Interval(row[2], row[3], row[4], row[6], row[8])
+
+    def view(self, fact: Fact | None) -> IncidentView | None:
+        if fact is None:
+            return None
+        incident_id = fact["incident_id"]
+        verdict = self.verdicts.get(incident_id)
+        moments = _moments(fact, self.made_sla.get(incident_id), verdict)
+        resolved = fact["first_resolved_s"]
+        return IncidentView(
+            dims=(
+                fact["owner_group"],
+                fact["category"],
+                fact["priority"],
+                fact["service"],
+                fact["owner_agent"],
+            ),
+            moments=moments,
+            ttr_s=None if resolved is None else resolved - fact["opened_s"],
+            intervals=dict(self.intervals.get(incident_id, {})),
+        )
+
+
+def load_facts(tx: Transaction, incident_ids: set[str]) -> dict[str, Fact | None]:
+    rows = rows_where_in(
+        tx, f"SELECT {', '.join(FACT_COLUMNS)} FROM kpi_facts WHERE incident_id", (), incident_ids
+    )
+    facts = [dict(zip(FACT_COLUMNS, row, strict=True)) for row in rows]
+    return {fact["incident_id"]: {**fact, "record": orjson.loads(fact["record"])} for fact in facts}
+
+
+def _made_sla(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, int]:
+    rows = rows_where_in(
+        tx, "SELECT incident_id, made_sla FROM kpi_source_links WHERE incident_id", (), incident_ids
+    )
+    return {row[0]: int(row[1]) for row in rows if row[1] is not None}
+
+
+def _verdicts(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, Verdict]:
+    rows = rows_where_in(
+        tx,
+        "SELECT incident_id, state, elapsed_s FROM kpi_sla_verdicts WHERE incident_id",
+        (),
+        incident_ids,
+    )
+    return {row[0]: (str(row[1]), float(row[2])) for row in rows}
+
+
+def _moments(
+    fact: Fact, made_sla: int | None, verdict: Verdict | None
+) -> dict[str, tuple[float, Measures]]:
+    opened = fact["opened_s"]
+    moments = {"opened": (opened, measures(opened=1))}
+    if fact["acknowledged_s"] is not None:
+        acknowledged = fact["acknowledged_s"]
+        moments["acknowledged"] = (
+            acknowledged,
+            measures(acknowledged=1, ack_s=acknowledged - opened),
+        )
+    if fact["first_resolved_s"] is not None:
+        moments["resolved"] = (fact["first_resolved_s"], _resolution(fact, made_sla, verdict))
+    if fact["closed_s"] is not None:
+        moments["closed"] = (fact["closed_s"], _closure(fact["satisfaction"]))
+    if fact["cancelled_s"] is not None:
+        moments["cancelled"] = (fact["cancelled_s"], measures(cancelled=1))
+    return moments
+
+
+def _resolution(fact: Fact, made_sla: int | None, verdict: Verdict | None) -> Measures:
+    reopens = fact["reopen_count"] or 0
+    met = sla_verdict(fact, made_sla, verdict)
+    return measures(
+        resolved=1,
+        ttr_s=fact["first_resolved_s"] - fact["opened_s"],
+        reopened=reopens > 0,
+        first_contact=fact["reassignments_at_resolution"] == 0 and reopens == 0,
+        reassignments=fact["reassignment_count"] or 0,
+        sla_met=met == 1,
+        sla_judged=met is not None,
+        source_met=made_sla == 1,
+        source_judged=made_sla is not None,
+        business_s=verdict[1] if verdict else 0,
+        business_n=verdict is not None,
+    )
+
+
+def sla_verdict(fact: Fact, made_sla: int | None, verdict: Verdict | None) -> int | None:
+    """Met (1) or breached (0): the resolve clock when it has decided; else the source's own
+    verdict for imported tickets; else breached if a breach was recorded; else none."""
+    if verdict and verdict[0] in ("met", "breached"):
+        return int(verdict[0] == "met")
+    if made_sla is not None:
+        return made_sla
+    if fact["respond_breached"] == 1 or fact["resolve_breached"] == 1:
+        return 0
+    return None
+
+
+def _closure(satisfaction: int | None) -> Measures:
+    if satisfaction is None:
+        return measures(closed=1)
+    return measures(
+        closed=1,
+        csat_n=1,
+        csat_sum=satisfaction,
+        promoters=satisfaction == 5,
+        detractors=satisfaction <= 3,
+    )
+
+
+class SlaFollower:
+    """Folds the SLA read model's resolve clocks into the cells as they change."""
+
+    def __init__(self) -> None:
+        self._present = False
+
+    def follow(self, tx: Transaction, changes: CellChanges) -> None:
+        generation = self._generation(tx)
+        if generation is None:
+            return
+        since = int(meta(tx, "sla_seq") or 0) if meta(tx, "sla_generation") == generation else 0
+        clocks = _clocks_since(tx, since)
+        if not clocks:
+            return
+        self._count(tx, {row[0]: (str(row[1]), float(row[2])) for row in clocks}, changes)
+        set_meta(tx, "sla_generation", generation)
+        set_meta(tx, "sla_seq", str(max(int(row[3]) for row in clocks)))
+
+    def _generation(self, tx: Transaction) -> str | None:
+        """The SLA read model's identity (a rebuild starts its numbering again); None when
+        it has no tables in this database."""
+        if not self._present:
+            try:
+                with savepoint(tx):
+                    tx.execute("SELECT 1 FROM sla_meta WHERE name = 'created'").fetchall()
+            except Exception:  # no such table (SQLite and PostgreSQL say it differently)
+                return None
+            self._present = True
+        row = tx.execute("SELECT value FROM sla_meta WHERE name = 'created'").fetchone()
+        return None if row is None else str(row[0])
+
+    def _count(self, tx: Transaction, new: dict[str, Verdict], changes: CellChanges) -> None:
+        ids = set(new)
+        before = Extras.load(tx, ids, intervals=False)
+        after = Extras(made_sla=before.made_sla, verdicts={**before.verdicts, **new})
+        for fact in load_facts(tx, ids).values():
+            changes.incident(before.view(fact), after.view(fact))
+        tx.executemany(
+            "INSERT INTO kpi_sla_verdicts (incident_id, state, elapsed_s) VALUES (%s, %s, %s)"
+            " ON CONFLICT (incident_id) DO UPDATE SET state = excluded.state,"
+            " elapsed_s = excluded.elapsed_s",
+            [[i, state, elapsed] for i, (state, elapsed) in new.items()],
+        )
+
+
+def _clocks_since(tx: Transaction, since: int) -> list[tuple[str, str, float, int]]:
+    """The resolve clocks changed after `since`, whole batches of at most about
+    _FOLLOW_BATCH clocks (a batch of the SLA read model shares one number)."""
+    cut = tx.execute(
+        "SELECT seq FROM sla_clocks WHERE metric = 'resolve' AND seq > %s ORDER BY seq"
+        " LIMIT 1 OFFSET %s",
+        [since, _FOLLOW_BATCH],
+    ).fetchone()
+    bound = " AND seq <= %s" if cut else ""
+    rows: list[tuple[str, str, float, int]] = tx.execute(
+        "SELECT ticket_id, state, elapsed_s, seq FROM sla_clocks"
+        f" WHERE metric = 'resolve' AND seq > %s{bound}",
+        [since, *([cut[0]] if cut else [])],
+    ).fetchall()
+    return rows
