@@ -268,6 +268,31 @@ class Progress:
     profile: cProfile.Profile | None = None
 
 
+def kpi_facts_only():
+    """The KPI read model as it was before its cells: per-incident facts, state intervals and
+    source links, no pre-aggregation. Measured beside `kpis` (--one-at-a-time), it gives
+    what the cells cost a rebuild, in one run."""
+    from projections.kpi import kpi_facts
+    from projections.kpi.kpi_views import load_facts
+
+    class KpiFactsOnly(kpi_facts.KpiProjection):
+        name = "kpis_facts"
+        tables = ("kpi_facts", "kpi_intervals", "kpi_source_links")
+
+        def apply_many(self, tx, events):
+            incidents = [e for e in events if e.aggregate_type == "Incident"]
+            facts = load_facts(tx, {e.aggregate_id for e in incidents})
+            intervals = {}
+            for event in incidents:
+                facts[event.aggregate_id] = kpi_facts.fold(
+                    facts.get(event.aggregate_id), event, intervals
+                )
+            kpi_facts._save_facts(tx, [f for f in facts.values() if f is not None])
+            kpi_facts._save_intervals(tx, list(intervals.values()))
+
+    return KpiFactsOnly()
+
+
 def isolated(projection, tag: str):
     """The same projection under a run-unique name, hence its own consumer group."""
     cls = type(projection)
@@ -397,6 +422,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="producer compression (default: none, as the relay publishes)",
     )
+    ap.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="run the read models one after the other over the same topic, and print each"
+        " one's rate relative to the first (e.g. --projections kpis_facts,kpis)",
+    )
     ap.add_argument("--sample-every", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--timeout", type=float, default=900.0, help="give up after this many s")
@@ -410,9 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     from projections.runtime.runner import ProjectionRunner
 
     chosen = [n.strip() for n in args.projections.split(",") if n.strip()]
-    projections = [p for p in default_projections() if p.name in chosen]
+    known = {p.name: p for p in [*default_projections(), kpi_facts_only()]}
+    projections = [known[name] for name in chosen if name in known]
     if len(projections) != len(chosen):
-        raise SystemExit(f"unknown projection in {chosen}; known: incidents, timeline")
+        raise SystemExit(f"unknown projection in {chosen}; known: {', '.join(known)}")
     run_tag = uuid.uuid4().hex[:8]
     topic = f"bench.{run_tag}.events"
     n = args.events
@@ -455,9 +487,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{rss_mib():.1f} MiB; running workers...",
             flush=True,
         )
-        progress = run_workers(
-            bootstrap, topic, runners, n, args.max_records, sampler, args.profile, args.timeout
-        )
+        groups = [[r] for r in runners] if args.one_at_a_time else [runners]
+        progress = [
+            p
+            for group in groups
+            for p in run_workers(
+                bootstrap, topic, group, n, args.max_records, sampler, args.profile, args.timeout
+            )
+        ]
         both = {"incidents", "timeline"} <= set(chosen)
         incidents, versions, lines = verify(read_db, run_tag, n) if both else (0, 0, 0)
         read_db.close()
@@ -496,6 +533,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"after first poll)",
             )
         )
+    if args.one_at_a_time:
+        first = progress[0]
+        for p in progress[1:]:
+            ratio = (first.done - first.first_poll) / (p.done - p.first_poll)
+            items.append((f"{p.name} / {first.name}", f"{ratio:.2f} (events/s ratio, one run)"))
     items.append(
         (
             "both together",

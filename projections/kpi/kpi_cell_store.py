@@ -50,10 +50,11 @@ _BINS = _upsert("kpi_ttr_bins", (*_CELL_KEY, "bin"), ("count",))
 
 
 def write(tx: Transaction, changes: CellChanges) -> None:
-    """Add the batch's changes to the cells (a change that cancelled out is not written)."""
-    moments = [[*key, *cell] for key, cell in changes.moments.items() if any(cell)]
-    states = [[*key, *cell] for key, cell in changes.states.items() if any(cell)]
-    bins = [[*key, count] for key, count in changes.bins.items() if count]
+    """Add the batch's changes to the cells (a change that cancelled out is not written), in
+    key order: concurrent writers then lock cells in the same order and never deadlock."""
+    moments = [[*key, *cell] for key, cell in sorted(changes.moments.items()) if any(cell)]
+    states = [[*key, *cell] for key, cell in sorted(changes.states.items()) if any(cell)]
+    bins = [[*key, count] for key, count in sorted(changes.bins.items()) if count]
     for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins)):
         if rows:
             tx.executemany(sql, rows)

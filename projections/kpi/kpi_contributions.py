@@ -96,9 +96,23 @@ def key_value(key: str) -> str | None:
     return key[1:] if key else None
 
 
+_NO_VIEW = IncidentView((None,) * len(DIMENSIONS), {}, None, {})
+_GROUP = DIMENSIONS.index("group")
+_ALL = list(range(len(DIMENSIONS)))
+_ROLLUPS = {grain: f"{grain}>month" for grain in ROLLED_UP}
+_RUNS, _OPEN_RUNS = STATE_MEASURES.index("runs"), STATE_MEASURES.index("open_runs")
+# A run in one dimension: (the value's key, first bucket, last bucket or None: still open).
+Run = tuple[str, int, int | None]
+
+
 @dataclass
 class CellChanges:
-    """The changes a batch makes to the cells, summed per cell before they are written."""
+    """The changes a batch makes to the cells, summed per cell before they are written.
+
+    Each dimension is diffed on its own: an incident reassigned moves in the group and agent
+    dimensions only. In a dimension, a moment, an interval or a state's runs is taken out and
+    put back only if it changed, or if the incident's value in that dimension did (an
+    interval's group is its own, so a new owner group moves the moments only)."""
 
     zones: tuple[ReportingZone, ...]
     moments: defaultdict[CellKey, list[float]] = field(
@@ -111,132 +125,152 @@ class CellChanges:
 
     def incident(self, before: IncidentView | None, after: IncidentView | None) -> None:
         """Take out what changed of `before` and put in what changed of `after`."""
-        if before is None or after is None or before.dims != after.dims:
-            for view, sign in ((before, -1), (after, 1)):
-                if view is not None:
-                    self._whole(view, sign)
-            return
-        for moment in before.moments.keys() | after.moments.keys():
-            if before.moments.get(moment) != after.moments.get(moment):
-                self._moment(before, moment, -1)
-                self._moment(after, moment, 1)
-        for state in self._changed_intervals(before, after):
-            self._runs(before, state, -1)
-            self._runs(after, state, 1)
+        old, new = before or _NO_VIEW, after or _NO_VIEW
+        moved = [
+            d
+            for d in range(len(DIMENSIONS))
+            if before is None or after is None or old.dims[d] != new.dims[d]
+        ]
+        rekeyed = [d for d in moved if d != _GROUP]
+        for name in old.moments.keys() | new.moments.keys():
+            dims = _ALL if old.moments.get(name) != new.moments.get(name) else moved
+            self._moment(old, name, dims, -1)
+            self._moment(new, name, dims, 1)
+        states: dict[str, list[int]] = {}
+        for seq in old.intervals.keys() | new.intervals.keys():
+            was, now = old.intervals.get(seq), new.intervals.get(seq)
+            changed = was != now
+            dims = _ALL if changed else rekeyed
+            # Left at last (or later): its entry stands where the dimensions did not move.
+            exit_only = changed and was is not None and now is not None and was[:4] == now[:4]
+            for view, sign in ((old, -1), (new, 1)):
+                interval = view.intervals.get(seq)
+                if interval is not None and dims:
+                    if exit_only:
+                        self._interval(view, interval, rekeyed, sign)
+                        self._interval(view, interval, _unmoved(rekeyed), sign, entry=False)
+                    else:
+                        self._interval(view, interval, dims, sign)
+                    if changed or interval.state not in states:
+                        states[interval.state] = dims
+        for state, dims in states.items():
+            self._runs(old, new, state, dims)
 
-    def _whole(self, view: IncidentView, sign: int) -> None:
-        for moment in view.moments:
-            self._moment(view, moment, sign)
-        for interval in view.intervals.values():
-            self._interval(view.dims, interval, sign)
-        for state in {i.state for i in view.intervals.values()}:
-            self._runs(view, state, sign)
-
-    def _changed_intervals(self, before: IncidentView, after: IncidentView) -> set[str]:
-        states = set()
-        for seq in before.intervals.keys() | after.intervals.keys():
-            old, new = before.intervals.get(seq), after.intervals.get(seq)
-            if old == new:
-                continue
-            for interval, sign in ((old, -1), (new, 1)):
-                if interval is not None:
-                    self._interval(before.dims, interval, sign)
-                    states.add(interval.state)
-        return states
-
-    def _moment(self, view: IncidentView, moment: str, sign: int) -> None:
-        entry = view.moments.get(moment)
-        if entry is None:
+    def _moment(self, view: IncidentView, name: str, dims: list[int], sign: int) -> None:
+        entry = view.moments.get(name)
+        if entry is None or not dims:
             return
         seconds, measures = entry
-        values = [value_key(v) for v in view.dims]
-        bin_ = ttr_bin(view.ttr_s) if moment == "resolved" and view.ttr_s is not None else None
+        values = [(DIMENSIONS[d], value_key(view.dims[d])) for d in dims]
+        bin_ = ttr_bin(view.ttr_s) if name == "resolved" and view.ttr_s is not None else None
         for zone in self.zones:
-            for grain, bucket in zip(GRAINS, zone.buckets(seconds), strict=True):
-                for dim, value in zip(DIMENSIONS, values, strict=True):
+            for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True):
+                for dim, value in values:
                     cell = self.moments[(zone.name, grain, bucket, dim, value)]
                     for index, amount in measures:
                         cell[index] += sign * amount
                     if bin_ is not None:
                         self.bins[(zone.name, grain, bucket, dim, value, bin_)] += sign
 
-    def _interval(self, dims: tuple[Any, ...], interval: Interval, sign: int) -> None:
-        values = _interval_values(dims, interval.group)
-        steps = _steps(interval)
-        ends = [(interval.entered_s, 1)]
-        if interval.left_s is not None:
-            ends.append((interval.left_s, -1))
-        for zone in self.zones:
-            for seconds, delta in ends:
-                for grain, bucket in zip(GRAINS, zone.buckets(seconds), strict=True):
-                    offset = seconds - _start(zone, grain, bucket)
-                    change = (sign * delta, sign * delta * offset, sign * (delta > 0), 0, 0)
-                    self._add_states(zone.name, grain, bucket, values, steps, change)
-
-    def _add_states(
+    def _interval(
         self,
-        zone: str,
-        grain: str,
-        bucket: int,
-        values: Iterable[tuple[str, str]],
-        steps: Iterable[str],
-        change: tuple[float, ...],
+        view: IncidentView,
+        interval: Interval,
+        dims: list[int],
+        sign: int,
+        entry: bool = True,
     ) -> None:
-        for dim, value in values:
-            for step_ in steps:
-                cell = self.states[(zone, grain, bucket, dim, value, step_)]
-                for index, amount in enumerate(change):
-                    cell[index] += amount
+        """An interval's entry and exit: +1 (-1) in `delta`, weighted by their offset."""
+        if not dims:
+            return
+        values = [
+            (DIMENSIONS[d], value_key(interval.group if d == _GROUP else view.dims[d]))
+            for d in dims
+        ]
+        ends = [(interval.entered_s, sign, sign)] if entry else []
+        if interval.left_s is not None:
+            ends.append((interval.left_s, -sign, 0))
+        steps = _steps(interval)
+        for zone in self.zones:
+            for seconds, delta, entries in ends:
+                for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True):
+                    weight = delta * (seconds - _start(zone, grain, bucket))
+                    for dim, value in values:
+                        for step_ in steps:
+                            cell = self.states[(zone.name, grain, bucket, dim, value, step_)]
+                            cell[0] += delta
+                            cell[1] += weight
+                            cell[2] += entries
 
-    def _runs(self, view: IncidentView, state: str, sign: int) -> None:
-        intervals = sorted(
-            (i for i in view.intervals.values() if i.state == state), key=lambda i: i.entered_s
-        )
+    def _runs(self, old: IncidentView, new: IncidentView, state: str, dims: list[int]) -> None:
+        """The state's runs in the dimensions: those that changed, out and in."""
+        for zone in self.zones:
+            for grain in GRAINS:
+                before = _keyed_runs(zone, grain, old, state, dims)
+                after = _keyed_runs(zone, grain, new, state, dims)
+                for dim, run in before - after:
+                    self._run(zone, grain, run, state, dim, -1)
+                for dim, run in after - before:
+                    self._run(zone, grain, run, state, dim, 1)
+
+    def _run(
+        self, zone: ReportingZone, grain: str, run: Run, state: str, dim: str, sign: int
+    ) -> None:
+        """+1 where the run starts, -1 after it ends (open: +1 in `open_runs`), in the grain
+        and in its monthly rollup."""
+        value, first, last = run
+        marks = [(first, _RUNS if last is not None else _OPEN_RUNS, sign)]
+        if last is not None:
+            marks.append((last + step(grain), _RUNS, -sign))
+        rollup = _ROLLUPS.get(grain)
+        for bucket, column, amount in marks:
+            self.states[(zone.name, grain, bucket, dim, value, state)][column] += amount
+            if rollup:
+                month = _month_of(grain, bucket)
+                self.states[(zone.name, rollup, month, dim, value, state)][column] += amount
+
+
+def _unmoved(moved: list[int]) -> list[int]:
+    return [d for d in _ALL if d not in moved]
+
+
+def _keyed_runs(
+    zone: ReportingZone, grain: str, view: IncidentView, state: str, dims: list[int]
+) -> frozenset[tuple[str, Run]]:
+    """The runs of buckets the incident spent time in the state, per dimension with its
+    value there: per group for the group dimension, else one set of all its intervals."""
+    intervals = tuple(
+        sorted((i for i in view.intervals.values() if i.state == state), key=lambda i: i.entered_s)
+    )
+    return _runs_keyed(zone, grain, intervals, tuple(dims), view.dims)
+
+
+# An incident's view after one batch is its view before the next: its runs come back.
+@lru_cache(maxsize=1 << 14)
+def _runs_keyed(
+    zone: ReportingZone,
+    grain: str,
+    intervals: tuple[Interval, ...],
+    dims: tuple[int, ...],
+    values: tuple[Any, ...],
+) -> frozenset[tuple[str, Run]]:
+    keyed: set[tuple[str, Run]] = set()
+    shared = [d for d in dims if d != _GROUP]
+    if shared:
+        runs = _runs(zone, grain, intervals)
+        for d in shared:
+            value = value_key(values[d])
+            keyed.update((DIMENSIONS[d], (value, first, last)) for first, last in runs)
+    if _GROUP in dims:
         by_group: dict[str | None, list[Interval]] = defaultdict(list)
         for interval in intervals:
             by_group[interval.group].append(interval)
-        for zone in self.zones:
-            for grain in GRAINS:
-                shared = [
-                    (d, value_key(v))
-                    for d, v in zip(DIMENSIONS, view.dims, strict=True)
-                    if d != "group"
-                ]
-                self._add_runs(zone, grain, _runs(zone, grain, intervals), shared, state, sign)
-                for group, own in by_group.items():
-                    values = [("group", value_key(group))]
-                    self._add_runs(zone, grain, _runs(zone, grain, own), values, state, sign)
-
-    def _add_runs(
-        self,
-        zone: ReportingZone,
-        grain: str,
-        runs: list[tuple[int, int | None]],
-        values: list[tuple[str, str]],
-        state: str,
-        sign: int,
-    ) -> None:
-        for first, last in runs:
-            marks = [(first, 3 if last is not None else 4, sign)]
-            if last is not None:
-                marks.append((last + step(grain), 3, -sign))
-            for bucket, column, amount in marks:
-                change = [0.0] * len(STATE_MEASURES)
-                change[column] = amount
-                self._add_states(zone.name, grain, bucket, values, (state,), tuple(change))
-                if grain in ROLLED_UP:
-                    rollup = month_of(grain, bucket)
-                    self._add_states(
-                        zone.name, f"{grain}>month", rollup, values, (state,), tuple(change)
-                    )
-
-
-def _interval_values(dims: tuple[Any, ...], group: str | None) -> list[tuple[str, str]]:
-    """The dimension values of an interval: the group holding it then, the incident's others."""
-    return [
-        (dim, value_key(group if dim == "group" else value))
-        for dim, value in zip(DIMENSIONS, dims, strict=True)
-    ]
+        keyed.update(
+            ("group", (value_key(group), first, last))
+            for group, own in by_group.items()
+            for first, last in _runs(zone, grain, own)
+        )
+    return frozenset(keyed)
 
 
 def _steps(interval: Interval) -> tuple[str, ...]:
@@ -246,14 +280,15 @@ def _steps(interval: Interval) -> tuple[str, ...]:
 
 
 def _runs(
-    zone: ReportingZone, grain: str, intervals: list[Interval]
+    zone: ReportingZone, grain: str, intervals: Iterable[Interval]
 ) -> list[tuple[int, int | None]]:
     """The maximal runs of buckets with time in the intervals (sorted by entry); the last
     bucket is None for a run still open."""
     runs: list[tuple[int, int | None]] = []
+    index = GRAINS.index(grain)
     for interval in intervals:
-        first = zone.buckets(interval.entered_s)[GRAINS.index(grain)]
-        last = None if interval.left_s is None else zone.last_overlapped(grain, interval.left_s)
+        first = _buckets(zone, interval.entered_s)[index]
+        last = None if interval.left_s is None else _last(zone, grain, interval.left_s)
         if last is not None and last < first:
             continue  # no time at all, at a bucket boundary
         if runs and _overlaps(runs[-1], first):
@@ -272,7 +307,23 @@ def _later(one: int | None, other: int | None) -> int | None:
     return None if one is None or other is None else max(one, other)
 
 
-@lru_cache(maxsize=65536)
+# The same instants come back again and again (each event's, every dimension): cached.
+@lru_cache(maxsize=1 << 16)
+def _buckets(zone: ReportingZone, seconds: float) -> tuple[int, int, int]:
+    return zone.buckets(seconds)
+
+
+@lru_cache(maxsize=1 << 16)
+def _last(zone: ReportingZone, grain: str, seconds: float) -> int:
+    return zone.last_overlapped(grain, seconds)
+
+
+@lru_cache(maxsize=1 << 14)
+def _month_of(grain: str, bucket: int) -> int:
+    return month_of(grain, bucket)
+
+
+@lru_cache(maxsize=1 << 16)
 def _start(zone: ReportingZone, grain: str, bucket: int) -> float:
     return zone.start(grain, bucket)
 

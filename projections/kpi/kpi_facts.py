@@ -182,8 +182,14 @@ class KpiProjection(Projection):
             self._apply_incidents(tx, incidents, changes)
         if tickets:
             self._apply_tickets(tx, tickets, changes)
-        if self.sla is not None:
-            self.sla.follow(tx, changes)
+        write(tx, changes)
+
+    def idle(self, tx: Transaction) -> None:
+        """Count the SLA read model's new verdicts (projections/kpi/kpi_views.py)."""
+        if self.sla is None:
+            return
+        changes = CellChanges(self.zones)
+        self.sla.follow(tx, changes)
         write(tx, changes)
 
     def _apply_incidents(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from projections.kpi.kpi_cell_store import meta, set_meta
+from projections.kpi.kpi_cell_store import set_meta
 from projections.kpi.kpi_contributions import (
     CellChanges,
     IncidentView,
@@ -180,13 +180,13 @@ class SlaFollower:
         generation = self._generation(tx)
         if generation is None:
             return
-        since = int(meta(tx, "sla_seq") or 0) if meta(tx, "sla_generation") == generation else 0
+        followed, _, seq = _hold_position(tx).partition(":")
+        since = int(seq) if followed == generation else 0
         clocks = _clocks_since(tx, since)
         if not clocks:
             return
         self._count(tx, {row[0]: (str(row[1]), float(row[2])) for row in clocks}, changes)
-        set_meta(tx, "sla_generation", generation)
-        set_meta(tx, "sla_seq", str(max(int(row[3]) for row in clocks)))
+        set_meta(tx, "sla_follow", f"{generation}:{max(int(row[3]) for row in clocks)}")
 
     def _generation(self, tx: Transaction) -> str | None:
         """The SLA read model's identity (a rebuild starts its numbering again); None when
@@ -213,6 +213,16 @@ class SlaFollower:
             " elapsed_s = excluded.elapsed_s",
             [[i, state, elapsed] for i, (state, elapsed) in new.items()],
         )
+
+
+def _hold_position(tx: Transaction) -> str:
+    """Where the following stands ("<generation>:<seq>", or ""), holding its row until the
+    transaction ends: members of one read model that follow at once would count twice."""
+    row = tx.execute(
+        "INSERT INTO kpi_meta (name, value) VALUES ('sla_follow', '') ON CONFLICT (name)"
+        " DO UPDATE SET value = kpi_meta.value RETURNING value"
+    ).fetchone()
+    return str(row[0]) if row else ""
 
 
 def _clocks_since(tx: Transaction, since: int) -> list[tuple[str, str, float, int]]:

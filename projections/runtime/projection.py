@@ -45,3 +45,7 @@ class Projection(ABC):
         """
         for event in events:
             self.apply(tx, event)
+
+    def idle(self, tx: Transaction) -> None:  # noqa: B027 (optional: most read models fold only)
+        """Work the read model does besides folding events (following another read model),
+        in its own transaction, while the feed is quiet and now and then between batches."""

@@ -14,6 +14,7 @@ flows on. `retry` folds the waiting events again once the cause is fixed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from projections.runtime.envelope import Envelope
@@ -41,6 +42,7 @@ _FRAMEWORK_DDL = (
         PRIMARY KEY (projection, aggregate_id, version))""",
 )
 log = logging.getLogger(__name__)
+IDLE_EVERY = 1.0  # seconds between two runs of a projection's idle work
 # How a batch's new events are folded: all at once, or one by one to quarantine what fails.
 Fold = Callable[[Transaction, list[Envelope]], None]
 
@@ -52,6 +54,7 @@ class ProjectionRunner:
         self.db, self.projection = db, projection
         self._positions = Positions(db, projection.name)
         self._quarantine = Quarantine(projection.name)
+        self._idled = 0.0
 
     def setup(self) -> None:
         self.db.script(_FRAMEWORK_DDL)
@@ -102,7 +105,7 @@ class ProjectionRunner:
         skip is stored too. Raises only when the database is away (retry later).
         """
         try:
-            return self._apply_batch(source, partition, expected, records, end, self._fold)
+            moved = self._apply_batch(source, partition, expected, records, end, self._fold)
         except Exception as error:
             if self.db.unavailable(error):
                 raise
@@ -112,7 +115,24 @@ class ProjectionRunner:
                 self.projection.name,
                 error,
             )
-            return self._apply_batch(source, partition, expected, records, end, self._fold_each)
+            moved = self._apply_batch(source, partition, expected, records, end, self._fold_each)
+        self.idle()
+        return moved
+
+    def idle(self, force: bool = False) -> None:
+        """The projection's own work besides folding (Projection.idle), at most every
+        IDLE_EVERY seconds unless `force`d. Its failure is logged, never the feed's: the
+        events it would hold back are not at fault."""
+        if not force and time.monotonic() - self._idled < IDLE_EVERY:
+            return
+        self._idled = time.monotonic()
+        try:
+            with self.db.transaction() as tx:
+                self.projection.idle(tx)
+        except Exception as error:
+            if self.db.unavailable(error):
+                raise
+            log.exception("projection %s: its idle work failed", self.projection.name)
 
     def _apply_batch(
         self,

@@ -1,0 +1,565 @@
+"""Analysts' KPI queries at a million tickets: p50/p99 over keep-alive HTTP, per engine.
+
+    .venv/bin/python bench/queries.py [--engine sqlite|postgres|both] [--incidents 1000000]
+                                      [--calls 30] [--warmup 2] [--seed 42] [--end 2026-11-01]
+                                      [--keep DIR | --reuse DIR] [--build-only]
+
+Per engine (SQLite files, or a throwaway PostgreSQL server from
+infra/local_servers/postgres_cluster.py holding both the store and the read models):
+
+1. Generate: N incidents (about 12 events each) over three years before `--end`, written
+   directly as stored events: each incident is the real `Incident` aggregate driven by the
+   domain's commands with a back-dated `Context.occurred_at` (the mechanism of imported
+   history; bench/_incident_history.py), mapped by the application's mapper and written with
+   the recorder's `insert_events`, 10,000 incidents per transaction on SQLite (2,000 events
+   per call on PostgreSQL), in time order across incidents. Seeded and streaming: memory
+   follows the incidents in flight.
+2. Rebuild: every read model from the notification log with the project's own rebuild
+   (`itsm projections rebuild`: infra/operations/read_model_rebuild.py), one at a time, KPI
+   first; events/s of each, against two raw floors measured in the same run: reading the
+   notification log (`select_notifications`, the feed's batch size) and reading it decoded
+   into envelopes (what every feed does before a read model folds anything).
+3. Query: `itsm serve` in a subprocess over that store (embedded mode; the SLA scheduler off,
+   so that no breach it records for the back-dated open incidents competes with the
+   queries), an analyst key, one keep-alive httpx client; after `--warmup` rounds, `--calls`
+   rounds of the query mix (one call of each per round). p50 and p99 per query (with 30
+   calls p99 is the slowest call), and p50 / the p50 of `GET /health/live` (the floor).
+
+Targets (issue 8; read, not asserted): p99 <= 50 ms for every `GET /v1/kpis` query and
+chart, <= 20 ms for the last 12 months by month. `period=day` spans at most 1,000 periods, so
+the day query asks for the last 365 days.
+
+`--keep DIR` builds into DIR (sqlite/, postgres/, meta-<engine>.json) and keeps it;
+`--reuse DIR` skips steps 1-2 and queries a dataset kept before. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import ROOT, cpu_count, max_rss_mib, print_summary, print_table  # noqa: E402
+
+CHUNK = 10_000  # incidents per insert transaction (SQLite)
+PG_EVENTS_PER_INSERT = 2_000
+KPI_TARGET_MS, YEAR_TARGET_MS = 50.0, 20.0
+READ_MODELS_FIRST = "kpis"
+
+
+# ---------------------------------------------------------------- where the data lives
+
+
+@dataclass
+class Engine:
+    name: str
+    data_dir: Path
+    database_url: str | None = None  # None: SQLite files in data_dir
+
+    def settings(self):
+        from infra.settings import Settings
+
+        # Explicit values: neither the environment nor a .env file may redirect a benchmark.
+        return Settings(
+            _env_file=None,
+            data_dir=self.data_dir,
+            database_url=self.database_url,
+            read_database_url=None,
+            kafka_bootstrap=None,
+        )
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ITSM_")}
+        env["ITSM_DATA_DIR"] = str(self.data_dir)
+        if self.database_url:
+            env["ITSM_DATABASE_URL"] = self.database_url
+        return env
+
+
+@contextmanager
+def engine(name: str, base: Path) -> Iterator[Engine]:
+    root = base / name
+    root.mkdir(parents=True, exist_ok=True)
+    if name == "sqlite":
+        yield Engine(name, root)
+        return
+    from infra.local_servers.postgres_cluster import start_pg, stop_pg
+
+    started = time.perf_counter()
+    server = start_pg(root / "pgdata")
+    print(f"postgres up in {time.perf_counter() - started:.1f}s at {server.url.split('@')[-1]}")
+    try:
+        yield Engine(name, root / "data", server.url)
+    finally:
+        stop_pg(server)
+
+
+def reachable(path: Path) -> None:
+    """The postgres OS user must cross every directory down to its data (we may be root)."""
+    for part in [path, *path.parents]:
+        if part == Path("/"):
+            break
+        try:
+            mode = part.stat().st_mode
+            if not mode & 0o001:
+                part.chmod(mode | 0o711)
+        except OSError:
+            break
+
+
+# ---------------------------------------------------------------- 1. generate
+
+
+@dataclass
+class Built:
+    engine: str
+    incidents: int
+    seed: int
+    end: str
+    events: int = 0
+    generate_s: float = 0.0  # domain commands + mapping, without the inserts
+    insert_s: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+    sample_ids: list[str] = field(default_factory=list)
+    raw_read_per_s: float = 0.0
+    decoded_read_per_s: float = 0.0
+    decoded_sample: int = 0
+    rebuild: dict[str, float] = field(default_factory=dict)  # read model -> seconds
+    rebuilt_events: dict[str, int] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)
+    store_mib: float = 0.0
+
+
+def generate(container, args: argparse.Namespace, built: Built) -> None:
+    from application.desk.ticket_numbers import FIRST
+    from bench._incident_history import IncidentHistory, end_of
+    from domain.shared_kernel.ticket_number_sequence import TicketNumberSequence
+
+    desk = container.desk
+    if desk.stored_events() > 100:
+        raise SystemExit(f"{container.settings.store_url}: the store is not fresh")
+    prefix = desk.number_prefix(desk.practice("incident")) or "INC"
+    history = IncidentHistory(
+        args.incidents, args.seed, end_of(args.end), desk.rules, desk.mapper, prefix=prefix
+    )
+    recorder = desk.recorder
+    # psycopg's pipeline (the recorder's insert) can hang on one very large message
+    # (psycopg/psycopg#685, pure-Python libpq wrapper): a few thousand events per call.
+    per_call = PG_EVENTS_PER_INSERT if container.store_db.dialect == "postgresql" else 10**9
+    batch: list[Any] = []
+    bar = tqdm(
+        total=args.incidents, desc=f"{built.engine}: generate", unit=" incidents", disable=None
+    )
+    insert_s, started, inserted_at = 0.0, time.perf_counter(), 0
+    for _, _, stored in history.counted():
+        batch.append(stored)
+        if history.stats.incidents - inserted_at >= CHUNK:  # one transaction per chunk
+            insert_s += insert(recorder, batch, per_call)
+            bar.update(history.stats.incidents - inserted_at)
+            inserted_at, batch = history.stats.incidents, []
+    # The sequence continues after the generated numbers: a ticket logged later gets the next.
+    sequence = TicketNumberSequence(practice="incident", first=FIRST + args.incidents)
+    batch.extend(desk.mapper.to_stored_event(e) for e in sequence.collect_events())
+    insert_s += insert(recorder, batch, per_call)
+    bar.update(history.stats.incidents - inserted_at)
+    bar.close()
+    built.events = history.stats.events
+    built.insert_s = insert_s
+    built.generate_s = time.perf_counter() - started - insert_s
+    built.stats = {k: v for k, v in asdict(history.stats).items() if k != "by_type"}
+    built.stats["by_type"] = dict(sorted(history.stats.by_type.items(), key=lambda kv: -kv[1]))
+    built.sample_ids = history.sample_ids
+
+
+def insert(recorder, batch: list[Any], per_call: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(batch), per_call):
+        recorder.insert_events(batch[start : start + per_call])
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- 2. rebuild and floors
+
+
+def raw_floors(container, built: Built, decode_limit: int) -> None:
+    """Events/s reading the whole notification log as the feed does (its batch size), and
+    reading then decoding it into published envelopes (up to `decode_limit` events)."""
+    from infra.event_store.publishing import published, to_envelope
+
+    recorder, mapper = container.desk.recorder, container.desk.mapper
+    size = container.settings.relay_batch_size
+    total = container.desk.stored_events()
+    read, start, started = 0, 1, time.perf_counter()
+    with tqdm(total=total, desc=f"{built.engine}: raw read", unit=" events", disable=None) as bar:
+        while notifications := recorder.select_notifications(start=start, limit=size):
+            read += len(notifications)
+            start = notifications[-1].id + 1
+            bar.update(len(notifications))
+    built.raw_read_per_s = read / (time.perf_counter() - started)
+    decoded, start, started = 0, 1, time.perf_counter()
+    while decoded < decode_limit and (
+        notifications := recorder.select_notifications(start=start, limit=size)
+    ):
+        for n in notifications:
+            published(to_envelope(mapper, n))
+        decoded += len(notifications)
+        start = notifications[-1].id + 1
+    built.decoded_read_per_s = decoded / (time.perf_counter() - started)
+    built.decoded_sample = decoded
+
+
+def rebuild_all(container, built: Built) -> None:
+    from infra.operations.read_model_rebuild import rebuild
+
+    names = [r.projection.name for r in container.runners]
+    names.sort(key=lambda n: n != READ_MODELS_FIRST)
+    for name in names:
+        started = time.perf_counter()
+        built.rebuilt_events[name] = rebuild(container, name, show_progress=True)
+        built.rebuild[name] = time.perf_counter() - started
+        count, seconds = built.rebuilt_events[name], built.rebuild[name]
+        print(
+            f"  rebuilt {name:<12} {count:>12,} events in {seconds:8.1f}s "
+            f"({count / seconds:,.0f}/s)",
+            flush=True,
+        )
+    with container.read_db.transaction(read_only=True) as tx:
+        rows = tx.execute("SELECT state, COUNT(*) FROM rm_incidents GROUP BY state").fetchall()
+    built.states = {str(state): int(count) for state, count in sorted(rows)}
+
+
+def build(eng: Engine, args: argparse.Namespace) -> Built:
+    from infra.composition_root import bootstrap
+
+    built = Built(eng.name, args.incidents, args.seed, str(args.end or "2026-11-01"))
+    container = bootstrap(eng.settings())
+    try:
+        generate(container, args, built)
+        per10k = 10_000 / args.incidents
+        print(
+            f"{eng.name}: generated {args.incidents:,} incidents, {built.events:,} events "
+            f"({built.events / args.incidents:.1f} per incident): domain+mapping "
+            f"{built.generate_s:.1f}s, inserts {built.insert_s:.1f}s "
+            f"({(built.generate_s + built.insert_s) * per10k:.1f}s per 10k incidents)",
+            flush=True,
+        )
+        raw_floors(container, built, decode_limit=args.decode_sample)
+        rebuild_all(container, built)
+    finally:
+        container.close()
+    built.store_mib = store_size(eng)
+    return built
+
+
+def store_size(eng: Engine) -> float:
+    if eng.database_url is None:
+        return sum(p.stat().st_size for p in eng.data_dir.glob("*.db*")) / 2**20
+    import psycopg
+
+    with psycopg.connect(eng.database_url) as conn:
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20
+
+
+# ---------------------------------------------------------------- 3. queries
+
+
+def analyst_key(eng: Engine) -> str:
+    """A fresh analyst key (its name unique: a reused dataset keeps the ones before)."""
+    from domain.shared_kernel.actor import Actor
+    from domain.shared_kernel.command_context import Context
+    from infra.composition_root import bootstrap
+
+    container = bootstrap(eng.settings())
+    try:
+        ctx = Context(Actor("bench"), f"bench-{uuid4()}")
+        return container.keys.issue(f"bench-queries-{uuid4().hex[:8]}", "analyst", ctx).secret
+    finally:
+        container.close()
+
+
+@contextmanager
+def server(eng: Engine) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**eng.env(), "ITSM_PORT": str(port), "ITSM_SLA_SCHEDULER_EMBEDDED": "false"}
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/health/live").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise SystemExit(f"itsm serve did not start:\n{log.read().decode()[-3000:]}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def query_mix(end: datetime) -> list[tuple[str, str, dict[str, str], float | None]]:
+    """(label, path, params, target ms) of the analysts' mix; the floor first."""
+    from bench._incident_history import a_year_before
+
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    year_ago, to = a_year_before(end).strftime(stamp), end.strftime(stamp)
+    kpi = KPI_TARGET_MS
+    return [
+        ("GET /health/live (floor)", "/health/live", {}, None),
+        ("kpis month", "/v1/kpis", {"period": "month"}, kpi),
+        ("kpis month by group", "/v1/kpis", {"period": "month", "group_by": "group"}, kpi),
+        ("kpis week by priority", "/v1/kpis", {"period": "week", "group_by": "priority"}, kpi),
+        (
+            "kpis day by agent, last 365 d",
+            "/v1/kpis",
+            {"period": "day", "group_by": "agent", "from": year_ago, "to": to},
+            kpi,
+        ),
+        ("kpis week by agent", "/v1/kpis", {"period": "week", "group_by": "agent"}, kpi),
+        (
+            "kpis last 12 months by month",
+            "/v1/kpis",
+            {"period": "month", "from": year_ago, "to": to},
+            YEAR_TARGET_MS,
+        ),
+        ("chart opened (week)", "/v1/kpis/chart", {"kpi": "opened"}, kpi),
+        (
+            "chart ttr median by priority/month",
+            "/v1/kpis/chart",
+            {"kpi": "ttr_median_hours", "group_by": "priority", "period": "month"},
+            kpi,
+        ),
+        ("GET /v1/incidents/{id}", "/v1/incidents/{id}", {}, None),
+    ]
+
+
+@dataclass
+class Measured:
+    label: str
+    target: float | None
+    seconds: list[float] = field(default_factory=list)
+    size: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+def measure(base: str, key: str, ids: list[str], end: datetime, args) -> list[Measured]:
+    mix = query_mix(end)
+    results = [Measured(label, target) for label, _, _, target in mix]
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+    rounds = args.warmup + args.calls
+    with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+        bar = tqdm(total=rounds * len(mix), desc="queries", unit=" calls", disable=None)
+        for n in range(rounds):
+            for (_, path, params, _), result in zip(mix, results, strict=True):
+                if "{id}" in path:
+                    path = path.replace("{id}", ids[n % len(ids)])
+                started = time.perf_counter()
+                response = client.get(path, params=params)
+                seconds = time.perf_counter() - started
+                bar.update(1)
+                if response.status_code != 200:
+                    result.errors.append(f"{response.status_code} {response.text[:200]}")
+                    continue
+                if n >= args.warmup:
+                    result.seconds.append(seconds)
+                    result.size = len(response.content)
+        bar.close()
+    return results
+
+
+def report_queries(eng: Engine, results: list[Measured]) -> None:
+    floor = percentile(results[0].seconds, 0.5) if results[0].seconds else 0.0
+    rows = []
+    for r in results:
+        if not r.seconds:
+            rows.append((r.label, "-", "-", "-", "-", "-", f"errors: {r.errors[:1]}"))
+            continue
+        p50, p99 = percentile(r.seconds, 0.5) * 1e3, percentile(r.seconds, 0.99) * 1e3
+        verdict = ""
+        if r.target is not None:
+            verdict = f"<= {r.target:.0f}: {'met' if p99 <= r.target else 'NOT met'}"
+        rows.append(
+            (
+                r.label,
+                f"{p50:.1f}",
+                f"{p99:.1f}",
+                f"{p50 / (floor * 1e3):.1f}x" if floor else "-",
+                f"{r.size / 1024:.1f}",
+                verdict,
+                f"{len(r.errors)} errors" if r.errors else "",
+            )
+        )
+    calls = len(results[0].seconds)
+    print(f"\n{eng.name}: query latency over one keep-alive connection ({calls} calls each)")
+    print_table(["query", "p50 ms", "p99 ms", "p50/floor", "KiB", "target p99 ms", ""], rows)
+    for r in results:
+        if r.errors:
+            print(f"  {r.label}: {len(r.errors)} errors, e.g. {r.errors[0]}")
+
+
+def report_build(b: Built) -> None:
+    per10k = 10_000 / b.incidents
+    items: list[tuple[str, object]] = [
+        ("incidents", f"{b.incidents:,} over 3 years to {b.end} (seed {b.seed})"),
+        ("events", f"{b.events:,} ({b.events / b.incidents:.1f} per incident)"),
+        (
+            "generate",
+            f"domain+mapping {b.generate_s:.1f}s ({b.events / b.generate_s:,.0f} events/s), "
+            f"insert_events {b.insert_s:.1f}s ({b.events / b.insert_s:,.0f} events/s); "
+            f"{(b.generate_s + b.insert_s) * per10k:.2f}s per 10k incidents",
+        ),
+        (
+            "raw floor: read log",
+            f"{b.raw_read_per_s:,.0f} events/s (select_notifications, whole log)",
+        ),
+        (
+            "raw floor: read+decode",
+            f"{b.decoded_read_per_s:,.0f} events/s (to published envelopes, "
+            f"first {b.decoded_sample:,} events)",
+        ),
+    ]
+    total_s = sum(b.rebuild.values())
+    for name, seconds in b.rebuild.items():
+        applied = b.rebuilt_events[name] / seconds
+        items.append(
+            (
+                f"rebuild {name}",
+                f"{seconds:.1f}s, {applied:,.0f} events/s = {applied / b.raw_read_per_s:.3f} x raw "
+                f"read, {applied / b.decoded_read_per_s:.3f} x read+decode; "
+                f"{seconds * per10k:.2f}s per 10k incidents",
+            )
+        )
+    if b.rebuild:
+        items.append(
+            (
+                "rebuild all",
+                f"{total_s:.1f}s ({len(b.rebuild)} read models one after another); "
+                f"{total_s * per10k:.2f}s per 10k incidents",
+            )
+        )
+    items.append(("states at the end", ", ".join(f"{k} {v:,}" for k, v in b.states.items())))
+    s = b.stats
+    items.append(
+        (
+            "lifecycles",
+            f"cancelled {s['cancelled']:,}, left untouched {s['untouched']:,}, stalled "
+            f"{s['stalled']:,}, reassigned "
+            f"{s['reassigned']:,}, held {s['held']:,} (+{s['long_held']:,} for months), reopened "
+            f"{s['reopened']:,}; {s['dropped']:,} events after the end not recorded",
+        )
+    )
+    items.append(("events by type", ", ".join(f"{k} {v:,}" for k, v in s["by_type"].items())))
+    items.append(("store + read models", f"{b.store_mib:,.0f} MiB"))
+    print_summary(f"{b.engine}: dataset and rebuild", items)
+
+
+# ---------------------------------------------------------------- main
+
+
+def run_engine(name: str, base: Path, args: argparse.Namespace) -> None:
+    from bench._incident_history import end_of
+
+    meta_path = base / f"meta-{name}.json"
+    with engine(name, base) as eng:
+        if args.reuse:
+            if not meta_path.exists():
+                raise SystemExit(f"{meta_path} not found: build it first with --keep {base}")
+            built = Built(**json.loads(meta_path.read_text()))
+            print(f"{name}: reusing {built.incidents:,} incidents, {built.events:,} events")
+        else:
+            built = build(eng, args)
+            meta_path.write_text(json.dumps(asdict(built), indent=1))
+            report_build(built)
+        if args.build_only:
+            return
+        key = analyst_key(eng)
+        with server(eng) as base_url:
+            results = measure(base_url, key, built.sample_ids, end_of(built.end), args)
+        report_queries(eng, results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--engine", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--incidents", type=int, default=1_000_000)
+    ap.add_argument("--calls", type=int, default=30, help="measured calls of each query")
+    ap.add_argument("--warmup", type=int, default=2, help="rounds of the mix first, not measured")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--end", help="end of the history (ISO date or date-time; default 2026-11-01)")
+    ap.add_argument(
+        "--decode-sample",
+        type=int,
+        default=500_000,
+        help="events read+decoded for the second raw floor (default 500,000)",
+    )
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--keep", type=Path, help="build the dataset into DIR and keep it")
+    where.add_argument("--reuse", type=Path, help="query a dataset kept with --keep DIR")
+    ap.add_argument("--build-only", action="store_true", help="generate and rebuild, no queries")
+    args = ap.parse_args(argv)
+    engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
+
+    print(
+        f"KPI query benchmark: {args.incidents:,} incidents, engines {', '.join(engines)}; "
+        f"Python {platform.python_version()}, {cpu_count()} CPUs",
+        flush=True,
+    )
+    base = args.reuse or args.keep or Path(tempfile.mkdtemp(prefix="itsm-bench-queries-"))
+    base = base.resolve()
+    if args.keep and any(base.glob("meta-*.json")):
+        raise SystemExit(f"{base} already holds a dataset: --reuse it, or pick another DIR")
+    base.mkdir(parents=True, exist_ok=True)
+    reachable(base)
+    started = time.perf_counter()
+    try:
+        for name in engines:
+            run_engine(name, base, args)
+    finally:
+        if not (args.keep or args.reuse):
+            shutil.rmtree(base, ignore_errors=True)
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f}s; peak RSS of this process "
+        f"{max_rss_mib():.0f} MiB" + (f"; dataset kept in {base}" if args.keep else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
