@@ -32,6 +32,7 @@ _MOMENT = (
     "An ISO date (a whole day: `from` its start, `to` its end) or date-time;"
     " without an offset, in `tz`. Default: the span of the data."
 )
+_TZ = "The reporting zone of the periods: one of ITSM_KPI_ZONES (IANA names)"
 _FORMAT = "`svg` (default, image/svg+xml) or `png` (image/png)"
 From = Annotated[
     str | None,
@@ -158,7 +159,7 @@ def get_kpis(
     end: To = None,
     period: Period = "week",
     group_by: Dimension | None = None,
-    tz: Annotated[str, Query(description="IANA zone of the periods", max_length=64)] = "UTC",
+    tz: Annotated[str, Query(description=_TZ, max_length=64)] = "UTC",
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="Rows per page (JSON)")] = 1000,
     cursor: Annotated[
         str | None, Query(description="`next` of the previous page", max_length=64)
@@ -198,24 +199,19 @@ def _csv_download(db: ReadStore, ask: _Ask) -> Response:
 
 
 def _chart_series(
-    rows: list[Row], kpi: str, group_by: str | None
+    report: Report, rows: list[Row], kpi: str
 ) -> tuple[list[str], dict[str, list[float | None]]]:
-    """The periods, and per line (the values of `group_by` with most incidents opened or in
-    the backlog, or one line `all`) its value in each period."""
-    labels = list(dict.fromkeys(r["period"] for r in rows))
+    """The periods, and per line (the values of `group_by` with most incidents opened in
+    the range, or one line `all`) its value in each period."""
+    labels = [p.label for p in report.periods]
+    group_by = report.group_by
     if not group_by:
         return labels, {"all": _points(rows, kpi, labels)}
+    names = [None if key == "" else key[1:] for key in report.values or ()]
     return labels, {
         str(name or "(none)"): _points([r for r in rows if r[group_by] == name], kpi, labels)
-        for name in _largest(rows, group_by)
+        for name in names
     }
-
-
-def _largest(rows: list[Row], group_by: str) -> list[Any]:
-    volume: dict[Any, int] = {}
-    for r in rows:
-        volume[r[group_by]] = volume.get(r[group_by], 0) + r["opened"] + r["backlog"]
-    return sorted(volume, key=lambda v: -volume[v])[:MAX_SERIES]
 
 
 def _points(rows: list[Row], kpi: str, labels: list[str]) -> list[float | None]:
@@ -246,10 +242,11 @@ def get_chart(
     end: To = None,
     period: Period = "week",
     group_by: Dimension | None = None,
-    tz: Annotated[str, Query(description="IANA zone of the periods", max_length=64)] = "UTC",
+    tz: Annotated[str, Query(description=_TZ, max_length=64)] = "UTC",
     image: Annotated[Format, Query(alias="format", description=_FORMAT)] = "svg",
 ) -> Response:
-    """One line per value of `group_by` (the ten with most incidents opened), or one line.
+    """One line per value of `group_by` (the ten with most incidents opened in the range),
+    or one line.
 
     `format=svg` (the default) answers `image/svg+xml`, `format=png` a 900 x 420 PNG
     (`image/png`); the `Accept` header does not choose."""
@@ -257,12 +254,14 @@ def get_chart(
         raise invalid("kpi", f"unknown KPI {kpi!r}; one of {', '.join(KPI_FIELDS)}")
     ask = _Ask.of(start, end, period, group_by, tz)
     with db.transaction(read_only=True) as tx:
-        rows = list(ask.report(tx).rows())
-    return _chart(rows, kpi, period, group_by, image)
+        report = ask.report(tx).largest(MAX_SERIES)
+        rows = list(report.rows())
+    return _chart(report, rows, kpi, image)
 
 
-def _chart(rows: list[Row], kpi: str, period: str, group_by: str | None, image: Format) -> Response:
-    labels, series = _chart_series(rows, kpi, group_by)
+def _chart(report: Report, rows: list[Row], kpi: str, image: Format) -> Response:
+    labels, series = _chart_series(report, rows, kpi)
+    period, group_by = report.grain, report.group_by
     title = f"{kpi.replace('_', ' ')} per {period}" + (f" by {group_by}" if group_by else "")
     chart = line_chart(title, labels, series, y_label=kpi, format=image)
     return Response(chart, media_type=MEDIA_TYPES[image])

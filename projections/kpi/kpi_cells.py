@@ -93,17 +93,19 @@ class Slice:
     zone: ReportingZone
     grain: str
     dimension: str | None
+    values: tuple[str, ...] | None = None  # only these value keys (None: all)
 
     @property
     def dim(self) -> str:
         return self.dimension or "priority"
 
     def _where(self, grain: str | None = None) -> tuple[str, list[object]]:
-        return "zone = %s AND grain = %s AND dim = %s", [
-            self.zone.name,
-            grain or self.grain,
-            self.dim,
-        ]
+        where = "zone = %s AND grain = %s AND dim = %s"
+        params: list[object] = [self.zone.name, grain or self.grain, self.dim]
+        if self.values is not None:
+            where += f" AND value IN ({', '.join(['%s'] * len(self.values)) or 'NULL'})"
+            params += self.values
+        return where, params
 
     def _value(self) -> str:
         return "value" if self.dimension else "''"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -109,6 +109,7 @@ class Report:
     group_by: str | None
     periods: list[Period]
     now: float
+    values: tuple[str, ...] | None = None  # only these dimension values' rows (keys)
 
     @classmethod
     def of(
@@ -156,13 +157,32 @@ class Report:
             if after is None or (bucket, place) >= after:
                 yield _row(p, key_value(value), cell, self.group_by), (bucket, place)
 
+    def largest(self, count: int) -> Report:
+        """The report of the `count` dimension values with most incidents opened in its
+        range (fewest first among equals: by value); itself without a dimension."""
+        if not self.group_by or not self.periods:
+            return self
+        rows = self.tx.execute(
+            "SELECT value, SUM(opened) FROM kpi_cells WHERE zone = %s AND grain = %s"
+            " AND dim = %s AND bucket >= %s AND bucket <= %s GROUP BY value",
+            [
+                self.zone.name,
+                self.grain,
+                self.group_by,
+                self._bucket(self.periods[0]),
+                self._bucket(self.periods[-1]),
+            ],
+        ).fetchall()
+        ranked = sorted(rows, key=lambda r: (-float(r[1] or 0), _order(str(r[0]))))
+        return replace(self, values=tuple(str(r[0]) for r in ranked[:count]))
+
     def _bucket(self, period: Period) -> int:
         return bucket_of(period.start.date(), self.grain)
 
     def _walk(self, spans: list[Period]) -> Iterator[tuple[Period, str, Cell]]:
         if not spans:
             return
-        cells = Slice(self.tx, self.zone, self.grain, self.group_by)
+        cells = Slice(self.tx, self.zone, self.grain, self.group_by, self.values)
         running = cells.prefix(self._bucket(spans[0]))
         offset = 0
         for size in _sizes():

@@ -78,8 +78,6 @@ _DDL = (
                 name TEXT PRIMARY KEY, value BIGINT NOT NULL)""",
 )
 
-_CREATED = "INSERT INTO sla_meta (name, value) VALUES ('created', (created)) ON CONFLICT DO NOTHING"
-
 
 class SlaClocksProjection(Projection):
     name = "sla_clocks"
@@ -95,9 +93,7 @@ class SlaClocksProjection(Projection):
         self.clock_writes = 0  # clock rows written, for bench/sla.py
 
     def ddl(self) -> list[str]:
-        # When the tables were made: readers that follow `seq` see a rebuild numbering anew.
-        created = f"({time.time_ns() // 1000})"
-        return [*_DDL, _CREATED.replace("(created)", created)]
+        return list(_DDL)
 
     def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
@@ -218,6 +214,11 @@ def _lag(event: Envelope) -> float:
 
 
 def _next_seq(tx: Transaction) -> int:
+    # When the numbering began: a reader that follows `seq` sees a rebuild number anew.
+    tx.execute(
+        "INSERT INTO sla_meta (name, value) VALUES ('created', %s) ON CONFLICT (name) DO NOTHING",
+        [time.time_ns() // 1000],
+    )
     # The upsert takes the row lock, so batches number (and commit) one after another.
     row = tx.execute(
         "INSERT INTO sla_meta (name, value) VALUES ('seq', 1) ON CONFLICT (name)"
