@@ -45,6 +45,7 @@ class NotificationFeed:
             start=max(expected, 1), limit=self.batch_size
         )
         if not notifications:
+            runner.idle()
             return 0
         records = self._wanted(runner, notifications)
         end = notifications[-1].id + 1  # past the events that were not its own, too
@@ -74,6 +75,8 @@ class NotificationFeed:
         # A position is the next notification id to apply, so `last` is applied once it is past.
         while self.step() or (last and any(r.position(SOURCE, 0) <= last for r in self.runners)):
             pass
+        for runner in self.runners:
+            runner.idle(force=True)
 
     def start(self, interval: float = 0.05) -> None:
         self._stop.clear()

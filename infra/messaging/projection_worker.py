@@ -106,6 +106,9 @@ class ProjectionWorker(SupervisedConsumer):
     def positions(self) -> dict[int, int]:
         return self.runner.positions(self.topic)
 
+    def quiet(self) -> None:
+        self.runner.idle()
+
     def rewind(self) -> None:
         stored = self.positions()
         for tp in self.consumer.assignment():

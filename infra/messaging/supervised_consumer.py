@@ -153,6 +153,9 @@ class SupervisedConsumer(ABC):
     def listener(self) -> Any:
         return None
 
+    def quiet(self) -> None:  # noqa: B027 (an optional hook)
+        """A poll brought nothing: time for work that waits for a quiet moment."""
+
     # -- the loop ------------------------------------------------------------------------
     def step(self, timeout_ms: int = 200) -> int:
         if self.consumer is None:
@@ -162,7 +165,10 @@ class SupervisedConsumer(ABC):
             self.must_rewind = False
         polled = self.consumer.poll(timeout_ms=timeout_ms)
         self.heartbeat = time.monotonic()
-        if self.abandoned or not polled:
+        if self.abandoned:
+            return 0
+        if not polled:
+            self.quiet()
             return 0
         self.last_records = self.heartbeat
         return self.handle(polled)
