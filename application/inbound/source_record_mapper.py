@@ -59,8 +59,9 @@ DEFAULT_LEVEL = 2
 # Each unit of rise of reopen_count is an event or two: a larger rise in one update is a
 # broken counter, not a hundred reopens.
 MOST_REOPENS = 100
-# What the previous snapshot remembers: the fields the next comparison needs, and a few
-# for the audit. (The CloudEvent itself stays in Kafka, which keeps it forever.)
+# What the previous snapshot remembers: the fields the next comparison needs, a few for the
+# audit, and the source's own SLA verdict, which the KPIs report beside ours
+# (docs/kpis.md, source_sla_compliance). The CloudEvent itself stays in Kafka for ever.
 REMEMBERED = (
     "ref",
     "mod_count",
@@ -79,6 +80,7 @@ REMEMBERED = (
     "reopen_count",
     "reassignment_count",
     "resolution_code",
+    "made_sla",
 )
 
 

@@ -54,6 +54,7 @@ def expected(histories: dict[str, list[dict]]) -> dict[str, dict]:
             "first_resolved_at": first_done and _time(first_done["sys_updated_at"]),
             "opened_at": _time(rows[0]["opened_at"]) or _time(rows[0]["sys_updated_at"]),
             "stale": len(history) - len(rows),
+            "made_sla": {"true": 1, "false": 0}.get(rows[-1]["made_sla"]),
         }
     return result
 
@@ -81,6 +82,7 @@ def test_the_servicenow_log_maps_exactly_by_the_rules(container):
     assert next(r for r in rows if r["external_ref"] == "INC0000135")["state"] == "closed"
     assert sum(o.effect == "stale" for o in outcomes) == sum(w["stale"] for w in want.values())
     first_resolved = _first_resolutions(container)
+    made_sla = _source_verdicts(container)
     for row in rows:
         w = want[row["external_ref"]]
         got = (row["state"], row["reopen_count"], row["reassignment_count"])
@@ -92,12 +94,20 @@ def test_the_servicenow_log_maps_exactly_by_the_rules(container):
         assert row["opened_at"] == incidents_rm_iso(_utc(w["opened_at"]))
         if w["first_resolved_at"]:
             assert first_resolved[row["id"]] == _utc(w["first_resolved_at"]), row["external_ref"]
+        # The source's SLA verdict of its latest applied record reaches the KPIs.
+        assert made_sla.get(row["id"]) == w["made_sla"], row["external_ref"]
 
 
 def incidents_rm_iso(moment: datetime) -> str:
     from projections.runtime.time_text import iso
 
     return iso(moment)
+
+
+def _source_verdicts(container) -> dict[str, int | None]:
+    with container.read_db.transaction(read_only=True) as tx:
+        rows = tx.execute("SELECT incident_id, made_sla FROM kpi_source_links").fetchall()
+    return {row[0]: row[1] for row in rows}
 
 
 def _first_resolutions(container) -> dict[str, datetime]:

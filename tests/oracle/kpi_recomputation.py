@@ -5,8 +5,9 @@ time from the per-incident facts (kpi_facts, kpi_intervals, kpi_source_links and
 model's sla_clocks). This is that code: projections/kpi/kpi_queries.py and
 projections/kpi/kpi_cells.py as they were then, merged into one module. Only the imports
 changed; the SQL and the Python are the same, so the cells can be proved to give the figures
-this recomputation gives (tests/application/test_kpi_cells_oracle.py). Do not "fix" it: a
-change of definition (docs/kpis.md) is made in the read model and, deliberately, here too.
+this recomputation gives (tests/application/test_kpi_cells_oracle.py). It reads the fact tables,
+which the projection still keeps. Do not bend it to the read model's answers: a change of
+definition (docs/kpis.md) is made in both, deliberately.
 """
 
 from __future__ import annotations
