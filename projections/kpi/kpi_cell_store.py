@@ -27,7 +27,9 @@ DDL = (
     f"CREATE TABLE IF NOT EXISTS kpi_cells ({_KEY}, {_columns(MOMENT_MEASURES)},"
     f" PRIMARY KEY ({_PK}))",
     f"CREATE TABLE IF NOT EXISTS kpi_state_cells ({_KEY}, step TEXT NOT NULL,"
-    f" {_columns(STATE_MEASURES)}, PRIMARY KEY ({_PK}, step))",
+    # The step before the bucket: a query reads the four states' rows of a bucket range, not
+    # the hold reasons' beside them.
+    f" {_columns(STATE_MEASURES)}, PRIMARY KEY (zone, grain, dim, step, bucket, value))",
     f"CREATE TABLE IF NOT EXISTS kpi_ttr_bins ({_KEY}, bin INTEGER NOT NULL,"
     f" count DOUBLE PRECISION NOT NULL, PRIMARY KEY ({_PK}, bin))",
     "CREATE TABLE IF NOT EXISTS kpi_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
