@@ -15,6 +15,7 @@ projections/kpi/kpi_fact_fold.py's.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -35,8 +36,9 @@ from projections.kpi.kpi_fact_fold import (
 from projections.kpi.kpi_views import Extras, SlaFollower, load_facts
 from projections.runtime.envelope import Envelope
 from projections.runtime.projection import Projection
-from projections.runtime.read_store import Transaction, rows_where_in
+from projections.runtime.read_store import Transaction, rows_where_in, savepoint
 
+log = logging.getLogger(__name__)
 _INTEGER = {
     "major",
     "reassignments_at_resolution",
@@ -183,6 +185,7 @@ class KpiProjection(Projection):
         if tickets:
             self._apply_tickets(tx, tickets, changes)
         write(tx, changes)
+        self._follow_after_batch(tx)
 
     def idle(self, tx: Transaction) -> None:
         """Count the SLA read model's new verdicts (projections/kpi/kpi_views.py)."""
@@ -191,6 +194,17 @@ class KpiProjection(Projection):
         changes = CellChanges(self.zones)
         self.sla.follow(tx, changes)
         write(tx, changes)
+
+    def _follow_after_batch(self, tx: Transaction) -> None:
+        """The verdicts the SLA read model recorded up to now, in the batch's transaction: a
+        feed that gives it the events first leaves nothing to wait for. Its failure stays
+        its own (the idle work tries again); the batch's events are not at fault. A database
+        gone away fails the batch's next statement all the same."""
+        try:
+            with savepoint(tx):
+                self.idle(tx)
+        except Exception:
+            log.exception("kpis: following the SLA verdicts failed; the idle work retries")
 
     def _apply_incidents(
         self, tx: Transaction, events: Sequence[Envelope], changes: CellChanges

@@ -11,9 +11,18 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
+from domain.incident.lifecycle import HoldReason
 from projections.kpi.kpi_buckets import ReportingZone, month_first, month_key
 from projections.runtime.read_store import Transaction
 
+# The steps: each state, holds by reason (the reasonless "on_hold" row sums them).
+STEPS = (
+    "new",
+    "in_progress",
+    "resolved",
+    "on_hold:",
+    *(f"on_hold:{reason.value}" for reason in HoldReason),
+)
 # A bucket of the range: (grain, bucket, its start and its end in epoch seconds).
 Tile = tuple[str, int, float, float]
 
@@ -88,13 +97,47 @@ def _tile(zone: ReportingZone, grain: str, bucket: int) -> Tile:
 def _carried(tx: Transaction, zone: ReportingZone, first: date) -> dict[str, float]:
     """Per step, the incidents in it when the range starts."""
     month = month_key(first)
+    carried: dict[str, float] = {}
+    for grain, low, high in (
+        ("month", None, month),
+        ("day", month_first(month).toordinal(), first.toordinal()),
+    ):
+        for step, _, delta, _, _ in _sums(tx, zone, grain, low, high):
+            carried[step] = carried.get(step, 0.0) + delta
+    return carried
+
+
+def _cells(
+    tx: Transaction, zone: ReportingZone, tiles: list[Tile]
+) -> dict[tuple[str, int], dict[str, tuple[float, float, float]]]:
+    """(delta, weight, entered) per tile and step."""
+    cells: dict[tuple[str, int], dict[str, tuple[float, float, float]]] = {}
+    for grain, first, last in _runs(tiles):
+        for step, bucket, delta, weight, entered in _sums(tx, zone, grain, first, last + 1):
+            cells.setdefault((grain, bucket), {})[step] = (delta, weight, entered)
+    return cells
+
+
+def _sums(
+    tx: Transaction, zone: ReportingZone, grain: str, low: int | None, high: int
+) -> list[tuple[str, int, float, float, float]]:
+    """(step, bucket, delta, weight, entered) of the priorities' cells (every incident has
+    one) of buckets [low, high) of `grain`; the bucket is 0 without `low`, summed over all."""
+    where = "zone = %s AND grain = %s AND dim = 'priority' AND step IN ("
+    where += ", ".join(["%s"] * len(STEPS)) + ") AND bucket < %s"
+    params: list[object] = [zone.name, grain, *STEPS, high]
+    bucket = "0"
+    if low is not None:
+        where, bucket = where + " AND bucket >= %s", "bucket"
+        params.append(low)
     rows = tx.execute(
-        "SELECT step, SUM(delta) FROM kpi_state_cells WHERE zone = %s AND dim = 'priority'"
-        " AND step <> 'on_hold' AND ((grain = 'month' AND bucket < %s)"
-        " OR (grain = 'day' AND bucket >= %s AND bucket < %s)) GROUP BY step",
-        [zone.name, month, month_first(month).toordinal(), first.toordinal()],
+        f"SELECT step, {bucket}, SUM(delta), SUM(weight), SUM(entered) FROM kpi_state_cells"
+        f" WHERE {where} GROUP BY step{', bucket' if low is not None else ''}",
+        params,
     ).fetchall()
-    return {str(step): float(total or 0) for step, total in rows}
+    return [
+        (str(r[0]), int(r[1]), float(r[2] or 0), float(r[3] or 0), float(r[4] or 0)) for r in rows
+    ]
 
 
 def _runs(tiles: list[Tile]) -> list[tuple[str, int, int]]:
@@ -106,25 +149,3 @@ def _runs(tiles: list[Tile]) -> list[tuple[str, int, int]]:
         else:
             runs.append((grain, bucket, bucket))
     return runs
-
-
-def _cells(
-    tx: Transaction, zone: ReportingZone, tiles: list[Tile]
-) -> dict[tuple[str, int], dict[str, tuple[float, float, float]]]:
-    """(delta, weight, entered) per tile and step."""
-    wanted = _runs(tiles)
-    where = " OR ".join("(grain = %s AND bucket >= %s AND bucket <= %s)" for _ in wanted)
-    rows = tx.execute(
-        "SELECT grain, bucket, step, SUM(delta), SUM(weight), SUM(entered) FROM kpi_state_cells"
-        f" WHERE zone = %s AND dim = 'priority' AND step <> 'on_hold' AND ({where})"
-        " GROUP BY grain, bucket, step",
-        [zone.name, *(v for w in wanted for v in w)],
-    ).fetchall()
-    cells: dict[tuple[str, int], dict[str, tuple[float, float, float]]] = {}
-    for grain, bucket, step, delta, weight, entered in rows:
-        cells.setdefault((str(grain), int(bucket)), {})[str(step)] = (
-            float(delta or 0),
-            float(weight or 0),
-            float(entered or 0),
-        )
-    return cells

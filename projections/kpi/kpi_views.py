@@ -178,8 +178,8 @@ class SlaFollower:
 
     def follow(self, tx: Transaction, changes: CellChanges) -> None:
         generation = self._generation(tx)
-        if generation is None:
-            return
+        if generation is None or _followed(tx) == f"{generation}:{_latest(tx)}":
+            return  # nothing new: no write, no lock
         followed, _, seq = _hold_position(tx).partition(":")
         since = int(seq) if followed == generation else 0
         clocks = _clocks_since(tx, since)
@@ -213,6 +213,16 @@ class SlaFollower:
             " elapsed_s = excluded.elapsed_s",
             [[i, state, elapsed] for i, (state, elapsed) in new.items()],
         )
+
+
+def _latest(tx: Transaction) -> int:
+    row = tx.execute("SELECT value FROM sla_meta WHERE name = 'seq'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _followed(tx: Transaction) -> str:
+    row = tx.execute("SELECT value FROM kpi_meta WHERE name = 'sla_follow'").fetchone()
+    return "" if row is None else str(row[0])
 
 
 def _hold_position(tx: Transaction) -> str:
