@@ -29,6 +29,22 @@ from projections.runtime.read_store import Transaction
 STATES = ("new", "in_progress", "on_hold", "resolved")
 OPEN_STATES = ("new", "in_progress", "on_hold")
 _M = {name: i for i, name in enumerate(MOMENT_MEASURES)}
+# Each bin with the running count up to it and its cell's total (window functions: SQLite
+# 3.25+ and PostgreSQL alike); only the bins holding the median's or the p90's rank are kept.
+_RANKED = """
+SELECT bucket, v, bin, seen, c, total FROM (
+  SELECT bucket, v, bin, c, SUM(c) OVER (PARTITION BY bucket, v ORDER BY bin) AS seen,
+         SUM(c) OVER (PARTITION BY bucket, v) AS total
+  FROM (SELECT bucket, {value} AS v, bin, SUM(count) AS c FROM kpi_ttr_bins
+        WHERE {where} AND bucket >= %s AND bucket <= %s GROUP BY {by}) AS g
+  WHERE c > 0.5) AS w
+WHERE (CAST(seen AS INTEGER) - CAST(c AS INTEGER) < (CAST(total AS INTEGER) + 1) / 2
+       AND (CAST(total AS INTEGER) + 1) / 2 <= CAST(seen AS INTEGER))
+   OR (CAST(seen AS INTEGER) - CAST(c AS INTEGER) < CAST(total AS INTEGER) / 2 + 1
+       AND CAST(total AS INTEGER) / 2 + 1 <= CAST(seen AS INTEGER))
+   OR (CAST(seen AS INTEGER) - CAST(c AS INTEGER) < (9 * CAST(total AS INTEGER) + 9) / 10
+       AND (9 * CAST(total AS INTEGER) + 9) / 10 <= CAST(seen AS INTEGER))
+"""
 _STATE_LIST = ", ".join(f"'{s}'" for s in STATES)
 
 
@@ -137,18 +153,23 @@ class Slice:
             cells[(int(bucket), str(value))][str(step_)] = [float(v or 0) for v in sums]
         return cells
 
-    def bins(self, first: int, last: int) -> dict[tuple[int, str], list[tuple[int, float]]]:
+    def quantiles(
+        self, first: int, last: int
+    ) -> dict[tuple[int, str], tuple[float | None, float | None]]:
+        """Per bucket and value, the median and p90 time to resolve from the bins: the ranks
+        are found in SQL (running counts), so only the bins holding them come back."""
         where, params = self._where()
-        rows = self.tx.execute(
-            f"SELECT bucket, {self._value()}, bin, SUM(count) FROM kpi_ttr_bins WHERE {where}"
-            f" AND bucket >= %s AND bucket <= %s GROUP BY {self._by('bucket', 'bin')}",
-            [*params, first, last],
-        ).fetchall()
-        bins: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
-        for bucket, value, bin_, count in rows:
-            if count:
-                bins[(int(bucket), str(value))].append((int(bin_), float(count)))
-        return bins
+        sql = _RANKED.format(value=self._value(), by=self._by("bucket", "bin"), where=where)
+        rows = self.tx.execute(sql, [*params, first, last]).fetchall()
+        holding: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
+        totals: dict[tuple[int, str], int] = {}
+        for bucket, value, bin_, seen, count, total in rows:
+            key = (int(bucket), str(value))
+            totals[key] = round(total)
+            for rank in _ranks(round(total)):
+                if round(seen) - round(count) < rank <= round(seen):
+                    holding[key][rank] = int(bin_)
+        return {key: _median_p90(holding[key], total) for key, total in totals.items()}
 
     def prefix(self, first: int) -> dict[str, dict[str, list[float]]]:
         """Per value and state, before bucket `first`: [incidents in the state at its
@@ -225,24 +246,15 @@ def moment_cell(cell: Cell, sums: list[float]) -> None:
     )
 
 
-def quantiles(bins: list[tuple[int, float]]) -> tuple[float | None, float | None]:
-    """The median (mean of the two middle values for an even count) and the nearest-rank
-    p90 of the durations in the bins, each within the bins' relative accuracy."""
-    ordered = sorted(bins)
-    count = round(sum(c for _, c in ordered))
+def _ranks(count: int) -> tuple[int, int, int]:
+    """The ranks of the median (the two middle ones) and of the nearest-rank p90."""
+    return (count + 1) // 2, count // 2 + 1, max(-(-9 * count // 10), 1)
+
+
+def _median_p90(holding: dict[int, int], count: int) -> tuple[float | None, float | None]:
+    """The median (mean of the two middle values for an even count) and the p90, from the
+    bins holding their ranks: each within the bins' relative accuracy."""
     if not count:
         return None, None
-    middle = (count + 1) // 2, count // 2 + 1
-    median = (_at_rank(ordered, middle[0]) + _at_rank(ordered, middle[1])) / 2
-    if count % 2:
-        median = _at_rank(ordered, middle[0])
-    return median, _at_rank(ordered, max(-(-9 * count // 10), 1))
-
-
-def _at_rank(ordered: list[tuple[int, float]], rank: int) -> float:
-    seen = 0.0
-    for bin_, count in ordered:
-        seen += count
-        if seen >= rank - 0.5:
-            return bin_value(bin_)
-    return bin_value(ordered[-1][0])
+    low, high, p90 = (bin_value(holding[rank]) for rank in _ranks(count))
+    return (low + high) / 2 if count % 2 == 0 else low, p90

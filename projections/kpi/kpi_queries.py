@@ -24,7 +24,6 @@ from projections.kpi.kpi_cells import (
     Resolutions,
     Slice,
     moment_cell,
-    quantiles,
 )
 from projections.kpi.kpi_contributions import DIMENSIONS as CELL_DIMENSIONS
 from projections.kpi.kpi_contributions import key_value
@@ -197,13 +196,13 @@ class Report:
     ) -> Iterator[tuple[Period, str, Cell]]:
         first, last = self._bucket(chunk[0]), self._bucket(chunk[-1])
         moments, states = cells.moments(first, last), cells.states(first, last)
-        bins = cells.bins(first, last)
+        quantiles = cells.quantiles(first, last)
         for p in chunk:
             bucket = self._bucket(p)
             here = {v for b, v in (*moments, *states) if b == bucket} if self.group_by else {""}
             for value in sorted(here | _live(running), key=_order):
                 cell = _cell(moments.get((bucket, value)))
-                cell.ttr_median_s, cell.ttr_p90_s = quantiles(bins.get((bucket, value), []))
+                cell.ttr_median_s, cell.ttr_p90_s = quantiles.get((bucket, value), (None, None))
                 _states(cell, p, running[value], states.get((bucket, value), {}), self.now)
                 if cell.present() or not self.group_by:
                     yield p, value, cell
