@@ -3,6 +3,7 @@
     .venv/bin/python bench/queries.py [--engine sqlite|postgres|both] [--incidents 1000000]
                                       [--calls 30] [--warmup 2] [--seed 42] [--end 2026-11-01]
                                       [--keep DIR | --reuse DIR] [--build-only]
+                                      [--read-models kpis,...] [--rebuild-limit SECONDS]
 
 Per engine (SQLite files, or a throwaway PostgreSQL server from
 infra/local_servers/postgres_cluster.py holding both the store and the read models):
@@ -14,23 +15,27 @@ infra/local_servers/postgres_cluster.py holding both the store and the read mode
    the recorder's `insert_events`, 10,000 incidents per transaction on SQLite (2,000 events
    per call on PostgreSQL), in time order across incidents. Seeded and streaming: memory
    follows the incidents in flight.
-2. Rebuild: every read model from the notification log with the project's own rebuild
-   (`itsm projections rebuild`: infra/operations/read_model_rebuild.py), one at a time, KPI
-   first; events/s of each, against two raw floors measured in the same run: reading the
+2. Rebuild: every read model from the notification log as `itsm projections rebuild` does
+   it (infra/operations/read_model_rebuild.py: reset, then the in-process NotificationFeed and
+   ProjectionRunner until the log is consumed), one at a time, KPI first; events/s of each
+   (and per quarter of its time), against two raw floors measured in the same run: reading the
    notification log (`select_notifications`, the feed's batch size) and reading it decoded
    into envelopes (what every feed does before a read model folds anything).
 3. Query: `itsm serve` in a subprocess over that store (embedded mode; the SLA scheduler off,
    so that no breach it records for the back-dated open incidents competes with the
-   queries), an analyst key, one keep-alive httpx client; after `--warmup` rounds, `--calls`
-   rounds of the query mix (one call of each per round). p50 and p99 per query (with 30
-   calls p99 is the slowest call), and p50 / the p50 of `GET /health/live` (the floor).
+   queries), an analyst key, every read model caught up first (one whose schema changed since
+   `--keep` is replayed before the API starts), one keep-alive httpx client; after `--warmup`
+   rounds, `--calls` rounds of the query mix (one call of each per round). p50 and p99 per
+   query (with 30 calls p99 is the slowest call), and p50 / the p50 of `GET /health/live`
+   (the floor).
 
 Targets (issue 8; read, not asserted): p99 <= 50 ms for every `GET /v1/kpis` query and
 chart, <= 20 ms for the last 12 months by month. `period=day` spans at most 1,000 periods, so
 the day query asks for the last 365 days.
 
 `--keep DIR` builds into DIR (sqlite/, postgres/, meta-<engine>.json) and keeps it;
-`--reuse DIR` skips steps 1-2 and queries a dataset kept before. A benchmark, not a test.
+`--reuse DIR` skips steps 1-2 and queries a dataset kept before. `--build-only` stops after
+step 2 (`--read-models kpis` then rebuilds the KPI read model only). A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -58,7 +63,14 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import ROOT, cpu_count, max_rss_mib, print_summary, print_table  # noqa: E402
+from bench._common import (  # noqa: E402
+    ROOT,
+    cpu_count,
+    max_rss_mib,
+    print_summary,
+    print_table,
+    rss_mib,
+)
 
 CHUNK = 10_000  # incidents per insert transaction (SQLite)
 PG_EVENTS_PER_INSERT = 2_000
@@ -145,6 +157,8 @@ class Built:
     decoded_sample: int = 0
     rebuild: dict[str, float] = field(default_factory=dict)  # read model -> seconds
     rebuilt_events: dict[str, int] = field(default_factory=dict)
+    quarters: dict[str, list[float]] = field(default_factory=dict)  # events/s per quarter
+    partial: list[str] = field(default_factory=list)  # stopped by --rebuild-limit
     states: dict[str, int] = field(default_factory=dict)
     store_mib: float = 0.0
 
@@ -227,21 +241,65 @@ def raw_floors(container, built: Built, decode_limit: int) -> None:
     built.decoded_sample = decoded
 
 
-def rebuild_all(container, built: Built) -> None:
-    from infra.operations.read_model_rebuild import rebuild
-
-    names = [r.projection.name for r in container.runners]
+def rebuild_all(container, built: Built, only: list[str] | None, limit: float | None) -> None:
+    names = [r.projection.name for r in container.runners if not only or r.projection.name in only]
     names.sort(key=lambda n: n != READ_MODELS_FIRST)
     for name in names:
-        started = time.perf_counter()
-        built.rebuilt_events[name] = rebuild(container, name, show_progress=True)
-        built.rebuild[name] = time.perf_counter() - started
-        count, seconds = built.rebuilt_events[name], built.rebuild[name]
+        count, seconds, quarters, whole = rebuild_one(container, name, limit)
+        built.rebuilt_events[name], built.rebuild[name] = count, seconds
+        built.quarters[name] = quarters
+        if not whole:
+            built.partial.append(name)
         print(
             f"  rebuilt {name:<12} {count:>12,} events in {seconds:8.1f}s "
-            f"({count / seconds:,.0f}/s)",
+            f"({count / seconds:,.0f}/s; by quarter of the time: "
+            f"{', '.join(f'{q:,.0f}' for q in quarters)}/s)"
+            + ("" if whole else f" PARTIAL: stopped after --rebuild-limit {limit:.0f}s")
+            + f"; RSS {rss_mib():.0f} MiB",
             flush=True,
         )
+
+
+def rebuild_one(container, name: str, limit: float | None) -> tuple[int, float, list[float], bool]:
+    """`itsm projections rebuild NAME` without Kafka (infra/operations/read_model_rebuild.py):
+    reset the read model, then step the in-process feed over the notification log until
+    nothing is left; here with a progress bar, the rate in each quarter of the time and an
+    optional time limit. Returns (events, seconds, events/s per quarter, whole)."""
+    from infra.event_store.notification_feed import NotificationFeed
+
+    runner = container.runner(name)
+    runner.reset()
+    feed = NotificationFeed(container.desk.recorder, container.desk.mapper, [runner])
+    total = container.desk.stored_events()
+    marks: list[tuple[float, int]] = [(0.0, 0)]
+    replayed, started, whole = 0, time.perf_counter(), True
+    with tqdm(total=total, desc=f"rebuild {name}", unit=" events", disable=None) as bar:
+        while count := feed.step():
+            replayed += count
+            bar.update(count)
+            marks.append((time.perf_counter() - started, replayed))
+            if limit and marks[-1][0] > limit:
+                whole = False
+                break
+    seconds = time.perf_counter() - started
+    return replayed, seconds, _quarters(marks, seconds), whole
+
+
+def _quarters(marks: list[tuple[float, int]], seconds: float) -> list[float]:
+    """Events/s in each quarter of the elapsed time (does the rate fall as tables grow?)."""
+    rates = []
+    for q in range(4):
+        lo, hi = seconds * q / 4, seconds * (q + 1) / 4
+        inside = [(t, n) for t, n in marks if lo <= t <= hi]
+        if len(inside) < 2 or inside[-1][0] == inside[0][0]:
+            rates.append(0.0)
+            continue
+        (t0, n0), (t1, n1) = inside[0], inside[-1]
+        rates.append((n1 - n0) / (t1 - t0))
+    return rates
+
+
+def incident_states(container, built: Built) -> None:
     with container.read_db.transaction(read_only=True) as tx:
         rows = tx.execute("SELECT state, COUNT(*) FROM rm_incidents GROUP BY state").fetchall()
     built.states = {str(state): int(count) for state, count in sorted(rows)}
@@ -259,11 +317,13 @@ def build(eng: Engine, args: argparse.Namespace) -> Built:
             f"{eng.name}: generated {args.incidents:,} incidents, {built.events:,} events "
             f"({built.events / args.incidents:.1f} per incident): domain+mapping "
             f"{built.generate_s:.1f}s, inserts {built.insert_s:.1f}s "
-            f"({(built.generate_s + built.insert_s) * per10k:.1f}s per 10k incidents)",
+            f"({(built.generate_s + built.insert_s) * per10k:.1f}s per 10k incidents); "
+            f"RSS {rss_mib():.0f} MiB",
             flush=True,
         )
         raw_floors(container, built, decode_limit=args.decode_sample)
-        rebuild_all(container, built)
+        rebuild_all(container, built, args.read_models, args.rebuild_limit)
+        incident_states(container, built)
     finally:
         container.close()
     built.store_mib = store_size(eng)
@@ -282,8 +342,11 @@ def store_size(eng: Engine) -> float:
 # ---------------------------------------------------------------- 3. queries
 
 
-def analyst_key(eng: Engine) -> str:
-    """A fresh analyst key (its name unique: a reused dataset keeps the ones before)."""
+def prepare(eng: Engine) -> str:
+    """A fresh analyst key (its name unique: a reused dataset keeps the ones before), and
+    every read model caught up before the API starts: a read model whose schema version
+    changed since the dataset was kept is dropped by its setup and replayed here, not by the
+    API's feed while the queries are measured."""
     from domain.shared_kernel.actor import Actor
     from domain.shared_kernel.command_context import Context
     from infra.composition_root import bootstrap
@@ -291,7 +354,25 @@ def analyst_key(eng: Engine) -> str:
     container = bootstrap(eng.settings())
     try:
         ctx = Context(Actor("bench"), f"bench-{uuid4()}")
-        return container.keys.issue(f"bench-queries-{uuid4().hex[:8]}", "analyst", ctx).secret
+        key = container.keys.issue(f"bench-queries-{uuid4().hex[:8]}", "analyst", ctx).secret
+        last = container.desk.stored_events()
+        behind = {
+            name: last + 1 - position
+            for name, position in container.feed_positions().items()
+            if last + 1 - position > 100
+        }
+        if behind:
+            print(
+                f"{eng.name}: read models behind the store (schema changed?): "
+                f"{', '.join(f'{n} by {b:,} events' for n, b in behind.items())}; catching up",
+                flush=True,
+            )
+        started = time.perf_counter()
+        assert container.feed is not None  # embedded mode: no Kafka
+        container.feed.catch_up()
+        if behind:
+            print(f"{eng.name}: caught up in {time.perf_counter() - started:.1f}s", flush=True)
+        return key
     finally:
         container.close()
 
@@ -426,8 +507,11 @@ def report_queries(eng: Engine, results: list[Measured]) -> None:
                 f"{len(r.errors)} errors" if r.errors else "",
             )
         )
-    calls = len(results[0].seconds)
-    print(f"\n{eng.name}: query latency over one keep-alive connection ({calls} calls each)")
+    calls, load = len(results[0].seconds), os.getloadavg()[0]
+    print(
+        f"\n{eng.name}: query latency over one keep-alive connection ({calls} calls each; "
+        f"load average {load:.1f} on {cpu_count()} CPUs at the end: the machine may be shared)"
+    )
     print_table(["query", "p50 ms", "p99 ms", "p50/floor", "KiB", "target p99 ms", ""], rows)
     for r in results:
         if r.errors:
@@ -456,22 +540,25 @@ def report_build(b: Built) -> None:
         ),
     ]
     total_s = sum(b.rebuild.values())
+    events_per_10k = b.events / b.incidents * 10_000
     for name, seconds in b.rebuild.items():
         applied = b.rebuilt_events[name] / seconds
         items.append(
             (
                 f"rebuild {name}",
+                f"{'PARTIAL ' if name in b.partial else ''}{b.rebuilt_events[name]:,} events in "
                 f"{seconds:.1f}s, {applied:,.0f} events/s = {applied / b.raw_read_per_s:.3f} x raw "
                 f"read, {applied / b.decoded_read_per_s:.3f} x read+decode; "
-                f"{seconds * per10k:.2f}s per 10k incidents",
+                f"{events_per_10k / applied:.2f}s per 10k incidents",
             )
         )
     if b.rebuild:
+        per10k_all = sum(events_per_10k * s / b.rebuilt_events[n] for n, s in b.rebuild.items())
         items.append(
             (
                 "rebuild all",
                 f"{total_s:.1f}s ({len(b.rebuild)} read models one after another); "
-                f"{total_s * per10k:.2f}s per 10k incidents",
+                f"{per10k_all:.2f}s per 10k incidents",
             )
         )
     items.append(("states at the end", ", ".join(f"{k} {v:,}" for k, v in b.states.items())))
@@ -480,9 +567,9 @@ def report_build(b: Built) -> None:
         (
             "lifecycles",
             f"cancelled {s['cancelled']:,}, left untouched {s['untouched']:,}, stalled "
-            f"{s['stalled']:,}, reassigned "
-            f"{s['reassigned']:,}, held {s['held']:,} (+{s['long_held']:,} for months), reopened "
-            f"{s['reopened']:,}; {s['dropped']:,} events after the end not recorded",
+            f"{s['stalled']:,}, reassigned {s['reassigned']:,}, held {s['held']:,} "
+            f"(+{s['long_held']:,} for months), reopened {s['reopened']:,}; "
+            f"{s['dropped']:,} events after the end not recorded",
         )
     )
     items.append(("events by type", ", ".join(f"{k} {v:,}" for k, v in s["by_type"].items())))
@@ -509,7 +596,7 @@ def run_engine(name: str, base: Path, args: argparse.Namespace) -> None:
             report_build(built)
         if args.build_only:
             return
-        key = analyst_key(eng)
+        key = prepare(eng)
         with server(eng) as base_url:
             results = measure(base_url, key, built.sample_ids, end_of(built.end), args)
         report_queries(eng, results)
@@ -533,11 +620,25 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--keep", type=Path, help="build the dataset into DIR and keep it")
     where.add_argument("--reuse", type=Path, help="query a dataset kept with --keep DIR")
     ap.add_argument("--build-only", action="store_true", help="generate and rebuild, no queries")
+    ap.add_argument(
+        "--read-models",
+        type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
+        help="with --build-only: rebuild only these (comma-separated, e.g. kpis); "
+        "default all (the API would rebuild any left out while it is measured)",
+    )
+    ap.add_argument(
+        "--rebuild-limit",
+        type=float,
+        help="with --build-only: stop each rebuild after this many seconds (rates of a part)",
+    )
     args = ap.parse_args(argv)
+    if (args.read_models or args.rebuild_limit) and not args.build_only:
+        ap.error("--read-models and --rebuild-limit need --build-only")
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
 
+    dataset = f"the datasets in {args.reuse}" if args.reuse else f"{args.incidents:,} incidents"
     print(
-        f"KPI query benchmark: {args.incidents:,} incidents, engines {', '.join(engines)}; "
+        f"KPI query benchmark: {dataset}, engines {', '.join(engines)}; "
         f"Python {platform.python_version()}, {cpu_count()} CPUs",
         flush=True,
     )
