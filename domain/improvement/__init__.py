@@ -1,0 +1,1 @@
+"""Continual improvement: improvements from proposal through approval to verified closure."""
