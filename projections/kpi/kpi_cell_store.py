@@ -16,7 +16,7 @@ from projections.runtime.read_store import Transaction
 _KEY = "zone TEXT NOT NULL, grain TEXT NOT NULL, bucket INTEGER NOT NULL, dim TEXT NOT NULL,"
 _KEY += " value TEXT NOT NULL"
 _PK = "zone, grain, dim, bucket, value"
-TABLES = ("kpi_cells", "kpi_state_cells", "kpi_ttr_bins", "kpi_meta")
+TABLES = ("kpi_cells", "kpi_state_cells", "kpi_ttr_bins", "kpi_ttr_quantiles", "kpi_meta")
 
 
 def _columns(names: tuple[str, ...]) -> str:
@@ -32,6 +32,12 @@ DDL = (
     f" {_columns(STATE_MEASURES)}, PRIMARY KEY (zone, grain, dim, step, bucket, value))",
     f"CREATE TABLE IF NOT EXISTS kpi_ttr_bins ({_KEY}, bin INTEGER NOT NULL,"
     f" count DOUBLE PRECISION NOT NULL, PRIMARY KEY ({_PK}, bin))",
+    # Each cell's median and p90 time to resolve, recomputed from its bins when they have
+    # changed (`stale`) by the read model's idle work, and by a query that meets one stale.
+    f"CREATE TABLE IF NOT EXISTS kpi_ttr_quantiles ({_KEY}, median_s DOUBLE PRECISION,"
+    f" p90_s DOUBLE PRECISION, stale INTEGER NOT NULL, PRIMARY KEY ({_PK}))",
+    "CREATE INDEX IF NOT EXISTS kpi_ttr_quantiles_stale ON kpi_ttr_quantiles (stale)"
+    " WHERE stale > 0",
     "CREATE TABLE IF NOT EXISTS kpi_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
@@ -49,6 +55,10 @@ _CELL_KEY = ("zone", "grain", "bucket", "dim", "value")
 _MOMENTS = _upsert("kpi_cells", _CELL_KEY, MOMENT_MEASURES)
 _STATES = _upsert("kpi_state_cells", (*_CELL_KEY, "step"), STATE_MEASURES)
 _BINS = _upsert("kpi_ttr_bins", (*_CELL_KEY, "bin"), ("count",))
+_STALE = (
+    f"INSERT INTO kpi_ttr_quantiles ({', '.join(_CELL_KEY)}, stale) VALUES (%s, %s, %s, %s, %s, 1)"
+    f" ON CONFLICT ({', '.join(_CELL_KEY)}) DO UPDATE SET stale = kpi_ttr_quantiles.stale + 1"
+)
 
 
 def write(tx: Transaction, changes: CellChanges) -> None:
@@ -57,7 +67,8 @@ def write(tx: Transaction, changes: CellChanges) -> None:
     moments = [[*key, *cell] for key, cell in sorted(changes.moments.items()) if any(cell)]
     states = [[*key, *cell] for key, cell in sorted(changes.states.items()) if any(cell)]
     bins = [[*key, count] for key, count in sorted(changes.bins.items()) if count]
-    for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins)):
+    stale = sorted({tuple(row[:5]) for row in bins})
+    for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins), (_STALE, stale)):
         if rows:
             tx.executemany(sql, rows)
 

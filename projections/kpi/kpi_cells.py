@@ -23,28 +23,13 @@ from projections.kpi.kpi_buckets import (
     month_floor,
     month_of,
 )
-from projections.kpi.kpi_contributions import MOMENT_MEASURES, bin_value
+from projections.kpi.kpi_contributions import ALL, MOMENT_MEASURES
+from projections.kpi.kpi_quantiles import Quantiles, fresh, stored
 from projections.runtime.read_store import Transaction
 
 STATES = ("new", "in_progress", "on_hold", "resolved")
 OPEN_STATES = ("new", "in_progress", "on_hold")
 _M = {name: i for i, name in enumerate(MOMENT_MEASURES)}
-# Each bin with the running count up to it and its cell's total (window functions: SQLite
-# 3.25+ and PostgreSQL alike); only the bins holding the median's or the p90's rank are kept.
-_RANKED = """
-SELECT bucket, v, bin, seen, c, total FROM (
-  SELECT bucket, v, bin, c, SUM(c) OVER (PARTITION BY bucket, v ORDER BY bin) AS seen,
-         SUM(c) OVER (PARTITION BY bucket, v) AS total
-  FROM (SELECT bucket, {value} AS v, bin, SUM(count) AS c FROM kpi_ttr_bins
-        WHERE {where} AND bucket >= %s AND bucket <= %s GROUP BY {by}) AS g
-  WHERE c > 0.5) AS w
-WHERE (CAST(seen AS INTEGER) - CAST(c AS INTEGER) < (CAST(total AS INTEGER) + 1) / 2
-       AND (CAST(total AS INTEGER) + 1) / 2 <= CAST(seen AS INTEGER))
-   OR (CAST(seen AS INTEGER) - CAST(c AS INTEGER) < CAST(total AS INTEGER) / 2 + 1
-       AND CAST(total AS INTEGER) / 2 + 1 <= CAST(seen AS INTEGER))
-   OR (CAST(seen AS INTEGER) - CAST(c AS INTEGER) < (9 * CAST(total AS INTEGER) + 9) / 10
-       AND (9 * CAST(total AS INTEGER) + 9) / 10 <= CAST(seen AS INTEGER))
-"""
 _STATE_LIST = ", ".join(f"'{s}'" for s in STATES)
 
 
@@ -115,9 +100,9 @@ class Slice:
     def dim(self) -> str:
         return self.dimension or "priority"
 
-    def _where(self, grain: str | None = None) -> tuple[str, list[object]]:
+    def _where(self, grain: str | None = None, dim: str | None = None) -> tuple[str, list[object]]:
         where = "zone = %s AND grain = %s AND dim = %s"
-        params: list[object] = [self.zone.name, grain or self.grain, self.dim]
+        params: list[object] = [self.zone.name, grain or self.grain, dim or self.dim]
         if self.values is not None:
             where += f" AND value IN ({', '.join(['%s'] * len(self.values)) or 'NULL'})"
             params += self.values
@@ -126,26 +111,35 @@ class Slice:
     def _value(self) -> str:
         return "value" if self.dimension else "''"
 
+    def _measures(self, columns: tuple[str, ...]) -> str:
+        """The columns as they are with a dimension (one row per cell), else summed over
+        the priorities."""
+        return ", ".join(f"SUM({c})" if not self.dimension else c for c in columns)
+
+    def _grouped(self, *columns: str) -> str:
+        return "" if self.dimension else f" GROUP BY {', '.join(columns)}"
+
     def _by(self, *columns: str) -> str:
         """The GROUP BY list: the value too with a dimension (PostgreSQL refuses a constant)."""
         return ", ".join((*columns, "value") if self.dimension else columns)
 
     def moments(self, first: int, last: int) -> dict[tuple[int, str], list[float]]:
         where, params = self._where()
-        sums = ", ".join(f"SUM({m})" for m in MOMENT_MEASURES)
+        sums = self._measures(MOMENT_MEASURES)
         rows = self.tx.execute(
             f"SELECT bucket, {self._value()}, {sums} FROM kpi_cells WHERE {where}"
-            f" AND bucket >= %s AND bucket <= %s GROUP BY {self._by('bucket')}",
+            f" AND bucket >= %s AND bucket <= %s{self._grouped('bucket')}",
             [*params, first, last],
         ).fetchall()
         return {(int(r[0]), str(r[1])): [float(v or 0) for v in r[2:]] for r in rows}
 
     def states(self, first: int, last: int) -> dict[tuple[int, str], dict[str, list[float]]]:
         where, params = self._where()
+        sums = self._measures(("delta", "weight", "runs", "open_runs"))
         rows = self.tx.execute(
-            f"SELECT bucket, {self._value()}, step, SUM(delta), SUM(weight), SUM(runs),"
-            f" SUM(open_runs) FROM kpi_state_cells WHERE {where} AND bucket >= %s"
-            f" AND bucket <= %s AND step IN ({_STATE_LIST}) GROUP BY {self._by('bucket', 'step')}",
+            f"SELECT bucket, {self._value()}, step, {sums} FROM kpi_state_cells WHERE {where}"
+            f" AND bucket >= %s AND bucket <= %s AND step IN ({_STATE_LIST})"
+            f"{self._grouped('bucket', 'step')}",
             [*params, first, last],
         ).fetchall()
         cells: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(dict)
@@ -153,23 +147,15 @@ class Slice:
             cells[(int(bucket), str(value))][str(step_)] = [float(v or 0) for v in sums]
         return cells
 
-    def quantiles(
-        self, first: int, last: int
-    ) -> dict[tuple[int, str], tuple[float | None, float | None]]:
-        """Per bucket and value, the median and p90 time to resolve from the bins: the ranks
-        are found in SQL (running counts), so only the bins holding them come back."""
-        where, params = self._where()
-        sql = _RANKED.format(value=self._value(), by=self._by("bucket", "bin"), where=where)
-        rows = self.tx.execute(sql, [*params, first, last]).fetchall()
-        holding: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
-        totals: dict[tuple[int, str], int] = {}
-        for bucket, value, bin_, seen, count, total in rows:
-            key = (int(bucket), str(value))
-            totals[key] = round(total)
-            for rank in _ranks(round(total)):
-                if round(seen) - round(count) < rank <= round(seen):
-                    holding[key][rank] = int(bin_)
-        return {key: _median_p90(holding[key], total) for key, total in totals.items()}
+    def quantiles(self, first: int, last: int) -> dict[tuple[int, str], Quantiles]:
+        """Per bucket and value, the median and p90 time to resolve: as stored, or from the
+        bins for a cell whose bins changed since (projections/kpi/kpi_quantiles.py)."""
+        where, params = self._where(dim=self.dimension or ALL)
+        where += " AND bucket >= %s AND bucket <= %s"
+        figures, stale = stored(self.tx, where, [*params, first, last])
+        if stale:
+            figures.update(fresh(self.tx, where, [*params, first, last], stale))
+        return figures
 
     def prefix(self, first: int) -> dict[str, dict[str, list[float]]]:
         """Per value and state, before bucket `first`: [incidents in the state at its
@@ -244,17 +230,3 @@ def moment_cell(cell: Cell, sums: list[float]) -> None:
     cell.closed = Closures(
         n("closed"), answered, n("csat_sum") if answered else None, n("promoters"), n("detractors")
     )
-
-
-def _ranks(count: int) -> tuple[int, int, int]:
-    """The ranks of the median (the two middle ones) and of the nearest-rank p90."""
-    return (count + 1) // 2, count // 2 + 1, max(-(-9 * count // 10), 1)
-
-
-def _median_p90(holding: dict[int, int], count: int) -> tuple[float | None, float | None]:
-    """The median (mean of the two middle values for an even count) and the p90, from the
-    bins holding their ranks: each within the bins' relative accuracy."""
-    if not count:
-        return None, None
-    low, high, p90 = (bin_value(holding[rank]) for rank in _ranks(count))
-    return (low + high) / 2 if count % 2 == 0 else low, p90

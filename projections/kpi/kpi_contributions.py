@@ -38,6 +38,7 @@ from projections.kpi.kpi_buckets import GRAINS, ROLLED_UP, ReportingZone, month_
 RELATIVE_ACCURACY = 0.01
 MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 DIMENSIONS = ("group", "category", "priority", "service", "agent")
+ALL = "all"  # the time-to-resolve bins and quantiles of every incident, no dimension
 MOMENT_MEASURES = (
     "opened",
     "acknowledged",
@@ -133,9 +134,10 @@ class CellChanges:
         ]
         rekeyed = [d for d in moved if d != _GROUP]
         for name in old.moments.keys() | new.moments.keys():
-            dims = _ALL if old.moments.get(name) != new.moments.get(name) else moved
-            self._moment(old, name, dims, -1)
-            self._moment(new, name, dims, 1)
+            changed = old.moments.get(name) != new.moments.get(name)
+            dims = _ALL if changed else moved
+            self._moment(old, name, dims, -1, changed)
+            self._moment(new, name, dims, 1, changed)
         states: dict[str, list[int]] = {}
         for seq in old.intervals.keys() | new.intervals.keys():
             was, now = old.intervals.get(seq), new.intervals.get(seq)
@@ -156,13 +158,21 @@ class CellChanges:
         for state, dims in states.items():
             self._runs(old, new, state, dims)
 
-    def _moment(self, view: IncidentView, name: str, dims: list[int], sign: int) -> None:
+    def _moment(
+        self, view: IncidentView, name: str, dims: list[int], sign: int, changed: bool
+    ) -> None:
+        """The moment's measures in the dimensions; its time-to-resolve bin too, and in
+        the `all` dimension (the quantiles of no dimension) when the moment itself changed."""
         entry = view.moments.get(name)
         if entry is None or not dims:
             return
         seconds, measures = entry
         values = [(DIMENSIONS[d], value_key(view.dims[d])) for d in dims]
         bin_ = ttr_bin(view.ttr_s) if name == "resolved" and view.ttr_s is not None else None
+        if bin_ is not None and changed:
+            for zone in self.zones:
+                for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True):
+                    self.bins[(zone.name, grain, bucket, ALL, "", bin_)] += sign
         for zone in self.zones:
             for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True):
                 for dim, value in values:

@@ -33,6 +33,7 @@ from projections.kpi.kpi_fact_fold import (
     Intervals,
     fold,
 )
+from projections.kpi.kpi_quantiles import refresh
 from projections.kpi.kpi_views import Extras, SlaFollower, load_facts
 from projections.runtime.envelope import Envelope
 from projections.runtime.projection import Projection
@@ -129,6 +130,7 @@ _DDL = (
             "acknowledged_s",
             "first_resolved_s",
             "closed_s",
+            "cancelled_s",
             "external_ref",
         )
     ),
@@ -188,7 +190,12 @@ class KpiProjection(Projection):
         self._follow_after_batch(tx)
 
     def idle(self, tx: Transaction) -> None:
-        """Count the SLA read model's new verdicts (projections/kpi/kpi_views.py)."""
+        """Count the SLA read model's new verdicts, then recompute the quantiles whose bins
+        changed (projections/kpi/kpi_views.py, kpi_quantiles.py)."""
+        self._follow(tx)
+        refresh(tx)
+
+    def _follow(self, tx: Transaction) -> None:
         if self.sla is None:
             return
         changes = CellChanges(self.zones)
@@ -202,7 +209,7 @@ class KpiProjection(Projection):
         gone away fails the batch's next statement all the same."""
         try:
             with savepoint(tx):
-                self.idle(tx)
+                self._follow(tx)
         except Exception:
             log.exception("kpis: following the SLA verdicts failed; the idle work retries")
 

@@ -72,22 +72,30 @@ KPI_FIELDS = (
 DIMENSIONS = CELL_DIMENSIONS
 # Where a page starts: (the bucket of its first period, the first row's place in it).
 Cursor = tuple[int, int]
-_CHUNKS = (4, 8, 16, 32, 64)  # periods read at a time, growing: a page rarely needs many
+_MOST_PERIODS = 64  # periods read at a time
+_FIRST_PERIODS = 4  # before the rows per period are known
 
 
 def data_span(tx: Transaction) -> tuple[datetime, datetime] | None:
     """From the first opening to just after the last recorded moment, or None if empty."""
-    row = tx.execute(
-        "SELECT MIN(opened_s), MAX(opened_s), MAX(first_resolved_s), MAX(closed_s),"
-        " MAX(cancelled_s) FROM kpi_facts"
-    ).fetchone()
-    if row is None or row[0] is None:
+    first = _extreme(tx, "MIN", "opened_s")
+    if first is None:
         return None
-    last = max(v for v in row[1:] if v is not None)
+    ends = (
+        _extreme(tx, "MAX", c) for c in ("opened_s", "first_resolved_s", "closed_s", "cancelled_s")
+    )
+    last = max(v for v in ends if v is not None)
     return (
-        datetime.fromtimestamp(row[0], timezone.utc),
+        datetime.fromtimestamp(first, timezone.utc),
         datetime.fromtimestamp(last + 1, timezone.utc),
     )
+
+
+def _extreme(tx: Transaction, function: str, column: str) -> float | None:
+    """MIN or MAX of one indexed column: alone in its query, both engines read it from the
+    index's end (several in one query scan the table)."""
+    row = tx.execute(f"SELECT {function}({column}) FROM kpi_facts").fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -132,24 +140,27 @@ class Report:
 
     def rows(self, after: Cursor | None = None) -> Iterator[dict[str, Any]]:
         """The rows from `after` on (the whole report without it), oldest period first."""
-        return (row for row, _ in self._rows(after))
+        return (row for row, _ in self._rows(after, None))
 
     def page(self, after: Cursor | None, limit: int) -> tuple[list[dict[str, Any]], Cursor | None]:
         """`limit` rows from `after`, and where the next page starts (None: the last)."""
         rows: list[dict[str, Any]] = []
-        for row, cursor in self._rows(after):
+        for row, cursor in self._rows(after, limit + 1):
             if len(rows) == limit:
                 return rows, cursor
             rows.append(row)
         return rows, None
 
-    def _rows(self, after: Cursor | None) -> Iterator[tuple[dict[str, Any], Cursor]]:
+    def _rows(
+        self, after: Cursor | None, wanted: int | None
+    ) -> Iterator[tuple[dict[str, Any], Cursor]]:
         """Each row with its cursor: its period's bucket and its place in the period."""
         spans = self.periods
         if after is not None:
             spans = [p for p in spans if self._bucket(p) >= after[0]]
         place, current = 0, None
-        for p, value, cell in self._walk(spans):
+        skipped = after[1] if after else 0  # the rows of the first period before the page
+        for p, value, cell in self._walk(spans, None if wanted is None else wanted + skipped):
             bucket = self._bucket(p)
             place = place + 1 if bucket == current else 0
             current = bucket
@@ -178,17 +189,21 @@ class Report:
     def _bucket(self, period: Period) -> int:
         return bucket_of(period.start.date(), self.grain)
 
-    def _walk(self, spans: list[Period]) -> Iterator[tuple[Period, str, Cell]]:
+    def _walk(
+        self, spans: list[Period], wanted: int | None = None
+    ) -> Iterator[tuple[Period, str, Cell]]:
+        """The cells of the periods, read a chunk of periods at a time: sized from the rows
+        per period seen so far, to read about the `wanted` rows and not many more."""
         if not spans:
             return
         cells = Slice(self.tx, self.zone, self.grain, self.group_by, self.values)
         running = cells.prefix(self._bucket(spans[0]))
-        offset = 0
-        for size in _sizes():
-            chunk = spans[offset : offset + size]
-            if not chunk:
-                return
-            yield from self._chunk(cells, chunk, running)
+        offset, rows = 0, 0
+        while offset < len(spans):
+            size = _chunk_size(offset, rows, wanted)
+            for found in self._chunk(cells, spans[offset : offset + size], running):
+                rows += 1
+                yield found
             offset += size
 
     def _chunk(
@@ -208,10 +223,16 @@ class Report:
                     yield p, value, cell
 
 
-def _sizes() -> Iterator[int]:
-    yield from _CHUNKS
-    while True:
-        yield _CHUNKS[-1]
+def _chunk_size(periods: int, rows: int, wanted: int | None) -> int:
+    """Periods to read next: enough for the rows still wanted at the rows per period seen
+    (a first guess of 4), at most 64; 64 when every row is wanted."""
+    if wanted is None:
+        return _MOST_PERIODS
+    if not periods:
+        return _FIRST_PERIODS
+    per_period = rows / periods
+    left = max(wanted - rows, 1)
+    return max(1, min(_MOST_PERIODS, int(left / max(per_period, 1.0)) + 1))
 
 
 def _order(value: str) -> tuple[bool, str]:
