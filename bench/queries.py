@@ -429,6 +429,14 @@ def query_mix(end: datetime) -> list[tuple[str, str, dict[str, str], float | Non
             kpi,
         ),
         ("kpis week by agent", "/v1/kpis", {"period": "week", "group_by": "agent"}, kpi),
+        # The default page is 200 rows; a page of 1,000 (about 700 KiB of JSON by agent), as
+        # a client asks for with `limit`, for the cost of a page's size.
+        (
+            "kpis week by agent, 1,000 rows",
+            "/v1/kpis",
+            {"period": "week", "group_by": "agent", "limit": "1000"},
+            None,
+        ),
         (
             "kpis last 12 months by month",
             "/v1/kpis",

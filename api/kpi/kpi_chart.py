@@ -22,6 +22,8 @@ Format = Literal["svg", "png"]
 MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
 SIZE, DPI = (9.0, 4.2), 100  # 900 x 420 px
 LEGEND_CHARS, X_LABELS = 24, 15
+MARKED_POINTS = 60
+MARGINS = {"left": 0.09, "right": 0.72, "top": 0.9, "bottom": 0.2}
 # Set once for the process (rcParams are global; rc_context would not be thread safe):
 # SVG text stays <text> (searchable, and what the tests read) rather than glyph outlines,
 # and a `$` in a group name is a dollar sign, not the start of a formula.
@@ -51,7 +53,10 @@ def line_chart(
 ) -> bytes:
     """`series`: name -> one value per x label (None: no value, the line breaks there)."""
     figure_class, canvas_class = _figure_class()
-    figure = figure_class(figsize=SIZE, dpi=DPI, layout="constrained")
+    figure = figure_class(figsize=SIZE, dpi=DPI)
+    # Fixed margins, sized for the rotated period labels below and a legend of 24-character
+    # names on the right: a layout engine would measure every text and draw twice.
+    figure.subplots_adjust(**MARGINS)
     canvas_class(figure)
     axes = figure.add_subplot()
     _draw(axes, series)
@@ -65,11 +70,15 @@ def _draw(axes: Axes, series: dict[str, list[float | None]]) -> None:
     """One line per series, with its points marked; the legend lists them in order."""
     for index, points in enumerate(series.values()):
         values = [math.nan if v is None else v for v in points]  # NaN breaks the line
-        axes.plot(values, marker="o", markersize=4, linewidth=2, gid=f"series-{index}")
+        # Points marked while they can be told apart; a long series is its line.
+        marker = "o" if len(values) <= MARKED_POINTS else None
+        axes.plot(values, marker=marker, markersize=4, linewidth=2, gid=f"series-{index}")
     labels = [_text(str(name))[:LEGEND_CHARS] for name in series]
     # Handles and labels given: a label starting with "_" is not dropped as matplotlib's
     # "hidden" marker.
-    axes.legend(axes.get_lines(), labels, loc="upper left", bbox_to_anchor=(1.02, 1))
+    axes.legend(
+        axes.get_lines(), labels, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small"
+    )
     if all(v is None for points in series.values() for v in points):
         axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", color="#888")
 

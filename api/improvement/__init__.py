@@ -1,0 +1,1 @@
+"""Continual improvement over HTTP: the register's routes and documents."""
