@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from projections.runtime.read_store import Transaction
+from projections.runtime.read_store import CLUSTERED, Transaction
 
 Tx = Transaction  # the read models' protocol, which these databases meet
 
@@ -55,7 +55,12 @@ class Database:
     def script(self, statements: Sequence[str]) -> None:
         with self.transaction() as tx:
             for statement in statements:
-                tx.execute(statement)
+                tx.execute(self._dialect(statement))
+
+    def _dialect(self, statement: str) -> str:
+        if self.dialect == "sqlite":
+            return statement.replace(CLUSTERED, " WITHOUT ROWID")
+        return statement
 
     @property
     def for_update(self) -> str:

@@ -11,7 +11,7 @@ upsert per touched cell, in the projection's transaction.
 from __future__ import annotations
 
 from projections.kpi.kpi_contributions import MOMENT_MEASURES, STATE_MEASURES, CellChanges
-from projections.runtime.read_store import Transaction
+from projections.runtime.read_store import CLUSTERED, Transaction
 
 _KEY = "zone TEXT NOT NULL, grain TEXT NOT NULL, bucket INTEGER NOT NULL, dim TEXT NOT NULL,"
 _KEY += " value TEXT NOT NULL"
@@ -25,17 +25,17 @@ def _columns(names: tuple[str, ...]) -> str:
 
 DDL = (
     f"CREATE TABLE IF NOT EXISTS kpi_cells ({_KEY}, {_columns(MOMENT_MEASURES)},"
-    f" PRIMARY KEY ({_PK}))",
+    f" PRIMARY KEY ({_PK})){CLUSTERED}",
     f"CREATE TABLE IF NOT EXISTS kpi_state_cells ({_KEY}, step TEXT NOT NULL,"
     # The step before the bucket: a query reads the four states' rows of a bucket range, not
     # the hold reasons' beside them.
-    f" {_columns(STATE_MEASURES)}, PRIMARY KEY (zone, grain, dim, step, bucket, value))",
+    f" {_columns(STATE_MEASURES)}, PRIMARY KEY (zone, grain, dim, step, bucket, value)){CLUSTERED}",
     f"CREATE TABLE IF NOT EXISTS kpi_ttr_bins ({_KEY}, bin INTEGER NOT NULL,"
-    f" count DOUBLE PRECISION NOT NULL, PRIMARY KEY ({_PK}, bin))",
+    f" count DOUBLE PRECISION NOT NULL, PRIMARY KEY ({_PK}, bin)){CLUSTERED}",
     # Each cell's median and p90 time to resolve, recomputed from its bins when they have
     # changed (`stale`) by the read model's idle work, and by a query that meets one stale.
     f"CREATE TABLE IF NOT EXISTS kpi_ttr_quantiles ({_KEY}, median_s DOUBLE PRECISION,"
-    f" p90_s DOUBLE PRECISION, stale INTEGER NOT NULL, PRIMARY KEY ({_PK}))",
+    f" p90_s DOUBLE PRECISION, stale INTEGER NOT NULL, PRIMARY KEY ({_PK})){CLUSTERED}",
     "CREATE INDEX IF NOT EXISTS kpi_ttr_quantiles_stale ON kpi_ttr_quantiles (stale)"
     " WHERE stale > 0",
     "CREATE TABLE IF NOT EXISTS kpi_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",

@@ -159,7 +159,7 @@ class KpiProjection(Projection):
     name = "kpis"
     tables = ("kpi_facts", "kpi_intervals", "kpi_source_links", "kpi_sla_verdicts", *TABLES)
     aggregate_types = frozenset({"Incident", "SourceTicket"})
-    schema_version = 4
+    schema_version = 5
 
     def __init__(self, zones: Sequence[str] = ("UTC",), sla_clocks: bool = False) -> None:
         """`zones`: the reporting zones the cells are kept in; `sla_clocks`: the SLA read
@@ -169,7 +169,7 @@ class KpiProjection(Projection):
         # The zones are part of the shape: other zones replay the read model.
         names = ",".join(z.name for z in self.zones)
         if names != "UTC":
-            self.schema_version = 4 + 10 * (zlib.crc32(names.encode()) % 10**8)  # type: ignore[misc]
+            self.schema_version = 5 + 10 * (zlib.crc32(names.encode()) % 10**8)  # type: ignore[misc]
 
     def ddl(self) -> list[str]:
         names = ",".join(z.name for z in self.zones)

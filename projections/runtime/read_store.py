@@ -21,6 +21,11 @@ class Transaction(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+# Ends a CREATE TABLE whose rows are best stored in key order: SQLite makes it a WITHOUT
+# ROWID table (a range of the key is then one contiguous read); PostgreSQL reads a comment.
+CLUSTERED = " /* clustered on its primary key */"
+
+
 class ReadStore(Protocol):
     dialect: str
 
