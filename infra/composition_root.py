@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from application.access import API_KEY
 from application.desk.practice import Practice
 from application.desk.service_desk import ServiceDesk
+from application.improvement.practice import IMPROVEMENT
 from application.inbound.inbound_processor import InboundProcessor
 from application.inbound.practice import INBOUND
 from application.incident.practice import INCIDENT
@@ -36,7 +37,7 @@ from projections.runtime.runner import Projection, ProjectionRunner
 from projections.sla.sla_clocks import SlaClocksProjection
 
 # The practices the write path serves: a new practice adds its declaration here.
-PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND, API_KEY]
+PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND, API_KEY, IMPROVEMENT]
 
 
 def default_projections(settings: Settings | None = None) -> list[Projection]:

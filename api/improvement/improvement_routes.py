@@ -257,9 +257,10 @@ def _command_endpoint(route: Route) -> Callable[..., Awaitable[ImprovementSummar
 
     run.__name__ = route.operation_id
     # FastAPI reads the body's model from the annotations: the route's own, required when
-    # one of its fields is.
+    # one of its fields is, and always for a replacement (PUT).
     run.__annotations__["body"] = Annotated[route.model, Body()]
-    if any(field.is_required() for field in route.model.model_fields.values()):
+    fields = route.model.model_fields.values()
+    if route.method == "PUT" or any(field.is_required() for field in fields):
         run.__kwdefaults__ = {"if_match": None}  # no default for the body: it is required
     return run
 

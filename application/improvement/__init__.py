@@ -1,0 +1,1 @@
+"""Continual improvement: the practice's declaration (and, later, its use cases)."""

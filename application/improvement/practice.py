@@ -1,0 +1,13 @@
+"""The continual improvement practice: its aggregate and its numbers (CSI register)."""
+
+from __future__ import annotations
+
+from application.desk.practice import Practice
+from domain.improvement.improvement import Improvement
+
+IMPROVEMENT = Practice(
+    name="improvement",
+    aggregates=(Improvement,),
+    number_prefix="CSI",
+    snapshots=True,
+)
