@@ -25,7 +25,7 @@ Three kinds of cell:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -215,9 +215,8 @@ class CellChanges:
     def _runs(self, old: IncidentView, new: IncidentView, state: str, dims: list[int]) -> None:
         """The state's runs in the dimensions: those that changed, out and in."""
         for zone in self.zones:
-            for grain in GRAINS:
-                before = _keyed_runs(zone, grain, old, state, dims)
-                after = _keyed_runs(zone, grain, new, state, dims)
+            olds, news = _keyed_runs(zone, old, state, dims), _keyed_runs(zone, new, state, dims)
+            for grain, before, after in zip(GRAINS, olds, news, strict=True):
                 for dim, run in before - after:
                     self._run(zone, grain, run, state, dim, -1)
                 for dim, run in after - before:
@@ -245,42 +244,64 @@ def _unmoved(moved: list[int]) -> list[int]:
 
 
 def _keyed_runs(
-    zone: ReportingZone, grain: str, view: IncidentView, state: str, dims: list[int]
-) -> frozenset[tuple[str, Run]]:
-    """The runs of buckets the incident spent time in the state, per dimension with its
-    value there: per group for the group dimension, else one set of all its intervals."""
+    zone: ReportingZone, view: IncidentView, state: str, dims: list[int]
+) -> tuple[frozenset[tuple[str, Run]], ...]:
+    """Per grain, the runs of buckets the incident spent time in the state, per dimension
+    with its value there: per group for the group dimension, else one set of all its
+    intervals."""
     intervals = tuple(
         sorted((i for i in view.intervals.values() if i.state == state), key=lambda i: i.entered_s)
     )
-    return _runs_keyed(zone, grain, intervals, tuple(dims), view.dims)
+    return _runs_keyed(zone, intervals, tuple(dims), view.dims)
 
 
 # An incident's view after one batch is its view before the next: its runs come back.
 @lru_cache(maxsize=1 << 14)
 def _runs_keyed(
     zone: ReportingZone,
-    grain: str,
     intervals: tuple[Interval, ...],
     dims: tuple[int, ...],
     values: tuple[Any, ...],
-) -> frozenset[tuple[str, Run]]:
-    keyed: set[tuple[str, Run]] = set()
+) -> tuple[frozenset[tuple[str, Run]], ...]:
+    spans = [_span(zone, interval) for interval in intervals]
+    keyed: list[set[tuple[str, Run]]] = [set() for _ in GRAINS]
     shared = [d for d in dims if d != _GROUP]
     if shared:
-        runs = _runs(zone, grain, intervals)
-        for d in shared:
-            value = value_key(values[d])
-            keyed.update((DIMENSIONS[d], (value, first, last)) for first, last in runs)
+        for g, runs in enumerate(_grain_runs(spans)):
+            for d in shared:
+                value = value_key(values[d])
+                keyed[g].update((DIMENSIONS[d], (value, first, last)) for first, last in runs)
     if _GROUP in dims:
-        by_group: dict[str | None, list[Interval]] = defaultdict(list)
-        for interval in intervals:
-            by_group[interval.group].append(interval)
-        keyed.update(
-            ("group", (value_key(group), first, last))
-            for group, own in by_group.items()
-            for first, last in _runs(zone, grain, own)
-        )
-    return frozenset(keyed)
+        by_group: dict[str | None, list[Span]] = defaultdict(list)
+        for interval, span in zip(intervals, spans, strict=True):
+            by_group[interval.group].append(span)
+        for group, own in by_group.items():
+            value = value_key(group)
+            for g, runs in enumerate(_grain_runs(own)):
+                keyed[g].update(("group", (value, first, last)) for first, last in runs)
+    return tuple(frozenset(k) for k in keyed)
+
+
+# An interval's buckets: per grain, the first it has time in and the last (None: open).
+Span = tuple[tuple[int, int, int], tuple[int | None, ...]]
+
+
+def _span(zone: ReportingZone, interval: Interval) -> Span:
+    firsts = _buckets(zone, interval.entered_s)
+    if interval.left_s is None:
+        return firsts, (None, None, None)
+    lefts = _buckets(zone, interval.left_s)
+    # Left at a bucket's very start: the bucket before is the last with time in it.
+    lasts = tuple(
+        bucket - step(grain) if _start(zone, grain, bucket) == interval.left_s else bucket
+        for grain, bucket in zip(GRAINS, lefts, strict=True)
+    )
+    return firsts, lasts
+
+
+def _grain_runs(spans: list[Span]) -> list[list[tuple[int, int | None]]]:
+    """Per grain, the maximal runs of buckets of the spans (sorted by entry)."""
+    return [_runs([(span[0][g], span[1][g]) for span in spans]) for g in range(len(GRAINS))]
 
 
 def _steps(interval: Interval) -> tuple[str, ...]:
@@ -289,18 +310,13 @@ def _steps(interval: Interval) -> tuple[str, ...]:
     return (interval.state,)
 
 
-def _runs(
-    zone: ReportingZone, grain: str, intervals: Iterable[Interval]
-) -> list[tuple[int, int | None]]:
-    """The maximal runs of buckets with time in the intervals (sorted by entry); the last
-    bucket is None for a run still open."""
+def _runs(spans: list[tuple[int, int | None]]) -> list[tuple[int, int | None]]:
+    """The maximal runs of the buckets [first, last] (last None: still open), sorted by
+    first; a span with no time at all (left at a boundary as it came) counts for nothing."""
     runs: list[tuple[int, int | None]] = []
-    index = GRAINS.index(grain)
-    for interval in intervals:
-        first = _buckets(zone, interval.entered_s)[index]
-        last = None if interval.left_s is None else _last(zone, grain, interval.left_s)
+    for first, last in spans:
         if last is not None and last < first:
-            continue  # no time at all, at a bucket boundary
+            continue
         if runs and _overlaps(runs[-1], first):
             runs[-1] = (runs[-1][0], _later(runs[-1][1], last))
             continue
@@ -321,11 +337,6 @@ def _later(one: int | None, other: int | None) -> int | None:
 @lru_cache(maxsize=1 << 16)
 def _buckets(zone: ReportingZone, seconds: float) -> tuple[int, int, int]:
     return zone.buckets(seconds)
-
-
-@lru_cache(maxsize=1 << 16)
-def _last(zone: ReportingZone, grain: str, seconds: float) -> int:
-    return zone.last_overlapped(grain, seconds)
 
 
 @lru_cache(maxsize=1 << 14)
