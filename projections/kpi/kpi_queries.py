@@ -8,7 +8,6 @@ for the state measures. Definitions: docs/kpis.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -41,7 +40,6 @@ __all__ = [
     "Report",
     "data_span",
     "kpis",
-    "percentile",
     "periods",
     "state_breakdown",
 ]
@@ -96,14 +94,6 @@ def _extreme(tx: Transaction, function: str, column: str) -> float | None:
     index's end (several in one query scan the table)."""
     row = tx.execute(f"SELECT {function}({column}) FROM kpi_facts").fetchone()
     return None if row is None or row[0] is None else float(row[0])
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest rank: the smallest value with at least `fraction` of the values <= it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -11,7 +10,8 @@ import pytest
 from infra.sql.database import SqliteDatabase
 from projections.kpi.kpi_contributions import RELATIVE_ACCURACY
 from projections.kpi.kpi_facts import KpiProjection
-from projections.kpi.kpi_queries import KpiQueryError, kpis, percentile, periods, state_breakdown
+from projections.kpi.kpi_quantiles import ranks
+from projections.kpi.kpi_queries import KpiQueryError, kpis, periods, state_breakdown
 from projections.runtime.envelope import Envelope
 from projections.runtime.runner import ProjectionRunner
 
@@ -321,12 +321,12 @@ def test_periods_are_whole_calendar_periods_in_the_time_zone():
         periods(T0, T0 + h(1), "year")
 
 
-def test_percentile_is_nearest_rank():
-    assert percentile([], 0.9) is None
-    assert percentile([5.0], 0.9) == 5
-    values = [float(v) for v in range(1, 11)]
-    assert percentile(values, 0.9) == 9 and percentile(values, 0.5) == 5
-    assert statistics.median(values) == 5.5
+def test_the_ranks_are_the_middle_ones_and_the_nearest_rank_p90():
+    # (median's lower and upper rank, p90's rank): an odd count has one middle value.
+    assert ranks(1) == (1, 1, 1)
+    assert ranks(10) == (5, 6, 9)
+    assert ranks(11) == (6, 6, 10)
+    assert ranks(70) == (35, 36, 63)
 
 
 def test_duplicates_are_applied_once_and_batches_equal_single_events(db, tmp_path):
