@@ -76,24 +76,28 @@ _FIRST_PERIODS = 4  # before the rows per period are known
 
 def data_span(tx: Transaction) -> tuple[datetime, datetime] | None:
     """From the first opening to just after the last recorded moment, or None if empty."""
-    first = _extreme(tx, "MIN", "opened_s")
-    if first is None:
+    row = tx.execute(_SPAN).fetchone()
+    if row is None or row[0] is None:
         return None
-    ends = (
-        _extreme(tx, "MAX", c) for c in ("opened_s", "first_resolved_s", "closed_s", "cancelled_s")
-    )
-    last = max(v for v in ends if v is not None)
+    last = max(float(v) for v in row[1:] if v is not None)
     return (
-        datetime.fromtimestamp(first, timezone.utc),
+        datetime.fromtimestamp(float(row[0]), timezone.utc),
         datetime.fromtimestamp(last + 1, timezone.utc),
     )
 
 
-def _extreme(tx: Transaction, function: str, column: str) -> float | None:
-    """MIN or MAX of one indexed column: alone in its query, both engines read it from the
-    index's end (several in one query scan the table)."""
-    row = tx.execute(f"SELECT {function}({column}) FROM kpi_facts").fetchone()
-    return None if row is None or row[0] is None else float(row[0])
+# One scalar subquery per MIN or MAX: each engine reads each from its index's end (several
+# aggregates in one SELECT scan the table).
+_SPAN = "SELECT " + ", ".join(
+    f"(SELECT {function}({column}) FROM kpi_facts)"
+    for function, column in (
+        ("MIN", "opened_s"),
+        ("MAX", "opened_s"),
+        ("MAX", "first_resolved_s"),
+        ("MAX", "closed_s"),
+        ("MAX", "cancelled_s"),
+    )
+)
 
 
 @dataclass(frozen=True)
