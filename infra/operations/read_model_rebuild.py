@@ -19,6 +19,10 @@ from infra.progress import Progress
 from projections.runtime.envelope import Envelope
 from projections.runtime.runner import ProjectionRunner
 
+# Events per batch of a replay: a read model that diffs an incident once per batch (the
+# KPI cells) folds a history half again as fast at 5,000 as at the live feed's 500.
+REPLAY_BATCH = 5000
+
 
 def rebuild(container: Container, name: str, show_progress: bool = True) -> int:
     """Returns how many events were replayed."""
@@ -32,7 +36,9 @@ def rebuild(container: Container, name: str, show_progress: bool = True) -> int:
 def _from_notification_log(container: Container, runner: ProjectionRunner, show: bool) -> int:
     total = container.desk.stored_events()
     progress = Progress(total, f"rebuild {runner.projection.name}") if show else None
-    feed = NotificationFeed(container.desk.recorder, container.desk.mapper, [runner])
+    feed = NotificationFeed(
+        container.desk.recorder, container.desk.mapper, [runner], batch_size=REPLAY_BATCH
+    )
     replayed = 0
     while count := feed.step():
         replayed += count
@@ -48,6 +54,7 @@ def _from_kafka(container: Container, runner: ProjectionRunner, show: bool) -> i
         bootstrap_servers=container.settings.kafka_bootstrap,
         enable_auto_commit=False,
         group_id=None,
+        max_poll_records=REPLAY_BATCH,
     )
     try:
         return _KafkaReplay(consumer, container.settings.events_topic, runner).run(show)
