@@ -30,6 +30,7 @@ from infra.operations.readiness import Readiness
 from infra.settings import Settings
 from infra.sql.database import Database, SqliteDatabase, connect, private_directory
 from projections.audit.audit_trail import AuditTrailProjection
+from projections.improvement.improvement_register import ImprovementRegisterProjection
 from projections.incident.incident_queue import IncidentsProjection
 from projections.kpi.kpi_facts import KpiProjection
 from projections.runtime.envelope import Envelope
@@ -47,6 +48,7 @@ def default_projections(settings: Settings | None = None) -> list[Projection]:
         AuditTrailProjection(),
         SlaClocksProjection(),
         KpiProjection(zones, sla_clocks=True),
+        ImprovementRegisterProjection(),
     ]
 
 

@@ -1,14 +1,12 @@
 """The continual improvement register: propose, read and act on improvements.
 
-Writes go through the ServiceDesk (event store). Until the register has a read model of
-its own, an improvement is read from the event store too, and there is no list yet.
+Writes go through the ServiceDesk (event store); reads are in improvement_reads.py.
 """
 
 # No `from __future__ import annotations`: the action routes annotate their body with a
 # model held in a variable, which FastAPI must see as a class, not as a string.
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -26,7 +24,6 @@ from api.improvement.improvement_schemas import (
     GoalsRevision,
     HoldRequest,
     ImprovementDesign,
-    ImprovementPublic,
     ImprovementSummary,
     NoBody,
     PlanRevision,
@@ -165,7 +162,11 @@ def _summary(improvement: Improvement) -> ImprovementSummary:
 
 
 _ID = "$response.body#/id"
-FOLLOW_UPS = {"get_improvement": "improvement_id", "aggregate_events": "aggregate_id"}
+FOLLOW_UPS = {
+    "get_improvement": "improvement_id",
+    "get_improvement_timeline": "improvement_id",
+    "aggregate_events": "aggregate_id",
+}
 FOLLOW_UPS |= {route.operation_id: "improvement_id" for route in ROUTES}
 LINKS = {
     name: {"operationId": name, "parameters": {parameter: _ID}}
@@ -193,46 +194,6 @@ def propose_improvement(
     response.headers["Location"] = f"{router.prefix}/{improvement.id}"
     _etag(response, improvement.version)
     return _summary(improvement)
-
-
-@router.get("/{improvement_id}", operation_id="get_improvement", summary="One improvement")
-def get_improvement(
-    improvement_id: UUID, desk: DeskDep, _: Reader, response: Response
-) -> ImprovementPublic:
-    """Its design, goals, plan, approval, verification and outcome, from the event store."""
-    improvement = desk.get(improvement_id, practice="improvement")
-    _etag(response, improvement.version)
-    return _document(improvement)
-
-
-def _document(improvement: Improvement) -> ImprovementPublic:
-    return ImprovementPublic(
-        id=str(improvement.id),
-        number=improvement.number,
-        state=improvement.state,
-        outcome=improvement.outcome,
-        design=dict(improvement.design),
-        goals=[dict(goal) for goal in improvement.goals],
-        plan=dict(improvement.plan),
-        plan_version=improvement.plan_version,
-        approved_version=improvement.approved_version,
-        approved_by=improvement.approved_by,
-        approved_at=_moment(improvement.approved_at),
-        hold_reason=improvement.hold_reason,
-        reason=improvement.reason,
-        verification=dict(improvement.verification) if improvement.verification else None,
-        cause_analyses={goal: dict(a) for goal, a in improvement.cause_analyses.items()},
-        summary=improvement.summary,
-        proposed_by=improvement.proposed_by,
-        proposed_at=improvement.created_on.isoformat(),
-        closed_at=_moment(improvement.closed_at),
-        updated_at=improvement.modified_on.isoformat(),
-        version=improvement.version,
-    )
-
-
-def _moment(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _command_endpoint(route: Route) -> Callable[..., Awaitable[ImprovementSummary]]:

@@ -276,3 +276,52 @@ class ImprovementPublic(BaseModel):
     closed_at: str | None = None
     updated_at: str
     version: int
+
+
+class ImprovementAsOf(ImprovementPublic):
+    """The improvement replayed from the event store as it stood at `as_of`: the same
+    document, folded from the events up to then (times as fixed-width UTC text)."""
+
+    as_of: str
+
+
+class ImprovementEntry(BaseModel):
+    """One row of the register read model: what a list shows and filters by."""
+
+    id: str
+    number: str
+    name: str
+    state: str
+    outcome: str | None = Field(description="How it closed; null while open")
+    owner: str | None = Field(description="The improvement owner; null until one is named")
+    services: list[str]
+    area: str
+    planned_start: str | None
+    planned_end: str | None
+    review_date: str | None = Field(description="When the last goal's review period ends")
+    goals: int = Field(description="How many goals it has")
+    open_actions: int = Field(description="Plan actions neither done nor dropped")
+    plan_version: int
+    proposed_at: str
+    updated_at: str
+    closed_at: str | None
+    version: int
+    position: int = Field(description="The event store log position of its latest event")
+
+
+class ImprovementPage(BaseModel):
+    total: int = Field(description="Improvements matching the filters")
+    limit: int
+    next: str | None = Field(description="The `cursor` of the following page; null: the last")
+    items: list[ImprovementEntry]
+
+
+class RegisterEntry(BaseModel):
+    """A line of the continual improvement register."""
+
+    id: str
+    number: str
+    name: str
+    state: str
+    owner: str | None
+    outcome: str | None

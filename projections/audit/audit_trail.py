@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from projections.improvement import improvement_record
 from projections.incident import incident_record
 from projections.runtime.envelope import Envelope
 from projections.runtime.projection import Projection
@@ -29,6 +30,7 @@ Record = dict[str, Any]
 # The aggregates whose state is folded, to show what each event changed.
 FOLDS: dict[str, Callable[[Record | None, Envelope], Record]] = {
     "Incident": incident_record.fold,
+    "Improvement": improvement_record.fold,
 }
 LINE_COLUMNS = (
     "aggregate_id",
@@ -72,7 +74,7 @@ class AuditTrailProjection(Projection):
     name = "timeline"
     tables = ("rm_audit_trail", "rm_audit_heads")
     aggregate_types = None  # every one, including those added later
-    schema_version = 2
+    schema_version = 3  # improvements are folded (FOLDS): their changes field by field
 
     def ddl(self) -> list[str]:
         return list(_DDL)

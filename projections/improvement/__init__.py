@@ -1,0 +1,2 @@
+"""Continual improvement read models: the one fold of an improvement's events, and the
+register."""
