@@ -266,10 +266,13 @@ def rebuild_one(container, name: str, limit: float | None) -> tuple[int, float, 
     nothing is left; here with a progress bar, the rate in each quarter of the time and an
     optional time limit. Returns (events, seconds, events/s per quarter, whole)."""
     from infra.event_store.notification_feed import NotificationFeed
+    from infra.operations.read_model_rebuild import REPLAY_BATCH
 
     runner = container.runner(name)
     runner.reset()
-    feed = NotificationFeed(container.desk.recorder, container.desk.mapper, [runner])
+    feed = NotificationFeed(
+        container.desk.recorder, container.desk.mapper, [runner], batch_size=REPLAY_BATCH
+    )
     total = container.desk.stored_events()
     marks: list[tuple[float, int]] = [(0.0, 0)]
     replayed, started, whole = 0, time.perf_counter(), True

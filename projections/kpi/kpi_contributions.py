@@ -27,12 +27,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from ddsketch.mapping import LogarithmicMapping
 
-from projections.kpi.kpi_buckets import GRAINS, ROLLED_UP, ReportingZone, month_of, step
+from projections.kpi.kpi_buckets import (
+    GRAINS,
+    ROLLED_UP,
+    ReportingZone,
+    month_key,
+    month_of,
+    step,
+)
 
 # The relative accuracy of the time-to-resolve quantiles (docs/kpis.md).
 RELATIVE_ACCURACY = 0.01
@@ -87,6 +95,14 @@ class IncidentView:
     ttr_s: float | None
     intervals: Mapping[int, Interval]
 
+    def in_state(self, state: str) -> tuple[Interval, ...]:
+        """Its intervals in the state, by entry."""
+        return tuple(sorted((i for i in self.intervals.values() if i.state == state), key=_entry))
+
+
+def _entry(interval: Interval) -> float:
+    return interval.entered_s
+
 
 def value_key(value: Any) -> str:
     """A dimension value as a key: '' for none, '=' and the text otherwise."""
@@ -102,8 +118,6 @@ _GROUP = DIMENSIONS.index("group")
 _ALL = list(range(len(DIMENSIONS)))
 _ROLLUPS = {grain: f"{grain}>month" for grain in ROLLED_UP}
 _RUNS, _OPEN_RUNS = STATE_MEASURES.index("runs"), STATE_MEASURES.index("open_runs")
-# A run in one dimension: (the value's key, first bucket, last bucket or None: still open).
-Run = tuple[str, int, int | None]
 
 
 @dataclass
@@ -156,7 +170,8 @@ class CellChanges:
                     if changed or interval.state not in states:
                         states[interval.state] = dims
         for state, dims in states.items():
-            self._runs(old, new, state, dims)
+            if dims:
+                self._runs(old, new, state, dims)
 
     def _moment(
         self, view: IncidentView, name: str, dims: list[int], sign: int, changed: bool
@@ -201,85 +216,106 @@ class CellChanges:
         if interval.left_s is not None:
             ends.append((interval.left_s, -sign, 0))
         steps = _steps(interval)
+        states = self.states
         for zone in self.zones:
             for seconds, delta, entries in ends:
-                for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True):
-                    weight = delta * (seconds - _start(zone, grain, bucket))
+                for grain, bucket, offset in _placed(zone, seconds):
+                    weight = delta * offset
                     for dim, value in values:
                         for step_ in steps:
-                            cell = self.states[(zone.name, grain, bucket, dim, value, step_)]
+                            cell = states[(zone.name, grain, bucket, dim, value, step_)]
                             cell[0] += delta
                             cell[1] += weight
                             cell[2] += entries
 
     def _runs(self, old: IncidentView, new: IncidentView, state: str, dims: list[int]) -> None:
-        """The state's runs in the dimensions: those that changed, out and in."""
+        """The state's runs in the dimensions: those that changed, out and in. The runs are
+        the same in every dimension but the group's (an interval's group is its own), so
+        they are found and diffed once per grain."""
+        olds, news = old.in_state(state), new.in_state(state)
         for zone in self.zones:
-            olds, news = _keyed_runs(zone, old, state, dims), _keyed_runs(zone, new, state, dims)
-            for grain, before, after in zip(GRAINS, olds, news, strict=True):
-                for dim, run in before - after:
-                    self._run(zone, grain, run, state, dim, -1)
-                for dim, run in after - before:
-                    self._run(zone, grain, run, state, dim, 1)
+            before, after = _state_runs(zone, olds), _state_runs(zone, news)
+            for d in dims:
+                if d == _GROUP:
+                    for value in before.by_group.keys() | after.by_group.keys():
+                        was, now = before.by_group.get(value), after.by_group.get(value)
+                        self._diff(zone, state, "group", (value, value), (was, now))
+                else:
+                    values = (value_key(old.dims[d]), value_key(new.dims[d]))
+                    self._diff(zone, state, DIMENSIONS[d], values, (before.shared, after.shared))
+
+    def _diff(
+        self,
+        zone: ReportingZone,
+        state: str,
+        dim: str,
+        values: tuple[str, str],
+        runs: tuple[GrainRuns | None, GrainRuns | None],
+    ) -> None:
+        """Out with the runs of before (under its value) that are not after's, in with those
+        of after that are not before's; all of them if the value changed."""
+        (was, now), (before, after) = values, runs
+        for g, grain in enumerate(GRAINS):
+            old = before[g] if before else frozenset()
+            new = after[g] if after else frozenset()
+            if was == now:
+                old, new = old - new, new - old
+            for first, last in old:
+                self._run(zone, grain, state, dim, was, first, last, -1)
+            for first, last in new:
+                self._run(zone, grain, state, dim, now, first, last, 1)
 
     def _run(
-        self, zone: ReportingZone, grain: str, run: Run, state: str, dim: str, sign: int
+        self,
+        zone: ReportingZone,
+        grain: str,
+        state: str,
+        dim: str,
+        value: str,
+        first: int,
+        last: int | None,
+        sign: int,
     ) -> None:
         """+1 where the run starts, -1 after it ends (open: +1 in `open_runs`), in the grain
         and in its monthly rollup."""
-        value, first, last = run
-        marks = [(first, _RUNS if last is not None else _OPEN_RUNS, sign)]
-        if last is not None:
-            marks.append((last + step(grain), _RUNS, -sign))
-        rollup = _ROLLUPS.get(grain)
+        states, rollup = self.states, _ROLLUPS.get(grain)
+        if last is None:
+            marks: tuple[tuple[int, int, int], ...] = ((first, _OPEN_RUNS, sign),)
+        else:
+            marks = ((first, _RUNS, sign), (last + step(grain), _RUNS, -sign))
         for bucket, column, amount in marks:
-            self.states[(zone.name, grain, bucket, dim, value, state)][column] += amount
+            states[(zone.name, grain, bucket, dim, value, state)][column] += amount
             if rollup:
                 month = _month_of(grain, bucket)
-                self.states[(zone.name, rollup, month, dim, value, state)][column] += amount
+                states[(zone.name, rollup, month, dim, value, state)][column] += amount
 
 
 def _unmoved(moved: list[int]) -> list[int]:
     return [d for d in _ALL if d not in moved]
 
 
-def _keyed_runs(
-    zone: ReportingZone, view: IncidentView, state: str, dims: list[int]
-) -> tuple[frozenset[tuple[str, Run]], ...]:
-    """Per grain, the runs of buckets the incident spent time in the state, per dimension
-    with its value there: per group for the group dimension, else one set of all its
-    intervals."""
-    intervals = tuple(
-        sorted((i for i in view.intervals.values() if i.state == state), key=lambda i: i.entered_s)
-    )
-    return _runs_keyed(zone, intervals, tuple(dims), view.dims)
+# Per grain, the runs of buckets (first, last or None: still open).
+GrainRuns = tuple[frozenset[tuple[int, int | None]], ...]
+
+
+class StateRuns(NamedTuple):
+    """An incident's runs in one state: over all its intervals there (`shared`, the same for
+    every dimension but the group's), and over those of each group."""
+
+    shared: GrainRuns
+    by_group: dict[str, GrainRuns]
 
 
 # An incident's view after one batch is its view before the next: its runs come back.
 @lru_cache(maxsize=1 << 14)
-def _runs_keyed(
-    zone: ReportingZone,
-    intervals: tuple[Interval, ...],
-    dims: tuple[int, ...],
-    values: tuple[Any, ...],
-) -> tuple[frozenset[tuple[str, Run]], ...]:
+def _state_runs(zone: ReportingZone, intervals: tuple[Interval, ...]) -> StateRuns:
     spans = [_span(zone, interval) for interval in intervals]
-    keyed: list[set[tuple[str, Run]]] = [set() for _ in GRAINS]
-    shared = [d for d in dims if d != _GROUP]
-    if shared:
-        for g, runs in enumerate(_grain_runs(spans)):
-            for d in shared:
-                value = value_key(values[d])
-                keyed[g].update((DIMENSIONS[d], (value, first, last)) for first, last in runs)
-    if _GROUP in dims:
-        by_group: dict[str | None, list[Span]] = defaultdict(list)
-        for interval, span in zip(intervals, spans, strict=True):
-            by_group[interval.group].append(span)
-        for group, own in by_group.items():
-            value = value_key(group)
-            for g, runs in enumerate(_grain_runs(own)):
-                keyed[g].update(("group", (value, first, last)) for first, last in runs)
-    return tuple(frozenset(k) for k in keyed)
+    by_group: dict[str, list[Span]] = defaultdict(list)
+    for interval, span in zip(intervals, spans, strict=True):
+        by_group[value_key(interval.group)].append(span)
+    return StateRuns(
+        _grain_runs(spans), {value: _grain_runs(own) for value, own in by_group.items()}
+    )
 
 
 # An interval's buckets: per grain, the first it has time in and the last (None: open).
@@ -299,9 +335,11 @@ def _span(zone: ReportingZone, interval: Interval) -> Span:
     return firsts, lasts
 
 
-def _grain_runs(spans: list[Span]) -> list[list[tuple[int, int | None]]]:
+def _grain_runs(spans: list[Span]) -> GrainRuns:
     """Per grain, the maximal runs of buckets of the spans (sorted by entry)."""
-    return [_runs([(span[0][g], span[1][g]) for span in spans]) for g in range(len(GRAINS))]
+    return tuple(
+        frozenset(_runs([(span[0][g], span[1][g]) for span in spans])) for g in range(len(GRAINS))
+    )
 
 
 def _steps(interval: Interval) -> tuple[str, ...]:
@@ -333,10 +371,41 @@ def _later(one: int | None, other: int | None) -> int | None:
     return None if one is None or other is None else max(one, other)
 
 
-# The same instants come back again and again (each event's, every dimension): cached.
-@lru_cache(maxsize=1 << 16)
 def _buckets(zone: ReportingZone, seconds: float) -> tuple[int, int, int]:
-    return zone.buckets(seconds)
+    """zone.buckets(seconds), without a calendar computation per instant: an instant's
+    local day follows from the zone's offset, which is the same over a quarter hour but
+    where the zone changes its offset in it."""
+    offset = _slot_offset(zone, int(seconds // _SLOT))
+    if offset is None:
+        return zone.buckets(seconds)
+    return _day_buckets(int((seconds + offset) // 86400) + _EPOCH_DAY)
+
+
+_SLOT = 900.0
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=1 << 16)
+def _slot_offset(zone: ReportingZone, slot: int) -> float | None:
+    """The zone's UTC offset over the quarter hour, or None if it changes in it (offsets
+    change at whole seconds: a slot's first and last second tell)."""
+    first = datetime.fromtimestamp(slot * _SLOT, zone.zone).utcoffset()
+    last = datetime.fromtimestamp(slot * _SLOT + _SLOT - 1, zone.zone).utcoffset()
+    return first.total_seconds() if first is not None and first == last else None
+
+
+@lru_cache(maxsize=1 << 14)
+def _day_buckets(day: int) -> tuple[int, int, int]:
+    local = date.fromordinal(day)
+    return day, day - local.weekday(), month_key(local)
+
+
+def _placed(zone: ReportingZone, seconds: float) -> tuple[tuple[str, int, float], ...]:
+    """Per grain, the bucket the instant falls in and its offset from the bucket's start."""
+    return tuple(
+        (grain, bucket, seconds - _start(zone, grain, bucket))
+        for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True)
+    )
 
 
 @lru_cache(maxsize=1 << 14)

@@ -225,7 +225,9 @@ class KpiProjection(Projection):
             facts[event.aggregate_id] = fold(facts.get(event.aggregate_id), event, intervals)
         extras.take(intervals)
         for incident_id in ids:
-            changes.incident(before[incident_id], extras.view(facts.get(incident_id)))
+            after = extras.view(facts.get(incident_id))
+            if after != before[incident_id]:  # a comment, say, changes no cell
+                changes.incident(before[incident_id], after)
         _save_facts(tx, [fact for fact in facts.values() if fact is not None])
         _save_intervals(tx, list(intervals.values()))
 

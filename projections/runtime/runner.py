@@ -42,7 +42,10 @@ _FRAMEWORK_DDL = (
         PRIMARY KEY (projection, aggregate_id, version))""",
 )
 log = logging.getLogger(__name__)
-IDLE_EVERY = 1.0  # seconds between two runs of a projection's idle work
+IDLE_EVERY = 1.0  # seconds between two runs of a projection's idle work, at least
+# ...and at most this share of the time: idle work that takes long waits longer, so that a
+# replay folds rather than recomputes what the next batches change again.
+IDLE_SHARE = 0.1
 # How a batch's new events are folded: all at once, or one by one to quarantine what fails.
 Fold = Callable[[Transaction, list[Envelope]], None]
 
@@ -54,7 +57,7 @@ class ProjectionRunner:
         self.db, self.projection = db, projection
         self._positions = Positions(db, projection.name)
         self._quarantine = Quarantine(projection.name)
-        self._idled = 0.0
+        self._idle_after = 0.0  # monotonic time before which idle work waits
 
     def setup(self) -> None:
         self.db.script(_FRAMEWORK_DDL)
@@ -121,11 +124,11 @@ class ProjectionRunner:
 
     def idle(self, force: bool = False) -> None:
         """The projection's own work besides folding (Projection.idle), at most every
-        IDLE_EVERY seconds unless `force`d. Its failure is logged, never the feed's: the
-        events it would hold back are not at fault."""
-        if not force and time.monotonic() - self._idled < IDLE_EVERY:
+        IDLE_EVERY seconds and IDLE_SHARE of the time, unless `force`d. Its failure is
+        logged, never the feed's: the events it would hold back are not at fault."""
+        if not force and time.monotonic() < self._idle_after:
             return
-        self._idled = time.monotonic()
+        started = time.monotonic()
         try:
             with self.db.transaction() as tx:
                 self.projection.idle(tx)
@@ -133,6 +136,9 @@ class ProjectionRunner:
             if self.db.unavailable(error):
                 raise
             log.exception("projection %s: its idle work failed", self.projection.name)
+        finally:
+            took = time.monotonic() - started
+            self._idle_after = started + max(IDLE_EVERY, took / IDLE_SHARE)
 
     def _apply_batch(
         self,

@@ -236,3 +236,33 @@ def test_a_database_that_is_away_rolls_back_the_batch_and_its_position(db):
     assert runner.quarantined() == []
     assert runner.apply_batch("kafka", 0, 0, records[:4]) == 5
     assert applied(db) == as_rows(records[:4])
+
+
+class SlowIdle(AppliedLog):
+    """Idle work that takes a while (the KPI quantiles of a large read model, say)."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock, self.idled = clock, 0
+
+    def idle(self, tx: Tx) -> None:
+        self.idled += 1
+        self.clock[0] += 2.0  # two seconds of work
+
+
+def test_idle_work_takes_at_most_its_share_of_the_time(db, monkeypatch):
+    from projections.runtime import runner as runner_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(runner_module.time, "monotonic", lambda: clock[0])
+    projection = SlowIdle(clock)
+    runner = make_runner(db, projection)
+    runner.idle()
+    assert projection.idled == 1
+    clock[0] += 5.0  # past IDLE_EVERY, but two seconds of idle work want 20 s of the rest
+    runner.idle()
+    assert projection.idled == 1
+    clock[0] += 15.0
+    runner.idle()
+    assert projection.idled == 2
+    runner.idle(force=True)  # the end of a catch-up
+    assert projection.idled == 3
