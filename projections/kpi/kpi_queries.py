@@ -39,6 +39,7 @@ __all__ = [
     "Period",
     "Report",
     "data_span",
+    "figures",
     "kpis",
     "periods",
     "state_breakdown",
@@ -325,8 +326,12 @@ def _row(period: Period, value: Any, cell: Cell, group_by: str | None) -> dict[s
     }
     if group_by:
         row[group_by] = value
+    return {**row, **figures(cell)}
+
+
+def figures(cell: Cell) -> dict[str, Any]:
+    """Every KPI of a cell (KPI_FIELDS), by name."""
     return {
-        **row,
         **_counts(cell),
         **_times(cell),
         **_resolution_rates(cell.resolved),

@@ -1,0 +1,289 @@
+"""One KPI over one scope of incidents and one stretch of time: what an improvement's goal is
+measured by (application/improvement/verification.py).
+
+The definitions are the cells' (docs/kpis.md), applied to the incidents' views directly: the
+moments in [start, end) are summed, the median and p90 time to resolve come from the same
+bins, a state's time is the time the incidents spent in it within the stretch (up to `now`),
+its incidents are those with time in it there, and the backlog is what was open at the end.
+A stretch that is one period of a reporting zone therefore gives the figure `GET /v1/kpis`
+gives for that period (tests/unit/test_kpi_scope.py proves it).
+
+A scope is a filter over tickets (domain/improvement/design.py's Scope): an incident is in it
+if its service, category, priority and channel are among those listed (an empty list: any).
+Groups follow the cells' rule: moments count for the incident's owner group, time in a state
+for the group that held the interval.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from projections.kpi.kpi_cells import OPEN_STATES, STATES, Cell, moment_cell
+from projections.kpi.kpi_contributions import (
+    MOMENT_MEASURES,
+    IncidentView,
+    Interval,
+    ttr_bin,
+)
+from projections.kpi.kpi_fact_fold import Fact
+from projections.kpi.kpi_quantiles import median_p90, ranks
+from projections.kpi.kpi_queries import KPI_FIELDS, figures
+from projections.kpi.kpi_views import Extras
+from projections.runtime.read_store import Transaction
+
+# Bumped whenever a definition of docs/kpis.md changes: a figure pinned with another version
+# was measured by other rules.
+DEFINITIONS_VERSION = "kpis-1"
+# Fewer tickets (or answers) than this behind a figure: too few for it to mean much.
+SMALL_SAMPLE = 30
+# What each KPI is a figure of: the count shown beside it.
+_COUNT_OF = {
+    "backlog_rate": "opened",
+    "mtta_hours": "acknowledged",
+    "ttr_mean_hours": "resolved",
+    "ttr_median_hours": "resolved",
+    "ttr_p90_hours": "resolved",
+    "ttr_business_mean_hours": "business",
+    "fcr_rate": "resolved",
+    "reopen_rate": "resolved",
+    "reassignments_per_incident": "resolved",
+    "sla_compliance": "sla_judged",
+    "source_sla_compliance": "source_judged",
+    "csat_mean": "csat_responses",
+    "nps": "csat_responses",
+}
+_SCOPED = {"services": "service", "categories": "category", "priorities": "priority"}
+_SCOPED_ALSO = {"channels": "channel"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: int | float | None  # None: nothing to measure in the stretch
+    count: int  # the tickets (or answers) behind it
+
+
+@dataclass(frozen=True)
+class ScopeFilter:
+    """A scope as a test over facts and intervals."""
+
+    values: Mapping[str, frozenset[str]]  # fact column: the values admitted
+    groups: frozenset[str]
+    no_incidents: bool = False  # ticket types listed without "incident"
+
+    @classmethod
+    def of(cls, scope: Mapping[str, Sequence[str]]) -> ScopeFilter:
+        columns = {**_SCOPED, **_SCOPED_ALSO}
+        values = {column: frozenset(scope.get(key) or ()) for key, column in columns.items()}
+        types = scope.get("ticket_types") or ()
+        return cls(
+            {c: v for c, v in values.items() if v},
+            frozenset(scope.get("groups") or ()),
+            bool(types) and "incident" not in types,
+        )
+
+    def admits(self, fact: Fact) -> bool:
+        if self.no_incidents:
+            return False
+        return all(fact[column] in admitted for column, admitted in self.values.items())
+
+    def group(self, group: str | None) -> bool:
+        return not self.groups or group in self.groups
+
+
+def figure(
+    views: Iterable[IncidentView],
+    kpi: str,
+    start: float,
+    end: float,
+    now: float,
+    scope: ScopeFilter,
+) -> Figure:
+    """The KPI over the views (of incidents the scope admits) in [start, end)."""
+    if kpi not in KPI_FIELDS:
+        raise ValueError(f"unknown KPI {kpi!r}")
+    cell, counts = measured(views, start, end, now, scope)
+    row = figures(cell)
+    return Figure(row[kpi], counts[_count_name(kpi)])
+
+
+def measured(
+    views: Iterable[IncidentView], start: float, end: float, now: float, scope: ScopeFilter
+) -> tuple[Cell, dict[str, int]]:
+    """The cell of the stretch, and the count behind every figure of it."""
+    sums, bins = [0.0] * len(MOMENT_MEASURES), Counter[int]()
+    states = _States(start, end, now)
+    for number, view in enumerate(views):
+        if scope.group(view.dims[0]):
+            _moments(view, start, end, sums, bins)
+        for interval in view.intervals.values():
+            if scope.group(interval.group):
+                states.add(number, interval)
+    cell = Cell()
+    moment_cell(cell, sums)
+    cell.ttr_median_s, cell.ttr_p90_s = _quantiles(bins)
+    states.into(cell)
+    return cell, _counts(cell)
+
+
+def _moments(
+    view: IncidentView, start: float, end: float, sums: list[float], bins: Counter[int]
+) -> None:
+    for name, (seconds, measures) in view.moments.items():
+        if start <= seconds < end:
+            for index, amount in measures:
+                sums[index] += amount
+            if name == "resolved" and view.ttr_s is not None:
+                bins[ttr_bin(view.ttr_s)] += 1
+
+
+def _quantiles(bins: Counter[int]) -> tuple[float | None, float | None]:
+    """The median and p90 from the bins, as the cells' quantiles are found."""
+    total = sum(bins.values())
+    wanted, holding, seen = set(ranks(total)), {}, 0
+    for bin_ in sorted(bins):
+        before, seen = seen, seen + bins[bin_]
+        for rank in wanted:
+            if before < rank <= seen:
+                holding[rank] = bin_
+    return median_p90(holding, total)
+
+
+class _States:
+    """Per state: the time in it within [start, min(now, end)), the incidents with time in
+    it there, and the incidents in it at the end."""
+
+    def __init__(self, start: float, end: float, now: float) -> None:
+        self.start, self.end, self.now = start, end, now
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.incidents: defaultdict[str, set[int]] = defaultdict(set)
+        self.at_end: Counter[str] = Counter()
+
+    def add(self, incident: int, interval: Interval) -> None:
+        entered, left, state = interval.entered_s, interval.left_s, interval.state
+        if entered >= self.end:
+            return
+        if left is None or left >= self.end:
+            self.at_end[state] += 1
+        started = self.start < self.now  # else no time in it yet, as open intervals go
+        if (left is None and started) or (left is not None and left > self.start):
+            self.incidents[state].add(incident)
+        if started and (left is None or left > self.start):
+            # As the cells integrate it: up to the end (or now) unless it left before.
+            until = min(self.now, self.end) if left is None or left >= self.end else left
+            self.seconds[state] += until - max(entered, self.start)
+
+    def into(self, cell: Cell) -> None:
+        for state in STATES:
+            if self.incidents[state]:
+                cell.in_state[state] = (self.seconds[state], len(self.incidents[state]))
+        cell.backlog = sum(self.at_end[s] for s in OPEN_STATES)
+
+
+def _counts(cell: Cell) -> dict[str, int]:
+    counts = {
+        "opened": cell.opened,
+        "acknowledged": cell.acknowledged.incidents,
+        "resolved": cell.resolved.incidents,
+        "closed": cell.closed.incidents,
+        "cancelled": cell.cancelled,
+        "backlog": cell.backlog,
+        "business": cell.resolved.business_count,
+        "sla_judged": cell.resolved.sla_judged,
+        "source_judged": cell.resolved.source_judged,
+        "csat_responses": cell.closed.answered,
+    }
+    for state in STATES:
+        counts[f"mean_hours_in_{state}"] = cell.in_state.get(state, (0.0, 0))[1]
+    return counts
+
+
+def _count_name(kpi: str) -> str:
+    return _COUNT_OF.get(kpi, kpi)
+
+
+def small(figure_: Figure) -> bool:
+    return figure_.count < SMALL_SAMPLE
+
+
+def describe(kpi: str) -> dict[str, Any]:
+    """What a KPI's count is a count of, for a reader of a control table."""
+    return {"kpi": kpi, "count_of": _count_name(kpi)}
+
+
+# The fact columns a view needs (projections/kpi/kpi_views.py), and the scope's.
+VIEW_COLUMNS = (
+    "incident_id",
+    "owner_group",
+    "category",
+    "priority",
+    "service",
+    "owner_agent",
+    "channel",
+    "opened_s",
+    "acknowledged_s",
+    "first_resolved_s",
+    "closed_s",
+    "cancelled_s",
+    "reopen_count",
+    "reassignments_at_resolution",
+    "reassignment_count",
+    "satisfaction",
+    "respond_breached",
+    "resolve_breached",
+)
+STATE_KPIS = frozenset({"backlog", "backlog_rate", *(f"mean_hours_in_{s}" for s in STATES)})
+# An incident as of an earlier log position: its fact and intervals then (None: not yet logged).
+Replaced = Mapping[str, tuple[Fact, dict[int, Interval]] | None]
+
+
+def scoped_views(
+    tx: Transaction,
+    scope: ScopeFilter,
+    start: float,
+    end: float,
+    intervals: bool,
+    replaced: Replaced | None = None,
+) -> list[IncidentView]:
+    """The views of the incidents the scope admits that may count in [start, end): those
+    opened before its end. `replaced`
+    stands in for the read model's fact and intervals of some incidents (as they were at an
+    earlier position of the log); `intervals` False leaves the intervals out (no state KPI)."""
+    replaced = replaced or {}
+    facts = {
+        fact["incident_id"]: fact
+        for fact in _facts(tx, scope, start, end, owners_only=not intervals)
+        if fact["incident_id"] not in replaced
+    }
+    extras = Extras.load(tx, set(facts) | set(replaced), intervals=intervals)
+    for incident_id, then in replaced.items():
+        if then is not None and scope.admits(then[0]) and _may_count(then[0], end):
+            facts[incident_id] = then[0]
+            extras.intervals[incident_id] = dict(then[1]) if intervals else {}
+    return [view for fact in facts.values() if (view := extras.view(fact)) is not None]
+
+
+def _may_count(fact: Fact, end: float) -> bool:
+    return bool(fact["opened_s"] < end)
+
+
+def _facts(
+    tx: Transaction, scope: ScopeFilter, start: float, end: float, owners_only: bool
+) -> list[Fact]:
+    """The facts the scope admits; `owners_only`: of its groups' incidents only (no state
+    KPI, so an interval of another owner's incident in one of them does not count)."""
+    where, params = ["opened_s < %s"], [cast(object, end)]
+    if scope.no_incidents:
+        return []
+    for column, admitted in sorted(scope.values.items()):
+        where.append(f"{column} IN ({', '.join(['%s'] * len(admitted))})")
+        params += sorted(admitted)
+    if owners_only and scope.groups:
+        where.append(f"owner_group IN ({', '.join(['%s'] * len(scope.groups))})")
+        params += sorted(scope.groups)
+    rows = tx.execute(
+        f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE {' AND '.join(where)}", params
+    ).fetchall()
+    return [dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows]

@@ -1,0 +1,89 @@
+"""A KPI over a scope and a stretch of time (projections/kpi/kpi_scope.py, what an
+improvement's goal is measured by) is the figure the KPI read model gives when the stretch is
+one of its periods: on random histories, for every KPI, per month and per week, for the whole
+desk and for each group, category and priority as a scope."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timedelta
+
+import pytest
+
+from infra.sql.database import SqliteDatabase
+from projections.kpi.kpi_queries import KPI_FIELDS, kpis
+from projections.kpi.kpi_scope import STATE_KPIS, ScopeFilter, figure, scoped_views
+from tests.unit.test_kpi_cells_match_recomputation import _feed, _same, load_in_batches
+
+SCOPES = {"group": "groups", "category": "categories", "priority": "priorities"}
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = SqliteDatabase(tmp_path / "read.db")
+    yield database
+    database.close()
+
+
+def _mismatches(db, now: datetime, period: str, group_by: str | None) -> list[str]:
+    found = []
+    with db.transaction(read_only=True) as tx:
+        for row in kpis(tx, period=period, group_by=group_by, tz="UTC", now=now):
+            start = datetime.fromisoformat(row["period_start"]).timestamp()
+            end = datetime.fromisoformat(row["period_end"]).timestamp()
+            values = [] if group_by is None or row[group_by] is None else [row[group_by]]
+            if group_by is not None and not values:
+                continue  # "no value" is not a scope one can ask for
+            scope = ScopeFilter.of({SCOPES[group_by]: values} if group_by else {})
+            for states in (False, True):
+                views = scoped_views(tx, scope, start, end, intervals=states)
+                for kpi in KPI_FIELDS:
+                    if (kpi in STATE_KPIS) != states:
+                        continue
+                    got = figure(views, kpi, start, end, now.timestamp(), scope).value
+                    if not _same(kpi, got, row[kpi]):
+                        found.append(f"{period} {group_by}={values} {row['period']} {kpi}:")
+                        found[-1] += f" {got!r} != {row[kpi]!r}"
+    return found
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_kpi_over_a_scope_and_a_period_is_the_read_models_figure(db, seed):
+    feed = _feed(seed, 80)
+    runner = load_in_batches(db, feed, random.Random(seed))
+    runner.idle(force=True)
+    now = max(e.occurred_at for e in feed) - timedelta(days=3)  # some intervals still open
+    found = []
+    for period in ("month", "week"):
+        for group_by in (None, *SCOPES):
+            found += _mismatches(db, now, period, group_by)
+    assert found == []
+
+
+def test_a_scope_admits_by_every_listed_field_and_ticket_type():
+    fact = {"service": "mail", "category": "email", "priority": "P2", "channel": "phone"}
+    assert ScopeFilter.of({}).admits(fact)
+    assert ScopeFilter.of({"services": ["mail", "web"], "priorities": ["P2"]}).admits(fact)
+    assert not ScopeFilter.of({"channels": ["email"]}).admits(fact)
+    assert not ScopeFilter.of({"ticket_types": ["change"]}).admits(fact)
+    assert ScopeFilter.of({"ticket_types": ["change", "incident"]}).admits(fact)
+
+
+def test_an_unknown_kpi_is_refused():
+    with pytest.raises(ValueError, match="unknown KPI"):
+        figure([], "speed", 0.0, 1.0, 1.0, ScopeFilter.of({}))
+
+
+def test_the_count_behind_a_figure_is_what_it_is_a_figure_of(db):
+    feed = _feed(5, 60)
+    load_in_batches(db, feed, random.Random(5))
+    start, end = feed[0].occurred_at.timestamp(), feed[-1].occurred_at.timestamp() + 1
+    scope = ScopeFilter.of({})
+    with db.transaction(read_only=True) as tx:
+        views = scoped_views(tx, scope, start, end, intervals=False)
+    opened = figure(views, "opened", start, end, end, scope)
+    mean = figure(views, "ttr_mean_hours", start, end, end, scope)
+    resolved = figure(views, "resolved", start, end, end, scope)
+    assert opened.value == opened.count == 60
+    assert mean.count == resolved.value and math.isfinite(mean.value)
