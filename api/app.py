@@ -22,7 +22,7 @@ from api import problem_details as errors
 from api.access import key_routes
 from api.audit import audit_routes
 from api.edge import Edge, declare_refusals
-from api.improvement import improvement_reads, improvement_routes
+from api.improvement import improvement_reads, improvement_routes, improvement_verification
 from api.inbound import inbound_routes
 from api.incident import incident_routes
 from api.kpi import kpi_routes
@@ -153,6 +153,7 @@ def _attach(app: FastAPI, container: Container, max_body_bytes: int | None) -> N
     app.include_router(incident_routes.router)
     app.include_router(improvement_reads.router)
     app.include_router(improvement_routes.router)
+    app.include_router(improvement_verification.router)
     app.include_router(sla_routes.router)
     app.include_router(inbound_routes.router)
     app.include_router(kpi_routes.router)

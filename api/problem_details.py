@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from application.desk.errors import NotFound, VersionConflict
+from application.desk.errors import NotFound, ReadModelBehind, VersionConflict
 from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,10 @@ def unavailable(
     )
 
 
+async def _behind(request: Request, error: Exception) -> ProblemResponse:
+    return unavailable(request, f"{error}; nothing was changed. Try again shortly.")
+
+
 def install(app: FastAPI) -> None:
     # FastAPI's decorator, not Starlette's add_exception_handler, whose type takes a
     # handler of any Exception for every class.
@@ -162,6 +166,7 @@ def install(app: FastAPI) -> None:
         IllegalTransition, _domain(409, "illegal-transition", "Illegal transition")
     )
     app.add_exception_handler(InvalidValue, _domain(422, "invalid-value", "Invalid value"))
+    app.add_exception_handler(ReadModelBehind, _behind)
     # Any other business-rule refusal: the request was understood but cannot be carried out.
     app.add_exception_handler(DomainError, _domain(422, "domain-rule", "Business rule violated"))
 

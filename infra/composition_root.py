@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from application.access import API_KEY
 from application.desk.practice import Practice
 from application.desk.service_desk import ServiceDesk
 from application.improvement.practice import IMPROVEMENT
+from application.improvement.verification import History, Verification
 from application.inbound.inbound_processor import InboundProcessor
 from application.inbound.practice import INBOUND
 from application.incident.practice import INCIDENT
@@ -117,6 +119,39 @@ class Container:
         self.desk.close()
         self.store_db.close()
         self.read_db.close()
+
+    def verification(self) -> Verification:
+        """Improvements verified by replay (application/improvement/verification.py)."""
+        history = History(
+            head=self.desk.stored_events,
+            notifications_after=lambda position, limit: self.desk.recorder.select_notifications(
+                position + 1, limit
+            ),
+            events_of=self.published_events,
+            folded_up_to=self._kpis_folded_up_to,
+        )
+        return Verification(history, self.read_db)
+
+    def _kpis_folded_up_to(self, position: int, wait: float = 5.0) -> bool:
+        """Whether the KPI read model has folded the store's log up to `position`: in
+        embedded mode after catching up; on Kafka once the relay has published that far and
+        the read model's consumers have nothing left (waiting `wait` seconds at most)."""
+        if self.feed is not None:
+            if self.runner("kpis").position(SOURCE, 0) <= position:
+                self.feed.catch_up()
+            return self.runner("kpis").position(SOURCE, 0) > position
+        deadline = time.monotonic() + wait
+        while not self._kafka_folded_up_to(position):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def _kafka_folded_up_to(self, position: int) -> bool:
+        if self.kafka is None or self.kafka.relay_position() <= position:
+            return False
+        lag = self.kafka.consumer_lag()
+        return lag is not None and lag.get("kpis", 1) == 0
 
     def published_events(self, aggregate_id: str) -> list[Envelope]:
         """One aggregate's stored events as the feeds publish them, for the API to fold as

@@ -132,8 +132,8 @@ ROUTES = (
     Route("close", "close", CloseRequest, "Close with a verdict on the verification", OWNERS),
     Route("withdraw", "withdraw", WithdrawRequest, "Withdraw: it closes as withdrawn"),
 )
-# Every command of the domain has its route, except the verification, which the application
-# computes from the KPI read model (not yet over HTTP).
+# Every command of the domain has its route here, but the verification's, whose figures the
+# application computes (improvement_verification.py).
 NOT_OVER_HTTP = {"record_verification"}
 assert {r.action for r in ROUTES} == ACTIONS.keys() - NOT_OVER_HTTP
 

@@ -325,3 +325,60 @@ class RegisterEntry(BaseModel):
     state: str
     owner: str | None
     outcome: str | None
+
+
+class VerifyRequest(Request):
+    """A verification now: a progress view, or with `record` the one the review rests on."""
+
+    comparison_scope: ImprovementScope | None = Field(
+        default=None,
+        description="The scope shown beside the improvement's (default: the whole desk)",
+    )
+    record: bool = Field(default=False, description="Record it (in review only); If-Match applies")
+
+
+class FigurePublic(BaseModel):
+    value: int | float | None = Field(description="None: nothing to measure in the period")
+    count: int = Field(description="The tickets (or answers) behind the value")
+
+
+class ComparisonPublic(BaseModel):
+    baseline: FigurePublic
+    review: FigurePublic
+
+
+class ControlRowPublic(BaseModel):
+    goal_id: str
+    kpi: str
+    direction: str
+    target: int | float | None
+    baseline: FigurePublic
+    review: FigurePublic
+    comparison: ComparisonPublic | None = None
+    met: bool
+    warnings: list[str] = Field(default_factory=list)
+
+
+Pin = str | int | float | bool | None
+
+
+class VerificationPublic(BaseModel):
+    """The control table, computed from the history at the pinned log position."""
+
+    improvement_id: str
+    recorded: bool = Field(description="Whether it was recorded as the improvement's")
+    verification: int | None = Field(description="Its number, if recorded")
+    version: int = Field(description="The improvement's version after it")
+    pinned: dict[str, Pin]
+    control_table: list[ControlRowPublic]
+
+
+class ReproductionPublic(BaseModel):
+    """The latest recorded verification, computed again from its pinned inputs."""
+
+    improvement_id: str
+    verification: int
+    pinned: dict[str, Pin]
+    recorded: list[ControlRowPublic]
+    recomputed: list[ControlRowPublic]
+    identical: bool

@@ -11,3 +11,7 @@ class NotFound(DomainError):
 
 class VersionConflict(DomainError):
     """The aggregate changed since the version the caller saw."""
+
+
+class ReadModelBehind(Exception):
+    """A read model has not folded the log as far as the answer needs: try again shortly."""
