@@ -17,7 +17,7 @@ for the group that held the interval.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -74,7 +74,7 @@ class ScopeFilter:
     no_incidents: bool = False  # ticket types listed without "incident"
 
     @classmethod
-    def of(cls, scope: Mapping[str, Sequence[str]]) -> ScopeFilter:
+    def of(cls, scope: Mapping[str, Any]) -> ScopeFilter:
         columns = {**_SCOPED, **_SCOPED_ALSO}
         values = {column: frozenset(scope.get(key) or ()) for key, column in columns.items()}
         types = scope.get("ticket_types") or ()
