@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from application.access import API_KEY
+from application.desk.errors import ReadModelBehind
 from application.desk.practice import Practice
 from application.desk.service_desk import ServiceDesk
 from application.improvement.practice import IMPROVEMENT
@@ -123,35 +124,34 @@ class Container:
     def verification(self) -> Verification:
         """Improvements verified by replay (application/improvement/verification.py)."""
         history = History(
-            head=self.desk.stored_events,
             notifications_after=lambda position, limit: self.desk.recorder.select_notifications(
                 position + 1, limit
             ),
             events_of=self.published_events,
-            folded_up_to=self._kpis_folded_up_to,
+            folded=self._kpis_folded,
         )
         return Verification(history, self.read_db)
 
-    def _kpis_folded_up_to(self, position: int, wait: float = 5.0) -> bool:
-        """Whether the KPI read model has folded the store's log up to `position`: in
-        embedded mode after catching up; on Kafka once the relay has published that far and
-        the read model's consumers have nothing left (waiting `wait` seconds at most)."""
+    def _kpis_folded(self, wait: float = 5.0) -> int:
+        """The last log position up to which the KPI read model has folded every event: in
+        embedded mode after catching up; on Kafka, what the relay has published once the
+        read model's consumers have nothing left to fold (waiting `wait` seconds at most)."""
         if self.feed is not None:
-            if self.runner("kpis").position(SOURCE, 0) <= position:
-                self.feed.catch_up()
-            return self.runner("kpis").position(SOURCE, 0) > position
+            self.feed.catch_up()
+            return self.runner("kpis").position(SOURCE, 0) - 1
         deadline = time.monotonic() + wait
-        while not self._kafka_folded_up_to(position):
+        while (published := self._kafka_folded()) is None:
             if time.monotonic() > deadline:
-                return False
+                raise ReadModelBehind("the KPI read model's consumers are behind the topic")
             time.sleep(0.2)
-        return True
+        return published
 
-    def _kafka_folded_up_to(self, position: int) -> bool:
-        if self.kafka is None or self.kafka.relay_position() <= position:
-            return False
+    def _kafka_folded(self) -> int | None:
+        if self.kafka is None:
+            return None
+        published = self.kafka.relay_position() - 1
         lag = self.kafka.consumer_lag()
-        return lag is not None and lag.get("kpis", 1) == 0
+        return published if lag is not None and lag.get("kpis", 1) == 0 else None
 
     def published_events(self, aggregate_id: str) -> list[Envelope]:
         """One aggregate's stored events as the feeds publish them, for the API to fold as

@@ -4,7 +4,8 @@ baseline and review periods, from the history as it stood at a pinned position o
 The figures follow the KPI definitions (projections/kpi/kpi_scope.py: a period of the KPI
 read model gives its figure). What they were computed from is pinned with them:
 
-- `log_position`: the store's notification log read up to; `baseline_log_position`: the
+- `log_position`: the store's notification log read up to (as far as the KPI read model had
+  folded it); `baseline_log_position`: the
   baseline's, the first recorded verification's, so that later runs keep the baseline it
   showed while the review moves on;
 - `kpi_definitions_version`: the definitions' version (another one refuses to recompute);
@@ -103,10 +104,11 @@ class Pins:
 class History:
     """The event store as verification reads it (the composition root binds these)."""
 
-    head: Callable[[], int]  # the last notification's position
     notifications_after: Callable[[int, int], Sequence[Any]]  # (position, limit): the next ones
     events_of: Callable[[str], list[Envelope]]  # one aggregate's, in version order
-    folded_up_to: Callable[[int], bool]  # whether the KPI read model has folded that far
+    # The last position up to which the KPI read model has folded every event (it raises
+    # ReadModelBehind when it cannot tell).
+    folded: Callable[[], int]
 
 
 class Verification:
@@ -118,9 +120,9 @@ class Verification:
     def pins(
         self, improvement: Improvement, comparison: Scope | None, now: datetime | None = None
     ) -> Pins:
-        """Pins for a verification now: the log's head, and the baseline of the last
-        recorded verification if there is one."""
-        position = self.history.head()
+        """Pins for a verification now: the log as far as the KPI read model has folded it,
+        and the baseline of the last recorded verification if there is one."""
+        position = self.history.folded()
         recorded = improvement.verification["pinned"] if improvement.verification else {}
         baseline = int(recorded.get("baseline_log_position") or position)
         return Pins(position, baseline, now or datetime.now(UTC), comparison or WHOLE_DESK)
@@ -128,7 +130,7 @@ class Verification:
     def results(self, improvement: Improvement, pins: Pins) -> list[dict[str, Any]]:
         """Per goal: the baseline and review figures over the scope, and over the
         comparison scope, with the warnings a reviewer should read."""
-        if not self.history.folded_up_to(max(pins.log_position, pins.baseline_log_position)):
+        if self.history.folded() < max(pins.log_position, pins.baseline_log_position):
             raise ReadModelBehind("the KPI read model has not folded the log that far yet")
         scope = ScopeFilter.of(improvement.design["scope"])
         comparison = ScopeFilter.of(pins.comparison_scope)

@@ -24,13 +24,18 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections import defaultdict
-from datetime import datetime, timezone
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from application.improvement.verification import recorded
 from bench.servicenow_replay import replay
+from domain.improvement.commands import AcceptImprovement, ProposeImprovement, ReviseGoals
+from domain.improvement.design import control_table
+from domain.shared_kernel.actor import Actor, ActorKind
+from domain.shared_kernel.command_context import Context
 from projections.kpi.kpi_contributions import RELATIVE_ACCURACY
 from tests.data_files import applied_rows, servicenow_histories, servicenow_log
 
@@ -67,11 +72,13 @@ def expected_from_csv(path: Path, limit: int | None = None) -> dict[str, dict]:
             and a["assignment_group"] != b["assignment_group"]
             for a, b in zip(applied, applied[1:], strict=False)
         )
-        resolved = next(
-            (r["sys_updated_at"] for r in applied if r["incident_state"] in ("Resolved", "Closed")),
+        resolving = next(
+            (i for i, r in enumerate(applied) if r["incident_state"] in ("Resolved", "Closed")),
             None,
         )
+        resolved = None if resolving is None else applied[resolving]["sys_updated_at"]
         result[number] = {
+            "resolution_group": _group_at(applied, resolving),
             "state": STATES[applied[-1]["incident_state"]],
             "reopens": reopens,
             "group_changes": moves,
@@ -79,6 +86,14 @@ def expected_from_csv(path: Path, limit: int | None = None) -> dict[str, dict]:
             "resolved": _time(resolved) if resolved else None,
         }
     return result
+
+
+def _group_at(applied: list[dict], resolving: int | None) -> str | None:
+    """The assignment group when the incident was first resolved (or now, if it was not):
+    the last one set ('?' is none) up to that row."""
+    rows = applied if resolving is None else applied[: resolving + 1]
+    groups = [r["assignment_group"] for r in rows if r["assignment_group"] != "?"]
+    return groups[-1] if groups else None
 
 
 def expected_kpis(incidents: dict[str, dict]) -> dict[str, dict]:
@@ -126,6 +141,7 @@ def test_the_real_log_through_kafka_agrees_with_the_raw_csv(
                 " first_resolved_s FROM kpi_facts"
             ).fetchall()
             monthly = kpis(tx, period="month")
+        control = _control_table(container, expected)
     finally:
         container.close()
 
@@ -169,8 +185,68 @@ def test_the_real_log_through_kafka_agrees_with_the_raw_csv(
     assert got == want_kpis
     # The median comes from logarithmic bins: within their relative accuracy (docs/kpis.md).
     assert all(m == pytest.approx(w, rel=RELATIVE_ACCURACY) for m, w in medians.values()), medians
+    # The improvement's control table: its figures are those of the raw CSV.
+    for name, row in control["figures"].items():
+        want = control["expected"][name]
+        assert row["count"] == want["count"], (name, row, want)
+        assert row["value"] == (want["value"] and pytest.approx(want["value"], rel=1e-9))
     # Its first row in the file is an older Active record that carries the sys_mod_count of
     # the closing one: only the documented order lets the closing record win.
     assert actual["INC0000135"]["state"] == "closed"
     if limit is None:
         assert len(expected) == 20_769
+
+
+def _periods(expected: dict[str, dict]) -> dict[str, dict[str, datetime]]:
+    """The log's first two calendar months of resolutions, and its last two."""
+    months = sorted(
+        {i["resolved"].replace(day=1, hour=0, minute=0) for i in expected.values() if i["resolved"]}
+    )
+
+    def span(first: datetime, count: int) -> dict[str, datetime]:
+        end = first
+        for _ in range(count):
+            end = (end + timedelta(days=32)).replace(day=1)
+        return {"start": first, "end": end}
+
+    return {"baseline": span(months[0], 2), "review": span(months[-2], 2)}
+
+
+def _largest_group(expected: dict[str, dict]) -> str:
+    counts = Counter(i["resolution_group"] for i in expected.values() if i["resolved"])
+    return counts.most_common(1)[0][0]
+
+
+def _ttr_mean(expected: dict[str, dict], group: str, period: dict[str, datetime]) -> dict:
+    """Mean hours to first resolution of the group's incidents first resolved in the period,
+    from the CSV alone."""
+    hours = [
+        (i["resolved"] - i["opened"]).total_seconds() / 3600
+        for i in expected.values()
+        if i["resolved"]
+        and i["resolution_group"] == group
+        and period["start"] <= i["resolved"] < period["end"]
+    ]
+    return {"value": sum(hours) / len(hours) if hours else None, "count": len(hours)}
+
+
+def _control_table(container, expected: dict[str, dict]) -> dict:
+    """Register an improvement on the largest group (mean time to resolve, baseline the first
+    two months, review the last two), verify it by replay, and show its control table."""
+    group, periods = _largest_group(expected), _periods(expected)
+    design = {"name": "Faster resolution", "area": "process", "scope": {"groups": [group]}}
+    context = Context(Actor("csi-manager", ActorKind.PERSON), "e2e")
+    improvement = container.desk.create(ProposeImprovement(design=design), context)
+    container.desk.execute(improvement.id, AcceptImprovement(note="e2e"), context)
+    goal = {"id": "ttr", "kpi": "ttr_mean_hours", "direction": "decrease"}
+    goal |= {"target": {"kind": "relative", "value": 0.1}}
+    goal |= {name: {k: v.isoformat() for k, v in p.items()} for name, p in periods.items()}
+    improvement = container.desk.execute(improvement.id, ReviseGoals(goals=[goal]), context)
+    verification = container.verification()
+    (row,) = verification.results(improvement, verification.pins(improvement, None))
+    table = control_table(improvement.goals, recorded([row]))
+    print(f"\nimprovement on {group}: {periods}\n{table}\nwarnings: {row['warnings']}")
+    return {
+        "figures": {name: row[name] for name in periods},
+        "expected": {name: _ttr_mean(expected, group, p) for name, p in periods.items()},
+    }
