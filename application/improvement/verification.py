@@ -38,12 +38,10 @@ from projections.kpi.kpi_contributions import Interval
 from projections.kpi.kpi_fact_fold import Fact, Intervals, fold
 from projections.kpi.kpi_scope import (
     DEFINITIONS_VERSION,
-    STATE_KPIS,
     Figure,
     Replaced,
     ScopeFilter,
-    figure,
-    scoped_views,
+    measure,
     small,
 )
 from projections.runtime.envelope import Envelope
@@ -189,10 +187,8 @@ class _Measure:
 
     def __call__(self, period: Period, scope: ScopeFilter) -> Figure:
         start, end = period["start"].timestamp(), period["end"].timestamp()
-        states = self.goal["kpi"] in STATE_KPIS
         with self.read_db.transaction(read_only=True) as tx:
-            views = scoped_views(tx, scope, start, end, states, self.replaced)
-        return figure(views, self.goal["kpi"], start, end, self.now, scope)
+            return measure(tx, scope, self.goal["kpi"], start, end, self.now, self.replaced)
 
 
 def _row(

@@ -1,12 +1,16 @@
 """One KPI over one scope of incidents and one stretch of time: what an improvement's goal is
 measured by (application/improvement/verification.py).
 
-The definitions are the cells' (docs/kpis.md), applied to the incidents' views directly: the
-moments in [start, end) are summed, the median and p90 time to resolve come from the same
-bins, a state's time is the time the incidents spent in it within the stretch (up to `now`),
-its incidents are those with time in it there, and the backlog is what was open at the end.
-A stretch that is one period of a reporting zone therefore gives the figure `GET /v1/kpis`
-gives for that period (tests/unit/test_kpi_scope.py proves it).
+The definitions are the cells' (docs/kpis.md), applied to the incidents' facts and state
+intervals directly: the moments in [start, end) are summed, the median and p90 time to
+resolve come from the same bins, a state's time is the time the incidents spent in it within
+the stretch (up to `now`), its incidents are those with time in it there, and the backlog is
+what was open at the end. A stretch that is one period of a reporting zone therefore gives
+the figure `GET /v1/kpis` gives for that period (tests/unit/test_kpi_scope.py proves it).
+
+Two ways in: `measure` reads only the facts of one moment in the stretch (or the intervals
+that overlap it), for one figure; `scoped_views` loads the scope's incidents once and
+`figure` measures any stretch of them, for a series (a weekly trend).
 
 A scope is a filter over tickets (domain/improvement/design.py's Scope): an incident is in it
 if its service, category, priority and channel are among those listed (an empty list: any).
@@ -17,21 +21,16 @@ for the group that held the interval.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from projections.kpi.kpi_cells import OPEN_STATES, STATES, Cell, moment_cell
-from projections.kpi.kpi_contributions import (
-    MOMENT_MEASURES,
-    IncidentView,
-    Interval,
-    ttr_bin,
-)
+from projections.kpi.kpi_contributions import MOMENT_MEASURES, IncidentView, Interval, ttr_bin
 from projections.kpi.kpi_fact_fold import Fact
 from projections.kpi.kpi_quantiles import median_p90, ranks
 from projections.kpi.kpi_queries import KPI_FIELDS, figures
-from projections.kpi.kpi_views import Extras
+from projections.kpi.kpi_views import MOMENT_COLUMNS, Extras, made_sla_of, moment, verdicts_of
 from projections.runtime.read_store import Transaction
 
 # Bumped whenever a definition of docs/kpis.md changes: a figure pinned with another version
@@ -55,6 +54,36 @@ _COUNT_OF = {
     "csat_mean": "csat_responses",
     "nps": "csat_responses",
 }
+# The moment each KPI is a figure of (the state KPIs are figures of intervals; the backlog
+# rate of both).
+_MOMENT_OF = {
+    "opened": "opened",
+    "backlog_rate": "opened",
+    "acknowledged": "acknowledged",
+    "mtta_hours": "acknowledged",
+    "closed": "closed",
+    "csat_mean": "closed",
+    "csat_responses": "closed",
+    "nps": "closed",
+    "cancelled": "cancelled",
+    **{
+        kpi: "resolved"
+        for kpi in (
+            "resolved",
+            "ttr_mean_hours",
+            "ttr_median_hours",
+            "ttr_p90_hours",
+            "ttr_business_mean_hours",
+            "fcr_rate",
+            "reopen_rate",
+            "reassignments_per_incident",
+            "sla_compliance",
+            "source_sla_compliance",
+        )
+    },
+}
+# The KPIs that read the SLA verdicts (the SLA read model's, and the source's for imports).
+_VERDICTS = {"sla_compliance", "source_sla_compliance", "ttr_business_mean_hours"}
 _SCOPED = {"services": "service", "categories": "category", "priorities": "priority"}
 _SCOPED_ALSO = {"channels": "channel"}
 
@@ -93,6 +122,66 @@ class ScopeFilter:
         return not self.groups or group in self.groups
 
 
+def measure(
+    tx: Transaction,
+    scope: ScopeFilter,
+    kpi: str,
+    start: float,
+    end: float,
+    now: float,
+    replaced: Replaced | None = None,
+) -> Figure:
+    """The KPI over the incidents the scope admits, in [start, end). `replaced` stands in
+    for the read model's fact and intervals of some incidents (as they were at an earlier
+    position of the log: None, not logged yet)."""
+    if kpi not in KPI_FIELDS:
+        raise ValueError(f"unknown KPI {kpi!r}")
+    replaced = replaced or {}
+    cell = Cell()
+    moment_name = _MOMENT_OF.get(kpi)
+    if moment_name is not None:
+        sums, bins = _moment_sums(tx, scope, moment_name, start, end, replaced, kpi in _VERDICTS)
+        moment_cell(cell, sums)
+        cell.ttr_median_s, cell.ttr_p90_s = _quantiles(bins)
+    if kpi in STATE_KPIS:
+        states = _States(start, end, now)
+        for incident_id, interval in _intervals(tx, scope, start, end, replaced):
+            states.add(incident_id, interval)
+        states.into(cell)
+    row, counts = figures(cell), _counts(cell)
+    return Figure(row[kpi], counts[_count_name(kpi)])
+
+
+def _moment_sums(
+    tx: Transaction,
+    scope: ScopeFilter,
+    name: str,
+    start: float,
+    end: float,
+    replaced: Replaced,
+    verdicts: bool,
+) -> tuple[list[float], Counter[int]]:
+    """The measures of the moment `name` of the scope's incidents that fell in [start, end),
+    summed, and their time-to-resolve bins."""
+    column = MOMENT_COLUMNS[name]
+    facts = [f for f in _facts(tx, scope, column, start, end) if f["incident_id"] not in replaced]
+    for then in replaced.values():
+        if then is not None and scope.admits(then[0]) and scope.group(then[0]["owner_group"]):
+            at = then[0][column]
+            if at is not None and start <= at < end:
+                facts.append(then[0])
+    ids = {f["incident_id"] for f in facts} if verdicts else set()
+    made_sla, judged = made_sla_of(tx, ids), verdicts_of(tx, ids)
+    sums, bins = [0.0] * len(MOMENT_MEASURES), Counter[int]()
+    for fact in facts:
+        incident_id = fact["incident_id"]
+        for index, amount in moment(fact, name, made_sla.get(incident_id), judged.get(incident_id)):
+            sums[index] += amount
+        if name == "resolved":
+            bins[ttr_bin(fact["first_resolved_s"] - fact["opened_s"])] += 1
+    return sums, bins
+
+
 def figure(
     views: Iterable[IncidentView],
     kpi: str,
@@ -101,7 +190,8 @@ def figure(
     now: float,
     scope: ScopeFilter,
 ) -> Figure:
-    """The KPI over the views (of incidents the scope admits) in [start, end)."""
+    """The KPI over the views (of incidents the scope admits) in [start, end): for a
+    series of stretches over views loaded once (scoped_views)."""
     if kpi not in KPI_FIELDS:
         raise ValueError(f"unknown KPI {kpi!r}")
     cell, counts = measured(views, start, end, now, scope)
@@ -120,7 +210,7 @@ def measured(
             _moments(view, start, end, sums, bins)
         for interval in view.intervals.values():
             if scope.group(interval.group):
-                states.add(number, interval)
+                states.add(str(number), interval)
     cell = Cell()
     moment_cell(cell, sums)
     cell.ttr_median_s, cell.ttr_p90_s = _quantiles(bins)
@@ -158,10 +248,10 @@ class _States:
     def __init__(self, start: float, end: float, now: float) -> None:
         self.start, self.end, self.now = start, end, now
         self.seconds: defaultdict[str, float] = defaultdict(float)
-        self.incidents: defaultdict[str, set[int]] = defaultdict(set)
+        self.incidents: defaultdict[str, set[str]] = defaultdict(set)
         self.at_end: Counter[str] = Counter()
 
-    def add(self, incident: int, interval: Interval) -> None:
+    def add(self, incident: str, interval: Interval) -> None:
         entered, left, state = interval.entered_s, interval.left_s, interval.state
         if entered >= self.end:
             return
@@ -208,11 +298,6 @@ def small(figure_: Figure) -> bool:
     return figure_.count < SMALL_SAMPLE
 
 
-def describe(kpi: str) -> dict[str, Any]:
-    """What a KPI's count is a count of, for a reader of a control table."""
-    return {"kpi": kpi, "count_of": _count_name(kpi)}
-
-
 # The fact columns a view needs (projections/kpi/kpi_views.py), and the scope's.
 VIEW_COLUMNS = (
     "incident_id",
@@ -239,6 +324,59 @@ STATE_KPIS = frozenset({"backlog", "backlog_rate", *(f"mean_hours_in_{s}" for s 
 Replaced = Mapping[str, tuple[Fact, dict[int, Interval]] | None]
 
 
+def _facts(
+    tx: Transaction, scope: ScopeFilter, column: str, start: float, end: float
+) -> list[Fact]:
+    """The facts of the scope's incidents whose moment `column` fell in [start, end): the
+    scope's columns and its groups (moments count for the owner group) in SQL."""
+    if scope.no_incidents:
+        return []
+    where, params = [f"{column} >= %s", f"{column} < %s"], [cast(object, start), end]
+    for name, admitted in sorted(scope.values.items()):
+        where.append(f"{name} IN ({', '.join(['%s'] * len(admitted))})")
+        params += sorted(admitted)
+    if scope.groups:
+        where.append(f"owner_group IN ({', '.join(['%s'] * len(scope.groups))})")
+        params += sorted(scope.groups)
+    rows = tx.execute(
+        f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE {' AND '.join(where)}", params
+    ).fetchall()
+    return [dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows]
+
+
+_INTERVAL_COLUMNS = ("incident_id", "state", "group_name", "entered_s", "left_s")
+
+
+def _intervals(
+    tx: Transaction, scope: ScopeFilter, start: float, end: float, replaced: Replaced
+) -> Iterator[tuple[str, Interval]]:
+    """The intervals of the scope's incidents that may count in [start, end): entered before
+    its end and not left by its start; time in a state counts for the interval's group."""
+    if scope.no_incidents:
+        return
+    where = ["i.entered_s < %s", "(i.left_s IS NULL OR i.left_s > %s)"]
+    params: list[object] = [end, start]
+    for name, admitted in sorted(scope.values.items()):
+        where.append(f"f.{name} IN ({', '.join(['%s'] * len(admitted))})")
+        params += sorted(admitted)
+    if scope.groups:
+        where.append(f"i.group_name IN ({', '.join(['%s'] * len(scope.groups))})")
+        params += sorted(scope.groups)
+    rows = tx.execute(
+        f"SELECT {', '.join(f'i.{c}' for c in _INTERVAL_COLUMNS)} FROM kpi_intervals i"
+        f" JOIN kpi_facts f ON f.incident_id = i.incident_id WHERE {' AND '.join(where)}",
+        params,
+    ).fetchall()
+    for incident_id, state, group, entered, left in rows:
+        if incident_id not in replaced:
+            yield incident_id, Interval(state, None, group, entered, left)
+    for incident_id, then in replaced.items():
+        if then is not None and scope.admits(then[0]):
+            for interval in then[1].values():
+                if scope.group(interval.group):
+                    yield incident_id, interval
+
+
 def scoped_views(
     tx: Transaction,
     scope: ScopeFilter,
@@ -254,7 +392,7 @@ def scoped_views(
     replaced = replaced or {}
     facts = {
         fact["incident_id"]: fact
-        for fact in _facts(tx, scope, start, end, owners_only=not intervals)
+        for fact in _opened_before(tx, scope, end, owners_only=not intervals)
         if fact["incident_id"] not in replaced
     }
     extras = Extras.load(tx, set(facts) | set(replaced), intervals=intervals)
@@ -269,8 +407,8 @@ def _may_count(fact: Fact, end: float) -> bool:
     return bool(fact["opened_s"] < end)
 
 
-def _facts(
-    tx: Transaction, scope: ScopeFilter, start: float, end: float, owners_only: bool
+def _opened_before(
+    tx: Transaction, scope: ScopeFilter, end: float, owners_only: bool
 ) -> list[Fact]:
     """The facts the scope admits; `owners_only`: of its groups' incidents only (no state
     KPI, so an interval of another owner's incident in one of them does not count)."""

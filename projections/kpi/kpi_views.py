@@ -53,8 +53,8 @@ class Extras:
                 incident_ids,
             ):
                 extras.intervals[row[0]][int(row[1])] = Interval(*row[2:])
-        extras.made_sla = _made_sla(tx, incident_ids)
-        extras.verdicts = _verdicts(tx, incident_ids)
+        extras.made_sla = made_sla_of(tx, incident_ids)
+        extras.verdicts = verdicts_of(tx, incident_ids)
         return extras
 
     def take(self, changed: Intervals) -> None:
@@ -91,14 +91,14 @@ def load_facts(tx: Transaction, incident_ids: set[str]) -> dict[str, Fact | None
     return {fact["incident_id"]: {**fact, "record": orjson.loads(fact["record"])} for fact in facts}
 
 
-def _made_sla(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, int]:
+def made_sla_of(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, int]:
     rows = rows_where_in(
         tx, "SELECT incident_id, made_sla FROM kpi_source_links WHERE incident_id", (), incident_ids
     )
     return {row[0]: int(row[1]) for row in rows if row[1] is not None}
 
 
-def _verdicts(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, Verdict]:
+def verdicts_of(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, Verdict]:
     rows = rows_where_in(
         tx,
         "SELECT incident_id, state, elapsed_s FROM kpi_sla_verdicts WHERE incident_id",
@@ -111,21 +111,34 @@ def _verdicts(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, Verdict
 def _moments(
     fact: Fact, made_sla: int | None, verdict: Verdict | None
 ) -> dict[str, tuple[float, Measures]]:
-    opened = fact["opened_s"]
-    moments = {"opened": (opened, measures(opened=1))}
-    if fact["acknowledged_s"] is not None:
-        acknowledged = fact["acknowledged_s"]
-        moments["acknowledged"] = (
-            acknowledged,
-            measures(acknowledged=1, ack_s=acknowledged - opened),
-        )
-    if fact["first_resolved_s"] is not None:
-        moments["resolved"] = (fact["first_resolved_s"], _resolution(fact, made_sla, verdict))
-    if fact["closed_s"] is not None:
-        moments["closed"] = (fact["closed_s"], _closure(fact["satisfaction"]))
-    if fact["cancelled_s"] is not None:
-        moments["cancelled"] = (fact["cancelled_s"], measures(cancelled=1))
+    moments = {}
+    for name, column in MOMENT_COLUMNS.items():
+        if fact[column] is not None:
+            moments[name] = (fact[column], moment(fact, name, made_sla, verdict))
     return moments
+
+
+# Each moment of an incident, and the fact column that says when it happened.
+MOMENT_COLUMNS = {
+    "opened": "opened_s",
+    "acknowledged": "acknowledged_s",
+    "resolved": "first_resolved_s",
+    "closed": "closed_s",
+    "cancelled": "cancelled_s",
+}
+
+
+def moment(fact: Fact, name: str, made_sla: int | None, verdict: Verdict | None) -> Measures:
+    """What the incident's moment `name` (MOMENT_COLUMNS, which it has) adds to the cells."""
+    if name == "opened":
+        return measures(opened=1)
+    if name == "acknowledged":
+        return measures(acknowledged=1, ack_s=fact["acknowledged_s"] - fact["opened_s"])
+    if name == "resolved":
+        return _resolution(fact, made_sla, verdict)
+    if name == "closed":
+        return _closure(fact["satisfaction"])
+    return measures(cancelled=1)
 
 
 def _resolution(fact: Fact, made_sla: int | None, verdict: Verdict | None) -> Measures:
