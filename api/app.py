@@ -22,17 +22,24 @@ from api import problem_details as errors
 from api.access import key_routes
 from api.audit import audit_routes
 from api.edge import Edge, declare_refusals
-from api.improvement import improvement_reads, improvement_routes, improvement_verification
+from api.improvement import (
+    improvement_reads,
+    improvement_report,
+    improvement_routes,
+    improvement_verification,
+)
 from api.inbound import inbound_routes
 from api.incident import incident_routes
 from api.kpi import kpi_routes
 from api.operations import docs_routes, health_routes, metrics_routes
 from api.operations.http_metrics import Metrics
 from api.sla import sla_routes
+from application.improvement.review_reminders import ReviewReminders
 from application.sla.breach_scheduler import SlaScheduler
 from infra.composition_root import Container, bootstrap
 
 log = logging.getLogger(__name__)
+Scheduler = SlaScheduler | ReviewReminders  # what embedded mode runs beside the API
 # A caller's request id lands in the audit trail as the causation id, so only sane ones.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -154,6 +161,7 @@ def _attach(app: FastAPI, container: Container, max_body_bytes: int | None) -> N
     app.include_router(improvement_reads.router)
     app.include_router(improvement_routes.router)
     app.include_router(improvement_verification.router)
+    app.include_router(improvement_report.router)
     app.include_router(sla_routes.router)
     app.include_router(inbound_routes.router)
     app.include_router(kpi_routes.router)
@@ -168,7 +176,7 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         switch_interval = _tune_threads(container)
-        scheduler = _start_background_work(container)
+        schedulers = _start_background_work(container)
         _freeze_what_is_loaded()
         try:
             yield
@@ -176,7 +184,7 @@ def _lifespan(
             app.state.readiness.close()
             gc.unfreeze()  # an app in a longer-lived process (tests) must not pin it all
             sys.setswitchinterval(switch_interval)
-            _stop_background_work(container, scheduler, close)
+            _stop_background_work(container, schedulers, close)
 
     return lifespan
 
@@ -192,15 +200,20 @@ def _tune_threads(container: Container) -> float:
     return switch_interval
 
 
-def _start_background_work(container: Container) -> SlaScheduler | None:
-    """Embedded mode: this process also keeps the read models current and records SLA
-    warnings and breaches when they fall due (docs/sla.md). Returns the scheduler."""
+def _start_background_work(container: Container) -> list[Scheduler]:
+    """Embedded mode: this process also keeps the read models current, records SLA
+    warnings and breaches when they fall due (docs/sla.md) and review reminders when an
+    improvement's review date passes unverified (docs/improvements.md). Returns the
+    schedulers it started."""
     if container.feed is None:
-        return None
+        return []
     container.feed.start(container.settings.poll_interval)
-    if not container.settings.sla_scheduler_embedded:
-        return None
-    return container.sla_scheduler().start()
+    schedulers: list[Scheduler] = []
+    if container.settings.sla_scheduler_embedded:
+        schedulers.append(container.sla_scheduler().start())
+    if container.settings.review_reminders_embedded:
+        schedulers.append(container.review_reminders().start())
+    return schedulers
 
 
 def _freeze_what_is_loaded() -> None:
@@ -210,10 +223,8 @@ def _freeze_what_is_loaded() -> None:
     gc.freeze()
 
 
-def _stop_background_work(
-    container: Container, scheduler: SlaScheduler | None, close: bool
-) -> None:
-    if scheduler is not None:
+def _stop_background_work(container: Container, schedulers: list[Scheduler], close: bool) -> None:
+    for scheduler in schedulers:
         scheduler.stop()
     if close:
         container.close()

@@ -12,6 +12,7 @@ from application.desk.errors import ReadModelBehind
 from application.desk.practice import Practice
 from application.desk.service_desk import ServiceDesk
 from application.improvement.practice import IMPROVEMENT
+from application.improvement.review_reminders import ReviewReminders
 from application.improvement.verification import History, Verification
 from application.inbound.inbound_processor import InboundProcessor
 from application.inbound.practice import INBOUND
@@ -80,6 +81,11 @@ class Container:
     def sla_scheduler(self) -> SlaScheduler:
         """A new scheduler (docs/sla.md); the caller starts and stops it."""
         return SlaScheduler(self.read_db, self.desk, poll_interval=self.settings.sla_scheduler_poll)
+
+    def review_reminders(self) -> ReviewReminders:
+        """A new review reminder scheduler (docs/improvements.md); the caller starts and
+        stops it."""
+        return ReviewReminders(self.read_db, self.desk)
 
     @property
     def inbound(self) -> InboundProcessor:

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # `itsm serve` without Kafka also runs the SLA scheduler; with Kafka run `itsm sla scheduler`.
     sla_scheduler_embedded: bool = True
     sla_scheduler_poll: float = 0.2
+    # `itsm serve` without Kafka also records review reminders of improvements (an event when
+    # a review date passes unverified); with Kafka run `itsm improvements reminders`.
+    review_reminders_embedded: bool = True
 
     @property
     def store_url(self) -> str:

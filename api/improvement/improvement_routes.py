@@ -134,7 +134,7 @@ ROUTES = (
 )
 # Every command of the domain has its route here, but the verification's, whose figures the
 # application computes (improvement_verification.py).
-NOT_OVER_HTTP = {"record_verification"}
+NOT_OVER_HTTP = {"record_verification", "remind_review"}  # reminders: a scheduler issues them
 assert {r.action for r in ROUTES} == ACTIONS.keys() - NOT_OVER_HTTP
 
 

@@ -35,7 +35,7 @@ SETTINGS: dict[RcKeyType, Any] = {
 
 
 @lru_cache(maxsize=1)
-def _figure_class() -> tuple[type[Figure], Any]:
+def chart_classes() -> tuple[type[Figure], Any]:
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -52,28 +52,30 @@ def line_chart(
     format: Format = "svg",
 ) -> bytes:
     """`series`: name -> one value per x label (None: no value, the line breaks there)."""
-    figure_class, canvas_class = _figure_class()
+    figure_class, canvas_class = chart_classes()
     figure = figure_class(figsize=SIZE, dpi=DPI)
     # Fixed margins, sized for the rotated period labels below and a legend of 24-character
     # names on the right: a layout engine would measure every text and draw twice.
     figure.subplots_adjust(**MARGINS)
     canvas_class(figure)
     axes = figure.add_subplot()
-    _draw(axes, series)
-    _decorate(axes, _text(title), [_text(label) for label in x_labels], _text(y_label))
+    draw_series(axes, series)
+    decorate_axes(
+        axes, chart_text(title), [chart_text(label) for label in x_labels], chart_text(y_label)
+    )
     output = io.BytesIO()
     figure.savefig(output, format=format)
     return output.getvalue()
 
 
-def _draw(axes: Axes, series: dict[str, list[float | None]]) -> None:
+def draw_series(axes: Axes, series: dict[str, list[float | None]]) -> None:
     """One line per series, with its points marked; the legend lists them in order."""
     for index, points in enumerate(series.values()):
         values = [math.nan if v is None else v for v in points]  # NaN breaks the line
         # Points marked while they can be told apart; a long series is its line.
         marker = "o" if len(values) <= MARKED_POINTS else None
         axes.plot(values, marker=marker, markersize=4, linewidth=2, gid=f"series-{index}")
-    labels = [_text(str(name))[:LEGEND_CHARS] for name in series]
+    labels = [chart_text(str(name))[:LEGEND_CHARS] for name in series]
     # Handles and labels given: a label starting with "_" is not dropped as matplotlib's
     # "hidden" marker.
     axes.legend(
@@ -83,7 +85,7 @@ def _draw(axes: Axes, series: dict[str, list[float | None]]) -> None:
         axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", color="#888")
 
 
-def _decorate(axes: Axes, title: str, x_labels: list[str], y_label: str) -> None:
+def decorate_axes(axes: Axes, title: str, x_labels: list[str], y_label: str) -> None:
     axes.set_title(title, fontweight="bold")
     axes.set_ylabel(y_label)
     every = max(1, math.ceil(len(x_labels) / X_LABELS))
@@ -95,7 +97,7 @@ def _decorate(axes: Axes, title: str, x_labels: list[str], y_label: str) -> None
     axes.grid(axis="y", color="#e0e0e0")
 
 
-def _text(text: str) -> str:
+def chart_text(text: str) -> str:
     """Control characters (invalid in XML, or breaking the line) and lone surrogates shown
     as U+FFFD; markup needs nothing: matplotlib escapes text."""
     return "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)

@@ -9,5 +9,6 @@ IMPROVEMENT = Practice(
     name="improvement",
     aggregates=(Improvement,),
     number_prefix="CSI",
+    clock_events=frozenset(Improvement.CLOCK_EVENTS),
     snapshots=True,
 )

@@ -1,15 +1,16 @@
 """Commands: what an improvement owner, a service management owner or a reviewer asks of an
 improvement.
 
-HTTP routers build these objects and the one application service runs them
-(domain/shared_kernel/commands.py says how). Each command's `action` names the lifecycle
-step it takes (domain/improvement/lifecycle.py, STEPS).
+HTTP routers (and, for review reminders, a scheduler) build these objects and the one
+application service runs them (domain/shared_kernel/commands.py says how). Each command's
+`action` names the lifecycle step it takes (domain/improvement/lifecycle.py, STEPS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from domain.improvement.improvement import Improvement
@@ -214,6 +215,20 @@ class WithdrawImprovement(ImprovementCommand):
         improvement.withdraw(self.reason, ctx.by, ctx.causation_id)
 
 
+@dataclass(frozen=True)
+class RemindReview(ImprovementCommand):
+    """The review date passed without a verification: a reminder, issued by a scheduler
+    (application/improvement/review_reminders.py), never over HTTP. `now` is the
+    scheduler's clock; without it, the time the context says it happened, else now."""
+
+    action = "remind_review"
+    now: datetime | None = None
+
+    def run(self, improvement: Improvement, ctx: Context, rules: Rules) -> None:
+        now = self.now or ctx.occurred_at or datetime.now(UTC)
+        improvement.remind_review(now, ctx.by, ctx.causation_id)
+
+
 ACTIONS: dict[str, type[ImprovementCommand]] = {
     cls.action: cls
     for cls in (
@@ -234,5 +249,6 @@ ACTIONS: dict[str, type[ImprovementCommand]] = {
         RecordCauseAnalysis,
         CloseImprovement,
         WithdrawImprovement,
+        RemindReview,
     )
 }

@@ -51,13 +51,18 @@ from domain.improvement.lifecycle import (
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from domain.shared_kernel.events import StampedEvent
-from domain.shared_kernel.value_checks import CheckedEvent, check_text
+from domain.shared_kernel.value_checks import CheckedEvent, check_text, check_time
 
 S = ImprovementState
 
 
 class Improvement(Aggregate):
     """Each command records who acted (`by`) and what caused it (`causation_id`)."""
+
+    # Events that record time passing (a review date reached), not a change by anyone: like
+    # the incident's SLA notices, they should never make a caller's If-Match stale
+    # (application/desk/practice.py, `clock_events`).
+    CLOCK_EVENTS = frozenset({"ReviewReminded"})
 
     class Event(StampedEvent):
         pass
@@ -167,6 +172,14 @@ class Improvement(Aggregate):
 
     class Withdrawn(Event):
         reason: str
+        by: Actor
+        causation_id: str
+
+    # Recorded by a scheduler (an automation actor) when the review date passed without a
+    # verification recorded since; once per review date.
+    class ReviewReminded(Event):
+        review_date: datetime  # the end of the last goal's review period
+        goal_ids: list[str]  # the goals whose review period had ended
         by: Actor
         causation_id: str
 
@@ -544,6 +557,56 @@ class Improvement(Aggregate):
         self.state, self.outcome = str(S.CLOSED), str(Outcome.WITHDRAWN)
         self.reason, self.hold_reason = reason, None
         self.closed_at = self.modified_on
+
+    # -- review reminders: recorded by a scheduler when the review date passes -------------
+    def review_date(self) -> datetime | None:
+        """When the last goal's review period ends: from then on every figure can be
+        verified (the register's `review_date`). None without goals."""
+        ends = [goal["review"]["end"] for goal in self.goals]
+        return max(ends) if ends else None
+
+    def remind_review(self, now: datetime, by: Actor, causation_id: str) -> None:
+        """The review date was reached at `now` (the scheduler's clock) and no verification
+        was recorded since: record a reminder. Refused (IllegalTransition, nothing
+        recorded) when the improvement is closed or declined, has no goals, its review
+        date is still to come, the review date was already reminded, or a verification
+        was recorded at or after the review date."""
+        self._require("remind_review")
+        due = self.review_date()
+        if due is None:
+            raise IllegalTransition(
+                f"improvement {self.number} has no review date: none of its goals has a "
+                "review period yet"
+            )
+        now = check_time("now", now)
+        if now < due:
+            raise IllegalTransition(
+                f"the review date of improvement {self.number} is {due.isoformat()}; "
+                f"it was not reached at {now.isoformat()}"
+            )
+        if due in self._reminded_reviews():
+            raise IllegalTransition(
+                f"the review of improvement {self.number} due {due.isoformat()} "
+                "was already reminded"
+            )
+        if self.verification is not None and self.verification["at"] >= due:
+            raise IllegalTransition(
+                f"improvement {self.number} was verified at "
+                f"{self.verification['at'].isoformat()}, after its review date "
+                f"{due.isoformat()}: nothing to remind"
+            )
+        ended = [goal["id"] for goal in self.goals if goal["review"]["end"] <= now]
+        self._review_reminded(due, ended, by, causation_id)
+
+    def _reminded_reviews(self) -> list[datetime]:
+        # Improvements (and snapshots) from before reminders existed simply have none yet.
+        return getattr(self, "reminded_reviews", None) or []
+
+    @event(ReviewReminded)
+    def _review_reminded(
+        self, review_date: datetime, goal_ids: list[str], by: Actor, causation_id: str
+    ) -> None:
+        self.reminded_reviews = [*self._reminded_reviews(), review_date]
 
 
 def _progress(action: Action, status: str, why: str) -> Action:

@@ -78,6 +78,9 @@ STEPS: dict[str, Step] = {
     "record_cause_analysis": Step("record a cause analysis for", frozenset({S.IN_REVIEW})),
     "close": Step("close", frozenset({S.IN_REVIEW}), S.CLOSED),
     "withdraw": Step("withdraw", LIVE_STATES, S.CLOSED),
+    # A scheduler's reminder that the review date passed without a verification: for any
+    # improvement not yet closed or declined (improvement.py, `remind_review`).
+    "remind_review": Step("remind the review of", LIVE_STATES),
 }
 
 

@@ -8,6 +8,7 @@ import sys
 
 from infra.cli import (
     import_commands,
+    improvement_commands,
     inbound_commands,
     key_commands,
     local_kafka_commands,
@@ -28,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
         read_model_commands,
         local_kafka_commands,
         sla_commands,
+        improvement_commands,
         inbound_commands,
         import_commands,
     ):

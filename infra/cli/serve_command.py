@@ -10,9 +10,9 @@ from infra.settings import Settings
 
 _ONE_PROCESS = (
     "one API process only without Kafka: `itsm serve` then feeds the read models "
-    "and runs the SLA scheduler in-process, which must happen once. Set "
-    "ITSM_KAFKA_BOOTSTRAP (and run `itsm relay`, `itsm worker`, `itsm sla "
-    "scheduler`) to run several."
+    "and runs the SLA scheduler and the review reminders in-process, which must happen "
+    "once. Set ITSM_KAFKA_BOOTSTRAP (and run `itsm relay`, `itsm worker`, `itsm sla "
+    "scheduler`, `itsm improvements reminders`) to run several."
 )
 
 

@@ -43,6 +43,10 @@ NEW: Record = {
     "proposed_by": None,
     "proposed_at": None,
     "closed_at": None,
+    # The last review reminder (Improvement.ReviewReminded): when it was recorded, and the
+    # review date it reminded of.
+    "review_reminded_at": None,
+    "review_reminded_for": None,
 }
 FIELDS = ("id", "number", "design", *NEW, "version", "updated_at")
 _NO_APPROVAL = {"approved_version": None, "approved_by": None, "approved_at": None}
@@ -109,6 +113,16 @@ def _withdrawn(r: Record, p: Payload, e: Envelope, at: str) -> None:
     r["closed_at"] = at
 
 
+def _review_reminded(r: Record, p: Payload, e: Envelope, at: str) -> None:
+    r.update(review_reminded_at=at, review_reminded_for=_moment_text(p["review_date"]))
+
+
+def _moment_text(value: Any) -> str:
+    """A time of a payload (ISO text on the feed) as fixed-width UTC text."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return iso(moment)
+
+
 def _state(state: str, **more: Any) -> Callable[[Record, Payload, Envelope, str], None]:
     return lambda r, p, e, at: r.update(state=state, **more)
 
@@ -136,6 +150,7 @@ STEPS: dict[str, Callable[[Record, Payload, Envelope, str], None]] = {
     "CauseAnalysed": _cause_analysed,
     "Closed": _closed,
     "Withdrawn": _withdrawn,
+    "ReviewReminded": _review_reminded,
 }
 
 

@@ -24,6 +24,7 @@ from domain.improvement.commands import (
     ProposeImprovement,
     RecordCauseAnalysis,
     RecordVerification,
+    RemindReview,
     ResumeImprovement,
     ReviseDesign,
     ReviseGoals,
@@ -234,6 +235,7 @@ SAMPLE: dict[str, ImprovementCommand] = {
     "record_cause_analysis": RecordCauseAnalysis("G1", cause="c"),
     "close": CloseImprovement(verdict="successful"),
     "withdraw": WithdrawImprovement(reason="r"),
+    "remind_review": RemindReview(now=datetime(2026, 6, 1, tzinfo=UTC)),
 }
 ILLEGAL = [
     (action_name, label)

@@ -3,7 +3,7 @@ as_of and snapshots rebuild an improvement from what the store gives back."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from eventsourcing.domain import DomainEvent, Snapshot
@@ -16,6 +16,7 @@ from domain.improvement.commands import (
     DropAction,
     RecordCauseAnalysis,
     RecordVerification,
+    RemindReview,
     ResumeImprovement,
     ReviseDesign,
     ReviseGoals,
@@ -69,6 +70,8 @@ def _lived() -> Improvement:
     run(improvement, ApproveImprovement(plan_version=5), StartImplementation())
     run(improvement, DropAction("A3", reason="not needed"), CompleteAction("A1"))
     run(improvement, CompleteAction("A2"), CompleteImplementation())
+    reminder = RemindReview(now=datetime(2026, 5, 2, tzinfo=UTC))  # the review date passed
+    run(improvement, reminder, by=Actor("review-reminders", ActorKind.AUTOMATION))
     comparison = {"baseline": {"value": -5, "count": 80}, "review": {"value": None, "count": 0}}
     results = [figures(3.0, 2.0), {**figures(-10, -10, "G2"), "comparison": comparison}]
     run(improvement, RecordVerification(results, {**PINNED, "zone": "UTC", "exact": True}))
@@ -98,7 +101,7 @@ def test_the_events_cover_every_event_class_of_the_improvement():
         and name not in ("Event", "Created")
     }
     assert {type(e) for e in EVENTS} == declared
-    assert len(declared) == 18  # Proposed and 17 more
+    assert len(declared) == 19  # Proposed and 18 more
 
 
 @pytest.mark.parametrize(
