@@ -35,7 +35,9 @@ the day query asks for the last 365 days.
 
 `--keep DIR` builds into DIR (sqlite/, postgres/, meta-<engine>.json) and keeps it;
 `--reuse DIR` skips steps 1-2 and queries a dataset kept before. `--build-only` stops after
-step 2 (`--read-models kpis` then rebuilds the KPI read model only). A benchmark, not a test.
+step 2 (`--read-models kpis` then rebuilds the KPI read model only); `--reuse DIR --as-is`
+then queries it without catching up the others (the API process runs in Kafka mode towards
+no broker, so it feeds no read model while it is measured). A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -345,7 +347,7 @@ def store_size(eng: Engine) -> float:
 # ---------------------------------------------------------------- 3. queries
 
 
-def prepare(eng: Engine) -> str:
+def prepare(eng: Engine, as_is: bool = False) -> str:
     """A fresh analyst key (its name unique: a reused dataset keeps the ones before), and
     every read model caught up before the API starts: a read model whose schema version
     changed since the dataset was kept is dropped by its setup and replayed here, not by the
@@ -370,6 +372,9 @@ def prepare(eng: Engine) -> str:
                 f"{', '.join(f'{n} by {b:,} events' for n, b in behind.items())}; catching up",
                 flush=True,
             )
+        if as_is:
+            print(f"{eng.name}: --as-is: read models served as they are", flush=True)
+            return key
         started = time.perf_counter()
         assert container.feed is not None  # embedded mode: no Kafka
         container.feed.catch_up()
@@ -381,11 +386,14 @@ def prepare(eng: Engine) -> str:
 
 
 @contextmanager
-def server(eng: Engine) -> Iterator[str]:
+def server(eng: Engine, as_is: bool = False) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**eng.env(), "ITSM_PORT": str(port), "ITSM_SLA_SCHEDULER_EMBEDDED": "false"}
+    env["ITSM_REVIEW_REMINDERS_EMBEDDED"] = "false"
+    if as_is:  # Kafka mode towards no broker: the API process feeds no read model
+        env["ITSM_KAFKA_BOOTSTRAP"] = "127.0.0.1:9"
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
@@ -607,8 +615,8 @@ def run_engine(name: str, base: Path, args: argparse.Namespace) -> None:
             report_build(built)
         if args.build_only:
             return
-        key = prepare(eng)
-        with server(eng) as base_url:
+        key = prepare(eng, args.as_is)
+        with server(eng, args.as_is) as base_url:
             results = measure(base_url, key, built.sample_ids, end_of(built.end), args)
         report_queries(eng, results)
 
@@ -632,6 +640,13 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--reuse", type=Path, help="query a dataset kept with --keep DIR")
     ap.add_argument("--build-only", action="store_true", help="generate and rebuild, no queries")
     ap.add_argument(
+        "--as-is",
+        action="store_true",
+        help="with --reuse: serve the read models as they are, caught up or not (the API in "
+        "Kafka mode towards no broker feeds none): for a dataset whose KPI read model alone "
+        "was rebuilt (--read-models kpis)",
+    )
+    ap.add_argument(
         "--read-models",
         type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
         help="with --build-only: rebuild only these (comma-separated, e.g. kpis); "
@@ -643,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
         help="with --build-only: stop each rebuild after this many seconds (rates of a part)",
     )
     args = ap.parse_args(argv)
+    if args.as_is and not args.reuse:
+        ap.error("--as-is needs --reuse")
     if (args.read_models or args.rebuild_limit) and not args.build_only:
         ap.error("--read-models and --rebuild-limit need --build-only")
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
