@@ -16,6 +16,9 @@ from projections.runtime.read_store import CLUSTERED, Transaction
 _KEY = "zone TEXT NOT NULL, grain TEXT NOT NULL, bucket INTEGER NOT NULL, dim TEXT NOT NULL,"
 _KEY += " value TEXT NOT NULL"
 _PK = "zone, grain, dim, bucket, value"
+# An interval still open or longer than LONG_SECONDS (a partial index holds those).
+LONG_SECONDS = 30 * 86400
+LONG_INTERVAL = f"(left_s IS NULL OR left_s - entered_s > {LONG_SECONDS})"
 TABLES = ("kpi_cells", "kpi_state_cells", "kpi_ttr_bins", "kpi_ttr_quantiles", "kpi_meta")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from projections.kpi.kpi_buckets import ReportingZone
-from projections.kpi.kpi_cell_store import DDL, TABLES, write
+from projections.kpi.kpi_cell_store import DDL, LONG_INTERVAL, TABLES, write
 from projections.kpi.kpi_contributions import CellChanges
 from projections.kpi.kpi_fact_fold import (
     FACT_COLUMNS,
@@ -140,6 +140,10 @@ _DDL = (
                 entered_s DOUBLE PRECISION NOT NULL, left_at TEXT, left_s DOUBLE PRECISION,
                 PRIMARY KEY (incident_id, seq))""",
     "CREATE INDEX IF NOT EXISTS kpi_intervals_entered ON kpi_intervals (entered_s)",
+    # The intervals still open or longer than LONG_SECONDS: with those on entry, the ones
+    # that overlap a stretch of time are two bounded reads (projections/kpi/kpi_scope.py).
+    "CREATE INDEX IF NOT EXISTS kpi_intervals_long ON kpi_intervals (entered_s)"
+    f" WHERE {LONG_INTERVAL}",
     # Tickets imported from another tool (SourceTicket events): their incident and the
     # source's own SLA verdict (`made_sla` of the latest applied snapshot).
     """CREATE TABLE IF NOT EXISTS kpi_source_links (

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from projections.kpi.kpi_cell_store import LONG_INTERVAL, LONG_SECONDS
 from projections.kpi.kpi_cells import OPEN_STATES, STATES, Cell, moment_cell
 from projections.kpi.kpi_contributions import MOMENT_MEASURES, IncidentView, Interval, ttr_bin
 from projections.kpi.kpi_fact_fold import Fact
@@ -145,7 +146,7 @@ def measure(
         cell.ttr_median_s, cell.ttr_p90_s = _quantiles(bins)
     if kpi in STATE_KPIS:
         states = _States(start, end, now)
-        for incident_id, interval in _intervals(tx, scope, start, end, replaced):
+        for incident_id, interval in sorted(_intervals(tx, scope, start, end, replaced), key=_at):
             states.add(incident_id, interval)
         states.into(cell)
     row, counts = figures(cell), _counts(cell)
@@ -170,6 +171,9 @@ def _moment_sums(
             at = then[0][column]
             if at is not None and start <= at < end:
                 facts.append(then[0])
+    # In incident order: floats summed in another order (the read model's rows after a
+    # rebuild, some incidents folded again) would differ in their last digits.
+    facts.sort(key=_incident_id)
     ids = {f["incident_id"] for f in facts} if verdicts else set()
     made_sla, judged = made_sla_of(tx, ids), verdicts_of(tx, ids)
     sums, bins = [0.0] * len(MOMENT_MEASURES), Counter[int]()
@@ -227,6 +231,14 @@ def _moments(
                 sums[index] += amount
             if name == "resolved" and view.ttr_s is not None:
                 bins[ttr_bin(view.ttr_s)] += 1
+
+
+def _at(item: tuple[str, Interval]) -> tuple[str, float, str]:
+    return item[0], item[1].entered_s, item[1].state
+
+
+def _incident_id(fact: Fact) -> str:
+    return str(fact["incident_id"])
 
 
 def _quantiles(bins: Counter[int]) -> tuple[float | None, float | None]:
@@ -344,6 +356,7 @@ def _facts(
     return [dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows]
 
 
+_LONG = LONG_INTERVAL.replace("left_s", "i.left_s").replace("entered_s", "i.entered_s")
 _INTERVAL_COLUMNS = ("incident_id", "state", "group_name", "entered_s", "left_s")
 
 
@@ -354,18 +367,24 @@ def _intervals(
     its end and not left by its start; time in a state counts for the interval's group."""
     if scope.no_incidents:
         return
-    where = ["i.entered_s < %s", "(i.left_s IS NULL OR i.left_s > %s)"]
-    params: list[object] = [end, start]
+    where, params = ["(i.left_s IS NULL OR i.left_s > %s)"], [cast(object, start)]
     for name, admitted in sorted(scope.values.items()):
         where.append(f"f.{name} IN ({', '.join(['%s'] * len(admitted))})")
         params += sorted(admitted)
     if scope.groups:
         where.append(f"i.group_name IN ({', '.join(['%s'] * len(scope.groups))})")
         params += sorted(scope.groups)
-    rows = tx.execute(
+    # Entered in the stretch or shortly before it (the index on entry), or long or still
+    # open (the partial index on those): an interval's two ends cannot both be bounded.
+    select = (
         f"SELECT {', '.join(f'i.{c}' for c in _INTERVAL_COLUMNS)} FROM kpi_intervals i"
-        f" JOIN kpi_facts f ON f.incident_id = i.incident_id WHERE {' AND '.join(where)}",
-        params,
+        f" JOIN kpi_facts f ON f.incident_id = i.incident_id WHERE {' AND '.join(where)}"
+    )
+    recent = f"{select} AND i.entered_s >= %s AND i.entered_s < %s"
+    older = f"{select} AND i.entered_s < %s AND {_LONG}"
+    rows = tx.execute(
+        f"{recent} UNION ALL {older}",
+        [*params, start - LONG_SECONDS, end, *params, start - LONG_SECONDS],
     ).fetchall()
     for incident_id, state, group, entered, left in rows:
         if incident_id not in replaced:
