@@ -20,6 +20,7 @@ for the group that held the interval.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -146,7 +147,7 @@ def measure(
         cell.ttr_median_s, cell.ttr_p90_s = _quantiles(bins)
     if kpi in STATE_KPIS:
         states = _States(start, end, now)
-        for incident_id, interval in sorted(_intervals(tx, scope, start, end, replaced), key=_at):
+        for incident_id, interval in _intervals(tx, scope, start, end, replaced):
             states.add(incident_id, interval)
         states.into(cell)
     row, counts = figures(cell), _counts(cell)
@@ -171,19 +172,20 @@ def _moment_sums(
             at = then[0][column]
             if at is not None and start <= at < end:
                 facts.append(then[0])
-    # In incident order: floats summed in another order (the read model's rows after a
-    # rebuild, some incidents folded again) would differ in their last digits.
-    facts.sort(key=_incident_id)
     ids = {f["incident_id"] for f in facts} if verdicts else set()
     made_sla, judged = made_sla_of(tx, ids), verdicts_of(tx, ids)
-    sums, bins = [0.0] * len(MOMENT_MEASURES), Counter[int]()
+    # Summed exactly (math.fsum), so in any order: the read model's rows after a rebuild,
+    # or some incidents folded again, come in another order, and floats added in another
+    # order differ in their last digit.
+    amounts: list[list[float]] = [[] for _ in MOMENT_MEASURES]
+    bins = Counter[int]()
     for fact in facts:
         incident_id = fact["incident_id"]
         for index, amount in moment(fact, name, made_sla.get(incident_id), judged.get(incident_id)):
-            sums[index] += amount
+            amounts[index].append(amount)
         if name == "resolved":
             bins[ttr_bin(fact["first_resolved_s"] - fact["opened_s"])] += 1
-    return sums, bins
+    return [math.fsum(column) for column in amounts], bins
 
 
 def figure(
@@ -233,14 +235,6 @@ def _moments(
                 bins[ttr_bin(view.ttr_s)] += 1
 
 
-def _at(item: tuple[str, Interval]) -> tuple[str, float, str]:
-    return item[0], item[1].entered_s, item[1].state
-
-
-def _incident_id(fact: Fact) -> str:
-    return str(fact["incident_id"])
-
-
 def _quantiles(bins: Counter[int]) -> tuple[float | None, float | None]:
     """The median and p90 from the bins, as the cells' quantiles are found."""
     total = sum(bins.values())
@@ -259,7 +253,7 @@ class _States:
 
     def __init__(self, start: float, end: float, now: float) -> None:
         self.start, self.end, self.now = start, end, now
-        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.seconds: defaultdict[str, list[float]] = defaultdict(list)  # fsum: any order
         self.incidents: defaultdict[str, set[str]] = defaultdict(set)
         self.at_end: Counter[str] = Counter()
 
@@ -275,12 +269,12 @@ class _States:
         if started and (left is None or left > self.start):
             # As the cells integrate it: up to the end (or now) unless it left before.
             until = min(self.now, self.end) if left is None or left >= self.end else left
-            self.seconds[state] += until - max(entered, self.start)
+            self.seconds[state].append(until - max(entered, self.start))
 
     def into(self, cell: Cell) -> None:
         for state in STATES:
             if self.incidents[state]:
-                cell.in_state[state] = (self.seconds[state], len(self.incidents[state]))
+                cell.in_state[state] = (math.fsum(self.seconds[state]), len(self.incidents[state]))
         cell.backlog = sum(self.at_end[s] for s in OPEN_STATES)
 
 
