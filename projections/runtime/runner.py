@@ -43,8 +43,9 @@ _FRAMEWORK_DDL = (
 )
 log = logging.getLogger(__name__)
 IDLE_EVERY = 1.0  # seconds between two runs of a projection's idle work, at least
-# ...and at most this share of the time: idle work that takes long waits longer, so that a
-# replay folds rather than recomputes what the next batches change again.
+# ...and, between batches, at most this share of the time: idle work that takes long waits
+# longer, so that a replay folds rather than recomputes what the next batches change again.
+# A quiet feed has nothing to protect: there it runs every IDLE_EVERY.
 IDLE_SHARE = 0.1
 # How a batch's new events are folded: all at once, or one by one to quarantine what fails.
 Fold = Callable[[Transaction, list[Envelope]], None]
@@ -57,7 +58,7 @@ class ProjectionRunner:
         self.db, self.projection = db, projection
         self._positions = Positions(db, projection.name)
         self._quarantine = Quarantine(projection.name)
-        self._idle_after = 0.0  # monotonic time before which idle work waits
+        self._idled, self._idle_took = -IDLE_EVERY, 0.0  # the last idle work: when, how long
 
     def setup(self) -> None:
         self.db.script(_FRAMEWORK_DDL)
@@ -119,14 +120,16 @@ class ProjectionRunner:
                 error,
             )
             moved = self._apply_batch(source, partition, expected, records, end, self._fold_each)
-        self.idle()
+        self.idle(busy=True)
         return moved
 
-    def idle(self, force: bool = False) -> None:
+    def idle(self, force: bool = False, busy: bool = False) -> None:
         """The projection's own work besides folding (Projection.idle), at most every
-        IDLE_EVERY seconds and IDLE_SHARE of the time, unless `force`d. Its failure is
-        logged, never the feed's: the events it would hold back are not at fault."""
-        if not force and time.monotonic() < self._idle_after:
+        IDLE_EVERY seconds, and between batches (`busy`) at most IDLE_SHARE of the time,
+        unless `force`d. Its failure is logged, never the feed's: the events it would hold
+        back are not at fault."""
+        wait = max(IDLE_EVERY, self._idle_took / IDLE_SHARE) if busy else IDLE_EVERY
+        if not force and time.monotonic() < self._idled + wait:
             return
         started = time.monotonic()
         try:
@@ -137,8 +140,7 @@ class ProjectionRunner:
                 raise
             log.exception("projection %s: its idle work failed", self.projection.name)
         finally:
-            took = time.monotonic() - started
-            self._idle_after = started + max(IDLE_EVERY, took / IDLE_SHARE)
+            self._idled, self._idle_took = started, time.monotonic() - started
 
     def _apply_batch(
         self,

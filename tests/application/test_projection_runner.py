@@ -249,7 +249,26 @@ class SlowIdle(AppliedLog):
         self.clock[0] += 2.0  # two seconds of work
 
 
-def test_idle_work_takes_at_most_its_share_of_the_time(db, monkeypatch):
+def test_idle_work_takes_at_most_its_share_of_the_time_between_batches(db, monkeypatch):
+    from projections.runtime import runner as runner_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(runner_module.time, "monotonic", lambda: clock[0])
+    projection = SlowIdle(clock)
+    runner = make_runner(db, projection)
+    runner.idle(busy=True)
+    assert projection.idled == 1
+    clock[0] += 5.0  # past IDLE_EVERY, but two seconds of idle work want 20 s of folding
+    runner.idle(busy=True)
+    assert projection.idled == 1
+    clock[0] += 15.0
+    runner.idle(busy=True)
+    assert projection.idled == 2
+    runner.idle(force=True)  # the end of a catch-up
+    assert projection.idled == 3
+
+
+def test_a_quiet_feed_runs_the_idle_work_every_second_however_long_it_takes(db, monkeypatch):
     from projections.runtime import runner as runner_module
 
     clock = [1000.0]
@@ -257,12 +276,6 @@ def test_idle_work_takes_at_most_its_share_of_the_time(db, monkeypatch):
     projection = SlowIdle(clock)
     runner = make_runner(db, projection)
     runner.idle()
-    assert projection.idled == 1
-    clock[0] += 5.0  # past IDLE_EVERY, but two seconds of idle work want 20 s of the rest
-    runner.idle()
-    assert projection.idled == 1
-    clock[0] += 15.0
+    clock[0] += 0.5  # two seconds of work, then half a second more: past IDLE_EVERY
     runner.idle()
     assert projection.idled == 2
-    runner.idle(force=True)  # the end of a catch-up
-    assert projection.idled == 3
