@@ -724,10 +724,11 @@ def reference_dump(settings: Settings, tmp_path: Path) -> dict[str, list[tuple]]
     return dump(f"sqlite:///{path}")
 
 
-def converged(read_url: str, reference: dict[str, list[tuple]], within: float = 10.0) -> dict:
+def converged(read_url: str, reference: dict[str, list[tuple]], within: float = 30.0) -> dict:
     """The read models once they equal the reference, or as they are after `within` s.
     A read model that follows another (the KPIs count the SLA read model's verdicts in their
-    idle work, docs/architecture.md) converges within a second or two of the feed's end."""
+    idle work, docs/architecture.md) converges within a second or two of the feed's end,
+    usually; on a loaded machine one run in several took over ten."""
     deadline = time.monotonic() + within
     actual = dump(read_url)
     while actual != reference and time.monotonic() < deadline:
