@@ -42,11 +42,7 @@ _FRAMEWORK_DDL = (
         PRIMARY KEY (projection, aggregate_id, version))""",
 )
 log = logging.getLogger(__name__)
-IDLE_EVERY = 1.0  # seconds between two runs of a projection's idle work, at least
-# ...and, between batches, at most this share of the time: idle work that takes long waits
-# longer, so that a replay folds rather than recomputes what the next batches change again.
-# A quiet feed has nothing to protect: there it runs every IDLE_EVERY.
-IDLE_SHARE = 0.1
+IDLE_EVERY = 1.0  # seconds between two runs of a projection's idle work
 # How a batch's new events are folded: all at once, or one by one to quarantine what fails.
 Fold = Callable[[Transaction, list[Envelope]], None]
 
@@ -58,7 +54,7 @@ class ProjectionRunner:
         self.db, self.projection = db, projection
         self._positions = Positions(db, projection.name)
         self._quarantine = Quarantine(projection.name)
-        self._idled, self._idle_took = -IDLE_EVERY, 0.0  # the last idle work: when, how long
+        self._idled = 0.0
 
     def setup(self) -> None:
         self.db.script(_FRAMEWORK_DDL)
@@ -120,18 +116,16 @@ class ProjectionRunner:
                 error,
             )
             moved = self._apply_batch(source, partition, expected, records, end, self._fold_each)
-        self.idle(busy=True)
+        self.idle()
         return moved
 
-    def idle(self, force: bool = False, busy: bool = False) -> None:
+    def idle(self, force: bool = False) -> None:
         """The projection's own work besides folding (Projection.idle), at most every
-        IDLE_EVERY seconds, and between batches (`busy`) at most IDLE_SHARE of the time,
-        unless `force`d. Its failure is logged, never the feed's: the events it would hold
-        back are not at fault."""
-        wait = max(IDLE_EVERY, self._idle_took / IDLE_SHARE) if busy else IDLE_EVERY
-        if not force and time.monotonic() < self._idled + wait:
+        IDLE_EVERY seconds unless `force`d. Its failure is logged, never the feed's: the
+        events it would hold back are not at fault."""
+        if not force and time.monotonic() - self._idled < IDLE_EVERY:
             return
-        started = time.monotonic()
+        self._idled = time.monotonic()
         try:
             with self.db.transaction() as tx:
                 self.projection.idle(tx)
@@ -139,8 +133,6 @@ class ProjectionRunner:
             if self.db.unavailable(error):
                 raise
             log.exception("projection %s: its idle work failed", self.projection.name)
-        finally:
-            self._idled, self._idle_took = started, time.monotonic() - started
 
     def _apply_batch(
         self,
