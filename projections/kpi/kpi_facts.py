@@ -128,12 +128,18 @@ _DDL = (
         for c in (
             "opened_s",
             "acknowledged_s",
-            "first_resolved_s",
             "closed_s",
             "cancelled_s",
             "external_ref",
         )
     ),
+    # A goal's figures read the facts resolved in a stretch (projections/kpi/kpi_scope.py):
+    # with every column they read in the index, a million incidents' stretch is read in
+    # order, not row by row from the table.
+    "CREATE INDEX IF NOT EXISTS kpi_facts_resolved_reads ON kpi_facts (first_resolved_s,"
+    " owner_group, service, category, priority, channel, opened_s, reopen_count,"
+    " reassignments_at_resolution, reassignment_count, respond_breached, resolve_breached,"
+    " incident_id)",
     """CREATE TABLE IF NOT EXISTS kpi_intervals (
                 incident_id TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
                 hold_reason TEXT, group_name TEXT, entered_at TEXT NOT NULL,

@@ -32,7 +32,14 @@ from projections.kpi.kpi_contributions import MOMENT_MEASURES, IncidentView, Int
 from projections.kpi.kpi_fact_fold import Fact
 from projections.kpi.kpi_quantiles import median_p90, ranks
 from projections.kpi.kpi_queries import KPI_FIELDS, figures
-from projections.kpi.kpi_views import MOMENT_COLUMNS, Extras, made_sla_of, moment, verdicts_of
+from projections.kpi.kpi_views import (
+    MOMENT_COLUMNS,
+    MOMENT_READS,
+    Extras,
+    made_sla_of,
+    moment,
+    verdicts_of,
+)
 from projections.runtime.read_store import Transaction
 
 # Bumped whenever a definition of docs/kpis.md changes: a figure pinned with another version
@@ -86,6 +93,9 @@ _MOMENT_OF = {
 }
 # The KPIs that read the SLA verdicts (the SLA read model's, and the source's for imports).
 _VERDICTS = {"sla_compliance", "source_sla_compliance", "ttr_business_mean_hours"}
+_QUANTILES = {"ttr_median_hours", "ttr_p90_hours"}
+# The states whose intervals a state KPI reads (the backlog and its rate: the open ones).
+_STATES_OF = {f"mean_hours_in_{state}": (state,) for state in STATES}
 _SCOPED = {"services": "service", "categories": "category", "priorities": "priority"}
 _SCOPED_ALSO = {"channels": "channel"}
 
@@ -142,12 +152,14 @@ def measure(
     cell = Cell()
     moment_name = _MOMENT_OF.get(kpi)
     if moment_name is not None:
-        sums, bins = _moment_sums(tx, scope, moment_name, start, end, replaced, kpi in _VERDICTS)
+        reads = _Reads(kpi in _VERDICTS, kpi in _QUANTILES)
+        sums, bins = _moment_sums(tx, scope, moment_name, start, end, replaced, reads)
         moment_cell(cell, sums)
         cell.ttr_median_s, cell.ttr_p90_s = _quantiles(bins)
     if kpi in STATE_KPIS:
         states = _States(start, end, now)
-        for incident_id, interval in _intervals(tx, scope, start, end, replaced):
+        wanted = _STATES_OF.get(kpi, OPEN_STATES)
+        for incident_id, interval in _intervals(tx, scope, start, end, replaced, wanted):
             states.add(incident_id, interval)
         states.into(cell)
     row, counts = figures(cell), _counts(cell)
@@ -161,18 +173,18 @@ def _moment_sums(
     start: float,
     end: float,
     replaced: Replaced,
-    verdicts: bool,
+    reads: _Reads,
 ) -> tuple[list[float], Counter[int]]:
     """The measures of the moment `name` of the scope's incidents that fell in [start, end),
-    summed, and their time-to-resolve bins."""
+    summed, and (if asked) their time-to-resolve bins."""
     column = MOMENT_COLUMNS[name]
-    facts = [f for f in _facts(tx, scope, column, start, end) if f["incident_id"] not in replaced]
+    facts = [f for f in _facts(tx, scope, name, start, end) if f["incident_id"] not in replaced]
     for then in replaced.values():
         if then is not None and scope.admits(then[0]) and scope.group(then[0]["owner_group"]):
             at = then[0][column]
             if at is not None and start <= at < end:
                 facts.append(then[0])
-    ids = {f["incident_id"] for f in facts} if verdicts else set()
+    ids = {f["incident_id"] for f in facts} if reads.verdicts else set()
     made_sla, judged = made_sla_of(tx, ids), verdicts_of(tx, ids)
     # Summed exactly (math.fsum), so in any order: the read model's rows after a rebuild,
     # or some incidents folded again, come in another order, and floats added in another
@@ -183,9 +195,17 @@ def _moment_sums(
         incident_id = fact["incident_id"]
         for index, amount in moment(fact, name, made_sla.get(incident_id), judged.get(incident_id)):
             amounts[index].append(amount)
-        if name == "resolved":
+        if name == "resolved" and reads.bins:
             bins[ttr_bin(fact["first_resolved_s"] - fact["opened_s"])] += 1
     return [math.fsum(column) for column in amounts], bins
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What a KPI's figure needs beyond the facts: the SLA verdicts, the resolution bins."""
+
+    verdicts: bool
+    bins: bool
 
 
 def figure(
@@ -330,13 +350,14 @@ STATE_KPIS = frozenset({"backlog", "backlog_rate", *(f"mean_hours_in_{s}" for s 
 Replaced = Mapping[str, tuple[Fact, dict[int, Interval]] | None]
 
 
-def _facts(
-    tx: Transaction, scope: ScopeFilter, column: str, start: float, end: float
-) -> list[Fact]:
-    """The facts of the scope's incidents whose moment `column` fell in [start, end): the
-    scope's columns and its groups (moments count for the owner group) in SQL."""
+def _facts(tx: Transaction, scope: ScopeFilter, name: str, start: float, end: float) -> list[Fact]:
+    """The facts of the scope's incidents whose moment `name` fell in [start, end), with the
+    columns its measures read: the scope's columns and its groups (moments count for the
+    owner group) in SQL."""
     if scope.no_incidents:
         return []
+    column = MOMENT_COLUMNS[name]
+    columns = tuple(dict.fromkeys(("incident_id", "owner_group", column, *MOMENT_READS[name])))
     where, params = [f"{column} >= %s", f"{column} < %s"], [cast(object, start), end]
     for name, admitted in sorted(scope.values.items()):
         where.append(f"{name} IN ({', '.join(['%s'] * len(admitted))})")
@@ -345,9 +366,9 @@ def _facts(
         where.append(f"owner_group IN ({', '.join(['%s'] * len(scope.groups))})")
         params += sorted(scope.groups)
     rows = tx.execute(
-        f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE {' AND '.join(where)}", params
+        f"SELECT {', '.join(columns)} FROM kpi_facts WHERE {' AND '.join(where)}", params
     ).fetchall()
-    return [dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows]
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 _LONG = LONG_INTERVAL.replace("left_s", "i.left_s").replace("entered_s", "i.entered_s")
@@ -355,24 +376,33 @@ _INTERVAL_COLUMNS = ("incident_id", "state", "group_name", "entered_s", "left_s"
 
 
 def _intervals(
-    tx: Transaction, scope: ScopeFilter, start: float, end: float, replaced: Replaced
+    tx: Transaction,
+    scope: ScopeFilter,
+    start: float,
+    end: float,
+    replaced: Replaced,
+    states: tuple[str, ...],
 ) -> Iterator[tuple[str, Interval]]:
-    """The intervals of the scope's incidents that may count in [start, end): entered before
-    its end and not left by its start; time in a state counts for the interval's group."""
+    """The intervals in `states` of the scope's incidents that may count in [start, end):
+    entered before its end and not left by its start; time in a state counts for the
+    interval's group."""
     if scope.no_incidents:
         return
-    where, params = ["(i.left_s IS NULL OR i.left_s > %s)"], [cast(object, start)]
+    where = ["(i.left_s IS NULL OR i.left_s > %s)", f"i.state IN ({_marks(states)})"]
+    params = [cast(object, start), *states]
     for name, admitted in sorted(scope.values.items()):
-        where.append(f"f.{name} IN ({', '.join(['%s'] * len(admitted))})")
+        where.append(f"f.{name} IN ({_marks(admitted)})")
         params += sorted(admitted)
     if scope.groups:
-        where.append(f"i.group_name IN ({', '.join(['%s'] * len(scope.groups))})")
+        where.append(f"i.group_name IN ({_marks(scope.groups)})")
         params += sorted(scope.groups)
+    # The facts are joined only when the scope filters on their columns.
+    joined = " JOIN kpi_facts f ON f.incident_id = i.incident_id" if scope.values else ""
     # Entered in the stretch or shortly before it (the index on entry), or long or still
     # open (the partial index on those): an interval's two ends cannot both be bounded.
     select = (
         f"SELECT {', '.join(f'i.{c}' for c in _INTERVAL_COLUMNS)} FROM kpi_intervals i"
-        f" JOIN kpi_facts f ON f.incident_id = i.incident_id WHERE {' AND '.join(where)}"
+        f"{joined} WHERE {' AND '.join(where)}"
     )
     recent = f"{select} AND i.entered_s >= %s AND i.entered_s < %s"
     older = f"{select} AND i.entered_s < %s AND {_LONG}"
@@ -386,8 +416,12 @@ def _intervals(
     for incident_id, then in replaced.items():
         if then is not None and scope.admits(then[0]):
             for interval in then[1].values():
-                if scope.group(interval.group):
+                if interval.state in states and scope.group(interval.group):
                     yield incident_id, interval
+
+
+def _marks(values: Iterable[object]) -> str:
+    return ", ".join("%s" for _ in values)
 
 
 def scoped_views(

@@ -128,6 +128,23 @@ MOMENT_COLUMNS = {
 }
 
 
+# The fact columns `moment` reads for each moment, beside the moment's own.
+MOMENT_READS = {
+    "opened": (),
+    "acknowledged": ("opened_s",),
+    "resolved": (
+        "opened_s",
+        "reopen_count",
+        "reassignments_at_resolution",
+        "reassignment_count",
+        "respond_breached",
+        "resolve_breached",
+    ),
+    "closed": ("satisfaction",),
+    "cancelled": (),
+}
+
+
 def moment(fact: Fact, name: str, made_sla: int | None, verdict: Verdict | None) -> Measures:
     """What the incident's moment `name` (MOMENT_COLUMNS, which it has) adds to the cells."""
     if name == "opened":
