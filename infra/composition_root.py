@@ -200,6 +200,7 @@ def _build(
         number_prefixes=settings.number_prefixes,
         first_numbers=LegacyFirstNumbers(store_db),
     )
+    desk.recorder.adopt()  # type: ignore[attr-defined]  # events recorded before the chain
     keys = ApiKeys(store_db, desk)
     keys.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     # `itsm serve` without Kafka also records review reminders of improvements (an event when
     # a review date passes unverified); with Kafka run `itsm improvements reminders`.
     review_reminders_embedded: bool = True
+    # Tamper evidence (docs/audit.md): the Ed25519 key checkpoints are signed with (a PEM
+    # file made by `itsm audit keygen`; its `.pub` beside it is what auditors verify with),
+    # and how often `itsm audit checkpoints` signs: after so many events, or so many seconds
+    # with at least one new event.
+    audit_signing_key: Path | None = None
+    audit_checkpoint_events: int = 1000
+    audit_checkpoint_seconds: float = 60.0
 
     @property
     def store_url(self) -> str:
@@ -116,7 +123,7 @@ class Settings(BaseSettings):
 
     def _sqlite_env(self) -> dict[str, str]:
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "infra.event_store.chained_sqlite:Factory",
             "SQLITE_DBNAME": self.store_url.removeprefix("sqlite:///"),
             "SQLITE_LOCK_TIMEOUT": "30",
         }

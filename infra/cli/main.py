@@ -7,6 +7,7 @@ import logging
 import sys
 
 from infra.cli import (
+    audit_commands,
     import_commands,
     improvement_commands,
     inbound_commands,
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
         improvement_commands,
         inbound_commands,
         import_commands,
+        audit_commands,
     ):
         group.register(commands)
     return root

@@ -31,7 +31,12 @@ from eventsourcing.postgres import (
     PostgresDatastore,
     PostgresFactory,
 )
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL
 from psycopg_pool import PoolTimeout
+
+from infra.audit.event_chain import Chain, Dialect, WrittenLinks
 
 
 class StoreUnavailable(PersistenceError):
@@ -47,14 +52,45 @@ _insert_once = PostgresApplicationRecorder.insert_events.__wrapped__
 
 
 class WriteOnceRecorder(PostgresApplicationRecorder):
+    """Also extends the hash chain (infra/audit/event_chain.py) in the transaction that
+    inserts the events, under the table lock the library takes for gap-free positions."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.chain = Chain(Dialect("%s", "BYTEA", self.events_table_name, "notification_id"))
+        for statement in self.chain.ddl():
+            self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+        self._written = WrittenLinks()
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        self._written.links = []
         try:
             result: Sequence[int] | None = _insert_once(self, stored_events, **kwargs)
         except (InterfaceError, OperationalError) as error:
             raise CommitOutcomeUnknown(str(error)) from error
+        self.chain.committed(self._written.links)
         return result
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        self._written.links = self.chain.links(curs, stored_events, positions or [])
+        return positions
+
+    def adopt(self) -> int:
+        """Chain the events recorded before the chain existed; returns how many."""
+        adopted = 0
+        while True:
+            with self.datastore.transaction(commit=True) as curs:
+                self._lock_table(curs)
+                batch = next(self.chain.unchained(curs), None)
+                if not batch:
+                    return adopted
+                self.chain.links(curs, [event for event, _ in batch], [p for _, p in batch])
+            adopted += len(batch)
 
 
 class FailFastDatastore(PostgresDatastore):

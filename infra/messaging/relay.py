@@ -15,6 +15,7 @@ from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 
 from application.desk.service_desk import ServiceDesk
+from infra.audit.event_chain import EVENT_HASH_HEADER, chained
 from infra.event_store.publishing import to_envelope
 from infra.messaging.dead_letters import Sent
 from infra.messaging.key_partitioner import KeyPartitioner
@@ -83,7 +84,8 @@ class Relay:
         notifications = self.desk.recorder.select_notifications(start=start, limit=self.batch_size)
         if not notifications:
             return 0
-        futures = [self._send(n) for n in notifications]
+        hashes = chained(self.position.db, notifications[0].id, notifications[-1].id)
+        futures = [self._send(n, hashes.get(n.id)) for n in notifications]
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # raises if the broker did not acknowledge
@@ -91,7 +93,7 @@ class Relay:
         self.published = notifications[-1].id
         return len(notifications)
 
-    def _send(self, notification: Notification) -> Sent:
+    def _send(self, notification: Notification, event_hash: bytes | None) -> Sent:
         envelope = to_envelope(self.desk.mapper, notification)
         headers = [
             ("event_type", envelope.type.encode()),
@@ -99,6 +101,8 @@ class Relay:
             ("aggregate_version", str(envelope.aggregate_version).encode()),
             ("notification_id", str(notification.id).encode()),
         ]
+        if event_hash is not None:  # its link in the store's hash chain (docs/audit.md)
+            headers.append((EVENT_HASH_HEADER, event_hash.hex().encode()))
         key, value = envelope.aggregate_id.encode(), envelope.to_json()
         future: Sent = self.producer.send(
             self.position.topic, key=key, value=value, headers=headers

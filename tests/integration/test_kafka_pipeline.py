@@ -20,6 +20,7 @@ from domain.incident.commands import (
 )
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.command_context import Context
+from infra.audit.event_chain import chained
 from infra.composition_root import bootstrap, default_projections
 from infra.event_store.notification_feed import NotificationFeed
 from infra.messaging.dead_letters import DeadLetters
@@ -146,7 +147,16 @@ def test_relay_publishes_every_event_in_order_keyed_by_incident_with_headers(con
     first = next(r for r in records if r.key == str(ids[0]).encode())
     headers = dict(first.headers)
     value = orjson.loads(first.value)
-    assert set(headers) == {"event_type", "schema_version", "aggregate_version", "notification_id"}
+    assert set(headers) == {
+        "event_type",
+        "schema_version",
+        "aggregate_version",
+        "notification_id",
+        "event_hash",
+    }
+    position = int(headers["notification_id"])  # its link in the store's hash chain
+    linked = chained(container.store_db, position, position)[position]
+    assert headers["event_hash"] == linked.hex().encode()
     assert headers["event_type"].decode() == value["type"]
     assert {
         "event_id",
