@@ -25,6 +25,7 @@ from application.sla.what_if import WhatIf
 from domain.shared_kernel.commands import Rules
 from domain.shared_kernel.priority import PriorityMatrix
 from infra.access.api_keys import ApiKeys
+from infra.audit.event_chain import ChainedRecorder
 from infra.event_store.legacy_topics import register_legacy_topics
 from infra.event_store.notification_feed import SOURCE, NotificationFeed
 from infra.event_store.orjson_transcoder import OrjsonTranscoder
@@ -200,7 +201,8 @@ def _build(
         number_prefixes=settings.number_prefixes,
         first_numbers=LegacyFirstNumbers(store_db),
     )
-    desk.recorder.adopt()  # type: ignore[attr-defined]  # events recorded before the chain
+    if isinstance(desk.recorder, ChainedRecorder):
+        desk.recorder.adopt()  # the events recorded before the chain existed, if any
     keys = ApiKeys(store_db, desk)
     keys.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -36,6 +36,7 @@ class Dialect:
     binary: str  # the column type of a hash
     events: str  # the stored events' table
     position: str  # its notification id column
+    key: str  # the column type of a position as the chain's key
 
     def sql(self, text: str) -> str:
         return text.replace("%s", self.mark)
@@ -54,6 +55,16 @@ class Link:
     aggregate_previous: bytes
 
 
+@runtime_checkable
+class ChainedRecorder(Protocol):
+    """A recorder that keeps the chain (infra/event_store/chained_sqlite.py and
+    fail_fast_postgres.py)."""
+
+    chain: Chain
+
+    def adopt(self) -> int: ...
+
+
 class WrittenLinks(threading.local):
     """The links a thread's write made, until its transaction has committed."""
 
@@ -70,11 +81,15 @@ class Chain:
         self.dialect = dialect
         self._heads: dict[UUID, tuple[int, bytes]] = {}  # committed: aggregate -> (version, hash)
         self._lock = threading.Lock()
+        # The log's last link as this process committed it: the previous one of the next
+        # write, unless another writer (process) recorded events in between.
+        self._log_head: tuple[int, bytes] | None = None
 
     def ddl(self) -> list[str]:
         binary = self.dialect.binary
         return [
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (position BIGINT PRIMARY KEY,"
+            # SQLite: INTEGER PRIMARY KEY is the row id itself, one B-tree per row written.
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (position {self.dialect.key} PRIMARY KEY,"
             f" originator_id TEXT NOT NULL, originator_version BIGINT NOT NULL,"
             f" hash {binary} NOT NULL, aggregate_previous {binary} NOT NULL)",
             # The signed checkpoints (infra/audit/checkpoints.py), each as its JSON.
@@ -113,6 +128,8 @@ class Chain:
 
     def committed(self, links: Sequence[Link]) -> None:
         """Remember the aggregates' last hashes once their transaction has committed."""
+        if links:
+            self._log_head = (links[-1].position, links[-1].hash)
         with self._lock:
             if len(self._heads) > _REMEMBERED:
                 self._heads.clear()
@@ -120,6 +137,9 @@ class Chain:
                 self._heads[link.originator_id] = (link.originator_version, link.hash)
 
     def _log_previous(self, cursor: Any, position: int) -> bytes:
+        head = self._log_head
+        if head is not None and head[0] == position - 1:
+            return head[1]
         cursor.execute(
             self.dialect.sql(
                 f"SELECT hash FROM {TABLE} WHERE position < %s ORDER BY position DESC LIMIT 1"

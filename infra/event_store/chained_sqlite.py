@@ -19,7 +19,7 @@ from infra.audit.event_chain import Chain, Dialect, WrittenLinks
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
-        self.chain = Chain(Dialect("?", "BLOB", events_table_name, "rowid"))
+        self.chain = Chain(Dialect("?", "BLOB", events_table_name, "rowid", "INTEGER"))
         self._written = WrittenLinks()
         super().__init__(datastore, events_table_name)
 

@@ -57,7 +57,9 @@ class WriteOnceRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self.chain = Chain(Dialect("%s", "BYTEA", self.events_table_name, "notification_id"))
+        self.chain = Chain(
+            Dialect("%s", "BYTEA", self.events_table_name, "notification_id", "BIGINT")
+        )
         for statement in self.chain.ddl():
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
         self._written = WrittenLinks()
