@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from application.desk.errors import NotFound, ReadModelBehind, VersionConflict
+from application.desk.errors import NotFound, NotYetSigned, ReadModelBehind, VersionConflict
 from domain.shared_kernel.errors import DomainError, IllegalTransition, InvalidValue
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ def install(app: FastAPI) -> None:
     )
     app.add_exception_handler(InvalidValue, _domain(422, "invalid-value", "Invalid value"))
     app.add_exception_handler(ReadModelBehind, _behind)
+    app.add_exception_handler(NotYetSigned, _domain(409, "not-yet-signed", "Not yet signed"))
     # Any other business-rule refusal: the request was understood but cannot be carried out.
     app.add_exception_handler(DomainError, _domain(422, "domain-rule", "Business rule violated"))
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from application.access import API_KEY
 from application.desk.errors import ReadModelBehind
@@ -41,6 +42,9 @@ from projections.kpi.kpi_facts import KpiProjection
 from projections.runtime.envelope import Envelope
 from projections.runtime.runner import Projection, ProjectionRunner
 from projections.sla.sla_clocks import SlaClocksProjection
+
+if TYPE_CHECKING:
+    from infra.audit.export import ProvenEvents
 
 # The practices the write path serves: a new practice adds its declaration here.
 PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND, API_KEY, IMPROVEMENT]
@@ -159,6 +163,15 @@ class Container:
         published = self.kafka.relay_position() - 1
         lag = self.kafka.consumer_lag()
         return published if lag is not None and lag.get("kpis", 1) == 0 else None
+
+    def proven_events(self) -> ProvenEvents:
+        """Stored events with their proofs (infra/audit/export.py)."""
+        from infra.audit.export import ProvenEvents
+
+        recorder = self.desk.recorder
+        if not isinstance(recorder, ChainedRecorder):
+            raise TypeError("this event store keeps no hash chain")
+        return ProvenEvents(self.store_db, recorder.chain.dialect)
 
     def published_events(self, aggregate_id: str) -> list[Envelope]:
         """One aggregate's stored events as the feeds publish them, for the API to fold as

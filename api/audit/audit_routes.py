@@ -7,13 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from api.audit.audit_schemas import AuditEvent
+from api.audit.audit_schemas import AuditEvent, InclusionProof
 from api.deps import ContainerDep, ReadDbDep, require
 from api.problem_details import problem_responses
 from application.access import Principal, Role
 from projections.audit import audit_trail
 
 PROBLEMS = problem_responses(401, 403, 404, 422)
+PROOF_PROBLEMS = problem_responses(409)
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEMS)
 
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]
@@ -38,3 +39,28 @@ def aggregate_events(
     if not entries and not container.published_events(str(aggregate_id)):
         raise HTTPException(404, f"The event store has no aggregate with id {aggregate_id}.")
     return [AuditEvent(**entry) for entry in entries]
+
+
+@router.get(
+    "/events/{event_id}/proof",
+    operation_id="event_proof",
+    summary="Proof that one event is in the signed log",
+    responses=PROOF_PROBLEMS,
+)
+def event_proof(
+    event_id: UUID, db: ReadDbDep, container: ContainerDep, _: Auditor
+) -> InclusionProof:
+    """The event as stored, its hash, and its Merkle path to the checkpoint that signed
+    it: enough to prove one decision (a breach, an approval) without the rest of the log.
+
+    A 409 while no checkpoint has signed the event yet (they are taken every
+    ITSM_AUDIT_CHECKPOINT_EVENTS events or ITSM_AUDIT_CHECKPOINT_SECONDS).
+    """
+    with db.transaction(read_only=True) as tx:
+        position = audit_trail.position_of(tx, str(event_id))
+    proven = container.proven_events()
+    found = list(proven.of([position])) if position is not None else []
+    if not found:
+        raise HTTPException(404, f"The audit trail has no event with id {event_id}.")
+    checkpoint = next(c for c in proven.checkpoints() if c.seq == found[0]["checkpoint"])
+    return InclusionProof.model_validate({"event": found[0], "checkpoint": checkpoint.as_dict()})

@@ -47,3 +47,43 @@ class AuditEvent(BaseModel):
         "aggregates: {field, after} of each field the event carries"
     )
     details: dict[str, Any]
+
+
+class ProvenEvent(BaseModel):
+    """A stored event as recorded, with what proves it: its hash over its bytes and place,
+    and the Merkle path from it to a signed checkpoint."""
+
+    position: int
+    aggregate_id: str
+    version: int
+    topic: str
+    state: str = Field(description="The stored bytes, base64 (ciphertext where encrypted)")
+    readable: Any = Field(description="The stored bytes as JSON, when they are JSON")
+    hash: str = Field(description="SHA-256, hex: infra/audit/proof.py's event_hash")
+    log_previous: str = Field(description="The log's previous event's hash, hex")
+    aggregate_previous: str = Field(description="The aggregate's previous event's hash, hex")
+    checkpoint: int = Field(description="The sequence number of the checkpoint that signed it")
+    leaf_index: int
+    tree_size: int
+    path: list[str] = Field(description="Sibling hashes from the leaf up (RFC 9162), hex")
+
+
+class SignedCheckpoint(BaseModel):
+    seq: int
+    first_position: int
+    position: int
+    head: str
+    root: str
+    previous: str
+    signed_at: str
+    key_id: str
+    signature: str = Field(description="Ed25519 over the other fields as canonical JSON, base64")
+
+
+class InclusionProof(BaseModel):
+    """Check it with the signing key's public half, obtained apart from this system:
+    `proven_event_problems(event, checkpoint)` and `signature_valid(checkpoint, key)` of
+    infra/audit/proof.py."""
+
+    event: ProvenEvent
+    checkpoint: SignedCheckpoint

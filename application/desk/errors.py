@@ -15,3 +15,8 @@ class VersionConflict(DomainError):
 
 class ReadModelBehind(Exception):
     """A read model has not folded the log as far as the answer needs: try again shortly."""
+
+
+class NotYetSigned(Exception):
+    """The event is in the log, but no audit checkpoint has signed it yet: ask again after
+    the next one."""

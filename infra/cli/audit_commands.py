@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from infra.cli.process import Commands
 
@@ -126,6 +128,71 @@ def _verify_topic(container: Container, hashes: dict[int, bytes]) -> list[Findin
         progress.close()
 
 
+def export(args: argparse.Namespace) -> int:
+    """A bundle of the selected events an auditor can verify alone (verify-bundle); the
+    events not yet signed are signed first when the signing key is at hand."""
+    from infra.audit.checkpoints import Checkpointer, load_key
+    from infra.audit.export import ProvenEvents, write_bundle
+    from infra.audit.proof import load_public_pem
+    from infra.cli.process import open_container
+
+    container = open_container()
+    try:
+        key_path = container.settings.audit_signing_key
+        if key_path is not None and key_path.exists():
+            Checkpointer(container.store_db, load_key(key_path)).take()
+        public = args.public_key or Path(f"{_key_path(key_path)}.pub")
+        positions, selection = _selected(container, args)
+        count = write_bundle(
+            args.out,
+            ProvenEvents(container.store_db, container.desk.recorder.chain.dialect),  # type: ignore[attr-defined]
+            positions,
+            load_public_pem(Path(public).read_bytes()),
+            selection,
+        )
+    finally:
+        container.close()
+    print(f"{count} events in {args.out}")
+    return 0
+
+
+def _selected(container: Container, args: argparse.Namespace) -> tuple[list[int], dict]:
+    """The positions chosen: one aggregate's from the store, else from the audit trail."""
+    from projections.audit.audit_trail import positions
+
+    if args.aggregate:
+        dialect = container.desk.recorder.chain.dialect  # type: ignore[attr-defined]
+        with container.store_db.transaction(read_only=True) as tx:
+            rows = tx.execute(
+                f"SELECT {dialect.position} FROM {dialect.events} WHERE originator_id = %s"
+                " ORDER BY originator_version",
+                [dialect.originator(args.aggregate)],
+            ).fetchall()
+        return [int(row[0]) for row in rows], {"aggregate": str(args.aggregate)}
+    selection = {
+        "from": args.start and args.start.isoformat(),
+        "to": args.end and args.end.isoformat(),
+        "actor": args.actor,
+    }
+    with container.read_db.transaction(read_only=True) as tx:
+        return positions(tx, args.start, args.end, args.actor), selection
+
+
+def verify_bundle(args: argparse.Namespace) -> int:
+    """Check a bundle alone (no database, no broker): what `python infra/audit/proof.py
+    BUNDLE` does."""
+    from infra.audit.proof import main as check
+
+    trusted = [str(args.public_key)] if args.public_key else []
+    return check([str(args.bundle), *trusted])
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant; one without an offset is UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _key_path(configured: Path | None) -> Path:
     if configured is None:
         sys.exit("ITSM_AUDIT_SIGNING_KEY is not set: create a key with `itsm audit keygen`")
@@ -153,3 +220,20 @@ def register(commands: Commands) -> None:
         "--kafka", action="store_true", help="also compare the events topic from offset 0"
     )
     p.set_defaults(run=verify)
+    p = audit.add_parser("export", help="a bundle of events an auditor verifies alone")
+    chosen = p.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--aggregate", type=UUID, help="every event of one aggregate")
+    chosen.add_argument(
+        "--from", dest="start", type=_instant, help="events from this instant (ISO 8601)"
+    )
+    chosen.add_argument("--actor", help="events by this actor (a person, a rule, a system)")
+    p.add_argument(
+        "--to", dest="end", type=_instant, help="with --from or --actor: events before this"
+    )
+    p.add_argument("--out", type=Path, required=True, help="the bundle's directory")
+    p.add_argument("--public-key", type=Path, help="PEM (default: the signing key's .pub)")
+    p.set_defaults(run=export)
+    p = audit.add_parser("verify-bundle", help="check an exported bundle, offline")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--public-key", type=Path, help="the key you trust (PEM), not the bundle's")
+    p.set_defaults(run=verify_bundle)

@@ -62,6 +62,10 @@ _DDL = (
                 PRIMARY KEY (aggregate_id, version))""",
     "CREATE INDEX IF NOT EXISTS rm_audit_trail_type"
     " ON rm_audit_trail (aggregate_type, occurred_at)",
+    # An event by its id (its inclusion proof), and the events of a stretch or an actor.
+    "CREATE INDEX IF NOT EXISTS rm_audit_trail_event ON rm_audit_trail (event_id)",
+    "CREATE INDEX IF NOT EXISTS rm_audit_trail_occurred ON rm_audit_trail (occurred_at)",
+    "CREATE INDEX IF NOT EXISTS rm_audit_trail_actor ON rm_audit_trail (actor_id, occurred_at)",
     # The folded record after the latest event, to diff the next one against.
     """CREATE TABLE IF NOT EXISTS rm_audit_heads (
                 aggregate_id TEXT PRIMARY KEY, state TEXT NOT NULL)""",
@@ -177,3 +181,31 @@ def _entry(line: Record) -> Record:
 
 def _fields(details: Record) -> list[dict[str, Any]]:
     return [{"field": key, "after": value} for key, value in details.items()]
+
+
+def position_of(tx: Transaction, event_id: str) -> int | None:
+    """The log position of an event, by its id."""
+    row = tx.execute(
+        "SELECT position FROM rm_audit_trail WHERE event_id = %s", (event_id,)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def positions(
+    tx: Transaction, start: datetime | None, end: datetime | None, actor: str | None
+) -> list[int]:
+    """The log positions of the events that happened in [start, end) (either open), by
+    `actor` if given, in log order."""
+    where, params = ["1 = 1"], []
+    for clause, value in (("occurred_at >= %s", start), ("occurred_at < %s", end)):
+        if value is not None:
+            where.append(clause)
+            params.append(iso(value))
+    if actor:
+        where.append("actor_id = %s")
+        params.append(actor)
+    rows = tx.execute(
+        f"SELECT position FROM rm_audit_trail WHERE {' AND '.join(where)} ORDER BY position",
+        params,
+    ).fetchall()
+    return [int(row[0]) for row in rows]
