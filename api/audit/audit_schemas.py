@@ -87,3 +87,9 @@ class InclusionProof(BaseModel):
 
     event: ProvenEvent
     checkpoint: SignedCheckpoint
+
+
+class AuditEventPage(BaseModel):
+    limit: int
+    next: str | None = Field(description="The `cursor` of the next page; null on the last")
+    items: list[AuditEvent]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -66,6 +66,8 @@ _DDL = (
     "CREATE INDEX IF NOT EXISTS rm_audit_trail_event ON rm_audit_trail (event_id)",
     "CREATE INDEX IF NOT EXISTS rm_audit_trail_occurred ON rm_audit_trail (occurred_at)",
     "CREATE INDEX IF NOT EXISTS rm_audit_trail_actor ON rm_audit_trail (actor_id, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS rm_audit_trail_position ON rm_audit_trail (position)",
+    "CREATE INDEX IF NOT EXISTS rm_audit_trail_causation ON rm_audit_trail (causation_id)",
     # The folded record after the latest event, to diff the next one against.
     """CREATE TABLE IF NOT EXISTS rm_audit_heads (
                 aggregate_id TEXT PRIMARY KEY, state TEXT NOT NULL)""",
@@ -209,3 +211,29 @@ def positions(
         params,
     ).fetchall()
     return [int(row[0]) for row in rows]
+
+
+# What `search` filters on: a column and its comparison.
+_FILTERS = {
+    "actor": "actor_id = %s",
+    "aggregate_type": "aggregate_type = %s",
+    "causation_id": "causation_id = %s",
+    "start": "occurred_at >= %s",
+    "end": "occurred_at < %s",
+}
+
+
+def search(tx: Transaction, filters: dict[str, Any], after: int, limit: int) -> list[Record]:
+    """Events of every aggregate in log order, after the position `after`; the filters
+    (_FILTERS, datetimes for `start` and `end`) combine with AND."""
+    where, params = ["position > %s"], [cast(object, after)]
+    for name, value in filters.items():
+        if value is not None:
+            where.append(_FILTERS[name])
+            params.append(iso(value) if isinstance(value, datetime) else value)
+    rows = tx.execute(
+        f"SELECT {', '.join(LINE_COLUMNS)} FROM rm_audit_trail WHERE {' AND '.join(where)}"
+        " ORDER BY position LIMIT %s",
+        [*params, limit],
+    ).fetchall()
+    return [_entry(dict(zip(LINE_COLUMNS, row, strict=True))) for row in rows]
