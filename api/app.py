@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problem_details as errors
 from api.access import key_routes
-from api.audit import audit_events, audit_routes
+from api.audit import access_routes, audit_events, audit_routes
 from api.edge import Edge, declare_refusals
 from api.improvement import (
     improvement_reads,
@@ -167,6 +167,7 @@ def _attach(app: FastAPI, container: Container, max_body_bytes: int | None) -> N
     app.include_router(kpi_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(audit_events.router)
+    app.include_router(access_routes.router)
     app.include_router(key_routes.router)
     app.include_router(docs_routes.router)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from application.access import Principal, Role
+from application.access import Access, Principal, Role
 from application.desk.service_desk import ServiceDesk
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
@@ -163,3 +163,39 @@ def _context(request: Request, principal: Principal, if_match: str | None) -> Co
         causation_id=request.state.request_id,
         expected_version=parse_if_match(if_match),
     )
+
+
+class AccessRecorder(Protocol):
+    def __call__(
+        self,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str,
+        detail: str = "",
+    ) -> None: ...
+
+
+def access_recorder(request: Request, container: ContainerDep) -> AccessRecorder:
+    """Records a read of personal data in the access log (docs/access.md): a route calls
+    it with its caller, the action, the resource's type and id, and a detail (the query),
+    once its answer is known."""
+
+    def record(
+        principal: Principal, action: str, resource_type: str, resource_id: str, detail: str = ""
+    ) -> None:
+        access = Access(
+            principal.name,
+            str(principal.role),
+            action,
+            resource_type,
+            resource_id,
+            request.state.request_id,
+            detail,
+        )
+        container.access_log.record(access)
+
+    return record
+
+
+AccessDep = Annotated[AccessRecorder, Depends(access_recorder)]

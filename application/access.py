@@ -37,6 +37,7 @@ __all__ = [
     "KeyNameTaken",
     "KeyNotFound",
     "KeyTable",
+    "Access",
     "Principal",
     "Role",
     "parse_expiry",
@@ -56,6 +57,19 @@ STALE_CLAIM_SECONDS = 60.0
 class Principal:
     name: str
     role: Role
+
+
+@dataclass(frozen=True)
+class Access:
+    """One read of personal data, as the access log records it (docs/access.md)."""
+
+    key_name: str
+    role: str
+    action: str  # read_detail, read_as_of, read_timeline, read_audit, export_audit, ...
+    resource_type: str
+    resource_id: str  # "" for a query over many
+    request_id: str
+    detail: str = ""  # the query, for reads of many
 
 
 class KeyNameTaken(IllegalTransition):

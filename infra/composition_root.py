@@ -25,6 +25,7 @@ from application.sla.practice import SLA_POLICY
 from application.sla.what_if import WhatIf
 from domain.shared_kernel.commands import Rules
 from domain.shared_kernel.priority import PriorityMatrix
+from infra.access.access_log import AccessLog
 from infra.access.api_keys import ApiKeys
 from infra.audit.event_chain import ChainedRecorder
 from infra.event_store.legacy_topics import register_legacy_topics
@@ -79,6 +80,7 @@ class Container:
     runners: list[ProjectionRunner]
     sla_policies: SlaPolicies
     what_if: WhatIf
+    access_log: AccessLog
     feed: NotificationFeed | None = None  # embedded mode: the in-process feed
     kafka: KafkaProbes | None = None  # Kafka mode
     _inbound: InboundProcessor | None = field(default=None, repr=False)
@@ -218,6 +220,8 @@ def _build(
         desk.recorder.adopt()  # the events recorded before the chain existed, if any
     keys = ApiKeys(store_db, desk)
     keys.setup()
+    access_log = AccessLog(store_db)
+    access_log.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]
     for runner in runners:
         runner.setup()
@@ -227,7 +231,7 @@ def _build(
     if not settings.kafka_bootstrap:
         feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
         return Container(
-            settings, store_db, read_db, desk, keys, runners, policies, what_if, feed=feed
+            settings, store_db, read_db, desk, keys, runners, policies, what_if, access_log, feed
         )
     return Container(
         settings,
@@ -238,6 +242,7 @@ def _build(
         runners,
         policies,
         what_if,
+        access_log,
         kafka=_kafka_probes(settings.kafka_bootstrap, settings, store_db, runners),
     )
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from api.audit.audit_schemas import AuditEvent, AuditEventPage
-from api.deps import ReadDbDep, require
+from api.deps import AccessDep, ReadDbDep, require
 from api.kpi.paging import neutralise
 from api.problem_details import problem_responses
 from api.query_values import MOMENT_PATTERN, invalid, moment, ordered
@@ -53,7 +53,8 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 )
 def audit_events(
     db: ReadDbDep,
-    _: Auditor,
+    principal: Auditor,
+    accessed: AccessDep,
     actor: Text = None,
     aggregate_type: Text = None,
     causation_id: Text = None,
@@ -69,8 +70,11 @@ def audit_events(
     `format=csv` or `jsonl` (or that `Accept`) streams every matching event instead."""
     filters = _filters(actor, aggregate_type, causation_id, start, end)
     chosen = answer or _accepted(accept)
+    query = orjson.dumps({k: v for k, v in filters.items() if v is not None}, default=str)
     if chosen in MEDIA:
+        accessed(principal, "export_audit", "AuditEvents", "", query.decode())
         return _export(db, filters, chosen)
+    accessed(principal, "read_audit", "AuditEvents", "", query.decode())
     with db.transaction(read_only=True) as tx:
         rows = audit_trail.search(tx, filters, _decode(cursor), limit)
     following = _encode(rows[-1]["position"]) if len(rows) == limit else None

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException
 
 from api.audit.audit_schemas import AuditEvent, InclusionProof
-from api.deps import ContainerDep, ReadDbDep, require
+from api.deps import AccessDep, ContainerDep, ReadDbDep, require
 from api.problem_details import problem_responses
 from application.access import Principal, Role
 from projections.audit import audit_trail
@@ -26,7 +26,11 @@ Auditor = Annotated[Principal, Depends(require(Role.AUDITOR, Role.MANAGER))]
     summary="Every event of one aggregate",
 )
 def aggregate_events(
-    aggregate_id: UUID, db: ReadDbDep, container: ContainerDep, _: Auditor
+    aggregate_id: UUID,
+    db: ReadDbDep,
+    container: ContainerDep,
+    principal: Auditor,
+    accessed: AccessDep,
 ) -> list[AuditEvent]:
     """An incident, SLA policy, source ticket, alert fingerprint, inbound receipt...: who
     acted, on behalf of which request, when, and what changed, oldest first.
@@ -38,6 +42,8 @@ def aggregate_events(
         entries = audit_trail.entries(tx, str(aggregate_id))
     if not entries and not container.published_events(str(aggregate_id)):
         raise HTTPException(404, f"The event store has no aggregate with id {aggregate_id}.")
+    kind = entries[0]["aggregate_type"] if entries else ""
+    accessed(principal, "read_audit", kind, str(aggregate_id))
     return [AuditEvent(**entry) for entry in entries]
 
 
@@ -48,7 +54,7 @@ def aggregate_events(
     responses=PROOF_PROBLEMS,
 )
 def event_proof(
-    event_id: UUID, db: ReadDbDep, container: ContainerDep, _: Auditor
+    event_id: UUID, db: ReadDbDep, container: ContainerDep, principal: Auditor, accessed: AccessDep
 ) -> InclusionProof:
     """The event as stored, its hash, and its Merkle path to the checkpoint that signed
     it: enough to prove one decision (a breach, an approval) without the rest of the log.
@@ -62,5 +68,6 @@ def event_proof(
     found = list(proven.of([position])) if position is not None else []
     if not found:
         raise HTTPException(404, f"The audit trail has no event with id {event_id}.")
+    accessed(principal, "read_proof", "Event", str(event_id), str(found[0]["aggregate_id"]))
     checkpoint = next(c for c in proven.checkpoints() if c.seq == found[0]["checkpoint"])
     return InclusionProof.model_validate({"event": found[0], "checkpoint": checkpoint.as_dict()})

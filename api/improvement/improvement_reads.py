@@ -21,7 +21,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Response
 
 from api.audit.audit_schemas import TimelineEntry
-from api.deps import ContainerDep, DeskDep, ReadDbDep, require
+from api.deps import AccessDep, ContainerDep, DeskDep, ReadDbDep, require
 from api.improvement.improvement_schemas import (
     ImprovementAsOf,
     ImprovementEntry,
@@ -158,8 +158,9 @@ def get_improvement(
     improvement_id: UUID,
     desk: DeskDep,
     container: ContainerDep,
-    _: Reader,
+    principal: Reader,
     response: Response,
+    accessed: AccessDep,
     as_of: AsOf = None,
 ) -> ImprovementAsOf | ImprovementPublic:
     """Its design, goals, plan, approval, verification and outcome: now from the event
@@ -170,6 +171,8 @@ def get_improvement(
         )
     else:
         improvement = _as_it_was(container, improvement_id, as_of)
+    action = "read_detail" if as_of is None else "read_as_of"
+    accessed(principal, action, "Improvement", str(improvement_id), as_of or "")
     response.headers["ETag"] = f'"{improvement.version}"'
     return improvement
 
@@ -226,7 +229,7 @@ def _moment(value: datetime | None) -> str | None:
     summary="Audit timeline of one improvement",
 )
 def get_improvement_timeline(
-    improvement_id: UUID, db: ReadDbDep, desk: DeskDep, _: Reader
+    improvement_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Reader, accessed: AccessDep
 ) -> list[TimelineEntry]:
     """Every event: who acted, on behalf of which request, and which fields of the
     improvement it changed (before and after), oldest first."""
@@ -234,4 +237,5 @@ def get_improvement_timeline(
         lines = audit_trail.entries(tx, str(improvement_id), improvement_record.AGGREGATE)
     if not lines:  # 404 if unknown; else the audit trail has not caught up yet
         desk.get(improvement_id, practice="improvement")
+    accessed(principal, "read_timeline", "Improvement", str(improvement_id))
     return [TimelineEntry(**{k: line[k] for k in TimelineEntry.model_fields}) for line in lines]

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 
 from api.audit.audit_schemas import TimelineEntry
 from api.deps import (
+    AccessDep,
     CommandCall,
     ContainerDep,
     DeskDep,
@@ -204,6 +205,7 @@ def get_incident(
     container: ContainerDep,
     principal: Reader,
     response: Response,
+    accessed: AccessDep,
     as_of: AsOf = None,
 ) -> IncidentAsOf | IncidentPublic:
     """Current state from the read model.
@@ -216,6 +218,8 @@ def get_incident(
         incident = _current(db, container, incident_id)
     else:
         incident = _as_it_was(container, principal, incident_id, as_of)
+    action = "read_detail" if as_of is None else "read_as_of"
+    accessed(principal, action, "Incident", str(incident_id), as_of or "")
     _etag(response, incident.version)
     return incident
 
@@ -238,13 +242,14 @@ def _as_it_was(
 
 @router.get("/{incident_id}/timeline", operation_id="get_timeline", summary="Audit timeline")
 def get_timeline(
-    incident_id: UUID, db: ReadDbDep, desk: DeskDep, _: Auditor
+    incident_id: UUID, db: ReadDbDep, desk: DeskDep, principal: Auditor, accessed: AccessDep
 ) -> list[TimelineEntry]:
     """Every event: who acted, on behalf of which request, and what changed."""
     with db.transaction(read_only=True) as tx:
         entries = timeline_rm.entries(tx, str(incident_id))
     if not entries:  # 404 if unknown; else the timeline has not caught up
         desk.get(incident_id, practice="incident")
+    accessed(principal, "read_timeline", "Incident", str(incident_id))
     return [TimelineEntry(**entry) for entry in entries]
 
 

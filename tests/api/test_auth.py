@@ -42,6 +42,8 @@ ROUTES = [
     ("GET", "/v1/incidents/{id}?as_of=2100-01-01T00:00:00Z", None, {"auditor", "admin"}),
     ("GET", "/v1/incidents/{id}/timeline", None, {"auditor", "manager", "admin"}),
     ("GET", "/v1/audit/aggregates/{id}/events", None, {"auditor", "manager", "admin"}),
+    ("GET", "/v1/audit/events", None, {"auditor", "manager", "admin"}),
+    ("GET", "/v1/audit/access", None, {"auditor", "admin"}),
     ("GET", "/metrics", None, {"analyst", "admin"}),
 ]
 CASES = [
@@ -127,3 +129,27 @@ def test_lifespan_runs_the_feed_so_read_models_follow(container, auth):
                 break
             time.sleep(0.02)
         assert page["items"][0]["number"] == created["number"]
+
+
+def test_an_auditor_key_changes_nothing_anywhere(client, auth, incident):
+    """Every operation of the API document that is not a read refuses an auditor's key
+    before it looks at the request (so with any path parameters). A verification is a
+    POST that computes a control table: asked to record it, it refuses too."""
+    document = client.get("/openapi.json").json()
+    writes = [
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method in ("post", "put", "patch", "delete")
+    ]
+    assert len(writes) > 30
+    for method, path in writes:
+        concrete = re.sub(r"\{[^}]+\}", incident["id"], path)
+        body = {"record": True}
+        response = client.request(method, concrete, json=body, headers=auth("auditor"))
+        assert response.status_code in (401, 403, 404, 405) and response.status_code != 200, (
+            method,
+            path,
+            response.status_code,
+        )
+        assert response.status_code == 403 or path.startswith("/v1/inbound"), (method, path)
