@@ -108,7 +108,7 @@ def test_the_build_context_leaves_local_state_and_secrets_out():
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    assert {".venv", "var", ".env", ".git"} <= ignored
+    assert {".venv", "var", ".env", ".git", "secrets"} <= ignored
 
 
 def test_compose_builds_this_image_and_says_how_to_create_the_first_key():
