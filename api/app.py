@@ -33,6 +33,8 @@ from api.incident import incident_routes
 from api.kpi import kpi_routes
 from api.operations import docs_routes, health_routes, metrics_routes
 from api.operations.http_metrics import Metrics
+from api.personal_data import OpenPersonalData
+from api.privacy import privacy_routes
 from api.sla import sla_routes
 from application.improvement.review_reminders import ReviewReminders
 from application.sla.breach_scheduler import SlaScheduler
@@ -153,6 +155,7 @@ def _attach(app: FastAPI, container: Container, max_body_bytes: int | None) -> N
     errors.install(app)
     key_routes.install(app)  # its own 409 type for a key name already taken
     # Inside RequestContext: its refusals get request ids and metrics too.
+    app.add_middleware(OpenPersonalData, open_json=container.vault.reveal_json)
     app.add_middleware(Edge, container=container, body_limit=max_body_bytes)
     app.add_middleware(RequestContext, metrics=app.state.metrics, outage=container.database_away)
     app.include_router(health_routes.router)
@@ -168,6 +171,7 @@ def _attach(app: FastAPI, container: Container, max_body_bytes: int | None) -> N
     app.include_router(audit_routes.router)
     app.include_router(audit_events.router)
     app.include_router(access_routes.router)
+    app.include_router(privacy_routes.router)
     app.include_router(key_routes.router)
     app.include_router(docs_routes.router)
 

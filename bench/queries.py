@@ -273,7 +273,7 @@ def rebuild_one(container, name: str, limit: float | None) -> tuple[int, float, 
     runner = container.runner(name)
     runner.reset()
     feed = NotificationFeed(
-        container.desk.recorder, container.desk.mapper, [runner], batch_size=REPLAY_BATCH
+        container.desk.recorder, container.desk.publishing_mapper, [runner], batch_size=REPLAY_BATCH
     )
     total = container.desk.stored_events()
     marks: list[tuple[float, int]] = [(0.0, 0)]

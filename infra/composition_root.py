@@ -18,6 +18,8 @@ from application.improvement.verification import History, Verification
 from application.inbound.inbound_processor import InboundProcessor
 from application.inbound.practice import INBOUND
 from application.incident.practice import INCIDENT
+from application.privacy.erasure import Erasures
+from application.privacy.practice import PRIVACY
 from application.sla.breach_scheduler import SlaScheduler
 from application.sla.default_policy import ensure_default_policy
 from application.sla.policy_service import SlaPolicies
@@ -34,6 +36,8 @@ from infra.event_store.orjson_transcoder import OrjsonTranscoder
 from infra.event_store.ticket_numbers import LegacyFirstNumbers
 from infra.messaging.cloudevents import parse
 from infra.operations.readiness import Readiness
+from infra.privacy.personal_data_mapper import PersonalDataMapper
+from infra.privacy.vault import Vault
 from infra.settings import Settings
 from infra.sql.database import Database, SqliteDatabase, connect, private_directory
 from projections.audit.audit_trail import AuditTrailProjection
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
     from infra.audit.export import ProvenEvents
 
 # The practices the write path serves: a new practice adds its declaration here.
-PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND, API_KEY, IMPROVEMENT]
+PRACTICES: list[Practice] = [INCIDENT, SLA_POLICY, INBOUND, API_KEY, IMPROVEMENT, PRIVACY]
 
 
 def default_projections(settings: Settings | None = None) -> list[Projection]:
@@ -81,6 +85,7 @@ class Container:
     sla_policies: SlaPolicies
     what_if: WhatIf
     access_log: AccessLog
+    vault: Vault
     feed: NotificationFeed | None = None  # embedded mode: the in-process feed
     kafka: KafkaProbes | None = None  # Kafka mode
     _inbound: InboundProcessor | None = field(default=None, repr=False)
@@ -166,6 +171,10 @@ class Container:
         lag = self.kafka.consumer_lag()
         return published if lag is not None and lag.get("kpis", 1) == 0 else None
 
+    def erasures(self) -> Erasures:
+        """Erasing data subjects and reporting what is held about them."""
+        return Erasures(self.desk, self.vault)
+
     def proven_events(self) -> ProvenEvents:
         """Stored events with their proofs (infra/audit/export.py)."""
         from infra.audit.export import ProvenEvents
@@ -185,7 +194,7 @@ class Container:
         from infra.event_store.publishing import published, to_envelope
 
         return [  # read by aggregate, not from the log: the position (id) is not known
-            published(to_envelope(self.desk.mapper, Notification(id=0, **vars(stored))))
+            published(to_envelope(self.desk.publishing_mapper, Notification(id=0, **vars(stored))))
             for stored in self.desk.recorder.select_events(UUID(aggregate_id))
         ]
 
@@ -207,6 +216,8 @@ def bootstrap(
 def _build(
     settings: Settings, store_db: Database, read_db: Database, projections: list[Projection]
 ) -> Container:
+    vault = Vault(store_db)
+    vault.setup()
     desk = ServiceDesk(
         settings.eventsourcing_env(),
         Rules(PriorityMatrix.parse(settings.priority_matrix)),
@@ -215,6 +226,8 @@ def _build(
         snapshot_interval=settings.snapshot_interval,
         number_prefixes=settings.number_prefixes,
         first_numbers=LegacyFirstNumbers(store_db),
+        mapper=lambda transcoder: PersonalDataMapper(transcoder, vault, PRACTICES),
+        publishing_mapper=lambda t: PersonalDataMapper(t, vault, PRACTICES, opens=False),
     )
     if isinstance(desk.recorder, ChainedRecorder):
         desk.recorder.adopt()  # the events recorded before the chain existed, if any
@@ -229,9 +242,21 @@ def _build(
     ensure_default_policy(policies, settings)
     what_if = _what_if(desk, read_db)
     if not settings.kafka_bootstrap:
-        feed = NotificationFeed(desk.recorder, desk.mapper, runners, settings.relay_batch_size)
+        feed = NotificationFeed(
+            desk.recorder, desk.publishing_mapper, runners, settings.relay_batch_size
+        )
         return Container(
-            settings, store_db, read_db, desk, keys, runners, policies, what_if, access_log, feed
+            settings,
+            store_db,
+            read_db,
+            desk,
+            keys,
+            runners,
+            policies,
+            what_if,
+            access_log,
+            vault,
+            feed,
         )
     return Container(
         settings,
@@ -243,6 +268,7 @@ def _build(
         policies,
         what_if,
         access_log,
+        vault,
         kafka=_kafka_probes(settings.kafka_bootstrap, settings, store_db, runners),
     )
 
@@ -251,7 +277,8 @@ def _what_if(desk: ServiceDesk, read_db: Database) -> WhatIf:
     """Replays the history into scratch read models against a draft policy."""
 
     def replay(runners: list[ProjectionRunner], batch_size: int) -> int:
-        return NotificationFeed(desk.recorder, desk.mapper, runners, batch_size).replay_all()
+        feed = NotificationFeed(desk.recorder, desk.publishing_mapper, runners, batch_size)
+        return feed.replay_all()
 
     return WhatIf(replay, lambda: SqliteDatabase(":memory:"), read_db)
 

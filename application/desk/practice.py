@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.shared_kernel.personal_data import PersonalData
+
 
 @dataclass(frozen=True)
 class Practice:
     """`aggregates` are the types the practice owns; `number_prefix` numbers its tickets
     (None: not numbered); `clock_events` are recorded by automation and never make a
     caller's If-Match stale; `snapshots` says whether its aggregates grow long enough
-    to be worth snapshotting."""
+    to be worth snapshotting; `personal_data` which fields of its events are a person's
+    (encrypted per data subject as they are recorded)."""
 
     name: str
     aggregates: tuple[type, ...]
@@ -18,6 +21,7 @@ class Practice:
     number_prefix: str | None = None
     clock_events: frozenset[str] = frozenset()
     snapshots: bool = False
+    personal_data: PersonalData | None = None
 
     def label(self, aggregate: object) -> str:
         number = getattr(aggregate, "number", None) or getattr(aggregate, "id", "")

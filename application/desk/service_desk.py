@@ -23,7 +23,7 @@ from eventsourcing.application import (
     ProcessingEvent,
 )
 from eventsourcing.domain import Aggregate, DomainEventProtocol, SnapshotProtocol
-from eventsourcing.persistence import IntegrityError, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 
 from application.desk.errors import NotFound, VersionConflict
 from application.desk.group_commit import GroupCommit, Item
@@ -58,8 +58,13 @@ class ServiceDesk(Application[UUID]):
         snapshot_interval: int = 50,
         number_prefixes: dict[str, str] | None = None,
         first_numbers: FirstNumbers = first_number,
+        mapper: Callable[[Transcoder], Mapper[UUID]] | None = None,
+        publishing_mapper: Callable[[Transcoder], Mapper[UUID]] | None = None,
     ) -> None:
         self._transcoder, self.rules = transcoder, rules
+        # The store's own mappers, if given: the desk's (personal data sealed as recorded,
+        # opened as read) and the feeds' (left sealed in what they publish).
+        self._mapper_factory, self._publishing_factory = mapper, publishing_mapper
         self.practices = {p.name: p for p in practices}
         self._practice_of = {a: p for p in practices for a in p.aggregates}
         self._prefixes = number_prefixes or {}
@@ -73,6 +78,20 @@ class ServiceDesk(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return self._transcoder
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        if self._mapper_factory is None:
+            return super().construct_mapper()
+        return self._mapper_factory(self.construct_transcoder())
+
+    @property
+    def publishing_mapper(self) -> Mapper[UUID]:
+        """What the feeds turn stored events into envelopes with."""
+        if self._publishing_factory is None:
+            return self.mapper
+        if not hasattr(self, "_publishing"):
+            self._publishing = self._publishing_factory(self.construct_transcoder())
+        return self._publishing
 
     def close(self) -> None:
         self.commits.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application.desk.practice import Practice
-from domain.incident.incident import Incident
+from domain.incident.incident import PERSONAL_DATA, Incident
 
 INCIDENT = Practice(
     name="incident",
@@ -11,4 +11,5 @@ INCIDENT = Practice(
     number_prefix="INC",
     clock_events=frozenset(Incident.CLOCK_EVENTS),
     snapshots=True,
+    personal_data=PERSONAL_DATA,
 )

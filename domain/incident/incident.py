@@ -17,6 +17,7 @@ from domain.incident.lifecycle import (
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from domain.shared_kernel.events import StampedEvent
+from domain.shared_kernel.personal_data import PersonalData
 from domain.shared_kernel.priority import PriorityMatrix, check_level
 from domain.shared_kernel.value_checks import CheckedEvent, parse_choice
 
@@ -518,3 +519,21 @@ class Incident(Aggregate):
             )
         if metric not in ("respond", "resolve") and not metric.startswith("ola:"):
             raise InvalidValue(f"unknown SLA metric {metric!r}: respond, resolve or ola:<group>")
+
+
+# The caller is the incident's data subject; the free text of its events is about them.
+PERSONAL_DATA = PersonalData(
+    subject_field="caller",
+    events={
+        "Logged": ("title", "description", "caller"),
+        "Escalated": ("reason",),
+        "PutOnHold": ("note",),
+        "Resolved": ("notes",),
+        "Reopened": ("reason",),
+        "Closed": ("comment",),
+        "Cancelled": ("reason",),
+        "Commented": ("text",),
+        "Reprioritised": ("reason",),
+    },
+    snapshot=("title", "description", "caller", "resolution_notes"),
+)

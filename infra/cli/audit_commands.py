@@ -120,7 +120,7 @@ def _verify_topic(container: Container, hashes: dict[int, bytes]) -> list[Findin
         hashes,
         RelayPosition(container.store_db, topic).get() - 1,
         lambda after, limit: desk.recorder.select_notifications(start=after + 1, limit=limit),
-        lambda notification: to_envelope(desk.mapper, notification),
+        lambda notification: to_envelope(desk.publishing_mapper, notification),
     )
     try:
         return check.run(topic_records(require_kafka(settings), topic, progress.advance))

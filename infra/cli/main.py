@@ -8,6 +8,7 @@ import sys
 
 from infra.cli import (
     audit_commands,
+    gdpr_commands,
     import_commands,
     improvement_commands,
     inbound_commands,
@@ -34,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
         inbound_commands,
         import_commands,
         audit_commands,
+        gdpr_commands,
     ):
         group.register(commands)
     return root

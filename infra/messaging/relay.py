@@ -94,7 +94,7 @@ class Relay:
         return len(notifications)
 
     def _send(self, notification: Notification, event_hash: bytes | None) -> Sent:
-        envelope = to_envelope(self.desk.mapper, notification)
+        envelope = to_envelope(self.desk.publishing_mapper, notification)
         headers = [
             ("event_type", envelope.type.encode()),
             ("schema_version", str(envelope.schema_version).encode()),

@@ -38,7 +38,10 @@ def _from_notification_log(container: Container, runner: ProjectionRunner, show:
     total = container.desk.stored_events()
     progress = Progress(total, f"rebuild {runner.projection.name}") if show else None
     feed = NotificationFeed(
-        container.desk.recorder, container.desk.mapper, [runner], batch_size=REPLAY_BATCH
+        container.desk.recorder,
+        container.desk.publishing_mapper,
+        [runner],
+        batch_size=REPLAY_BATCH,
     )
     replayed = 0
     while count := feed.step():

@@ -149,7 +149,7 @@ def test_killed_relay_and_worker_lose_nothing_and_apply_nothing_twice(
     runners = [ProjectionRunner(reference_db, p) for p in default_projections()]
     for runner in runners:
         runner.setup()
-    NotificationFeed(container.desk.recorder, container.desk.mapper, runners).catch_up()
+    NotificationFeed(container.desk.recorder, container.desk.publishing_mapper, runners).catch_up()
     rows, lines = snapshot(container.read_db)
     assert (rows, lines) == snapshot(reference_db)
     for row in rows:  # no event missing or applied twice, per incident

@@ -717,7 +717,9 @@ def reference_dump(settings: Settings, tmp_path: Path) -> dict[str, list[tuple]]
         runner.setup()
     container = bootstrap(settings.model_copy(update={"kafka_bootstrap": None}))
     try:
-        NotificationFeed(container.desk.recorder, container.desk.mapper, runners).catch_up()
+        NotificationFeed(
+            container.desk.recorder, container.desk.publishing_mapper, runners
+        ).catch_up()
     finally:
         container.close()
         reference_db.close()

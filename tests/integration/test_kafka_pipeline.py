@@ -179,7 +179,7 @@ def test_workers_build_the_same_read_models_as_the_in_process_feed(container, tm
     runners = [ProjectionRunner(local_db, p) for p in default_projections()]
     for runner in runners:
         runner.setup()
-    NotificationFeed(container.desk.recorder, container.desk.mapper, runners).catch_up()
+    NotificationFeed(container.desk.recorder, container.desk.publishing_mapper, runners).catch_up()
     assert read_models(SimpleNamespace(read_db=local_db)) == read_models(container)
 
 

@@ -1,0 +1,74 @@
+"""Data subjects' rights: erasure (art. 17) and access (art. 15), for administrators.
+
+The person is named in the body, never in the URL: URLs end up in logs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from api.deps import CommandCall, ContainerDep, command_by
+from api.problem_details import problem_responses
+from application.access import Role
+
+router = APIRouter(
+    prefix="/v1/privacy", tags=["privacy"], responses=problem_responses(401, 403, 404, 422)
+)
+AdminCommand = Annotated[CommandCall, Depends(command_by(Role.ADMIN))]
+LegalBasis = Literal[
+    "consent_withdrawn",
+    "no_longer_necessary",
+    "objection",
+    "unlawful",
+    "legal_obligation",
+    "retention",
+]
+
+
+class SubjectNamed(BaseModel):
+    caller: str = Field(min_length=1, max_length=200, description="The person, as a caller")
+
+
+class ErasureCreate(SubjectNamed):
+    reason: str = Field(min_length=1, max_length=2000)
+    legal_basis: LegalBasis
+
+
+class ErasurePublic(BaseModel):
+    subject: str = Field(description="The subject's pseudonym (the name is not kept)")
+    aggregates: list[str] = Field(description="The tickets whose personal data were theirs")
+    already: bool = Field(description="The key had been deleted by an earlier request")
+
+
+class SubjectReport(BaseModel):
+    subject: str
+    has_key: bool
+    created_at: str
+    erased_at: str | None
+    erased_by: str | None
+    reason: str | None
+    legal_basis: str | None
+    aggregates: list[str]
+
+
+@router.post("/erasures", status_code=201, operation_id="erase_subject", summary="Erase a person")
+def erase_subject(
+    body: ErasureCreate, call: AdminCommand, container: ContainerDep
+) -> ErasurePublic:
+    """Records the erasure (who, when, why, legal basis) and deletes the person's key: every
+    field of theirs then reads "[erased]", everywhere, within seconds; the history, its
+    hashes and every structural field (states, times, groups) stay as they were."""
+    done = container.erasures().erase(
+        "caller", body.caller, body.reason, body.legal_basis, call.context
+    )
+    return ErasurePublic(subject=done.subject, aggregates=done.aggregates, already=done.already)
+
+
+@router.post("/reports", operation_id="subject_report", summary="What is held about a person")
+def subject_report(
+    body: SubjectNamed, call: AdminCommand, container: ContainerDep
+) -> SubjectReport:
+    """Their subject, whether its key still exists, and the tickets holding their data."""
+    return SubjectReport(**container.erasures().report("caller", body.caller))

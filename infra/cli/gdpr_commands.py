@@ -1,0 +1,83 @@
+"""`itsm gdpr ...`: erase a data subject, or report what is held about them
+(docs/privacy.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from infra.cli.process import Commands
+
+
+def erase(args: argparse.Namespace) -> int:
+    """Record the erasure (who, when, why, legal basis), then delete the subject's key."""
+    from application.desk.errors import NotFound
+    from domain.shared_kernel.actor import Actor, ActorKind
+    from domain.shared_kernel.command_context import Context
+    from infra.cli.process import open_container
+
+    container = open_container()
+    try:
+        ctx = Context(Actor(args.by, ActorKind.PERSON), "itsm-gdpr-erase")
+        try:
+            done = container.erasures().erase(
+                "caller", args.caller, args.reason, args.legal_basis, ctx
+            )
+        except NotFound as error:
+            sys.exit(str(error))
+    finally:
+        container.close()
+    print(
+        json.dumps(
+            {"subject": done.subject, "aggregates": done.aggregates, "already": done.already}
+        )
+    )
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """The subject, its key's state, and the personal data held in each of its aggregates
+    (as the desk reads them: in clear while the key exists)."""
+    from application.desk.errors import NotFound
+    from infra.cli.process import open_container
+
+    container = open_container()
+    try:
+        try:
+            held = container.erasures().report("caller", args.caller)
+        except NotFound as error:
+            sys.exit(str(error))
+        held["data"] = [_held_in(container, a) for a in held["aggregates"]]
+    finally:
+        container.close()
+    print(json.dumps(held, indent=2, default=str))
+    return 0
+
+
+def _held_in(container, aggregate_id: str) -> dict[str, object]:
+    from uuid import UUID
+
+    aggregate = container.desk.find(UUID(aggregate_id))
+    if aggregate is None:
+        return {"id": aggregate_id}
+    fields = ("number", "title", "description", "caller", "resolution_notes")
+    return {"id": aggregate_id, **{f: getattr(aggregate, f, None) for f in fields}}
+
+
+def register(commands: Commands) -> None:
+    """Add the gdpr subcommands to the `itsm` parser."""
+    from domain.privacy.erasure import LEGAL_BASES
+
+    gdpr = commands.add_parser(
+        "gdpr", help="data subjects: erasure and right of access"
+    ).add_subparsers(dest="gdpr_command", required=True)
+    p = gdpr.add_parser("erase", help="erase a data subject (their key is deleted)")
+    p.add_argument("--caller", required=True, help="the person, as callers are named")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--legal-basis", required=True, choices=LEGAL_BASES)
+    p.add_argument("--by", required=True, help="who asks (recorded with the erasure)")
+    p.set_defaults(run=erase)
+    p = gdpr.add_parser("report", help="what is held about a data subject")
+    p.add_argument("--caller", required=True)
+    p.set_defaults(run=report)

@@ -1,0 +1,105 @@
+"""The event store's mapper, sealing personal data as events are recorded.
+
+The fields a practice declares personal (domain/shared_kernel/personal_data.py) are
+replaced by tokens of their subject's key (infra/privacy/vault.py) before the event is
+encoded, so the stored bytes, the hash chain over them, the snapshots and what the relay
+publishes hold only ciphertext. Reading leaves the tokens as they are: aggregates, read
+models and Kafka consumers carry them, and only the API opens them for its callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic
+
+from application.desk.practice import Practice
+from domain.shared_kernel.personal_data import PersonalData
+from infra.privacy.vault import Vault
+
+
+class PersonalDataMapper(Mapper[UUID]):
+    """`opens`: reading opens the tokens (the desk's aggregates, which its commands decide
+    on); without it they stay sealed (what the feeds publish)."""
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        vault: Vault,
+        practices: Sequence[Practice],
+        opens: bool = True,
+    ):
+        super().__init__(transcoder)
+        self.vault, self.opens = vault, opens
+        self.events: dict[str, tuple[PersonalData, tuple[str, ...]]] = {}
+        self.snapshots: dict[str, PersonalData] = {}
+        for practice in practices:
+            if practice.personal_data is not None:
+                self._declare(practice.personal_data, practice.aggregates)
+
+    def _declare(self, declared: PersonalData, aggregates: tuple[type, ...]) -> None:
+        for aggregate in aggregates:
+            topic = get_topic(aggregate)
+            self.snapshots[topic] = declared
+            for name, fields in declared.events.items():
+                self.events[f"{topic}.{name}"] = (declared, fields)
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        topic = get_topic(domain_event.__class__)
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        self._seal(topic, str(originator_id), state)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=topic,
+            state=self.transcoder.encode(state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        domain_event = super().to_domain_event(stored_event)
+        if self.opens and b"pii:1:" in stored_event.state:
+            state = vars(domain_event)
+            for name, value in state.items():
+                state[name] = self.vault.reveal(value)
+        return domain_event
+
+    def _seal(self, topic: str, aggregate_id: str, state: dict[str, Any]) -> None:
+        declared = self.events.get(topic)
+        if declared is not None:
+            subject_named = declared[0].subject_field in declared[1]
+            self._seal_fields(declared[1], aggregate_id, state, subject_named, declared[0])
+            return
+        snapshot = self.snapshots.get(str(state.get("topic")))
+        if snapshot is not None and isinstance(state.get("state"), dict):
+            inner = dict(state["state"])
+            self._seal_fields(snapshot.snapshot, aggregate_id, inner, False, snapshot)
+            state["state"] = inner
+
+    def _seal_fields(
+        self,
+        fields: tuple[str, ...],
+        aggregate_id: str,
+        state: dict[str, Any],
+        subject_named: bool,
+        declared: PersonalData,
+    ) -> None:
+        named = state.get(declared.subject_field)
+        if subject_named and isinstance(named, str) and not named.startswith("pii:1:"):
+            # The event that names the subject (an incident's Logged, its caller).
+            self.vault.enrol(aggregate_id, self.vault.pseudonym(declared.subject_field, named))
+        subject = self.vault.subject_of(aggregate_id)
+        if subject is None:  # an aggregate recorded before personal data were sealed
+            return
+        for name in fields:
+            value = state.get(name)
+            if isinstance(value, str) and value and not value.startswith("pii:1:"):
+                state[name] = self.vault.seal(subject, value)

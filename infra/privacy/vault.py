@@ -1,0 +1,216 @@
+"""The key store of personal data: one AES-GCM key per data subject (docs/privacy.md).
+
+A data subject is known by a pseudonym: a keyed hash (HMAC-SHA-256 with this store's
+secret) of how the person is named (an incident's caller), so the same caller gets the
+same subject everywhere without their name being kept. A field of theirs is stored as a
+token, `pii:1:<subject>:<nonce and ciphertext, base64url>`, which only their key opens.
+
+Erasing a subject deletes its key and keeps the row as a tombstone (when, by whom, why):
+every token of theirs then reads as "[erased]", in the event store, its snapshots, Kafka
+and any read model, while the bytes (and so the hash chain) stay as they were.
+
+Keys are cached for at most KEY_CACHE_SECONDS: an erasure made by one process is in force
+in every other within that bound.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from domain.shared_kernel.personal_data import ERASED
+from infra.sql.database import Database
+from projections.runtime.time_text import iso
+
+KEY_CACHE_SECONDS = 2.0
+PREFIX = "pii:1:"
+TOKEN = re.compile(
+    r"pii:1:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):([A-Za-z0-9_-]+)"
+)
+_TOKEN_BYTES = re.compile(TOKEN.pattern.encode())
+_REMEMBERED = 100_000
+
+
+class Vault:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
+        self.db, self.clock = db, clock
+        self._pepper = b""
+        self._keys: dict[str, tuple[float, bytes | None]] = {}  # subject -> (read at, key)
+        self._subjects: dict[str, str] = {}  # aggregate id -> subject
+        self._lock = threading.Lock()
+
+    def setup(self) -> None:
+        blob = "BLOB" if self.db.dialect == "sqlite" else "BYTEA"
+        self.db.script(
+            [
+                "CREATE TABLE IF NOT EXISTS pii_settings (name TEXT PRIMARY KEY,"
+                f" value {blob} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS pii_subjects (subject TEXT PRIMARY KEY, key {blob},"
+                " created_at TEXT NOT NULL, erased_at TEXT, erased_by TEXT, reason TEXT,"
+                " legal_basis TEXT)",
+                "CREATE TABLE IF NOT EXISTS pii_aggregate_subjects (aggregate_id TEXT PRIMARY KEY,"
+                " subject TEXT NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS pii_aggregate_subjects_subject"
+                " ON pii_aggregate_subjects (subject)",
+            ]
+        )
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO pii_settings (name, value) VALUES ('pepper', %s)"
+                " ON CONFLICT (name) DO NOTHING",
+                [os.urandom(32)],
+            )
+            self._pepper = bytes(
+                tx.execute("SELECT value FROM pii_settings WHERE name = 'pepper'").fetchone()[0]
+            )
+
+    # -- subjects ------------------------------------------------------------------------------
+    def pseudonym(self, kind: str, name: str) -> str:
+        """The subject a person named `name` (as a `kind`: caller) is known by."""
+        normal = " ".join(name.split()).casefold()
+        digest = hmac.new(self._pepper, f"{kind}:{normal}".encode(), hashlib.sha256).digest()
+        return str(uuid.UUID(bytes=digest[:16]))
+
+    def subject_of(self, aggregate_id: str) -> str | None:
+        """The subject whose data an aggregate's events hold (None: recorded before)."""
+        known = self._subjects.get(aggregate_id)
+        if known is not None:
+            return known
+        with self.db.transaction(read_only=True) as tx:
+            row = tx.execute(
+                "SELECT subject FROM pii_aggregate_subjects WHERE aggregate_id = %s",
+                [aggregate_id],
+            ).fetchone()
+        if row is not None:
+            self._remember(aggregate_id, str(row[0]))
+        return str(row[0]) if row else None
+
+    def enrol(self, aggregate_id: str, subject: str) -> None:
+        """The aggregate's data are the subject's from now on; the subject gets a key."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO pii_subjects (subject, key, created_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (subject) DO NOTHING",
+                [subject, AESGCM.generate_key(bit_length=256), iso(datetime.now(UTC))],
+            )
+            tx.execute(
+                "INSERT INTO pii_aggregate_subjects (aggregate_id, subject) VALUES (%s, %s)"
+                " ON CONFLICT (aggregate_id) DO UPDATE SET subject = excluded.subject",
+                [aggregate_id, subject],
+            )
+        self._remember(aggregate_id, subject)
+
+    def _remember(self, aggregate_id: str, subject: str) -> None:
+        with self._lock:
+            if len(self._subjects) > _REMEMBERED:
+                self._subjects.clear()
+            self._subjects[aggregate_id] = subject
+
+    # -- keys ----------------------------------------------------------------------------------
+    def key(self, subject: str) -> bytes | None:
+        """The subject's key; None once erased (or never made)."""
+        cached = self._keys.get(subject)
+        if cached is not None and self.clock() - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        with self.db.transaction(read_only=True) as tx:
+            row = tx.execute(
+                "SELECT key FROM pii_subjects WHERE subject = %s", [subject]
+            ).fetchone()
+        key = bytes(row[0]) if row and row[0] is not None else None
+        with self._lock:
+            if len(self._keys) > _REMEMBERED:
+                self._keys.clear()
+            self._keys[subject] = (self.clock(), key)
+        return key
+
+    def erase(self, subject: str, by: str, reason: str, legal_basis: str) -> bool:
+        """Delete the subject's key; False if there was none to delete."""
+        with self.db.transaction() as tx:
+            row = tx.execute(
+                "SELECT key FROM pii_subjects WHERE subject = %s" + self.db.for_update, [subject]
+            ).fetchone()
+            if row is None or row[0] is None:
+                return False
+            tx.execute(
+                "UPDATE pii_subjects SET key = NULL, erased_at = %s, erased_by = %s,"
+                " reason = %s, legal_basis = %s WHERE subject = %s",
+                [iso(datetime.now(UTC)), by, reason, legal_basis, subject],
+            )
+        self._keys.pop(subject, None)
+        return True
+
+    def status(self, subject: str) -> dict[str, Any] | None:
+        with self.db.transaction(read_only=True) as tx:
+            row = tx.execute(
+                "SELECT key IS NOT NULL, created_at, erased_at, erased_by, reason, legal_basis"
+                " FROM pii_subjects WHERE subject = %s",
+                [subject],
+            ).fetchone()
+            aggregates = tx.execute(
+                "SELECT aggregate_id FROM pii_aggregate_subjects WHERE subject = %s"
+                " ORDER BY aggregate_id",
+                [subject],
+            ).fetchall()
+        if row is None:
+            return None
+        names = ("has_key", "created_at", "erased_at", "erased_by", "reason", "legal_basis")
+        return {**dict(zip(names, row, strict=True)), "aggregates": [a[0] for a in aggregates]}
+
+    # -- tokens --------------------------------------------------------------------------------
+    def seal(self, subject: str, value: str) -> str:
+        key = self.key(subject)
+        if key is None:  # erased: what would be written is unreadable already
+            return ERASED
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(nonce, value.encode(), subject.encode())
+        return f"{PREFIX}{subject}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+
+    def open(self, token: str) -> str:
+        """A token's clear text, ERASED if its key is gone; any other text as it is."""
+        match = TOKEN.fullmatch(token)
+        return self._opened(match) if match else token
+
+    def _opened(self, match: re.Match[str]) -> str:
+        subject, body = match.group(1), match.group(2)
+        key = self.key(subject)
+        if key is None:
+            return ERASED
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], subject.encode()).decode()
+        except (InvalidTag, ValueError):
+            return ERASED
+
+    def reveal_json(self, body: bytes) -> bytes:
+        """A JSON text with every token opened, each clear text escaped as a JSON string's
+        content (a token itself holds nothing JSON escapes)."""
+        if PREFIX.encode() not in body:
+            return body
+        return _TOKEN_BYTES.sub(self._opened_json, body)
+
+    def _opened_json(self, match: re.Match[bytes]) -> bytes:
+        clear = self.open(match.group(0).decode())
+        return json.dumps(clear, ensure_ascii=False)[1:-1].encode()
+
+    def reveal(self, value: Any) -> Any:
+        """A document with every token opened (dicts, lists and text, at any depth)."""
+        if isinstance(value, str):
+            return TOKEN.sub(self._opened, value) if PREFIX in value else value
+        if isinstance(value, dict):
+            return {k: self.reveal(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.reveal(v) for v in value]
+        return value

@@ -1,0 +1,80 @@
+"""The key store of personal data (infra/privacy/vault.py): tokens open with their
+subject's key only, read "[erased]" once it is deleted (in every process within the cache
+bound), and open inside JSON without breaking it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.privacy.vault import KEY_CACHE_SECONDS, Vault
+from infra.sql.database import connect
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def vaults(tmp_path, clock) -> tuple[Vault, Vault]:
+    """Two processes' vaults on one store."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    first, second = Vault(connect(url), clock), Vault(connect(url), clock)
+    first.setup()
+    second.setup()
+    return first, second
+
+
+def test_a_token_opens_with_its_subject_s_key_and_holds_no_clear_text(vaults):
+    vault, _ = vaults
+    dana, fox = vault.pseudonym("caller", "Dana Scully"), vault.pseudonym("caller", "Fox")
+    vault.enrol("incident-1", dana)
+    vault.enrol("incident-2", fox)
+    token = vault.seal(dana, "Dana's laptop")
+    assert "Dana" not in token and token.startswith(f"pii:1:{dana}:")
+    assert vault.open(token) == "Dana's laptop"
+    assert vault.seal(dana, "Dana's laptop") != token  # a fresh nonce each time
+    forged = token.replace(dana, fox)  # moved under another subject: does not open
+    assert vault.open(forged) == "[erased]"
+
+
+def test_a_person_is_one_subject_however_their_name_is_spaced_or_cased(vaults):
+    vault, other = vaults
+    assert vault.pseudonym("caller", "Dana  Scully") == vault.pseudonym("caller", " dana scully")
+    assert vault.pseudonym("caller", "Dana Scully") == other.pseudonym("caller", "Dana Scully")
+    assert vault.pseudonym("caller", "Dana Scully") != vault.pseudonym("caller", "Dana Sculy")
+
+
+def test_an_erased_subject_reads_erased_everywhere_within_the_cache_bound(vaults, clock):
+    here, elsewhere = vaults
+    dana = here.pseudonym("caller", "Dana Scully")
+    here.enrol("incident-1", dana)
+    token = here.seal(dana, "reimaged the disk")
+    assert elsewhere.open(token) == "reimaged the disk"  # cached there now
+    assert here.erase(dana, "dpo", "asked by letter", "consent_withdrawn") is True
+    assert here.open(token) == "[erased]"
+    clock.now += KEY_CACHE_SECONDS
+    assert elsewhere.open(token) == "[erased]"
+    assert here.erase(dana, "dpo", "again", "consent_withdrawn") is False
+    assert here.seal(dana, "new text") == "[erased]"
+    status = here.status(dana)
+    assert status and status["has_key"] in (False, 0) and status["aggregates"] == ["incident-1"]
+
+
+def test_tokens_open_inside_json_as_valid_json(vaults):
+    vault, _ = vaults
+    dana = vault.pseudonym("caller", "Dana")
+    vault.enrol("incident-1", dana)
+    tricky = 'She said "it\'s broken"\nC:\\Users\\dana — ☕'
+    body = json.dumps({"title": vault.seal(dana, tricky), "n": [vault.seal(dana, "x")]}).encode()
+    assert json.loads(vault.reveal_json(body)) == {"title": tricky, "n": ["x"]}
+    assert vault.reveal({"a": [vault.seal(dana, tricky)]}) == {"a": [tricky]}
