@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from application.access import API_KEY
 from application.desk.errors import ReadModelBehind
@@ -20,6 +20,7 @@ from application.inbound.practice import INBOUND
 from application.incident.practice import INCIDENT
 from application.privacy.erasure import Erasures
 from application.privacy.practice import PRIVACY
+from application.privacy.retention import Retention
 from application.sla.breach_scheduler import SlaScheduler
 from application.sla.default_policy import ensure_default_policy
 from application.sla.policy_service import SlaPolicies
@@ -42,6 +43,7 @@ from infra.settings import Settings
 from infra.sql.database import Database, SqliteDatabase, connect, private_directory
 from projections.audit.audit_trail import AuditTrailProjection
 from projections.improvement.improvement_register import ImprovementRegisterProjection
+from projections.incident import incident_queue
 from projections.incident.incident_queue import IncidentsProjection
 from projections.kpi.kpi_facts import KpiProjection
 from projections.runtime.envelope import Envelope
@@ -174,6 +176,15 @@ class Container:
     def erasures(self) -> Erasures:
         """Erasing data subjects and reporting what is held about them."""
         return Erasures(self.desk, self.vault)
+
+    def retention(self) -> Retention:
+        """Erasing the people whose tickets all ended longer ago than the retention."""
+
+        def tickets(ids: set[str]) -> dict[str, dict[str, Any]]:
+            with self.read_db.transaction(read_only=True) as tx:
+                return incident_queue.records(tx, ids)
+
+        return Retention(self.erasures(), self.vault.held, tickets)
 
     def proven_events(self) -> ProvenEvents:
         """Stored events with their proofs (infra/audit/export.py)."""

@@ -49,7 +49,9 @@ class Erasures:
         return self.keys.pseudonym(kind, name)
 
     def erase(self, kind: str, name: str, reason: str, legal_basis: str, ctx: Context) -> Erased:
-        subject = self.subject(kind, name)
+        return self.erase_subject(self.subject(kind, name), reason, legal_basis, ctx)
+
+    def erase_subject(self, subject: str, reason: str, legal_basis: str, ctx: Context) -> Erased:
         held = self.keys.status(subject)
         if held is None:
             raise NotFound("nothing is held about that person")

@@ -65,6 +65,27 @@ def _held_in(container, aggregate_id: str) -> dict[str, object]:
     return {"id": aggregate_id, **{f: getattr(aggregate, f, None) for f in fields}}
 
 
+def retention(args: argparse.Namespace) -> int:
+    """Erase the people whose tickets all ended more than --days ago: one pass (--once), or
+    a pass every --poll seconds until stopped. Each erasure is recorded (SubjectErased, by
+    the `retention` automation)."""
+    from infra.cli.process import open_container, stop_on_signals
+
+    container = open_container()
+    try:
+        job = container.retention()
+        if args.once:
+            print(json.dumps({"erased": job.run_pass(args.days)}))
+            return 0
+        stop = stop_on_signals()
+        while True:
+            job.run_pass(args.days)
+            if stop.wait(args.poll):
+                return 0
+    finally:
+        container.close()
+
+
 def register(commands: Commands) -> None:
     """Add the gdpr subcommands to the `itsm` parser."""
     from domain.privacy.erasure import LEGAL_BASES
@@ -81,3 +102,8 @@ def register(commands: Commands) -> None:
     p = gdpr.add_parser("report", help="what is held about a data subject")
     p.add_argument("--caller", required=True)
     p.set_defaults(run=report)
+    p = gdpr.add_parser("retention", help="erase people whose tickets all ended long ago")
+    p.add_argument("--days", type=int, required=True, help="the retention period")
+    p.add_argument("--once", action="store_true", help="one pass, print what it erased, exit")
+    p.add_argument("--poll", type=float, default=3600.0, help="seconds between passes")
+    p.set_defaults(run=retention)

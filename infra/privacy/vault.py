@@ -152,6 +152,19 @@ class Vault:
         self._keys.pop(subject, None)
         return True
 
+    def held(self) -> dict[str, list[str]]:
+        """Every subject whose key still exists, with the aggregates holding their data."""
+        with self.db.transaction(read_only=True) as tx:
+            rows = tx.execute(
+                "SELECT s.subject, a.aggregate_id FROM pii_subjects s"
+                " JOIN pii_aggregate_subjects a ON a.subject = s.subject"
+                " WHERE s.key IS NOT NULL ORDER BY s.subject"
+            ).fetchall()
+        held: dict[str, list[str]] = {}
+        for subject, aggregate_id in rows:
+            held.setdefault(str(subject), []).append(str(aggregate_id))
+        return held
+
     def status(self, subject: str) -> dict[str, Any] | None:
         with self.db.transaction(read_only=True) as tx:
             row = tx.execute(

@@ -101,3 +101,10 @@ def search(
         [*params, limit, offset],
     ).fetchall()
     return int(total), [to_public(r) for r in rows]
+
+
+def records(tx: Transaction, incident_ids: set[str]) -> dict[str, Record]:
+    """The records of these incidents that the read model has, by id."""
+    return {
+        i: to_public(tuple(r[c] for c in COLUMNS)) for i, r in _stored(tx, incident_ids).items()
+    }
