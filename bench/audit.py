@@ -1,15 +1,21 @@
-"""Tamper evidence's cost: the write path with and without the hash chain, and verification
-speed over a large store, each against a floor measured in the same run.
+"""Audit's costs: the write path with and without the hash chain, and with personal data in
+clear or sealed, and verification speed over a large store, each against a floor measured
+in the same run.
 
     .venv/bin/python bench/audit.py [--seconds 5] [--rounds 3] [--clients 16]
                                     [--events 1000000]
 
-1. Write path: `--clients` threads run commands (a comment on one of 200 incidents) through
-   the desk for `--seconds`, on a SQLite store recorded by the chained recorder
+1. Write path: `--clients` threads run commands (comments on 200 incidents, and one new
+   incident in four) through the desk for `--seconds`, on a SQLite store recorded by the
+   chained recorder
    (infra/event_store/chained_sqlite.py) and on the same store recorded by the library's
    plain one, alternately, `--rounds` times each; the desk's group commit batches them as
    under HTTP load. Ratio: chained / plain commands per second (target >= 0.9).
-2. Verification: `--events` stored events (three per aggregate, payloads of the size the
+2. Sealing: the same, on the chained store, with the library's plain mapper and with the
+   store's (infra/privacy/personal_data_mapper.py: every incident's caller, title and free
+   text sealed under its caller's key; a new incident enrols its caller). Ratio: sealed /
+   in clear (target >= 0.8).
+3. Verification: `--events` stored events (three per aggregate, payloads of the size the
    desk writes) are inserted directly, chained by `adopt`, and signed by a checkpoint every
    100,000; then `StoreVerification` reads them all back. Floor: reading the same rows and
    hashing each one's bytes once (SHA-256), no chain. Target: >= 50,000 events/s.
@@ -29,6 +35,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,23 +57,32 @@ def _settings(directory: Path, plain: bool):
     return kind(_env_file=None, data_dir=directory, kafka_bootstrap=None, database_url=None)
 
 
-def write_rate(plain: bool, seconds: float, clients: int) -> float:
-    """Commands per second through the desk, `clients` threads at once."""
+def write_rate(plain: bool, seconds: float, clients: int, sealed: bool = True) -> float:
+    """Commands per second through the desk, `clients` threads at once: comments, and one
+    new incident (a caller of a thousand) in four commands. `plain`: the library's recorder
+    (no hash chain); `sealed` False: the library's mapper (no personal data sealed)."""
     from domain.incident.commands import Comment, LogIncident
     from domain.shared_kernel.actor import Actor
     from domain.shared_kernel.command_context import Context
     from infra.composition_root import bootstrap
 
-    container = bootstrap(_settings(Path(tempfile.mkdtemp(prefix="audit-w-")), plain), [])
+    with _sealing(sealed):
+        container = bootstrap(_settings(Path(tempfile.mkdtemp(prefix="audit-w-")), plain), [])
     ctx = Context(Actor("bench"), "bench-audit")
-    log = LogIncident(title="Printer jammed", caller="bob", impact=2, urgency=2)
-    ids = [container.desk.create(log, ctx).id for _ in range(200)]
+
+    def log(n: int) -> LogIncident:
+        return LogIncident(title="Printer jammed", caller=f"caller {n % 1000}", impact=2, urgency=2)
+
+    ids = [container.desk.create(log(n), ctx).id for n in range(200)]
     done, stop = [0] * clients, threading.Event()
 
     def client(number: int) -> None:
         while not stop.is_set():
-            incident = ids[(number * 7 + done[number]) % len(ids)]
-            container.desk.execute(incident, Comment(text="replaced the drum"), ctx)
+            if done[number] % 4 == 3:
+                container.desk.create(log(number * 7919 + done[number]), ctx)
+            else:
+                incident = ids[(number * 7 + done[number]) % len(ids)]
+                container.desk.execute(incident, Comment(text="replaced the drum"), ctx)
             done[number] += 1
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -79,6 +96,33 @@ def write_rate(plain: bool, seconds: float, clients: int) -> float:
     elapsed = time.perf_counter() - started
     container.close()
     return sum(done) / elapsed
+
+
+@contextmanager
+def _sealing(sealed: bool) -> Iterator[None]:
+    """The composition root's mapper, or (sealed False) the library's plain one."""
+    from eventsourcing.persistence import Mapper
+
+    import infra.composition_root as root
+
+    original = root.PersonalDataMapper
+    if not sealed:
+        root.PersonalDataMapper = lambda transcoder, *args, **kwargs: Mapper(transcoder)  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        root.PersonalDataMapper = original  # type: ignore[misc]
+
+
+def paired(measure_a, measure_b, rounds: int) -> tuple[list[float], list[float]]:
+    """Both measured alternately, each first in turn, so that drift hits both alike."""
+    a, b = [], []
+    for round_ in range(rounds):
+        order = ((a, measure_a), (b, measure_b))
+        for results, measure in order if round_ % 2 == 0 else order[::-1]:
+            results.append(measure())
+        print(f"  {a[-1]:.0f}/s vs {b[-1]:.0f}/s", flush=True)
+    return a, b
 
 
 def stored(directory: Path, events: int, key) -> Path:
@@ -146,13 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     args = ap.parse_args(argv)
 
-    chained, plain = [], []
-    for round_ in range(args.rounds):  # alternately, each first in turn: drift hits both alike
-        for is_plain in (True, False) if round_ % 2 == 0 else (False, True):
-            (plain if is_plain else chained).append(
-                write_rate(is_plain, args.seconds, args.clients)
-            )
-        print(f"  write: plain {plain[-1]:.0f}/s, chained {chained[-1]:.0f}/s", flush=True)
+    seconds, clients = args.seconds, args.clients
+    print("write path: plain store vs chained", flush=True)
+    plain, chained = paired(
+        lambda: write_rate(True, seconds, clients),
+        lambda: write_rate(False, seconds, clients),
+        args.rounds,
+    )
+    print("write path: personal data in clear vs sealed", flush=True)
+    clear, sealed = paired(
+        lambda: write_rate(False, seconds, clients, sealed=False),
+        lambda: write_rate(False, seconds, clients),
+        args.rounds,
+    )
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
@@ -172,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
                 "write path, chained store",
                 f"{p50(chained):.0f} commands/s p50; x{p50(chained) / p50(plain):.2f}"
                 " the plain store (target >= 0.9)",
+            ),
+            ("write path, personal data in clear", f"{p50(clear):.0f} commands/s p50"),
+            (
+                "write path, personal data sealed",
+                f"{p50(sealed):.0f} commands/s p50; x{p50(sealed) / p50(clear):.2f}"
+                " in clear (target >= 0.8)",
             ),
             (f"{args.events:,} events inserted, chained, signed", f"{built:.1f}s"),
             ("floor: rows read, each hashed once", f"{raw:,.0f} events/s"),
