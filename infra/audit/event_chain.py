@@ -30,6 +30,9 @@ _REMEMBERED = 100_000
 _ADOPT_BATCH = 5_000
 
 
+Heads = dict[UUID, tuple[int, bytes]]  # an aggregate: the version and hash of its last link
+
+
 @dataclass(frozen=True)
 class Dialect:
     mark: str  # the driver's parameter marker
@@ -98,13 +101,18 @@ class Chain:
         ]
 
     def links(
-        self, cursor: Any, events: Sequence[StoredEvent], positions: Sequence[int]
+        self,
+        cursor: Any,
+        events: Sequence[StoredEvent],
+        positions: Sequence[int],
+        heads: Heads | None = None,
     ) -> list[Link]:
-        """The links of events inserted at `positions`, written in the same cursor."""
+        """The links of events inserted at `positions`, written in the same cursor; `heads`
+        (aggregate: its last version and hash) is read and kept up to date if given."""
         if not events:
             return []
         previous = self._log_previous(cursor, positions[0])
-        heads: dict[UUID, tuple[int, bytes]] = {}
+        heads = {} if heads is None else heads
         links = []
         for event, position in zip(events, positions, strict=True):
             originator_id = _uuid(event.originator_id)

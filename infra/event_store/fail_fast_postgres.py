@@ -36,7 +36,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg_pool import PoolTimeout
 
-from infra.audit.event_chain import Chain, Dialect, WrittenLinks
+from infra.audit.event_chain import Chain, Dialect, Heads, WrittenLinks
 
 
 class StoreUnavailable(PersistenceError):
@@ -84,14 +84,15 @@ class WriteOnceRecorder(PostgresApplicationRecorder):
 
     def adopt(self) -> int:
         """Chain the events recorded before the chain existed; returns how many."""
-        adopted = 0
+        adopted, heads = 0, Heads()  # every aggregate's last link, while they are chained
         while True:
             with self.datastore.transaction(commit=True) as curs:
                 self._lock_table(curs)
                 batch = next(self.chain.unchained(curs), None)
                 if not batch:
                     return adopted
-                self.chain.links(curs, [event for event, _ in batch], [p for _, p in batch])
+                events, positions = [e for e, _ in batch], [p for _, p in batch]
+                self.chain.links(curs, events, positions, heads)
             adopted += len(batch)
 
 
