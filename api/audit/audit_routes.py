@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.audit.audit_schemas import AuditEvent, InclusionProof
+from api.audit.audit_schemas import AggregateState, AuditEvent, InclusionProof
 from api.deps import AccessDep, ContainerDep, ReadDbDep, require
 from api.problem_details import problem_responses
+from api.query_values import MOMENT_PATTERN, moment
 from application.access import Principal, Role
 from projections.audit import audit_trail
 
@@ -71,3 +72,35 @@ def event_proof(
     accessed(principal, "read_proof", "Event", str(event_id), str(found[0]["aggregate_id"]))
     checkpoint = next(c for c in proven.checkpoints() if c.seq == found[0]["checkpoint"])
     return InclusionProof.model_validate({"event": found[0], "checkpoint": checkpoint.as_dict()})
+
+
+@router.get(
+    "/aggregates/{aggregate_id}/state",
+    operation_id="aggregate_state_as_of",
+    summary="Any aggregate as it stood at a past moment",
+)
+def aggregate_state(
+    aggregate_id: UUID,
+    as_of: Annotated[str, Query(pattern=MOMENT_PATTERN, max_length=40)],
+    container: ContainerDep,
+    principal: Auditor,
+    accessed: AccessDep,
+) -> AggregateState:
+    """Folded from its stored events up to `as_of`: incidents and improvements as their
+    records, any other type (SLA policy, API key, source ticket...) as every field its
+    events last recorded. A 404 if it did not exist then."""
+    when = moment(as_of, "as_of")
+    assert when is not None  # as_of is required
+    events = container.published_events(str(aggregate_id))
+    found = audit_trail.state_as_of(events, when)
+    if found is None:
+        raise HTTPException(404, f"No aggregate {aggregate_id} existed at {when.isoformat()}.")
+    accessed(principal, "read_as_of", events[0].aggregate_type, str(aggregate_id), as_of)
+    version, record = found
+    return AggregateState(
+        aggregate_id=str(aggregate_id),
+        aggregate_type=events[0].aggregate_type,
+        version=version,
+        as_of=when.isoformat(),
+        state=record,
+    )

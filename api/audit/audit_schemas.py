@@ -93,3 +93,11 @@ class AuditEventPage(BaseModel):
     limit: int
     next: str | None = Field(description="The `cursor` of the next page; null on the last")
     items: list[AuditEvent]
+
+
+class AggregateState(BaseModel):
+    aggregate_id: str
+    aggregate_type: str
+    version: int = Field(description="Its version then: the last event at or before as_of")
+    as_of: str
+    state: dict[str, Any]

@@ -237,3 +237,17 @@ def search(tx: Transaction, filters: dict[str, Any], after: int, limit: int) -> 
         [*params, limit],
     ).fetchall()
     return [_entry(dict(zip(LINE_COLUMNS, row, strict=True))) for row in rows]
+
+
+def state_as_of(events: Sequence[Envelope], moment: datetime) -> tuple[int, Record] | None:
+    """Any aggregate as it stood at `moment` (an imported event counts at its source time):
+    its version and record, by its type's fold (FOLDS), else every field as its events
+    last recorded it. None: it did not exist yet."""
+    then = [event for event in events if event.occurred_at <= moment]
+    if not then:
+        return None
+    fold = FOLDS.get(then[0].aggregate_type)
+    record: Record = {}
+    for event in then:
+        record = fold(record or None, event) if fold else {**record, **event.payload}
+    return then[-1].aggregate_version, record
