@@ -19,7 +19,7 @@ SUBJECT_KINDS = ("caller",)  # how a person can be named in a request
 
 
 class KeyStore(Protocol):
-    def pseudonym(self, kind: str, name: str) -> str: ...
+    def current(self, kind: str, name: str) -> str: ...
 
     def erase(self, subject: str, by: str, reason: str, legal_basis: str) -> bool: ...
 
@@ -46,7 +46,7 @@ class Erasures:
     def subject(self, kind: str, name: str) -> str:
         if kind not in SUBJECT_KINDS:
             raise ValueError(f"a subject is named as one of {', '.join(SUBJECT_KINDS)}")
-        return self.keys.pseudonym(kind, name)
+        return self.keys.current(kind, name)
 
     def erase(self, kind: str, name: str, reason: str, legal_basis: str, ctx: Context) -> Erased:
         return self.erase_subject(self.subject(kind, name), reason, legal_basis, ctx)

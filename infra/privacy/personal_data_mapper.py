@@ -95,7 +95,7 @@ class PersonalDataMapper(Mapper[UUID]):
         named = state.get(declared.subject_field)
         if subject_named and isinstance(named, str) and not named.startswith("pii:1:"):
             # The event that names the subject (an incident's Logged, its caller).
-            self.vault.enrol(aggregate_id, self.vault.pseudonym(declared.subject_field, named))
+            self.vault.enrol(aggregate_id, self.vault.current(declared.subject_field, named))
         subject = self.vault.subject_of(aggregate_id)
         if subject is None:  # an aggregate recorded before personal data were sealed
             return

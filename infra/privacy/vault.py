@@ -84,6 +84,19 @@ class Vault:
         digest = hmac.new(self._pepper, f"{kind}:{normal}".encode(), hashlib.sha256).digest()
         return str(uuid.UUID(bytes=digest[:16]))
 
+    def current(self, kind: str, name: str) -> str:
+        """The subject a person's data go to now: their pseudonym, or, once that one was
+        erased, the one after it (someone erased who calls again starts afresh)."""
+        subject = self.pseudonym(kind, name)
+        with self.db.transaction(read_only=True) as tx:
+            while True:
+                row = tx.execute(
+                    "SELECT key IS NULL FROM pii_subjects WHERE subject = %s", [subject]
+                ).fetchone()
+                if row is None or not row[0]:
+                    return subject
+                subject = str(uuid.uuid5(uuid.UUID(subject), "after-erasure"))
+
     def subject_of(self, aggregate_id: str) -> str | None:
         """The subject whose data an aggregate's events hold (None: recorded before)."""
         known = self._subjects.get(aggregate_id)

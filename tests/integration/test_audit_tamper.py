@@ -55,9 +55,10 @@ class Store:
         )
         return tuple(row)
 
-    def verify(self) -> Report:
+    def verify(self, start: int | None = None) -> Report:
         dialect = self.container.desk.recorder.chain.dialect  # type: ignore[attr-defined]
-        return StoreVerification(self.container.store_db, dialect, self.key.public_key()).run()
+        run = StoreVerification(self.container.store_db, dialect, self.key.public_key())
+        return run.run(start)
 
 
 def _kinds(report: Report) -> set[tuple[str, int | None]]:
@@ -242,3 +243,22 @@ def test_a_forged_signature_is_found(store):
     store.sql("UPDATE audit_checkpoints SET body = %s WHERE seq = 2", (json.dumps(forged),))
     report = store.verify()
     assert any("invalid signature" in f.detail for f in report.findings)
+
+
+def test_a_run_resumed_from_a_verified_checkpoint_checks_what_follows_it(store):
+    """What came before the checkpoint was verified by an earlier run: a resumed run reads
+    only what follows (and every checkpoint's signature), and finds tampering there."""
+    state = bytearray(store.event(3)[3])
+    state[len(state) // 2] ^= 0x01
+    store.sql(f"UPDATE {store.table} SET state = %s WHERE {store.position} = 3", (bytes(state),))
+    resumed = store.verify(store.signed)
+    assert resumed.clean and resumed.events == resumed.last_position - store.signed
+    after = store.signed + 2
+    state = bytearray(store.event(after)[3])
+    state[len(state) // 2] ^= 0x01
+    store.sql(
+        f"UPDATE {store.table} SET state = %s WHERE {store.position} = %s", (bytes(state), after)
+    )
+    assert ("altered", after) in _kinds(store.verify(store.signed))
+    with pytest.raises(ValueError, match="no checkpoint ends at position"):
+        store.verify(store.signed - 1)
