@@ -11,5 +11,5 @@ INCIDENT = Practice(
     number_prefix="INC",
     clock_events=frozenset(Incident.CLOCK_EVENTS),
     snapshots=True,
-    personal_data=PERSONAL_DATA,
+    personal_data={Incident: PERSONAL_DATA},
 )

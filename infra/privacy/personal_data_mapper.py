@@ -38,15 +38,14 @@ class PersonalDataMapper(Mapper[UUID]):
         self.events: dict[str, tuple[PersonalData, tuple[str, ...]]] = {}
         self.snapshots: dict[str, PersonalData] = {}
         for practice in practices:
-            if practice.personal_data is not None:
-                self._declare(practice.personal_data, practice.aggregates)
+            for aggregate, declared in practice.personal_data.items():
+                self._declare(declared, aggregate)
 
-    def _declare(self, declared: PersonalData, aggregates: tuple[type, ...]) -> None:
-        for aggregate in aggregates:
-            topic = get_topic(aggregate)
-            self.snapshots[topic] = declared
-            for name, fields in declared.events.items():
-                self.events[f"{topic}.{name}"] = (declared, fields)
+    def _declare(self, declared: PersonalData, aggregate: type) -> None:
+        topic = get_topic(aggregate)
+        self.snapshots[topic] = declared
+        for name, fields in declared.events.items():
+            self.events[f"{topic}.{name}"] = (declared, fields)
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         topic = get_topic(domain_event.__class__)

@@ -70,3 +70,25 @@ def test_someone_erased_who_calls_again_starts_afresh(tmp_path):
         assert erasures.report("caller", "Dana Scully")["aggregates"] == [str(second.id)]
     finally:
         container.close()
+
+
+def test_a_ticket_imported_from_another_tool_holds_its_caller_in_its_incident_only(tmp_path):
+    """The mirrored ticket remembers the fields the next comparison needs, not its caller or
+    text: those go to the incident, sealed like any other."""
+    from application.inbound.inbound_processor import InboundProcessor
+    from infra.messaging.cloudevents import cloudevent, parse
+    from tests.unit.test_inbound_source_records import snap
+
+    container = bootstrap(Settings(data_dir=tmp_path))
+    try:
+        data = snap(1, caller="Dana Scully", title="Dana cannot print")
+        message = cloudevent("incident.snapshot", "servicenow://acme", "e-1", data["ref"], data)
+        (outcome,) = InboundProcessor(container.desk, parse=parse).process_batch([message])
+        assert outcome.status == "applied"
+        with sqlite3.connect(tmp_path / "events.db") as db:
+            states = [bytes(s) for (s,) in db.execute("SELECT state FROM stored_events")]
+        assert all(b"Dana" not in state for state in states)
+        held = container.erasures().report("caller", "Dana Scully")["aggregates"]
+        assert held == [outcome.incident_id]
+    finally:
+        container.close()
