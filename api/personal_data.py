@@ -4,7 +4,8 @@ JSON answer is replaced by its clear text, or "[erased]" once the key is gone.
 Everything behind the API (the event store, snapshots, Kafka, the read models) holds only
 tokens, so this is the one place clear text is made, for the caller of the moment. A JSON
 answer is opened whole; one streamed in parts (CSV, JSON Lines) is opened by its route, row
-by row, before it is encoded.
+by row, before it is encoded; one about the stored bytes themselves (an inclusion proof,
+whose hash covers them) is marked `X-Personal-Data: sealed` and left as stored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _JSON = (b"application/json", b"application/problem+json")
+SEALED_HEADER = "x-personal-data"
 
 
 class OpenPersonalData:
@@ -34,7 +36,7 @@ class _Opening:
         self._start: Message | None = None
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and _is_json(message):
+        if message["type"] == "http.response.start" and _is_json(message) and _opens(message):
             self._start = message
             return
         if message["type"] == "http.response.body" and self._start is not None:
@@ -48,6 +50,11 @@ class _Opening:
             await self._send(start)
             return await self._send({**message, "body": body})
         await self._send(message)
+
+
+def _opens(start: Message) -> bool:
+    """An answer about the stored bytes themselves (a proof) says SEALED: kept as stored."""
+    return (SEALED_HEADER.encode(), b"sealed") not in start.get("headers", [])
 
 
 def _is_json(start: Message) -> bool:

@@ -71,8 +71,11 @@ def audit_events(
     and combine with AND. JSON answers a page: `next` is the `cursor` of the following one.
     `format=csv` or `jsonl` (or that `Accept`) streams every matching event instead."""
     filters = _filters(actor, aggregate_type, causation_id, start, end)
+    if actor is not None:  # a person is recorded as their token; a system by its name
+        filters["actor"] = (actor, container.vault.person_token(actor))
     chosen = answer or _accepted(accept)
-    query = orjson.dumps({k: v for k, v in filters.items() if v is not None}, default=str)
+    asked = {**filters, "actor": actor}
+    query = orjson.dumps({k: v for k, v in asked.items() if v is not None}, default=str)
     if chosen in MEDIA:
         accessed(principal, "export_audit", "AuditEvents", "", query.decode())
         return _export(db, filters, chosen, container.vault.reveal)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from api.audit.audit_schemas import AggregateState, AuditEvent, InclusionProof
 from api.deps import AccessDep, ContainerDep, ReadDbDep, require
+from api.personal_data import SEALED_HEADER
 from api.problem_details import problem_responses
 from api.query_values import MOMENT_PATTERN, moment
 from application.access import Principal, Role
@@ -55,10 +56,16 @@ def aggregate_events(
     responses=PROOF_PROBLEMS,
 )
 def event_proof(
-    event_id: UUID, db: ReadDbDep, container: ContainerDep, principal: Auditor, accessed: AccessDep
+    event_id: UUID,
+    db: ReadDbDep,
+    container: ContainerDep,
+    principal: Auditor,
+    accessed: AccessDep,
+    response: Response,
 ) -> InclusionProof:
     """The event as stored, its hash, and its Merkle path to the checkpoint that signed
     it: enough to prove one decision (a breach, an approval) without the rest of the log.
+    Personal data stay sealed, as stored (the hash covers them so).
 
     A 409 while no checkpoint has signed the event yet (they are taken every
     ITSM_AUDIT_CHECKPOINT_EVENTS events or ITSM_AUDIT_CHECKPOINT_SECONDS).
@@ -71,6 +78,8 @@ def event_proof(
         raise HTTPException(404, f"The audit trail has no event with id {event_id}.")
     accessed(principal, "read_proof", "Event", str(event_id), str(found[0]["aggregate_id"]))
     checkpoint = next(c for c in proven.checkpoints() if c.seq == found[0]["checkpoint"])
+    # As stored: the hash covers the sealed bytes, so personal data stay sealed here.
+    response.headers[SEALED_HEADER] = "sealed"
     return InclusionProof.model_validate({"event": found[0], "checkpoint": checkpoint.as_dict()})
 
 

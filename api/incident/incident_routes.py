@@ -164,6 +164,7 @@ def _summary(incident: Incident) -> dict[str, Any]:
 @router.get("", summary="Incident queue")
 def list_incidents(
     db: ReadDbDep,
+    container: ContainerDep,
     _: QueueReader,
     state: IncidentState | None = None,
     priority: Annotated[str | None, Query(pattern=r"^P[1-4]$")] = None,
@@ -182,7 +183,8 @@ def list_incidents(
         "state": state and str(state),
         "priority": priority,
         "assignment_group": group,
-        "assignee": assignee,
+        # An agent is recorded as their token (older records by name).
+        "assignee": assignee and (assignee, container.vault.person_token(assignee)),
         "number": number,
         "external_ref": external_ref,
     }

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: FastAPI must see the Annotated dependencies.
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from api.deps import ReadDbDep, require
+from api.deps import ContainerDep, ReadDbDep, require
 from api.kpi.kpi_chart import MEDIA_TYPES, Format, line_chart
 from api.kpi.kpi_schemas import MAX_ROWS, Dimension, KpiReport, Period
 from api.kpi.paging import decode_cursor, encode_cursor, neutralise
@@ -158,6 +158,7 @@ _CSV_PAGE = 2000
 )
 def get_kpis(
     db: ReadDbDep,
+    container: ContainerDep,
     _: Analyst,
     start: From = None,
     end: To = None,
@@ -181,7 +182,7 @@ def get_kpis(
     with db.transaction(read_only=True) as tx:
         report = ask.report(tx)
         if accept and "text/csv" in accept:
-            return _csv_download(db, ask)
+            return _csv_download(db, ask, container.vault.reveal)
         rows, following = report.page(after, limit)
         coverage = _coverage(report)
     following_cursor = encode_cursor(following) if following else None
@@ -191,9 +192,10 @@ def get_kpis(
     return Response(orjson.dumps(page), media_type="application/json")
 
 
-def _csv_download(db: ReadStore, ask: _Ask) -> Response:
+def _csv_download(db: ReadStore, ask: _Ask, reveal: Callable[[Row], Row]) -> Response:
+    """Each row opened (an agent's name, or erased) before it is encoded."""
     return StreamingResponse(
-        _csv(_pages(db, ask), ask.group_by),
+        _csv(map(reveal, _pages(db, ask)), ask.group_by),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="kpis.csv"'},
     )
@@ -237,6 +239,7 @@ def _points(rows: list[Row], kpi: str, labels: list[str]) -> list[float | None]:
 )
 def get_chart(
     db: ReadDbDep,
+    container: ContainerDep,
     _: Analyst,
     kpi: Annotated[str, Query(description=f"One of: {', '.join(KPI_FIELDS)}", max_length=64)],
     start: From = None,
@@ -257,11 +260,15 @@ def get_chart(
     with db.transaction(read_only=True) as tx:
         report = ask.report(tx).largest(MAX_SERIES)
         rows = list(report.rows())
-    return _chart(report, rows, kpi, image)
+    return _chart(report, rows, kpi, image, container.vault.open)
 
 
-def _chart(report: Report, rows: list[Row], kpi: str, image: Format) -> Response:
+def _chart(
+    report: Report, rows: list[Row], kpi: str, image: Format, name: Callable[[str], str]
+) -> Response:
+    """`name` opens a line's name (an agent's token) for its legend."""
     labels, series = _chart_series(report, rows, kpi)
+    series = {name(line): points for line, points in series.items()}
     period, group_by = report.grain, report.group_by
     title = f"{kpi.replace('_', ' ')} per {period}" + (f" by {group_by}" if group_by else "")
     chart = line_chart(title, labels, series, y_label=kpi, format=image)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from api.deps import CommandCall, ContainerDep, command_by
 from api.problem_details import problem_responses
@@ -28,7 +28,19 @@ LegalBasis = Literal[
 
 
 class SubjectNamed(BaseModel):
-    caller: str = Field(min_length=1, max_length=200, description="The person, as a caller")
+    """The person: as a caller, or as someone who acts (an agent), named as their key is."""
+
+    caller: str | None = Field(None, min_length=1, max_length=200)
+    person: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one(self) -> SubjectNamed:
+        if (self.caller is None) == (self.person is None):
+            raise ValueError("name the person as exactly one of `caller` or `person`")
+        return self
+
+    def named(self) -> tuple[str, str]:
+        return ("caller", self.caller) if self.caller else ("person", str(self.person))
 
 
 class ErasureCreate(SubjectNamed):
@@ -60,9 +72,8 @@ def erase_subject(
     """Records the erasure (who, when, why, legal basis) and deletes the person's key: every
     field of theirs then reads "[erased]", everywhere, within seconds; the history, its
     hashes and every structural field (states, times, groups) stay as they were."""
-    done = container.erasures().erase(
-        "caller", body.caller, body.reason, body.legal_basis, call.context
-    )
+    kind, name = body.named()
+    done = container.erasures().erase(kind, name, body.reason, body.legal_basis, call.context)
     return ErasurePublic(subject=done.subject, aggregates=done.aggregates, already=done.already)
 
 
@@ -71,4 +82,4 @@ def subject_report(
     body: SubjectNamed, call: AdminCommand, container: ContainerDep
 ) -> SubjectReport:
     """Their subject, whether its key still exists, and the tickets holding their data."""
-    return SubjectReport(**container.erasures().report("caller", body.caller))
+    return SubjectReport(**container.erasures().report(*body.named()))

@@ -15,7 +15,7 @@ from domain.privacy.commands import EraseSubject
 from domain.privacy.erasure import erasure_id
 from domain.shared_kernel.command_context import Context
 
-SUBJECT_KINDS = ("caller",)  # how a person can be named in a request
+SUBJECT_KINDS = ("caller", "person")  # a caller; a person who acts (an agent)
 
 
 class KeyStore(Protocol):

@@ -536,4 +536,6 @@ PERSONAL_DATA = PersonalData(
         "Reprioritised": ("reason",),
     },
     snapshot=("title", "description", "caller", "resolution_notes"),
+    people={"Assigned": ("agent",)},
+    snapshot_people=("assignee",),
 )

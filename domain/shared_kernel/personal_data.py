@@ -17,11 +17,15 @@ class PersonalData:
     """`subject_field`: the field of the creating event naming the data subject (an
     incident's caller); `events`: per event class name, its fields that are personal data
     (the subject's name, free text about them); `snapshot`: the aggregate's attributes that
-    are, in its snapshots."""
+    are, in its snapshots. Whoever acted (a person's `by`) is sealed in every event."""
 
     subject_field: str
     events: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     snapshot: tuple[str, ...] = ()
+    # Fields naming another person (an agent): recorded as that person's own token, the same
+    # wherever they appear, so that filters and groupings by person still work.
+    people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    snapshot_people: tuple[str, ...] = ()
 
 
 ERASED = "[erased]"  # what a field reads as once its subject's key is gone

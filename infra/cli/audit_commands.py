@@ -174,8 +174,9 @@ def _selected(container: Container, args: argparse.Namespace) -> tuple[list[int]
         "to": args.end and args.end.isoformat(),
         "actor": args.actor,
     }
+    actor = args.actor and (args.actor, container.vault.person_token(args.actor))
     with container.read_db.transaction(read_only=True) as tx:
-        return positions(tx, args.start, args.end, args.actor), selection
+        return positions(tx, args.start, args.end, actor), selection
 
 
 def verify_bundle(args: argparse.Namespace) -> int:

@@ -21,9 +21,8 @@ def erase(args: argparse.Namespace) -> int:
     try:
         ctx = Context(Actor(args.by, ActorKind.PERSON), "itsm-gdpr-erase")
         try:
-            done = container.erasures().erase(
-                "caller", args.caller, args.reason, args.legal_basis, ctx
-            )
+            kind, name = _named(args)
+            done = container.erasures().erase(kind, name, args.reason, args.legal_basis, ctx)
         except NotFound as error:
             sys.exit(str(error))
     finally:
@@ -45,7 +44,7 @@ def report(args: argparse.Namespace) -> int:
     container = open_container()
     try:
         try:
-            held = container.erasures().report("caller", args.caller)
+            held = container.erasures().report(*_named(args))
         except NotFound as error:
             sys.exit(str(error))
         held["data"] = [_held_in(container, a) for a in held["aggregates"]]
@@ -53,6 +52,10 @@ def report(args: argparse.Namespace) -> int:
         container.close()
     print(json.dumps(held, indent=2, default=str))
     return 0
+
+
+def _named(args: argparse.Namespace) -> tuple[str, str]:
+    return ("caller", args.caller) if args.caller else ("person", args.person)
 
 
 def _held_in(container, aggregate_id: str) -> dict[str, object]:
@@ -94,16 +97,22 @@ def register(commands: Commands) -> None:
         "gdpr", help="data subjects: erasure and right of access"
     ).add_subparsers(dest="gdpr_command", required=True)
     p = gdpr.add_parser("erase", help="erase a data subject (their key is deleted)")
-    p.add_argument("--caller", required=True, help="the person, as callers are named")
+    _person(p)
     p.add_argument("--reason", required=True)
     p.add_argument("--legal-basis", required=True, choices=LEGAL_BASES)
     p.add_argument("--by", required=True, help="who asks (recorded with the erasure)")
     p.set_defaults(run=erase)
     p = gdpr.add_parser("report", help="what is held about a data subject")
-    p.add_argument("--caller", required=True)
+    _person(p)
     p.set_defaults(run=report)
     p = gdpr.add_parser("retention", help="erase people whose tickets all ended long ago")
     p.add_argument("--days", type=int, required=True, help="the retention period")
     p.add_argument("--once", action="store_true", help="one pass, print what it erased, exit")
     p.add_argument("--poll", type=float, default=3600.0, help="seconds between passes")
     p.set_defaults(run=retention)
+
+
+def _person(parser: argparse.ArgumentParser) -> None:
+    named = parser.add_mutually_exclusive_group(required=True)
+    named.add_argument("--caller", help="the person, as callers are named")
+    named.add_argument("--person", help="a person who acts (an agent), as their key is named")

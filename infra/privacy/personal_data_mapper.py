@@ -18,6 +18,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from application.desk.practice import Practice
+from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.personal_data import PersonalData
 from infra.privacy.vault import Vault
 
@@ -44,8 +45,8 @@ class PersonalDataMapper(Mapper[UUID]):
     def _declare(self, declared: PersonalData, aggregate: type) -> None:
         topic = get_topic(aggregate)
         self.snapshots[topic] = declared
-        for name, fields in declared.events.items():
-            self.events[f"{topic}.{name}"] = (declared, fields)
+        for name in (*declared.events, *declared.people):
+            self.events[f"{topic}.{name}"] = (declared, declared.events.get(name, ()))
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         topic = get_topic(domain_event.__class__)
@@ -56,6 +57,7 @@ class PersonalDataMapper(Mapper[UUID]):
         if class_version > 1:
             state["class_version"] = class_version
         self._seal(topic, str(originator_id), state)
+        self._seal_actor(state)
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,
@@ -65,7 +67,7 @@ class PersonalDataMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         domain_event = super().to_domain_event(stored_event)
-        if self.opens and b"pii:1:" in stored_event.state:
+        if self.opens and (b"pii:1:" in stored_event.state or b"pid:1:" in stored_event.state):
             state = vars(domain_event)
             for name, value in state.items():
                 state[name] = self.vault.reveal(value)
@@ -76,12 +78,27 @@ class PersonalDataMapper(Mapper[UUID]):
         if declared is not None:
             subject_named = declared[0].subject_field in declared[1]
             self._seal_fields(declared[1], aggregate_id, state, subject_named, declared[0])
+            name = topic.rsplit(".", 1)[-1]
+            self._seal_people(declared[0].people.get(name, ()), state)
             return
         snapshot = self.snapshots.get(str(state.get("topic")))
         if snapshot is not None and isinstance(state.get("state"), dict):
             inner = dict(state["state"])
             self._seal_fields(snapshot.snapshot, aggregate_id, inner, False, snapshot)
+            self._seal_people(snapshot.snapshot_people, inner)
             state["state"] = inner
+
+    def _seal_actor(self, state: dict[str, Any]) -> None:
+        """A person who acted is recorded as their token; automations and systems by name."""
+        by = state.get("by")
+        if isinstance(by, Actor) and by.kind == ActorKind.PERSON and _clear(by.id):
+            state["by"] = Actor(self.vault.person(by.id), by.kind)
+
+    def _seal_people(self, fields: tuple[str, ...], state: dict[str, Any]) -> None:
+        for name in fields:
+            value = state.get(name)
+            if isinstance(value, str) and _clear(value):
+                state[name] = self.vault.person(value)
 
     def _seal_fields(
         self,
@@ -95,6 +112,8 @@ class PersonalDataMapper(Mapper[UUID]):
         if subject_named and isinstance(named, str) and not named.startswith("pii:1:"):
             # The event that names the subject (an incident's Logged, its caller).
             self.vault.enrol(aggregate_id, self.vault.current(declared.subject_field, named))
+        if not fields:
+            return
         subject = self.vault.subject_of(aggregate_id)
         if subject is None:  # an aggregate recorded before personal data were sealed
             return
@@ -102,3 +121,7 @@ class PersonalDataMapper(Mapper[UUID]):
             value = state.get(name)
             if isinstance(value, str) and value and not value.startswith("pii:1:"):
                 state[name] = self.vault.seal(subject, value)
+
+
+def _clear(value: str) -> bool:
+    return bool(value) and not value.startswith(("pii:1:", "pid:1:"))

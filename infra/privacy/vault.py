@@ -31,16 +31,18 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.personal_data import ERASED
 from infra.sql.database import Database
 from projections.runtime.time_text import iso
 
 KEY_CACHE_SECONDS = 2.0
 PREFIX = "pii:1:"
-TOKEN = re.compile(
-    r"pii:1:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}):([A-Za-z0-9_-]+)"
-)
-_TOKEN_BYTES = re.compile(TOKEN.pattern.encode())
+PERSON = "pid:1:"  # a person named (an agent, an actor): the same token wherever they are
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+TOKEN = re.compile(rf"pii:1:({_UUID}):([A-Za-z0-9_-]+)")
+ANY_TOKEN = re.compile(rf"(?:pii:1:({_UUID}):([A-Za-z0-9_-]+))|(?:pid:1:({_UUID}))")
+_TOKEN_BYTES = re.compile(ANY_TOKEN.pattern.encode())
 _REMEMBERED = 100_000
 
 
@@ -50,6 +52,8 @@ class Vault:
         self._pepper = b""
         self._keys: dict[str, tuple[float, bytes | None]] = {}  # subject -> (read at, key)
         self._subjects: dict[str, str] = {}  # aggregate id -> subject
+        self._people: dict[str, str] = {}  # a person's name -> their token, once recorded
+        self._names: dict[str, str] = {}  # a person's subject -> their name, sealed
         self._lock = threading.Lock()
 
     def setup(self) -> None:
@@ -65,6 +69,9 @@ class Vault:
                 " subject TEXT NOT NULL)",
                 "CREATE INDEX IF NOT EXISTS pii_aggregate_subjects_subject"
                 " ON pii_aggregate_subjects (subject)",
+                # A person's name, sealed with their key: what their person token opens to.
+                "CREATE TABLE IF NOT EXISTS pii_names (subject TEXT PRIMARY KEY,"
+                " sealed TEXT NOT NULL)",
             ]
         )
         with self.db.transaction() as tx:
@@ -132,6 +139,51 @@ class Vault:
                 self._subjects.clear()
             self._subjects[aggregate_id] = subject
 
+    # -- people named in events (agents, actors) -----------------------------------------------
+    def person(self, name: str) -> str:
+        """The token a person named in an event is recorded as: the same for the same person
+        everywhere (so the audit trail's actor filter and the KPIs by agent still work), and
+        opening to their name only while their key exists."""
+        known = self._people.get(name)
+        if known is not None:
+            return known
+        subject = self.current("person", name)
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO pii_subjects (subject, key, created_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (subject) DO NOTHING",
+                [subject, AESGCM.generate_key(bit_length=256), iso(datetime.now(UTC))],
+            )
+        sealed = self.seal(subject, name)
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO pii_names (subject, sealed) VALUES (%s, %s)"
+                " ON CONFLICT (subject) DO NOTHING",
+                [subject, sealed],
+            )
+        token = f"{PERSON}{subject}"
+        with self._lock:
+            if len(self._people) > _REMEMBERED:
+                self._people.clear()
+            self._people[name] = token
+        return token
+
+    def person_token(self, name: str) -> str:
+        """The token a filter on this person's name looks for (nothing is recorded)."""
+        return f"{PERSON}{self.current('person', name)}"
+
+    def _person_opened(self, subject: str) -> str:
+        sealed = self._names.get(subject)
+        if sealed is None:
+            with self.db.transaction(read_only=True) as tx:
+                row = tx.execute(
+                    "SELECT sealed FROM pii_names WHERE subject = %s", [subject]
+                ).fetchone()
+            if row is None:
+                return ERASED
+            sealed = self._names[subject] = str(row[0])  # sealed for good: kept
+        return self.open(sealed)
+
     # -- keys ----------------------------------------------------------------------------------
     def key(self, subject: str) -> bytes | None:
         """The subject's key; None once erased (or never made)."""
@@ -163,6 +215,8 @@ class Vault:
                 [iso(datetime.now(UTC)), by, reason, legal_basis, subject],
             )
         self._keys.pop(subject, None)
+        with self._lock:
+            self._people = {n: t for n, t in self._people.items() if not t.endswith(subject)}
         return True
 
     def held(self) -> dict[str, list[str]]:
@@ -206,10 +260,12 @@ class Vault:
 
     def open(self, token: str) -> str:
         """A token's clear text, ERASED if its key is gone; any other text as it is."""
-        match = TOKEN.fullmatch(token)
+        match = ANY_TOKEN.fullmatch(token)
         return self._opened(match) if match else token
 
     def _opened(self, match: re.Match[str]) -> str:
+        if match.group(3):
+            return self._person_opened(match.group(3))
         subject, body = match.group(1), match.group(2)
         key = self.key(subject)
         if key is None:
@@ -223,7 +279,7 @@ class Vault:
     def reveal_json(self, body: bytes) -> bytes:
         """A JSON text with every token opened, each clear text escaped as a JSON string's
         content (a token itself holds nothing JSON escapes)."""
-        if PREFIX.encode() not in body:
+        if PREFIX.encode() not in body and PERSON.encode() not in body:
             return body
         return _TOKEN_BYTES.sub(self._opened_json, body)
 
@@ -232,9 +288,14 @@ class Vault:
         return json.dumps(clear, ensure_ascii=False)[1:-1].encode()
 
     def reveal(self, value: Any) -> Any:
-        """A document with every token opened (dicts, lists and text, at any depth)."""
+        """A document with every token opened (dicts, lists, text and actors, at any
+        depth)."""
         if isinstance(value, str):
-            return TOKEN.sub(self._opened, value) if PREFIX in value else value
+            if PREFIX in value or PERSON in value:
+                return ANY_TOKEN.sub(self._opened, value)
+            return value
+        if isinstance(value, Actor):
+            return Actor(self.open(value.id), value.kind) if PERSON in value.id else value
         if isinstance(value, dict):
             return {k: self.reveal(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

@@ -194,7 +194,10 @@ def position_of(tx: Transaction, event_id: str) -> int | None:
 
 
 def positions(
-    tx: Transaction, start: datetime | None, end: datetime | None, actor: str | None
+    tx: Transaction,
+    start: datetime | None,
+    end: datetime | None,
+    actor: str | tuple[str, ...] | None,
 ) -> list[int]:
     """The log positions of the events that happened in [start, end) (either open), by
     `actor` if given, in log order."""
@@ -203,9 +206,10 @@ def positions(
         if value is not None:
             where.append(clause)
             params.append(iso(value))
-    if actor:
-        where.append("actor_id = %s")
-        params.append(actor)
+    if actor:  # a name, or the names it may be recorded under
+        names = (actor,) if isinstance(actor, str) else tuple(actor)
+        where.append(f"actor_id IN ({', '.join('%s' for _ in names)})")
+        params.extend(names)
     rows = tx.execute(
         f"SELECT position FROM rm_audit_trail WHERE {' AND '.join(where)} ORDER BY position",
         params,
@@ -228,7 +232,11 @@ def search(tx: Transaction, filters: dict[str, Any], after: int, limit: int) -> 
     (_FILTERS, datetimes for `start` and `end`) combine with AND."""
     where, params = ["position > %s"], [cast(object, after)]
     for name, value in filters.items():
-        if value is not None:
+        if isinstance(value, tuple):  # any of several values
+            column = _FILTERS[name].split(" ")[0]
+            where.append(f"{column} IN ({', '.join('%s' for _ in value)})")
+            params.extend(value)
+        elif value is not None:
             where.append(_FILTERS[name])
             params.append(iso(value) if isinstance(value, datetime) else value)
     rows = tx.execute(

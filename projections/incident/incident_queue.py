@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from projections.incident.incident_record import FIELDS, Record, fold
 from projections.runtime.envelope import Envelope
@@ -88,12 +88,16 @@ def get(tx: Transaction, incident_id: str) -> Record | None:
 
 
 def search(
-    tx: Transaction, filters: dict[str, str | None], limit: int, offset: int
+    tx: Transaction,
+    filters: Mapping[str, str | tuple[str, ...] | None],
+    limit: int,
+    offset: int,
 ) -> tuple[int, list[Record]]:
-    """Newest first; returns (total matching, one page)."""
+    """Newest first; returns (total matching, one page). A filter given several values
+    matches any of them."""
     used = {k: v for k, v in filters.items() if k in FILTERS and v is not None}
-    where = " AND ".join(f"{k} = %s" for k in used) or "1 = 1"
-    params = list(used.values())
+    where = " AND ".join(_match(k, v) for k, v in used.items()) or "1 = 1"
+    params = [x for v in used.values() for x in ((v,) if isinstance(v, str) else v)]
     total = tx.execute(f"SELECT COUNT(*) FROM rm_incidents WHERE {where}", params).fetchone()[0]
     rows = tx.execute(
         f"SELECT {', '.join(COLUMNS)} FROM rm_incidents WHERE {where}"
@@ -108,3 +112,9 @@ def records(tx: Transaction, incident_ids: set[str]) -> dict[str, Record]:
     return {
         i: to_public(tuple(r[c] for c in COLUMNS)) for i, r in _stored(tx, incident_ids).items()
     }
+
+
+def _match(column: str, value: str | tuple[str, ...]) -> str:
+    if isinstance(value, str):
+        return f"{column} = %s"
+    return f"{column} IN ({', '.join('%s' for _ in value)})"

@@ -48,6 +48,8 @@ def test_a_signed_event_s_proof_verifies_with_the_public_key_alone(
     assert signature_valid(checkpoint, KEY.public_key())
     assert proven_event_problems(proof["event"], checkpoint) == []
     assert proof["event"]["readable"]["code"] == "fixed"
+    assert proof["event"]["readable"]["by"]["$actor"][0].startswith("pid:1:")  # as stored
+    assert response.headers["x-personal-data"] == "sealed"
     assert proof["event"]["aggregate_id"] == resolved["id"]
 
 

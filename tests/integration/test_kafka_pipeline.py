@@ -168,7 +168,9 @@ def test_relay_publishes_every_event_in_order_keyed_by_incident_with_headers(con
         "causation_id",
         "payload",
     } <= set(value)
-    assert value["actor"] == {"id": "alice", "kind": "person"}
+    # A person who acted is published as their token, which only the store's key opens.
+    assert value["actor"]["kind"] == "person" and value["actor"]["id"].startswith("pid:1:")
+    assert container.vault.open(value["actor"]["id"]) == "alice"
 
 
 def test_workers_build_the_same_read_models_as_the_in_process_feed(container, tmp_path):
