@@ -62,7 +62,9 @@ class Erasures:
 
     def report(self, kind: str, name: str) -> dict[str, Any]:
         """What is held about the person: their subject, its key's state, its aggregates."""
-        subject = self.subject(kind, name)
+        return self.report_subject(self.subject(kind, name))
+
+    def report_subject(self, subject: str) -> dict[str, Any]:
         held = self.keys.status(subject)
         if held is None:
             raise NotFound("nothing is held about that person")

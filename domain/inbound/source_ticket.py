@@ -16,6 +16,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.shared_kernel.personal_data import PersonalData
 from domain.shared_kernel.value_checks import CheckedEvent
 
 _NAMESPACE = UUID("2b0f4f0e-8f0c-4a1e-9d67-6c1f3c1f5a01")
@@ -81,3 +82,13 @@ class SourceTicket(Aggregate):
         """A snapshot not newer than the last applied one arrived; it changed nothing."""
         self.event_ids.add(event_id)
         self.stale += 1
+
+
+# What a mirrored ticket remembers of people: the other tool's agents (its caller and text
+# go to the incident, sealed there).
+_AGENTS = ("snapshot.updated_by", "snapshot.assignee")
+PERSONAL_DATA = PersonalData(
+    subject_field="",
+    people={"Linked": _AGENTS, "SnapshotApplied": _AGENTS},
+    snapshot_people=_AGENTS,
+)

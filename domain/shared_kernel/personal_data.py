@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class PersonalData:
     """`subject_field`: the field of the creating event naming the data subject (an
-    incident's caller); `events`: per event class name, its fields that are personal data
-    (the subject's name, free text about them); `snapshot`: the aggregate's attributes that
-    are, in its snapshots. Whoever acted (a person's `by`) is sealed in every event."""
+    incident's caller; empty: the aggregate holds only people's names); `events`: per event
+    class name, its fields that are personal data (the subject's name, free text about
+    them); `snapshot`: the aggregate's attributes that are, in its snapshots. Whoever acted
+    (a person's `by`) is sealed in every event."""
 
     subject_field: str
     events: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

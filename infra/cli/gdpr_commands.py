@@ -21,8 +21,11 @@ def erase(args: argparse.Namespace) -> int:
     try:
         ctx = Context(Actor(args.by, ActorKind.PERSON), "itsm-gdpr-erase")
         try:
-            kind, name = _named(args)
-            done = container.erasures().erase(kind, name, args.reason, args.legal_basis, ctx)
+            erasures, reason, basis = container.erasures(), args.reason, args.legal_basis
+            if args.subject:
+                done = erasures.erase_subject(args.subject, reason, basis, ctx)
+            else:
+                done = erasures.erase(*_named(args), reason, basis, ctx)
         except NotFound as error:
             sys.exit(str(error))
     finally:
@@ -44,7 +47,12 @@ def report(args: argparse.Namespace) -> int:
     container = open_container()
     try:
         try:
-            held = container.erasures().report(*_named(args))
+            erasures = container.erasures()
+            held = (
+                erasures.report_subject(args.subject)
+                if args.subject
+                else erasures.report(*_named(args))
+            )
         except NotFound as error:
             sys.exit(str(error))
         held["data"] = [_held_in(container, a) for a in held["aggregates"]]
@@ -116,3 +124,4 @@ def _person(parser: argparse.ArgumentParser) -> None:
     named = parser.add_mutually_exclusive_group(required=True)
     named.add_argument("--caller", help="the person, as callers are named")
     named.add_argument("--person", help="a person who acts (an agent), as their key is named")
+    named.add_argument("--subject", help="the subject's pseudonym, as a report gives it")

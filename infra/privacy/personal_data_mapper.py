@@ -95,10 +95,15 @@ class PersonalDataMapper(Mapper[UUID]):
             state["by"] = Actor(self.vault.person(by.id), by.kind)
 
     def _seal_people(self, fields: tuple[str, ...], state: dict[str, Any]) -> None:
-        for name in fields:
-            value = state.get(name)
-            if isinstance(value, str) and _clear(value):
-                state[name] = self.vault.person(value)
+        """Each field naming a person (`snapshot.assignee`: one inside a mapping)."""
+        for path in fields:
+            head, _, rest = path.partition(".")
+            if rest and isinstance(state.get(head), dict):
+                inner = dict(state[head])  # the event object keeps its own
+                self._seal_people((rest,), inner)
+                state[head] = inner
+            elif not rest and isinstance(state.get(head), str) and _clear(state[head]):
+                state[head] = self.vault.person(state[head])
 
     def _seal_fields(
         self,

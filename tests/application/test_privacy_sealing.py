@@ -88,6 +88,8 @@ def test_a_ticket_imported_from_another_tool_holds_its_caller_in_its_incident_on
         with sqlite3.connect(tmp_path / "events.db") as db:
             states = [bytes(s) for (s,) in db.execute("SELECT state FROM stored_events")]
         assert all(b"Dana" not in state for state in states)
+        # The other tool's people (who updated it, who had it) are person tokens too.
+        assert all(b"user 1" not in state and b"opener" not in state for state in states)
         held = container.erasures().report("caller", "Dana Scully")["aggregates"]
         assert held == [outcome.incident_id]
     finally:
