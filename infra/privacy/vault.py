@@ -120,12 +120,14 @@ class Vault:
 
     def enrol(self, aggregate_id: str, subject: str) -> None:
         """The aggregate's data are the subject's from now on; the subject gets a key."""
+        known = self._keys.get(subject)
         with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO pii_subjects (subject, key, created_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (subject) DO NOTHING",
-                [subject, AESGCM.generate_key(bit_length=256), iso(datetime.now(UTC))],
-            )
+            if known is None or known[1] is None:  # a subject this process has not keyed yet
+                tx.execute(
+                    "INSERT INTO pii_subjects (subject, key, created_at) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (subject) DO NOTHING",
+                    [subject, AESGCM.generate_key(bit_length=256), iso(datetime.now(UTC))],
+                )
             tx.execute(
                 "INSERT INTO pii_aggregate_subjects (aggregate_id, subject) VALUES (%s, %s)"
                 " ON CONFLICT (aggregate_id) DO UPDATE SET subject = excluded.subject",

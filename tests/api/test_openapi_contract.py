@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from application.access import Role
 
-EXAMPLES = 25  # per operation and mode: about half a minute on two cores
+EXAMPLES = 20  # per operation and mode: about forty seconds on two cores
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
