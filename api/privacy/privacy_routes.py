@@ -4,7 +4,7 @@ The person is named in the body, never in the URL: URLs end up in logs."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, model_validator
@@ -12,19 +12,12 @@ from pydantic import BaseModel, Field, model_validator
 from api.deps import CommandCall, ContainerDep, command_by
 from api.problem_details import problem_responses
 from application.access import Role
+from domain.privacy.erasure import LegalBasis
 
 router = APIRouter(
     prefix="/v1/privacy", tags=["privacy"], responses=problem_responses(401, 403, 404, 422)
 )
 AdminCommand = Annotated[CommandCall, Depends(command_by(Role.ADMIN))]
-LegalBasis = Literal[
-    "consent_withdrawn",
-    "no_longer_necessary",
-    "objection",
-    "unlawful",
-    "legal_obligation",
-    "retention",
-]
 
 
 class SubjectNamed(BaseModel):
@@ -73,7 +66,7 @@ def erase_subject(
     field of theirs then reads "[erased]", everywhere, within seconds; the history, its
     hashes and every structural field (states, times, groups) stay as they were."""
     kind, name = body.named()
-    done = container.erasures().erase(kind, name, body.reason, body.legal_basis, call.context)
+    done = container.erasures().erase(kind, name, body.reason, str(body.legal_basis), call.context)
     return ErasurePublic(subject=done.subject, aggregates=done.aggregates, already=done.already)
 
 

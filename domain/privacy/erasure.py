@@ -8,6 +8,7 @@ why and on which legal basis. One erasure per subject: its id follows from the p
 
 from __future__ import annotations
 
+from enum import StrEnum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -17,14 +18,19 @@ from domain.shared_kernel.errors import InvalidValue
 from domain.shared_kernel.events import StampedEvent
 from domain.shared_kernel.value_checks import CheckedEvent, check_text
 
-LEGAL_BASES = (
-    "consent_withdrawn",
-    "no_longer_necessary",
-    "objection",
-    "unlawful",
-    "legal_obligation",
-    "retention",
-)
+
+class LegalBasis(StrEnum):
+    """Why a person's data are erased (GDPR art. 17(1), and retention's end)."""
+
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    NO_LONGER_NECESSARY = "no_longer_necessary"
+    OBJECTION = "objection"
+    UNLAWFUL = "unlawful"
+    LEGAL_OBLIGATION = "legal_obligation"
+    RETENTION = "retention"
+
+
+LEGAL_BASES = tuple(str(basis) for basis in LegalBasis)
 
 
 def erasure_id(subject: str) -> UUID:

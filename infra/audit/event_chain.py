@@ -11,7 +11,8 @@ the log is the last row written.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
@@ -201,6 +202,19 @@ class Chain:
         )
 
     # -- a store recorded before the chain ---------------------------------------------------
+    def adopt(self, transaction: Callable[[], AbstractContextManager[Any]]) -> int:
+        """Chain the events recorded before the chain existed, a batch per `transaction`
+        (a cursor in a committing transaction); returns how many."""
+        adopted, heads = 0, Heads()  # every aggregate's last link, while they are chained
+        while True:
+            with transaction() as cursor:
+                batch = next(self.unchained(cursor), None)
+                if batch:
+                    self.links(cursor, [e for e, _ in batch], [p for _, p in batch], heads)
+            if not batch:
+                return adopted
+            adopted += len(batch)
+
     def unchained(self, cursor: Any) -> Iterator[list[tuple[StoredEvent, int]]]:
         """The stored events after the chain's last position, in batches."""
         d = self.dialect

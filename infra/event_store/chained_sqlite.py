@@ -14,7 +14,7 @@ from eventsourcing.sqlite import (
     SQLiteFactory,
 )
 
-from infra.audit.event_chain import Chain, Dialect, Heads, WrittenLinks
+from infra.audit.event_chain import Chain, Dialect, WrittenLinks
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
@@ -43,15 +43,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def adopt(self) -> int:
         """Chain the events recorded before the chain existed; returns how many."""
-        adopted, heads = 0, Heads()  # every aggregate's last link, while they are chained
-        while True:
-            with self.datastore.transaction(commit=True) as c:
-                batch = next(self.chain.unchained(c), None)
-                if not batch:
-                    return adopted
-                events, positions = [e for e, _ in batch], [p for _, p in batch]
-                self.chain.links(c, events, positions, heads)
-            adopted += len(batch)
+        return self.chain.adopt(lambda: self.datastore.transaction(commit=True))
 
 
 class Factory(SQLiteFactory):

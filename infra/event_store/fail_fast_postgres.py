@@ -36,7 +36,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg_pool import PoolTimeout
 
-from infra.audit.event_chain import Chain, Dialect, Heads, WrittenLinks
+from infra.audit.event_chain import Chain, Dialect, WrittenLinks
 
 
 class StoreUnavailable(PersistenceError):
@@ -84,16 +84,14 @@ class WriteOnceRecorder(PostgresApplicationRecorder):
 
     def adopt(self) -> int:
         """Chain the events recorded before the chain existed; returns how many."""
-        adopted, heads = 0, Heads()  # every aggregate's last link, while they are chained
-        while True:
-            with self.datastore.transaction(commit=True) as curs:
-                self._lock_table(curs)
-                batch = next(self.chain.unchained(curs), None)
-                if not batch:
-                    return adopted
-                events, positions = [e for e, _ in batch], [p for _, p in batch]
-                self.chain.links(curs, events, positions, heads)
-            adopted += len(batch)
+        return self.chain.adopt(self._locked)
+
+    @contextmanager
+    def _locked(self) -> Iterator[Cursor[DictRow]]:
+        """A committing transaction holding the table lock writers take."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            yield curs
 
 
 class FailFastDatastore(PostgresDatastore):
