@@ -252,22 +252,12 @@ def _build(
     policies = SlaPolicies(desk)
     ensure_default_policy(policies, settings)
     what_if = _what_if(desk, read_db)
-    if not settings.kafka_bootstrap:
+    feed, kafka = None, None
+    if settings.kafka_bootstrap:
+        kafka = _kafka_probes(settings.kafka_bootstrap, settings, store_db, runners)
+    else:
         feed = NotificationFeed(
             desk.recorder, desk.publishing_mapper, runners, settings.relay_batch_size
-        )
-        return Container(
-            settings,
-            store_db,
-            read_db,
-            desk,
-            keys,
-            runners,
-            policies,
-            what_if,
-            access_log,
-            vault,
-            feed,
         )
     return Container(
         settings,
@@ -280,7 +270,8 @@ def _build(
         what_if,
         access_log,
         vault,
-        kafka=_kafka_probes(settings.kafka_bootstrap, settings, store_db, runners),
+        feed,
+        kafka,
     )
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import pytest
-
 from application.improvement.verification import Pins, recorded
 from domain.improvement.commands import (
     AcceptImprovement,
@@ -40,10 +38,7 @@ from domain.incident.commands import (
 )
 from domain.shared_kernel.actor import Actor, ActorKind
 from domain.shared_kernel.command_context import Context
-from infra.composition_root import bootstrap
-from infra.messaging.kafka_topics import ensure_topics
 from infra.operations.read_model_rebuild import rebuild
-from infra.settings import Settings
 from tests.integration.test_kafka_pipeline import relay_all, run_workers
 
 JANUARY = {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}
@@ -75,20 +70,6 @@ PLAN = {
 }
 APPENDED = 10_000
 BY = Context(Actor("carol", ActorKind.PERSON), "improvement")
-
-
-@pytest.fixture
-def container(tmp_path, kafka_bootstrap, kafka_topic_prefix):
-    settings = Settings(
-        data_dir=tmp_path,
-        kafka_bootstrap=kafka_bootstrap,
-        kafka_partitions=3,
-        events_topic=f"{kafka_topic_prefix}.events",
-    )
-    c = bootstrap(settings)
-    ensure_topics(kafka_bootstrap, [settings.events_topic, f"{settings.events_topic}.dlq"], 3)
-    yield c
-    c.close()
 
 
 def _at(when: datetime) -> Context:

@@ -6,7 +6,6 @@ import threading
 from types import SimpleNamespace
 
 import orjson
-import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from domain.incident.commands import (
@@ -21,15 +20,13 @@ from domain.incident.commands import (
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.command_context import Context
 from infra.audit.event_chain import chained
-from infra.composition_root import bootstrap, default_projections
+from infra.composition_root import default_projections
 from infra.event_store.notification_feed import NotificationFeed
 from infra.messaging.dead_letters import DeadLetters
 from infra.messaging.dead_letters import make_producer as dl_producer
-from infra.messaging.kafka_topics import ensure_topics
 from infra.messaging.projection_worker import ProjectionWorker
 from infra.messaging.relay import Relay, RelayPosition, make_producer
 from infra.operations.read_model_rebuild import rebuild
-from infra.settings import Settings
 from infra.sql.database import connect
 from projections.audit import incident_timeline as timeline
 from projections.incident import incident_queue as incidents
@@ -38,20 +35,6 @@ from tests.counting import incident_events
 from tests.waiting import wait_until
 
 CTX = Context(Actor("alice"), "req-1")
-
-
-@pytest.fixture
-def container(tmp_path, kafka_bootstrap, kafka_topic_prefix):
-    settings = Settings(
-        data_dir=tmp_path,
-        kafka_bootstrap=kafka_bootstrap,
-        kafka_partitions=3,
-        events_topic=f"{kafka_topic_prefix}.events",
-    )
-    c = bootstrap(settings)
-    ensure_topics(kafka_bootstrap, [settings.events_topic, f"{settings.events_topic}.dlq"], 3)
-    yield c
-    c.close()
 
 
 def drive(container, count: int = 5) -> list:
