@@ -21,6 +21,7 @@ from uuid import UUID, uuid4
 
 from application.desk.errors import NotFound
 from application.desk.practice import Practice
+from domain.access.api_key import PERSONAL_DATA as API_KEY_PERSONAL_DATA
 from domain.access.api_key import ApiKey, key_name
 from domain.access.commands import IssueKey, RevokeKey, RotateKey, SetKeyExpiry
 from domain.access.roles import Role
@@ -43,7 +44,12 @@ __all__ = [
     "parse_expiry",
 ]
 
-API_KEY = Practice(name="api_key", aggregates=(ApiKey,), noun="API key")
+API_KEY = Practice(
+    name="api_key",
+    aggregates=(ApiKey,),
+    noun="API key",
+    personal_data={ApiKey: API_KEY_PERSONAL_DATA},
+)
 
 # A lookup is served from this process's memory for at most this long: a key revoked,
 # rotated or expired on any instance stops working everywhere within it.

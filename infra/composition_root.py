@@ -242,9 +242,9 @@ def _build(
     )
     if isinstance(desk.recorder, ChainedRecorder):
         desk.recorder.adopt()  # the events recorded before the chain existed, if any
-    keys = ApiKeys(store_db, desk)
+    keys = ApiKeys(store_db, desk, vault)
     keys.setup()
-    access_log = AccessLog(store_db)
+    access_log = AccessLog(store_db, vault)
     access_log.setup()
     runners = [ProjectionRunner(read_db, p) for p in projections]
     for runner in runners:

@@ -68,6 +68,7 @@ CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 @router.get("", operation_id="list_improvements", summary="Improvements, newest first")
 def list_improvements(
     db: ReadDbDep,
+    container: ContainerDep,
     _: Reader,
     state: ImprovementState | None = None,
     owner: Annotated[str | None, Query(description="The improvement owner", max_length=200)] = None,
@@ -79,7 +80,12 @@ def list_improvements(
 ) -> ImprovementPage:
     """From the register read model; filters are exact and combine with AND. `next` is the
     `cursor` of the following page (the same query otherwise), null on the last."""
-    filters = {"state": state and str(state), "owner": owner, "service": service}
+    filters = {
+        "state": state and str(state),
+        # An owner is recorded as their person token (older records by name).
+        "owner": owner and (owner, container.vault.person_token(owner)),
+        "service": service,
+    }
     with db.transaction(read_only=True) as tx:
         total, rows, following = register_rm.search(tx, filters, limit, _decode(cursor))
     return ImprovementPage(
@@ -123,6 +129,7 @@ def _decode(cursor: str | None) -> tuple[str, str] | None:
 )
 def improvement_register(
     db: ReadDbDep,
+    container: ContainerDep,
     _: Reader,
     answer: Format = None,
     accept: Annotated[str | None, Header()] = None,
@@ -132,7 +139,7 @@ def improvement_register(
     with db.transaction(read_only=True) as tx:
         rows = register_rm.register(tx)
     if answer == "csv" or (answer is None and accept and "text/csv" in accept):
-        return _csv(rows)
+        return _csv(map(container.vault.reveal, rows))
     return [RegisterEntry(id=row["id"], **{c: row[c] for c in REGISTER_COLUMNS}) for row in rows]
 
 

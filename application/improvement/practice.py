@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application.desk.practice import Practice
-from domain.improvement.improvement import Improvement
+from domain.improvement.improvement import PERSONAL_DATA, Improvement
 
 IMPROVEMENT = Practice(
     name="improvement",
@@ -11,4 +11,5 @@ IMPROVEMENT = Practice(
     number_prefix="CSI",
     clock_events=frozenset(Improvement.CLOCK_EVENTS),
     snapshots=True,
+    personal_data={Improvement: PERSONAL_DATA},
 )

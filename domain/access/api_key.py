@@ -19,6 +19,7 @@ from domain.access.roles import Role
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from domain.shared_kernel.events import StampedEvent
+from domain.shared_kernel.personal_data import PersonalData
 from domain.shared_kernel.value_checks import CheckedEvent, check_text, check_time, parse_choice
 
 LONGEST_NAME = 100
@@ -164,3 +165,10 @@ class ApiKey(Aggregate):
     @event("ExpirySet")
     def _expiry_set(self, expires_at: datetime | None, by: Actor, causation_id: str) -> None:
         self.expires_at = expires_at
+
+
+# A key is named for the person (or the system) that holds it, and that name is who acted in
+# the audit trail: it is recorded as the holder's person token.
+PERSONAL_DATA = PersonalData(
+    subject_field="", people={"Issued": ("name",)}, snapshot_people=("name", "issued_by")
+)

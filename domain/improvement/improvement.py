@@ -51,6 +51,7 @@ from domain.improvement.lifecycle import (
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.errors import IllegalTransition, InvalidValue
 from domain.shared_kernel.events import StampedEvent
+from domain.shared_kernel.personal_data import PersonalData
 from domain.shared_kernel.value_checks import CheckedEvent, check_text, check_time
 
 S = ImprovementState
@@ -613,3 +614,25 @@ def _progress(action: Action, status: str, why: str) -> Action:
     updated = action.copy()
     updated["status"], updated["reason"] = status, why
     return updated
+
+
+# An improvement has no data subject of its own; the people it names (its owner, its team,
+# the owners of its actions, the RACI's persons, who proposed and approved it) are recorded
+# as their person tokens (a RACI party that is a team is not a person's data).
+_DESIGN_PEOPLE = ("design.owner", "design.team[]")
+_PLAN_PEOPLE = ("plan.actions[].owner", "plan.raci[kind=person].party")
+PERSONAL_DATA = PersonalData(
+    subject_field="",
+    people={
+        "Proposed": _DESIGN_PEOPLE,
+        "DesignRevised": _DESIGN_PEOPLE,
+        "PlanRevised": _PLAN_PEOPLE,
+    },
+    snapshot_people=(
+        *_DESIGN_PEOPLE,
+        *_PLAN_PEOPLE,
+        "proposed_by",
+        "approved_by",
+        "verification.by",
+    ),
+)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from application.access import Access
+from infra.privacy.vault import Vault
 from infra.sql.database import Database
 from projections.runtime.time_text import iso
 
@@ -27,7 +28,6 @@ _COLUMNS = (
     "detail",
 )
 _FILTERS = {
-    "key_name": "key_name = %s",
     "resource_id": "resource_id = %s",
     "resource_type": "resource_type = %s",
     "start": "at >= %s",
@@ -36,8 +36,11 @@ _FILTERS = {
 
 
 class AccessLog:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """Who read is kept as their person token (infra/privacy/vault.py): the log still tells
+    one reader's accesses apart after their erasure, without their name."""
+
+    def __init__(self, db: Database, vault: Vault) -> None:
+        self.db, self.vault = db, vault
 
     def setup(self) -> None:
         key = (
@@ -56,7 +59,8 @@ class AccessLog:
         )
 
     def record(self, access: Access) -> None:
-        row = (iso(datetime.now(UTC)), *[getattr(access, c) for c in _COLUMNS[1:]])
+        row = [iso(datetime.now(UTC)), *[getattr(access, c) for c in _COLUMNS[1:]]]
+        row[1] = self.vault.person(access.key_name)
         with self.db.transaction() as tx:
             tx.execute(
                 f"INSERT INTO itsm_access_log ({', '.join(_COLUMNS)})"
@@ -68,7 +72,10 @@ class AccessLog:
         """The accesses after the id `after`, oldest first; filters combine with AND."""
         where, params = ["id > %s"], [cast(object, after)]
         for name, value in filters.items():
-            if value is not None:
+            if name == "key_name" and value is not None:
+                where.append("key_name IN (%s, %s)")  # rows of an earlier version: in clear
+                params += [value, self.vault.person_token(value)]
+            elif value is not None:
                 where.append(_FILTERS[name])
                 params.append(iso(value) if isinstance(value, datetime) else value)
         with self.db.transaction(read_only=True) as tx:
@@ -77,4 +84,5 @@ class AccessLog:
                 f" WHERE {' AND '.join(where)} ORDER BY id LIMIT %s",
                 [*params, limit],
             ).fetchall()
-        return [dict(zip(("id", *_COLUMNS), row, strict=True)) for row in rows]
+        found = [dict(zip(("id", *_COLUMNS), row, strict=True)) for row in rows]
+        return [{**row, "key_name": self.vault.open(row["key_name"])} for row in found]

@@ -26,6 +26,7 @@ from application.access import (
 )
 from domain.access.roles import Role
 from domain.shared_kernel.errors import DomainError
+from infra.privacy.vault import Vault
 from infra.sql.database import Database
 from projections.runtime.read_store import Transaction
 
@@ -33,8 +34,12 @@ log = logging.getLogger(__name__)
 
 
 class SqlKeyTable(KeyTable):
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """A live key's name is kept as its holder's person token (infra/privacy/vault.py):
+    unique as the name is, and unreadable once the holder is erased. `recorded` gives the
+    token and records the person if new; `token` only computes it."""
+
+    def __init__(self, db: Database, vault: Vault) -> None:
+        self.db, self.recorded, self.token = db, vault.person, vault.person_token
 
     def setup(self) -> None:
         self.db.script(
@@ -48,6 +53,18 @@ class SqlKeyTable(KeyTable):
             name TEXT PRIMARY KEY, key_id TEXT NOT NULL, claimed_at TEXT NOT NULL)""",
             ]
         )
+        self._seal_names()
+
+    def _seal_names(self) -> None:
+        """Names claimed in clear by an earlier version become tokens."""
+        with self.db.transaction(read_only=True) as tx:
+            rows = tx.execute(
+                "SELECT name FROM itsm_api_key_names WHERE name NOT LIKE 'pid:1:%'"
+            ).fetchall()
+        tokens = [(self.recorded(name), name) for (name,) in rows]
+        with self.db.transaction() as tx:
+            for token, name in tokens:
+                tx.execute("UPDATE itsm_api_key_names SET name = %s WHERE name = %s", (token, name))
 
     def add_secret(self, digest: str, key_id: UUID, secret_id: str) -> None:
         """Idempotent for the same row: an adoption run again writes it again."""
@@ -75,44 +92,48 @@ class SqlKeyTable(KeyTable):
         return [UUID(row[0]) for row in rows]
 
     def claim(self, name: str, key_id: UUID) -> tuple[UUID, datetime] | None:
+        token = self.recorded(name)
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO itsm_api_key_names (name, key_id, claimed_at) VALUES (%s, %s, %s)"
                 " ON CONFLICT (name) DO NOTHING",
-                (name, str(key_id), _now()),
+                (token, str(key_id), _now()),
             )
             row = tx.execute(
-                "SELECT key_id, claimed_at FROM itsm_api_key_names WHERE name = %s", (name,)
+                "SELECT key_id, claimed_at FROM itsm_api_key_names WHERE name = %s", (token,)
             ).fetchone()
         if row is None or UUID(row[0]) == key_id:
             return None
         return UUID(row[0]), datetime.fromisoformat(row[1])
 
     def take_over(self, name: str, holder: UUID, key_id: UUID) -> bool:
+        token = self.token(name)
         with self.db.transaction() as tx:
             row = tx.execute(
                 f"SELECT key_id FROM itsm_api_key_names WHERE name = %s{self.db.for_update}",
-                (name,),
+                (token,),
             ).fetchone()
             if row is None or UUID(row[0]) != holder:
                 return False
             tx.execute(
                 "UPDATE itsm_api_key_names SET key_id = %s, claimed_at = %s WHERE name = %s",
-                (str(key_id), _now(), name),
+                (str(key_id), _now(), token),
             )
         return True
 
     def release(self, name: str, key_id: UUID) -> None:
+        token = self.token(name)
         with self.db.transaction() as tx:
             tx.execute(
                 "DELETE FROM itsm_api_key_names WHERE name = %s AND key_id = %s",
-                (name, str(key_id)),
+                (token, str(key_id)),
             )
 
     def holder(self, name: str) -> UUID | None:
+        token = self.token(name)
         with self.db.transaction(read_only=True) as tx:
             row = tx.execute(
-                "SELECT key_id FROM itsm_api_key_names WHERE name = %s", (name,)
+                "SELECT key_id FROM itsm_api_key_names WHERE name = %s", (token,)
             ).fetchone()
         return UUID(row[0]) if row else None
 
@@ -122,12 +143,14 @@ class ApiKeys(ApiKeyService):
     every request authenticates, and two queries per request would be most of a cheap
     route's cost. A revocation reaches every instance within `ttl` (docs/access.md)."""
 
-    def __init__(self, db: Database, desk: Desk, ttl: float = REVOCATION_BOUND_SECONDS) -> None:
-        self.db = db
-        super().__init__(SqlKeyTable(db), desk, ttl=ttl)
+    def __init__(
+        self, db: Database, desk: Desk, vault: Vault, ttl: float = REVOCATION_BOUND_SECONDS
+    ) -> None:
+        self.db, self.sql_table = db, SqlKeyTable(db, vault)
+        super().__init__(self.sql_table, desk, ttl=ttl)
 
     def setup(self) -> None:
-        SqlKeyTable(self.db).setup()
+        self.sql_table.setup()
         for digest, name, role in self._legacy_keys():
             self._adopt(digest, name, role)
 

@@ -95,15 +95,34 @@ class PersonalDataMapper(Mapper[UUID]):
             state["by"] = Actor(self.vault.person(by.id), by.kind)
 
     def _seal_people(self, fields: tuple[str, ...], state: dict[str, Any]) -> None:
-        """Each field naming a person (`snapshot.assignee`: one inside a mapping)."""
+        """Each field naming a person, by its path: `snapshot.assignee` (one inside a
+        mapping), `design.team[]` (each of a list), `plan.raci[kind=person].party` (in the
+        list's entries whose `kind` is `person`)."""
         for path in fields:
-            head, _, rest = path.partition(".")
-            if rest and isinstance(state.get(head), dict):
-                inner = dict(state[head])  # the event object keeps its own
-                self._seal_people((rest,), inner)
-                state[head] = inner
-            elif not rest and isinstance(state.get(head), str) and _clear(state[head]):
-                state[head] = self.vault.person(state[head])
+            self._seal_path(path.split("."), state)
+
+    def _seal_path(self, segments: list[str], state: dict[str, Any]) -> None:
+        # Containers are copied before they change: the event object keeps its own.
+        name, _, where = segments[0].partition("[")
+        value, rest = state.get(name), segments[1:]
+        if where and isinstance(value, list):
+            state[name] = [self._sealed_entry(e, where.rstrip("]"), rest) for e in value]
+        elif not where and rest and isinstance(value, dict):
+            inner = dict(value)
+            self._seal_path(rest, inner)
+            state[name] = inner
+        elif not where and not rest and isinstance(value, str) and _clear(value):
+            state[name] = self.vault.person(value)
+
+    def _sealed_entry(self, entry: Any, condition: str, rest: list[str]) -> Any:
+        if not rest:
+            return self.vault.person(entry) if isinstance(entry, str) and _clear(entry) else entry
+        key, _, wanted = condition.partition("=")
+        if not isinstance(entry, dict) or (key and entry.get(key) != wanted):
+            return entry
+        inner = dict(entry)
+        self._seal_path(rest, inner)
+        return inner
 
     def _seal_fields(
         self,

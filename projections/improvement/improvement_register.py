@@ -9,7 +9,7 @@ so they are also kept one per row in a side table the `service` filter reads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -175,7 +175,10 @@ After = tuple[str, str]
 
 
 def search(
-    tx: Transaction, filters: dict[str, str | None], limit: int, after: After | None = None
+    tx: Transaction,
+    filters: Mapping[str, str | tuple[str, ...] | None],
+    limit: int,
+    after: After | None = None,
 ) -> tuple[int, list[dict[str, Any]], After | None]:
     """Newest first: (total matching, one page, where the next page starts or None)."""
     where, params = _where(filters)
@@ -194,15 +197,21 @@ def search(
     return int(total[0]), items, following
 
 
-def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
+def _where(filters: Mapping[str, str | tuple[str, ...] | None]) -> tuple[str, list[str]]:
+    """A filter's value, or its values (any of them: a person by name or by token)."""
     used = {k: v for k, v in filters.items() if k in FILTERS and v is not None}
-    clauses = [
-        "id IN (SELECT improvement_id FROM rm_improvement_services WHERE service = %s)"
-        if key == "service"
-        else f"{key} = %s"
-        for key in used
-    ]
-    return " AND ".join(clauses) or "1 = 1", list(used.values())
+    clauses: list[str] = []
+    params: list[str] = []
+    for key, value in used.items():
+        values = value if isinstance(value, tuple) else (value,)
+        match = f"IN ({', '.join('%s' for _ in values)})"
+        clauses.append(
+            f"id IN (SELECT improvement_id FROM rm_improvement_services WHERE service {match})"
+            if key == "service"
+            else f"{key} {match}"
+        )
+        params += values
+    return " AND ".join(clauses) or "1 = 1", params
 
 
 def register(tx: Transaction) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from application.access import Access
+from domain.improvement.commands import AcceptImprovement, ProposeImprovement, RevisePlan
 from domain.incident.commands import Assign, Comment, LogIncident
 from domain.shared_kernel.actor import Actor
 from domain.shared_kernel.command_context import Context
@@ -94,3 +96,69 @@ def test_a_ticket_imported_from_another_tool_holds_its_caller_in_its_incident_on
         assert held == [outcome.incident_id]
     finally:
         container.close()
+
+
+def test_the_people_an_improvement_names_are_sealed_and_a_team_is_not(tmp_path):
+    container = bootstrap(Settings(data_dir=tmp_path, snapshot_interval=2))
+    try:
+        desk = container.desk
+        design = {
+            "name": "Faster triage",
+            "area": "process",
+            "owner": "Carol Danvers",
+            "team": ["Bob Lee"],
+        }
+        improvement = desk.create(ProposeImprovement(design=design), CTX)
+        desk.execute(improvement.id, AcceptImprovement(), CTX)
+        plan = {
+            "actions": [{"id": "a1", "title": "Rota", "owner": "Bob Lee", "due": "2026-05-01"}],
+            "raci": [
+                {"party": "Carol Danvers", "kind": "person", "role": "accountable"},
+                {"party": "Network team", "kind": "team", "role": "consulted"},
+            ],
+        }
+        desk.execute(improvement.id, RevisePlan(plan=plan), CTX)
+        stored = _stored_states(tmp_path)
+        assert stored["snapshots"]  # the improvement's state is in a snapshot too
+        everything = b"".join(stored["events"] + stored["snapshots"])
+        assert b"Carol" not in everything and b"Bob Lee" not in everything
+        assert b"Network team" in everything  # a team is nobody's personal data
+
+        fresh = desk.find(improvement.id)  # from its snapshot and the events after it
+        assert fresh.design["owner"] == "Carol Danvers" and fresh.design["team"] == ["Bob Lee"]
+        assert [r["party"] for r in fresh.plan["raci"]] == ["Carol Danvers", "Network team"]
+        assert fresh.plan["actions"][0]["owner"] == "Bob Lee"
+    finally:
+        container.close()
+
+
+def test_an_api_key_s_name_is_sealed_in_its_events_its_lookup_and_the_access_log(tmp_path):
+    container = bootstrap(Settings(data_dir=tmp_path))
+    try:
+        key = container.keys.issue("Dana Scully", "agent", CTX)
+        container.access_log.record(
+            Access("Dana Scully", "agent", "read_detail", "incident", "i-1", "req-1", "")
+        )
+        stored = _stored_states(tmp_path)
+        assert b"Dana" not in b"".join(stored["events"] + stored["names"] + stored["accesses"])
+        assert container.keys.get(key.key.id).name == "Dana Scully"
+        assert container.keys.get("Dana Scully").id == key.key.id  # found by its name
+        (access,) = container.access_log.search({"key_name": "Dana Scully"}, 0, 10)
+        assert access["key_name"] == "Dana Scully"
+
+        subject = container.vault.person_token("Dana Scully").removeprefix("pid:1:")
+        container.vault.erase(subject, "dpo", "asked", "consent_withdrawn")
+        (access,) = container.access_log.search({}, 0, 10)
+        assert access["key_name"] == "[erased]"
+    finally:
+        container.close()
+
+
+def _stored_states(data_dir) -> dict[str, list[bytes]]:
+    with sqlite3.connect(data_dir / "events.db") as db:
+        return {
+            "events": [bytes(s) for (s,) in db.execute("SELECT state FROM stored_events")],
+            "snapshots": [bytes(s) for (s,) in db.execute("SELECT state FROM stored_snapshots")],
+            "names": [n.encode() for (n,) in db.execute("SELECT name FROM itsm_api_key_names")],
+            "accesses": [k.encode() for (k,) in db.execute("SELECT key_name FROM itsm_access_log")],
+        }

@@ -78,3 +78,16 @@ def test_tokens_open_inside_json_as_valid_json(vaults):
     body = json.dumps({"title": vault.seal(dana, tricky), "n": [vault.seal(dana, "x")]}).encode()
     assert json.loads(vault.reveal_json(body)) == {"title": tricky, "n": ["x"]}
     assert vault.reveal({"a": [vault.seal(dana, tricky)]}) == {"a": [tricky]}
+
+
+def test_a_person_erased_by_another_process_is_recorded_afresh_within_the_cache_bound(
+    vaults, clock
+):
+    here, elsewhere = vaults
+    before = here.person("Walter Skinner")  # this process remembers the token
+    subject = before.removeprefix("pid:1:")
+    assert elsewhere.erase(subject, "dpo", "asked by letter", "consent_withdrawn") is True
+    clock.now += KEY_CACHE_SECONDS
+    after = here.person("Walter Skinner")
+    assert after != before  # not written under the erased subject, unreadable from birth
+    assert here.open(after) == "Walter Skinner" and here.open(before) == "[erased]"
