@@ -117,14 +117,17 @@ class Readiness:
             return None
         topic = self.settings.events_topic
         return {
-            r.projection.name: (sum(r.positions(topic).values()), lags.get(r.projection.name, 0))
+            r.projection.name: (
+                sum(r.positions(topic).values()),
+                lags.get(r.projection.name, 0) + r.owed(),
+            )
             for r in self.container.runners
         }
 
     def _feed_heads(self) -> Heads:
         last = self.container.desk.recorder.max_notification_id() or 0
         return {
-            r.projection.name: (p := r.position(SOURCE, 0), max(last - p + 1, 0))
+            r.projection.name: (p := r.position(SOURCE, 0), max(last - p + 1, 0) + r.owed())
             for r in self.container.runners
         }
 

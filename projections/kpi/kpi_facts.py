@@ -199,6 +199,9 @@ class KpiProjection(Projection):
         write(tx, changes)
         self._follow_after_batch(tx)
 
+    def owed(self, tx: Transaction) -> int:
+        return 0 if self.sla is None else self.sla.owed(tx)
+
     def idle(self, tx: Transaction) -> None:
         """Count the SLA read model's new verdicts, then recompute the quantiles whose bins
         changed (projections/kpi/kpi_views.py, kpi_quantiles.py)."""

@@ -218,6 +218,20 @@ class SlaFollower:
         self._count(tx, {row[0]: (str(row[1]), float(row[2])) for row in clocks}, changes)
         set_meta(tx, "sla_follow", f"{generation}:{max(int(row[3]) for row in clocks)}")
 
+    def owed(self, tx: Transaction) -> int:
+        """The resolve clocks the SLA read model changed that are not counted yet."""
+        generation = self._generation(tx)
+        if generation is None:
+            return 0
+        followed, _, seq = _followed(tx).partition(":")
+        since = int(seq or 0) if followed == generation else 0
+        row = tx.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM sla_clocks WHERE metric = 'resolve'"
+            " AND seq > %s LIMIT 10000) AS owed",
+            [since],
+        ).fetchone()
+        return int(row[0])
+
     def _generation(self, tx: Transaction) -> str | None:
         """The SLA read model's identity (a rebuild starts its numbering again); None when
         it has no tables in this database."""

@@ -46,6 +46,11 @@ class Projection(ABC):
         for event in events:
             self.apply(tx, event)
 
+    def owed(self, tx: Transaction) -> int:
+        """How much of its idle work the read model has still to do (the KPIs: batches of
+        SLA verdicts not counted yet); readiness adds it to what it is behind the feed."""
+        return 0
+
     def idle(self, tx: Transaction) -> None:  # noqa: B027 (optional: most read models fold only)
         """Work the read model does besides folding events (following another read model),
         in its own transaction, while the feed is quiet and now and then between batches."""

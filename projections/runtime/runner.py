@@ -119,6 +119,11 @@ class ProjectionRunner:
         self.idle()
         return moved
 
+    def owed(self) -> int:
+        """Projection.owed, read now."""
+        with self.db.transaction(read_only=True) as tx:
+            return self.projection.owed(tx)
+
     def idle(self, force: bool = False) -> None:
         """The projection's own work besides folding (Projection.idle), at most every
         IDLE_EVERY seconds unless `force`d. Its failure is logged, never the feed's: the

@@ -73,6 +73,9 @@ def base_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     of the caller's shell, plus `settings` (ITSM_ prefixed by the caller)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ITSM_")}
     env["ITSM_DATA_DIR"] = str(tmp_path)
+    # A consumer stuck without records while behind is recreated well within the tests'
+    # waits (production's 60 s is longer than most of them).
+    env["ITSM_WORKER_STALL_SECONDS"] = "15"
     env.update(settings)
     return env
 
@@ -163,6 +166,11 @@ def running(*procs: Proc) -> Iterator[tuple[Proc, ...]]:
         for proc in procs:
             proc.start()
         yield procs
+    except BaseException:
+        # What each process logged, for the failure's report (pytest shows captured output).
+        for proc in procs:
+            print(f"==== {proc.name}'s log, its end:\n{proc.tail()}")
+        raise
     finally:
         for proc in procs:
             try:
@@ -726,7 +734,7 @@ def reference_dump(settings: Settings, tmp_path: Path) -> dict[str, list[tuple]]
     return dump(f"sqlite:///{path}")
 
 
-def converged(read_url: str, reference: dict[str, list[tuple]], within: float = 30.0) -> dict:
+def converged(read_url: str, reference: dict[str, list[tuple]], within: float = 60.0) -> dict:
     """The read models once they equal the reference, or as they are after `within` s.
     A read model that follows another (the KPIs count the SLA read model's verdicts in their
     idle work, docs/architecture.md) converges within a second or two of the feed's end,

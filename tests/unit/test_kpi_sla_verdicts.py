@@ -69,7 +69,9 @@ def test_verdicts_folded_after_the_kpis_reach_the_cells_when_the_kpis_are_idle(d
     feed = _history()
     _feed(kpi, feed)  # the KPI read model first: no verdict yet
     _feed(sla, feed)
+    assert kpi.owed() == 4  # each incident's resolve clock, not counted yet: readiness says so
     kpi.idle(force=True)
+    assert kpi.owed() == 0
     new, old = _both(db)
     assert _sla_figures(new) == _sla_figures(old)
     assert new[0]["sla_compliance"] == pytest.approx(1 / 3)  # INC1 met; INC2, INC3 breached
