@@ -27,8 +27,13 @@ kafka-jars: venv system-deps
 
 # Static checks first (lint, format, the layer rules of [tool.importlinter], types): a broken
 # one fails the run before the slower tests start.
+# The other tiers, in-process, share the machine's cores; the ones with real servers
+# (Kafka, PostgreSQL) and timed recoveries run one test at a time, alone.
+SERVER_TIERS := tests/integration tests/e2e tests/faults
+
 test: venv system-deps kafka-jars check
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 tests $(SERVER_TIERS:%=--ignore=%)
+	$(PY) -m pytest $(SERVER_TIERS)
 
 check: venv
 	$(VENV)/bin/ruff check .
