@@ -14,12 +14,21 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 GRAINS = ("day", "week", "month")
-# Grains whose runs are also summed by month, so a prefix reads months, not every bucket.
-ROLLED_UP = ("day", "week")
+# Rollups, so that a prefix reads years, then months, then buckets, not every bucket: the
+# runs of days and weeks are also summed per month (`day>month`, `week>month`, by the month a
+# bucket starts in), the runs of every grain and the months' state deltas per year
+# (`day>year`, `week>year`, `month>year`, by the year of that month).
+MONTHLY = {"day": "day>month", "week": "week>month"}
+YEARLY = {grain: f"{grain}>year" for grain in GRAINS}
 
 
 def month_key(day: date) -> int:
     return day.year * 12 + day.month - 1
+
+
+def year_of(month: int) -> int:
+    """The year of a month key (a year's rollup bucket)."""
+    return month // 12
 
 
 def month_first(key: int) -> date:

@@ -2,14 +2,15 @@
 
 `kpi_cells` holds the moment measures, `kpi_state_cells` the state measures (per step: a
 state, or `on_hold:<reason>`), `kpi_ttr_bins` the time-to-resolve bins; each keyed by the
-reporting zone, the grain (`day`, `week`, `month`; runs are also summed per month as
-`day>month` and `week>month`), the bucket, the dimension and its value
+reporting zone, the grain (`day`, `week`, `month`, and the rollups of
+projections/kpi/kpi_buckets.py), the bucket, the dimension and its value
 (projections/kpi/kpi_contributions.py says what they mean). Changes are added with one
 upsert per touched cell, in the projection's transaction.
 """
 
 from __future__ import annotations
 
+from projections.kpi.kpi_buckets import GRAINS, MONTHLY, YEARLY
 from projections.kpi.kpi_contributions import MOMENT_MEASURES, STATE_MEASURES, CellChanges
 from projections.runtime.read_store import CLUSTERED, Transaction
 
@@ -74,6 +75,44 @@ def write(tx: Transaction, changes: CellChanges) -> None:
     for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins), (_STALE, stale)):
         if rows:
             tx.executemany(sql, rows)
+
+
+def add_yearly_rollups(tx: Transaction, zones: list[str]) -> None:
+    """The yearly rollups (projections/kpi/kpi_buckets.py) of cells an earlier version kept
+    without them, summed from their monthly rows; for a zone that has none yet. Members of
+    one read model that start at once take turns on a meta row, so only the first adds."""
+    tx.execute(
+        "INSERT INTO kpi_meta (name, value) VALUES ('yearly_rollups', '1') ON CONFLICT (name)"
+        " DO UPDATE SET value = kpi_meta.value"
+    )
+    for zone in zones:
+        if _has(tx, zone, YEARLY["month"]) or not _has(tx, zone, "month"):
+            continue
+        for grain in GRAINS:
+            tx.execute(
+                _YEARLY_FROM_MONTHLY.format(monthly=MONTHLY.get(grain, "month")),
+                [YEARLY[grain], zone],
+            )
+
+
+def _has(tx: Transaction, zone: str, grain: str) -> bool:
+    found = tx.execute(
+        "SELECT 1 FROM kpi_state_cells WHERE zone = %s AND grain = %s LIMIT 1", [zone, grain]
+    ).fetchone()
+    return found is not None
+
+
+# Month keys are year * 12 + month - 1: a year is the key divided by 12 (integer division in
+# both engines). Only the measures a prefix reads go up (weight and entries stay per bucket).
+_YEARLY_FROM_MONTHLY = (
+    "INSERT INTO kpi_state_cells (zone, grain, bucket, dim, value, step, delta, weight, entered,"
+    " runs, open_runs) SELECT zone, %s, bucket / 12, dim, value, step, SUM(delta), 0, 0,"
+    " SUM(runs), SUM(open_runs) FROM kpi_state_cells WHERE zone = %s AND grain = '{monthly}'"
+    " GROUP BY zone, bucket / 12, dim, value, step ON CONFLICT (zone, grain, dim, step, bucket,"
+    " value) DO UPDATE SET delta = kpi_state_cells.delta + excluded.delta,"
+    " runs = kpi_state_cells.runs + excluded.runs,"
+    " open_runs = kpi_state_cells.open_runs + excluded.open_runs"
+)
 
 
 def meta(tx: Transaction, name: str) -> str | None:

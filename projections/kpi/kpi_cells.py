@@ -3,9 +3,10 @@ and sums that the KPIs are ratios of (projections/kpi/kpi_queries.py divides the
 
 A period of a reporting zone is one bucket of its grain, so moment measures are read as
 they are. The state measures are summed up to the period: `delta` up to its start is the
-number of incidents in each state then (read from whole months, then days, so the prefix
-costs a few hundred rows, not one per bucket), and `runs` up to the period the distinct
-incidents with time in each state in it. Without a dimension, the figures are the sums over
+number of incidents in each state then, and `runs` up to the period the distinct incidents
+with time in each state in it. Both are read from whole years, then months, then buckets
+(projections/kpi/kpi_buckets.py, the rollups), so a prefix costs a few rows per dimension
+value and state, not one per bucket. Without a dimension, the figures are the sums over
 the priorities (every incident has one priority value, none included).
 """
 
@@ -17,11 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from projections.kpi.kpi_buckets import (
+    MONTHLY,
+    YEARLY,
     ReportingZone,
     first_day,
     month_first,
     month_floor,
     month_of,
+    year_of,
 )
 from projections.kpi.kpi_contributions import ALL, MOMENT_MEASURES
 from projections.kpi.kpi_quantiles import Quantiles, fresh, stored
@@ -171,17 +175,23 @@ class Slice:
         return totals
 
     def _delta_prefix(self, first: int) -> Iterator[tuple[str, str, float]]:
+        """The years before the bucket's, its year's months before its month, its month's
+        days before it."""
         month = month_of(self.grain, first)
-        day = first_day(self.grain, first).toordinal()
-        yield from self._sums("delta", "month", None, month)
+        year, day = year_of(month), first_day(self.grain, first).toordinal()
+        yield from self._sums("delta", YEARLY["month"], None, year)
+        yield from self._sums("delta", "month", year * 12, month)
         yield from self._sums("delta", "day", month_first(month).toordinal(), day)
 
     def _runs_prefix(self, first: int) -> Iterator[tuple[str, str, float, float]]:
-        columns = "runs, open_runs"
+        """Likewise, in the grain and its rollups."""
+        columns, month = "runs, open_runs", month_of(self.grain, first)
+        year = year_of(month)
+        yield from self._sums(columns, YEARLY[self.grain], None, year)
         if self.grain == "month":
-            yield from self._sums(columns, "month", None, first)
+            yield from self._sums(columns, "month", year * 12, first)
             return
-        yield from self._sums(columns, f"{self.grain}>month", None, month_of(self.grain, first))
+        yield from self._sums(columns, MONTHLY[self.grain], year * 12, month)
         yield from self._sums(columns, self.grain, month_floor(self.grain, first), first)
 
     def _sums(

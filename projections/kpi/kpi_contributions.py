@@ -35,7 +35,8 @@ from ddsketch.mapping import LogarithmicMapping
 
 from projections.kpi.kpi_buckets import (
     GRAINS,
-    ROLLED_UP,
+    MONTHLY,
+    YEARLY,
     ReportingZone,
     month_key,
     month_of,
@@ -116,7 +117,6 @@ def key_value(key: str) -> str | None:
 _NO_VIEW = IncidentView((None,) * len(DIMENSIONS), {}, None, {})
 _GROUP = DIMENSIONS.index("group")
 _ALL = list(range(len(DIMENSIONS)))
-_ROLLUPS = {grain: f"{grain}>month" for grain in ROLLED_UP}
 _RUNS, _OPEN_RUNS = STATE_MEASURES.index("runs"), STATE_MEASURES.index("open_runs")
 
 
@@ -221,12 +221,17 @@ class CellChanges:
             for seconds, delta, entries in ends:
                 for grain, bucket, offset in _placed(zone, seconds):
                     weight = delta * offset
+                    yearly = (
+                        (zone.name, YEARLY["month"], bucket // 12) if grain == "month" else None
+                    )
                     for dim, value in values:
                         for step_ in steps:
                             cell = states[(zone.name, grain, bucket, dim, value, step_)]
                             cell[0] += delta
                             cell[1] += weight
                             cell[2] += entries
+                            if yearly is not None:  # the month's yearly rollup
+                                states[(*yearly, dim, value, step_)][0] += delta
 
     def _runs(self, old: IncidentView, new: IncidentView, state: str, dims: list[int]) -> None:
         """The state's runs in the dimensions: those that changed, out and in. The runs are
@@ -277,17 +282,18 @@ class CellChanges:
         sign: int,
     ) -> None:
         """+1 where the run starts, -1 after it ends (open: +1 in `open_runs`), in the grain
-        and in its monthly rollup."""
-        states, rollup = self.states, _ROLLUPS.get(grain)
+        and in its monthly and yearly rollups."""
+        states, monthly, yearly = self.states, MONTHLY.get(grain), YEARLY[grain]
         if last is None:
             marks: tuple[tuple[int, int, int], ...] = ((first, _OPEN_RUNS, sign),)
         else:
             marks = ((first, _RUNS, sign), (last + step(grain), _RUNS, -sign))
         for bucket, column, amount in marks:
             states[(zone.name, grain, bucket, dim, value, state)][column] += amount
-            if rollup:
-                month = _month_of(grain, bucket)
-                states[(zone.name, rollup, month, dim, value, state)][column] += amount
+            month = _month_of(grain, bucket)
+            if monthly:
+                states[(zone.name, monthly, month, dim, value, state)][column] += amount
+            states[(zone.name, yearly, month // 12, dim, value, state)][column] += amount
 
 
 def _unmoved(moved: list[int]) -> list[int]:

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from projections.kpi.kpi_buckets import ReportingZone
-from projections.kpi.kpi_cell_store import DDL, LONG_INTERVAL, TABLES, write
+from projections.kpi.kpi_cell_store import DDL, LONG_INTERVAL, TABLES, add_yearly_rollups, write
 from projections.kpi.kpi_contributions import CellChanges
 from projections.kpi.kpi_fact_fold import (
     FACT_COLUMNS,
@@ -184,6 +184,9 @@ class KpiProjection(Projection):
     def ddl(self) -> list[str]:
         names = ",".join(z.name for z in self.zones)
         return [*_DDL, *DDL, _ZONES.format(names=names)]
+
+    def migrate(self, tx: Transaction) -> None:
+        add_yearly_rollups(tx, [zone.name for zone in self.zones])
 
     def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])

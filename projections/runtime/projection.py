@@ -33,6 +33,11 @@ class Projection(ABC):
     def ddl(self) -> Sequence[str]:
         """CREATE TABLE/INDEX IF NOT EXISTS statements."""
 
+    def migrate(self, tx: Transaction) -> None:  # noqa: B027 (optional: most replay instead)
+        """Bring rows an earlier version wrote to this version's shape in place, where that
+        is cheaper than a replay (a new schema_version replays); run at every set-up, after
+        `ddl`, in one transaction, so it must find for itself whether it has work to do."""
+
     @abstractmethod
     def apply(self, tx: Transaction, event: Envelope) -> None:
         """Fold one event into the read model, inside the caller's transaction."""

@@ -63,6 +63,8 @@ class ProjectionRunner:
                 self._forget(tx, drop=True)
                 self._store_schema(tx)
         self.db.script(self.projection.ddl())
+        with self.db.transaction() as tx:
+            self.projection.migrate(tx)
 
     def _stored_schema(self, tx: Transaction) -> int | None:
         row = tx.execute(

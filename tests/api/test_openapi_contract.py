@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from application.access import Role
 
-EXAMPLES = 20  # per operation and mode: about forty seconds on two cores
+EXAMPLES = 12  # per operation and mode: about thirty seconds on one core
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -30,8 +30,8 @@ from projections.sla.sla_clocks import CLOCK_COLUMNS, SlaClocksProjection
 from projections.sla.sla_queries import compliance, decided
 from tests.data_files import servicenow_log
 
-# The first seventh of the log keeps the test near 20 s (two imports); 0 = the whole log.
-ROWS = int(os.environ.get("ITSM_SLA_HISTORY_ROWS", "20000"))
+# The first twelfth of the log keeps the test near 15 s (two imports); 0 = the whole log.
+ROWS = int(os.environ.get("ITSM_SLA_HISTORY_ROWS", "12000"))
 BATCH = 10  # messages between two looks of the scheduler: it sees tickets mid-history
 # Which notices were recorded, and when each row was written: not the clock itself.
 BOOKKEEPING = {"ticket_id", "number", "warnings", "breach_recorded", "alarms", "seq", "lag_s"}
