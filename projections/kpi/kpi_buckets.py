@@ -84,6 +84,16 @@ def month_of(grain: str, bucket: int) -> int:
     return bucket if grain == "month" else month_key(first_day(grain, bucket))
 
 
+def month_buckets(grain: str, month: int) -> tuple[int, int]:
+    """[first, last + 1): the buckets of `grain` (day or week) that start in the month."""
+    return _first_starting(grain, month), _first_starting(grain, month + 1)
+
+
+def _first_starting(grain: str, month: int) -> int:
+    first = month_first(month)
+    return first.toordinal() + ((-first.weekday()) % 7 if grain == "week" else 0)
+
+
 def month_floor(grain: str, bucket: int) -> int:
     """The first bucket of `grain` that starts in the month `bucket` starts in."""
     if grain == "month":

@@ -13,17 +13,15 @@ the priorities (every incident has one priority value, none included).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from projections.kpi.kpi_buckets import (
     MONTHLY,
     YEARLY,
     ReportingZone,
     first_day,
-    month_first,
-    month_floor,
+    month_buckets,
     month_of,
     year_of,
 )
@@ -35,6 +33,10 @@ STATES = ("new", "in_progress", "on_hold", "resolved")
 OPEN_STATES = ("new", "in_progress", "on_hold")
 _M = {name: i for i, name in enumerate(MOMENT_MEASURES)}
 _STATE_LIST = ", ".join(f"'{s}'" for s in STATES)
+_PART_MEASURES = {
+    "delta": {1: "delta AS d, 0 AS r, 0 AS o", -1: "-delta AS d, 0 AS r, 0 AS o"},
+    "runs": {1: "0 AS d, runs AS r, open_runs AS o", -1: "0 AS d, -runs AS r, -open_runs AS o"},
+}
 
 
 class Acknowledgements(NamedTuple):
@@ -123,10 +125,6 @@ class Slice:
     def _grouped(self, *columns: str) -> str:
         return "" if self.dimension else f" GROUP BY {', '.join(columns)}"
 
-    def _by(self, *columns: str) -> str:
-        """The GROUP BY list: the value too with a dimension (PostgreSQL refuses a constant)."""
-        return ", ".join((*columns, "value") if self.dimension else columns)
-
     def moments(self, first: int, last: int) -> dict[tuple[int, str], list[float]]:
         where, params = self._where()
         sums = self._measures(MOMENT_MEASURES)
@@ -163,52 +161,76 @@ class Slice:
 
     def prefix(self, first: int) -> dict[str, dict[str, list[float]]]:
         """Per value and state, before bucket `first`: [incidents in the state at its
-        start, 0, runs, open runs] (the shape of a state cell's sums)."""
+        start, 0, runs, open runs] (the shape of a state cell's sums), in one statement."""
+        parts = [*self._delta_parts(first), *self._runs_parts(first)]
+        selects, params = zip(*(self._part(*part) for part in parts), strict=True)
+        rows = self.tx.execute(
+            f"SELECT v, step, SUM(d), SUM(r), SUM(o) FROM ({' UNION ALL '.join(selects)}) AS p"
+            " GROUP BY v, step",
+            [p for part in params for p in part],
+        ).fetchall()
         totals: dict[str, dict[str, list[float]]] = defaultdict(
             lambda: defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
         )
-        for value, step_, count in self._delta_prefix(first):
-            totals[value][step_][0] += count
-        for value, step_, runs, open_runs in self._runs_prefix(first):
-            totals[value][step_][2] += runs
-            totals[value][step_][3] += open_runs
+        for value, step_, delta, runs, open_runs in rows:
+            totals[str(value)][str(step_)] = [float(delta or 0), 0.0, float(runs), float(open_runs)]
         return totals
 
-    def _delta_prefix(self, first: int) -> Iterator[tuple[str, str, float]]:
+    def _delta_parts(self, first: int) -> list[Part]:
         """The years before the bucket's, its year's months before its month, its month's
         days before it."""
         month = month_of(self.grain, first)
         year, day = year_of(month), first_day(self.grain, first).toordinal()
-        yield from self._sums("delta", YEARLY["month"], None, year)
-        yield from self._sums("delta", "month", year * 12, month)
-        yield from self._sums("delta", "day", month_first(month).toordinal(), day)
+        low, high = month_buckets("day", month)
+        return [
+            ("delta", YEARLY["month"], None, year, 1),
+            *_nearer("delta", (YEARLY["month"], year), ("month", year * 12, month, year * 12 + 12)),
+            *_nearer("delta", ("month", month), ("day", low, day, high)),
+        ]
 
-    def _runs_prefix(self, first: int) -> Iterator[tuple[str, str, float, float]]:
+    def _runs_parts(self, first: int) -> list[Part]:
         """Likewise, in the grain and its rollups."""
-        columns, month = "runs, open_runs", month_of(self.grain, first)
-        year = year_of(month)
-        yield from self._sums(columns, YEARLY[self.grain], None, year)
+        month = month_of(self.grain, first)
+        year, yearly = year_of(month), YEARLY[self.grain]
         if self.grain == "month":
-            yield from self._sums(columns, "month", year * 12, first)
-            return
-        yield from self._sums(columns, MONTHLY[self.grain], year * 12, month)
-        yield from self._sums(columns, self.grain, month_floor(self.grain, first), first)
+            months = ("month", year * 12, first, year * 12 + 12)
+            return [("runs", yearly, None, year, 1), *_nearer("runs", (yearly, year), months)]
+        monthly, (low, high) = MONTHLY[self.grain], month_buckets(self.grain, month)
+        return [
+            ("runs", yearly, None, year, 1),
+            *_nearer("runs", (yearly, year), (monthly, year * 12, month, year * 12 + 12)),
+            *_nearer("runs", (monthly, month), (self.grain, low, first, high)),
+        ]
 
-    def _sums(
-        self, columns: str, grain: str, low: int | None, high: int
-    ) -> Iterator[tuple[Any, ...]]:
-        """The sums of `columns` per value and state over buckets [low, high) of `grain`."""
+    def _part(
+        self, measure: str, grain: str, low: int | None, high: int, sign: int
+    ) -> tuple[str, list[object]]:
+        """The rows of buckets [low, high) of `grain`, as (v, step, d, r, o): their delta,
+        or their runs and open runs, taken away if `sign` is -1."""
         where, params = self._where(grain)
         if low is not None:
             where, params = where + " AND bucket >= %s", [*params, low]
-        sums = ", ".join(f"SUM({c.strip()})" for c in columns.split(","))
-        rows = self.tx.execute(
-            f"SELECT {self._value()}, step, {sums} FROM kpi_state_cells WHERE {where}"
-            f" AND bucket < %s AND step IN ({_STATE_LIST}) GROUP BY {self._by('step')}",
+        return (
+            f"SELECT {self._value()} AS v, step, {_PART_MEASURES[measure][sign]}"
+            f" FROM kpi_state_cells WHERE {where} AND bucket < %s AND step IN ({_STATE_LIST})",
             [*params, high],
-        ).fetchall()
-        for value, step_, *values in rows:
-            yield (str(value), str(step_), *(float(v or 0) for v in values))
+        )
+
+
+# (measure, grain, first bucket or None: from the start, bucket after the last, sign)
+Part = tuple[str, str, int | None, int, int]
+
+
+def _nearer(
+    measure: str, parent: tuple[str, int], children: tuple[str, int, int, int]
+) -> list[Part]:
+    """The children [low, at) of one parent bucket whose children are [low, high): summed,
+    or, when fewer are after `at`, the parent less the children [at, high). Exact: the
+    sums are of whole numbers."""
+    (rollup, bucket), (grain, low, at, high) = parent, children
+    if at - low <= high - at:
+        return [(measure, grain, low, at, 1)] if at > low else []
+    return [(measure, rollup, bucket, bucket + 1, 1), (measure, grain, at, high, -1)]
 
 
 def moment_cell(cell: Cell, sums: list[float]) -> None:

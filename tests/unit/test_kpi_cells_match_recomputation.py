@@ -155,8 +155,8 @@ def test_cells_equal_the_recomputation_for_every_kpi_period_dimension_and_zone(t
 
 def test_ranges_starting_years_into_the_data_equal_the_recomputation(tmp_path, monkeypatch):
     """A range that starts late reads the state before it from the yearly, then monthly,
-    rollups: histories over three years, ranges from a year's first day, a month's and a
-    week's middle."""
+    rollups: histories over three years, ranges from a year's first day, and from days
+    within a year and a month."""
     monkeypatch.setattr(sys.modules[__name__], "START", datetime(2024, 11, 3, 5, tzinfo=UTC))
     monkeypatch.setattr(sys.modules[__name__], "SPREAD_DAYS", 3 * 365)
     db = SqliteDatabase(tmp_path / "kpi.db")
@@ -195,10 +195,15 @@ def rollups_added_differences(db: ReadStore, monkeypatch: pytest.MonkeyPatch) ->
     return _late_ranges(db, max(e.occurred_at for e in feed) + timedelta(days=2))
 
 
+LATE_STARTS = (datetime(2026, 7, 16, tzinfo=UTC), datetime(2026, 10, 28, 13, tzinfo=UTC))
+
+
 def _late_ranges(db: ReadStore, now: datetime) -> list[str]:
     found: list[str] = []
     with db.transaction(read_only=True) as tx:
-        for start in (datetime(2026, 1, 1, 5, tzinfo=UTC), datetime(2026, 7, 16, tzinfo=UTC)):
+        # A year's start; mid-year, mid-month (the months and days before are summed); late in
+        # a year and a month (the year and month less the months and days after).
+        for start in (datetime(2026, 1, 1, 5, tzinfo=UTC), *LATE_STARTS):
             for period in ("day", "week", "month"):
                 for group_by in (None, "group", "agent"):
                     ask = {"period": period, "group_by": group_by, "tz": ZONES[1]}

@@ -57,3 +57,23 @@ def test_charts_drawn_in_parallel_threads_do_not_mix():
         assert {f"chart {n}", f"series {n}"} <= texts(svg)
         assert len(series_groups(svg)) == 1
         assert not {t for t in texts(svg) if t.startswith("chart ")} - {f"chart {n}"}
+
+
+def test_a_thread_s_reused_figure_draws_byte_for_byte_what_a_new_figure_draws():
+    charts = [
+        ("a", PERIODS, {"mail": [1, None, 3], "vpn": [2, 2, 2]}, "opened", "svg"),
+        ("b", PERIODS, {"all": [None, None, None]}, "", "svg"),
+        ("c", PERIODS[:2], {"x": [-5.5, 12_000.0]}, "backlog", "svg"),
+        ("d", [f"2026-{m:02d}" for m in range(1, 13)], {"y": list(range(12))}, "", "png"),
+        ("a", PERIODS, {"mail": [1, None, 3], "vpn": [2, 2, 2]}, "opened", "svg"),
+    ]
+    in_a_row = [line_chart(*chart) for chart in charts]  # one figure, emptied each time
+    with ThreadPoolExecutor(1) as pool:  # each in a thread of its own: a new figure
+        new = [pool.submit(_in_new_thread, chart).result() for chart in charts]
+    assert in_a_row == new
+    assert in_a_row[0] == in_a_row[-1]
+
+
+def _in_new_thread(chart: tuple) -> bytes:
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(line_chart, *chart).result()
