@@ -4,6 +4,7 @@
                                       [--calls 30] [--warmup 2] [--seed 42] [--end 2026-11-01]
                                       [--keep DIR | --reuse DIR] [--build-only]
                                       [--read-models kpis,...] [--rebuild-limit SECONDS]
+    .venv/bin/python bench/queries.py --engine postgres --read-models-from DIR
 
 Per engine (SQLite files, or a throwaway PostgreSQL server from
 infra/local_servers/postgres_cluster.py holding both the store and the read models):
@@ -38,6 +39,17 @@ the day query asks for the last 365 days.
 step 2 (`--read-models kpis` then rebuilds the KPI read model only); `--reuse DIR --as-is`
 then queries it without catching up the others (the API process runs in Kafka mode towards
 no broker, so it feeds no read model while it is measured). A benchmark, not a test.
+
+`--engine postgres --read-models-from DIR` (implies `--as-is`) queries PostgreSQL over read
+models COPIED from the SQLite dataset kept in DIR, not folded on PostgreSQL: folding 12M
+events there takes hours, and the fold is proven identical on PostgreSQL by
+tests/application/test_postgres_analytics.py. A throwaway server gets the project's own
+schema (bootstrap: every runner's setup), then the rows of each read model the SQLite dataset
+folded (those with a feed position: the KPI read model, and what the incidents one holds) and
+their rows of the framework tables, table by table with COPY FREEZE after a TRUNCATE in the
+same transaction, streamed from DIR/sqlite/readmodels.db (opened immutable, read only); then
+VACUUM ANALYZE. Its event store holds only what the API needs (the bench's key). What this
+measures is the queries' speed on PostgreSQL over the same rows; the report says so.
 """
 
 from __future__ import annotations
@@ -48,6 +60,7 @@ import os
 import platform
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -78,6 +91,10 @@ CHUNK = 10_000  # incidents per insert transaction (SQLite)
 PG_EVENTS_PER_INSERT = 2_000
 KPI_TARGET_MS, YEAR_TARGET_MS = 50.0, 20.0
 READ_MODELS_FIRST = "kpis"
+COPY_FETCH = 10_000  # rows read from SQLite at a time while copying
+# Their rows of each copied read model go along (positions, duplicates filter, quarantine);
+# projection_schemas is the code's own, checked against the source's.
+FRAMEWORK_TABLES = ("projection_positions", "projection_versions", "projection_quarantine")
 
 
 # ---------------------------------------------------------------- where the data lives
@@ -513,7 +530,7 @@ def measure(base: str, key: str, ids: list[str], end: datetime, args) -> list[Me
     return results
 
 
-def report_queries(eng: Engine, results: list[Measured]) -> None:
+def report_queries(eng: Engine, results: list[Measured], note: str = "") -> None:
     floor = percentile(results[0].seconds, 0.5) if results[0].seconds else 0.0
     rows = []
     for r in results:
@@ -540,6 +557,8 @@ def report_queries(eng: Engine, results: list[Measured]) -> None:
         f"\n{eng.name}: query latency over one keep-alive connection ({calls} calls each; "
         f"load average {load:.1f} on {cpu_count()} CPUs at the end: the machine may be shared)"
     )
+    if note:
+        print(note)
     print_table(["query", "p50 ms", "p99 ms", "p50/floor", "KiB", "target p99 ms", ""], rows)
     for r in results:
         if r.errors:
@@ -605,12 +624,146 @@ def report_build(b: Built) -> None:
     print_summary(f"{b.engine}: dataset and rebuild", items)
 
 
+# ---------------------------------------------------------------- PostgreSQL over copied rows
+
+
+@dataclass
+class Copied:
+    source: Path
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows copied
+    copy_s: float = 0.0
+    vacuum_s: float = 0.0
+
+
+def run_copied(base: Path, args: argparse.Namespace) -> None:
+    """--read-models-from: PostgreSQL queried over the read models of a SQLite dataset."""
+    source = args.read_models_from
+    built = Built(**json.loads((source / "meta-sqlite.json").read_text()))
+    print(f"postgres: read models of {built.incidents:,} incidents copied from {source}")
+    with engine("postgres", base) as eng:
+        copied = copy_read_models(eng, source)
+        report_copy(copied)
+        query(eng, built, args, copied_note(copied))
+
+
+def copy_read_models(eng: Engine, source: Path) -> Copied:
+    """The schema is the project's (bootstrap), the rows the SQLite dataset's, copied before
+    the API starts: its setup then finds the schema versions and yearly rollups in place."""
+    import psycopg
+
+    projections = pg_schema(eng)
+    copied = Copied(source)
+    path = source / "sqlite" / "readmodels.db"
+    # immutable: read only, and no -shm/-wal created beside a dataset we must not touch
+    src = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    started = time.perf_counter()
+    try:
+        with psycopg.connect(eng.database_url) as pg:
+            names = folded(src, projections)
+            for name in names:
+                for table in projections[name].tables:
+                    copied.rows[table] = copy_replacing(src, pg, table)
+            for table in FRAMEWORK_TABLES:
+                copied.rows[table] = copy_framework(src, pg, table, names)
+    finally:
+        src.close()
+    copied.copy_s = time.perf_counter() - started
+    copied.vacuum_s = vacuum_analyze(eng)
+    return copied
+
+
+def pg_schema(eng: Engine) -> dict[str, Any]:
+    """Bootstrap on the empty server: the project's own DDL; its projections by name."""
+    from infra.composition_root import bootstrap
+
+    container = bootstrap(eng.settings())
+    container.close()
+    return {r.projection.name: r.projection for r in container.runners}
+
+
+def folded(src: sqlite3.Connection, projections: dict[str, Any]) -> list[str]:
+    """The read models the SQLite dataset fed (a feed position), at the code's schema
+    version: another version would be reset by the runner's setup when the API starts."""
+    names = [n for (n,) in src.execute("SELECT DISTINCT projection FROM projection_positions")]
+    for name in names:
+        (version,) = src.execute(
+            "SELECT schema_version FROM projection_schemas WHERE projection = ?", (name,)
+        ).fetchone()
+        if int(version) != projections[name].schema_version:
+            raise SystemExit(
+                f"{name}: schema version {version} in the dataset, "
+                f"{projections[name].schema_version} in the code: rebuild it first"
+            )
+    return sorted(names, key=lambda n: n != READ_MODELS_FIRST)
+
+
+def copy_replacing(src: sqlite3.Connection, pg, table: str) -> int:
+    """TRUNCATE then COPY FREEZE in one transaction: rows frozen and pages all-visible, as
+    a read model long settled would be, without a vacuum pass over them."""
+    with pg.transaction():
+        pg.execute(f"TRUNCATE {table}")
+        return copy_rows(src, pg, table, "", (), "WITH (FREEZE)")
+
+
+def copy_framework(src: sqlite3.Connection, pg, table: str, names: list[str]) -> int:
+    marks = ", ".join("?" * len(names))
+    with pg.transaction():
+        pg.execute(f"DELETE FROM {table} WHERE projection = ANY(%s)", (names,))
+        return copy_rows(src, pg, table, f" WHERE projection IN ({marks})", tuple(names), "")
+
+
+def copy_rows(src: sqlite3.Connection, pg, table: str, where: str, params, options: str) -> int:
+    """Streamed: COPY_FETCH rows at a time from SQLite, never a whole table in memory."""
+    columns = ", ".join(row[1] for row in src.execute(f"PRAGMA table_info({table})"))
+    rows = src.execute(f"SELECT {columns} FROM {table}{where}", params)
+    count = 0
+    with (
+        pg.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({columns}) FROM STDIN {options}") as copy,
+        tqdm(desc=f"copy {table}", unit=" rows", disable=None) as bar,
+    ):
+        while chunk := rows.fetchmany(COPY_FETCH):
+            for row in chunk:
+                copy.write_row(row)
+            count += len(chunk)
+            bar.update(len(chunk))
+    return count
+
+
+def vacuum_analyze(eng: Engine) -> float:
+    """Statistics for the planner, and no autovacuum left to start while we measure."""
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(eng.database_url, autocommit=True) as pg:
+        pg.execute("VACUUM (ANALYZE)")
+    return time.perf_counter() - started
+
+
+def report_copy(c: Copied) -> None:
+    total = sum(c.rows.values())
+    items: list[tuple[str, object]] = [(t, f"{n:,} rows") for t, n in c.rows.items()]
+    items.append(("total", f"{total:,} rows in {c.copy_s:.1f}s ({total / c.copy_s:,.0f}/s)"))
+    items.append(("VACUUM (ANALYZE)", f"{c.vacuum_s:.1f}s"))
+    print_summary(f"postgres: read models copied from {c.source}/sqlite/readmodels.db", items)
+
+
+def copied_note(c: Copied) -> str:
+    return (
+        f"NOTE: these PostgreSQL read models were COPIED from the SQLite dataset's "
+        f"({c.source}/sqlite/readmodels.db, {sum(c.rows.values()):,} rows), not folded on "
+        f"PostgreSQL (the fold there is proven identical by "
+        f"tests/application/test_postgres_analytics.py): this is the queries' speed on "
+        f"PostgreSQL over the same rows."
+    )
+
+
 # ---------------------------------------------------------------- main
 
 
 def run_engine(name: str, base: Path, args: argparse.Namespace) -> None:
-    from bench._incident_history import end_of
-
+    if args.read_models_from:
+        return run_copied(base, args)
     meta_path = base / f"meta-{name}.json"
     with engine(name, base) as eng:
         if args.reuse:
@@ -624,10 +777,16 @@ def run_engine(name: str, base: Path, args: argparse.Namespace) -> None:
             report_build(built)
         if args.build_only:
             return
-        key = prepare(eng, args.as_is)
-        with server(eng, args.as_is) as base_url:
-            results = measure(base_url, key, built.sample_ids, end_of(built.end), args)
-        report_queries(eng, results)
+        query(eng, built, args)
+
+
+def query(eng: Engine, built: Built, args: argparse.Namespace, note: str = "") -> None:
+    from bench._incident_history import end_of
+
+    key = prepare(eng, args.as_is)
+    with server(eng, args.as_is) as base_url:
+        results = measure(base_url, key, built.sample_ids, end_of(built.end), args)
+    report_queries(eng, results, note)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -647,6 +806,14 @@ def main(argv: list[str] | None = None) -> int:
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--keep", type=Path, help="build the dataset into DIR and keep it")
     where.add_argument("--reuse", type=Path, help="query a dataset kept with --keep DIR")
+    where.add_argument(
+        "--read-models-from",
+        type=Path,
+        metavar="DIR",
+        help="with --engine postgres: query a throwaway PostgreSQL server over the read models "
+        "COPIED from the SQLite dataset kept in DIR (not folded on PostgreSQL; DIR is only "
+        "read); implies --as-is",
+    )
     ap.add_argument("--build-only", action="store_true", help="generate and rebuild, no queries")
     ap.add_argument(
         "--as-is",
@@ -667,13 +834,20 @@ def main(argv: list[str] | None = None) -> int:
         help="with --build-only: stop each rebuild after this many seconds (rates of a part)",
     )
     args = ap.parse_args(argv)
-    if args.as_is and not args.reuse:
-        ap.error("--as-is needs --reuse")
+    if args.read_models_from:
+        if args.engine != "postgres":
+            ap.error("--read-models-from needs --engine postgres")
+        args.read_models_from = args.read_models_from.resolve()
+        args.as_is = True  # the copy is the read models; nothing may fold over them
+    if args.as_is and not (args.reuse or args.read_models_from):
+        ap.error("--as-is needs --reuse or --read-models-from")
     if (args.read_models or args.rebuild_limit) and not args.build_only:
         ap.error("--read-models and --rebuild-limit need --build-only")
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
 
     dataset = f"the datasets in {args.reuse}" if args.reuse else f"{args.incidents:,} incidents"
+    if args.read_models_from:
+        dataset = f"the read models of {args.read_models_from}, copied"
     print(
         f"KPI query benchmark: {dataset}, engines {', '.join(engines)}; "
         f"Python {platform.python_version()}, {cpu_count()} CPUs",
