@@ -25,6 +25,7 @@ Format = Literal["svg", "png"]
 MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
 SIZE, DPI = (9.0, 4.2), 100  # 900 x 420 px
 LEGEND_CHARS, X_LABELS = 24, 15
+LEGEND_STEP = 0.065  # an entry's height, in axes heights (about 19 px)
 MARKED_POINTS = 60
 MARGINS = {"left": 0.09, "right": 0.72, "top": 0.9, "bottom": 0.2}
 # Set once for the process (rcParams are global; rc_context would not be thread safe):
@@ -57,6 +58,7 @@ def line_chart(
     """`series`: name -> one value per x label (None: no value, the line breaks there)."""
     figure, axes = _emptied_axes()
     draw_series(axes, series)
+    draw_legend(axes, list(series))
     decorate_axes(
         axes, chart_text(title), [chart_text(label) for label in x_labels], chart_text(y_label)
     )
@@ -75,10 +77,8 @@ def _emptied_axes() -> tuple[Figure, Axes]:
     if made is None:
         made = _THREAD.chart = _new_axes()
     figure, axes = made
-    for artist in [*axes.lines, *axes.texts]:
+    for artist in [*axes.lines, *axes.texts, *axes.artists]:
         artist.remove()
-    if axes.legend_ is not None:
-        axes.legend_.remove()
     axes.set_prop_cycle(None)  # the first line blue again
     axes.relim()
     axes.set(xlim=(0.0, 1.0), ylim=(0.0, 1.0))  # a new axes' view, what no data leaves
@@ -97,26 +97,39 @@ def _new_axes() -> tuple[Figure, Axes]:
 
 
 def draw_series(axes: Axes, series: dict[str, list[float | None]]) -> None:
-    """One line per series, with its points marked; the legend lists them in order."""
+    """One line per series, with its points marked."""
     for index, points in enumerate(series.values()):
         values = [math.nan if v is None else v for v in points]  # NaN breaks the line
         # Points marked while they can be told apart; a long series is its line.
         marker = "o" if len(values) <= MARKED_POINTS else None
         axes.plot(values, marker=marker, markersize=4, linewidth=2, gid=f"series-{index}")
-    labels = [chart_text(str(name))[:LEGEND_CHARS] for name in series]
-    # Handles and labels given: a label starting with "_" is not dropped as matplotlib's
-    # "hidden" marker.
-    axes.legend(
-        axes.get_lines(), labels, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small"
-    )
     if all(v is None for points in series.values() for v in points):
         axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", color="#888")
+
+
+def draw_legend(axes: Axes, names: list[str]) -> None:
+    """The lines' names in order, right of the axes, each after a sample of its line. Placed
+    at fixed steps: matplotlib's legend measures and lays out every entry, a third of a
+    chart's drawing time."""
+    from matplotlib.lines import Line2D
+
+    for index, (name, line) in enumerate(zip(names, axes.get_lines(), strict=False)):
+        y = 1.0 - (index + 0.5) * LEGEND_STEP
+        sample = Line2D([1.03, 1.07, 1.11], [y, y, y])
+        sample.update_from(line)  # its colour, width and marker (and its transform and clip)
+        sample.set(transform=axes.transAxes, clip_on=False, gid=None, markevery=[1])
+        axes.add_artist(sample)
+        text = chart_text(str(name))[:LEGEND_CHARS]
+        axes.text(1.13, y, text, transform=axes.transAxes, va="center", fontsize="small")
 
 
 def decorate_axes(axes: Axes, title: str, x_labels: list[str], y_label: str) -> None:
     # At the top, said once: placed automatically, it measures every tick label first.
     axes.set_title(title, fontweight="bold", y=1.0)
     axes.set_ylabel(y_label)
+    # At the figure's left edge, left of any tick label: placed automatically, it measures
+    # every tick label first.
+    axes.yaxis.set_label_coords(0.02, 0.5, transform=_figure_x(axes))
     every = max(1, math.ceil(len(x_labels) / X_LABELS))
     ticks = range(0, len(x_labels), every)
     axes.set_xticks(ticks, [x_labels[i] for i in ticks], rotation=35, ha="right")
@@ -124,6 +137,12 @@ def decorate_axes(axes: Axes, title: str, x_labels: list[str], y_label: str) -> 
     axes.set_ylim(bottom=min(0.0, axes.get_ylim()[0]))
     axes.yaxis.set_major_formatter("{x:,g}")
     axes.grid(axis="y", color="#e0e0e0")
+
+
+def _figure_x(axes: Axes) -> Any:
+    from matplotlib.transforms import blended_transform_factory
+
+    return blended_transform_factory(axes.figure.transFigure, axes.transAxes)
 
 
 def chart_text(text: str) -> str:

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import threading
@@ -285,7 +286,36 @@ class Vault:
         content (a token itself holds nothing JSON escapes)."""
         if PREFIX.encode() not in body and PERSON.encode() not in body:
             return body
+        matches = list(_TOKEN_BYTES.finditer(body))
+        people = {m.group(3).decode() for m in matches if m.group(3)}
+        self._prefetch({(m.group(1) or m.group(3)).decode() for m in matches}, people)
         return _TOKEN_BYTES.sub(self._opened_json, body)
+
+    def _prefetch(self, subjects: set[str], people: set[str]) -> None:
+        """The keys (and people's sealed names) of an answer's subjects that are not fresh
+        in the cache, in one query each, rather than one per subject as they are opened."""
+        now = self.clock()
+        stale = sorted(s for s in subjects if now - self._read_at(s) >= KEY_CACHE_SECONDS)
+        for chunk in _chunks(stale):
+            rows = self._rows("SELECT subject, key FROM pii_subjects", chunk)
+            keys = {str(subject): bytes(key) if key is not None else None for subject, key in rows}
+            with self._lock:
+                self._keys.update({s: (now, keys.get(s)) for s in chunk})
+        for chunk in _chunks(sorted(s for s in people if s not in self._names)):
+            rows = self._rows("SELECT subject, sealed FROM pii_names", chunk)
+            self._names.update({str(subject): str(sealed) for subject, sealed in rows})
+
+    def _read_at(self, subject: str) -> float:
+        cached = self._keys.get(subject)
+        return -math.inf if cached is None else cached[0]
+
+    def _rows(self, select: str, subjects: list[str]) -> list[tuple[Any, ...]]:
+        with self.db.transaction(read_only=True) as tx:
+            return list(
+                tx.execute(
+                    f"{select} WHERE subject IN ({', '.join(['%s'] * len(subjects))})", subjects
+                ).fetchall()
+            )
 
     def _opened_json(self, match: re.Match[bytes]) -> bytes:
         clear = self.open(match.group(0).decode())
@@ -305,3 +335,7 @@ class Vault:
         if isinstance(value, list | tuple):
             return [self.reveal(v) for v in value]
         return value
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -111,6 +111,9 @@ def private_file(path: Path) -> None:
         os.close(descriptor)
 
 
+MMAP_BYTES = 1 << 34  # address space, not memory: what is not read is never loaded
+
+
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
@@ -131,6 +134,10 @@ class SqliteDatabase(Database):
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # Pages are read from the OS page cache the file is mapped from, shared by every
+            # thread's connection, rather than copied into each one's own small cache: a
+            # thread that has not read a table lately does not pay for it again.
+            connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             self._local.connection = connection
         return connection
 

@@ -91,3 +91,21 @@ def test_a_person_erased_by_another_process_is_recorded_afresh_within_the_cache_
     after = here.person("Walter Skinner")
     assert after != before  # not written under the erased subject, unreadable from birth
     assert here.open(after) == "Walter Skinner" and here.open(before) == "[erased]"
+
+
+def test_an_answer_naming_many_people_reads_their_keys_in_one_query(vaults, clock, monkeypatch):
+    writer, reader = vaults
+    names = [f"agent {n}" for n in range(300)]
+    body = json.dumps({"rows": [{"agent": writer.person(name)} for name in names]}).encode()
+    opened = []
+    transaction = reader.db.transaction
+    monkeypatch.setattr(
+        reader.db, "transaction", lambda **kw: opened.append(1) or transaction(**kw)
+    )
+    rows = json.loads(reader.reveal_json(body))["rows"]
+    assert [row["agent"] for row in rows] == names
+    assert len(opened) == 2  # their keys, their sealed names: once each, not per person
+    clock.now += KEY_CACHE_SECONDS
+    opened.clear()
+    assert json.loads(reader.reveal_json(body))["rows"] == rows
+    assert len(opened) == 1  # the keys again (an erasure shows within the bound); names kept
