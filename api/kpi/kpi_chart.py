@@ -9,6 +9,7 @@ them, and the chart comes out byte for byte as from a new figure (tests/unit/tes
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 import threading
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 Format = Literal["svg", "png"]
 MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
 SIZE, DPI = (9.0, 4.2), 100  # 900 x 420 px
-LEGEND_CHARS, X_LABELS = 24, 15
+LEGEND_CHARS, X_LABELS = 24, 6  # level period labels: six dates fit the width
 LEGEND_STEP = 0.065  # an entry's height, in axes heights (about 19 px)
 MARKED_POINTS = 60
 MARGINS = {"left": 0.09, "right": 0.72, "top": 0.9, "bottom": 0.2}
@@ -45,6 +46,10 @@ def chart_classes() -> tuple[type[Figure], Any]:
     from matplotlib.figure import Figure
 
     matplotlib.rcParams.update(SETTINGS)
+    # matplotlib's modules and caches live as long as the process: out of the collector's
+    # reach, as what start-up loaded is (api/app.py), or every full collection walks them.
+    gc.collect()
+    gc.freeze()
     return Figure, FigureCanvasAgg
 
 
@@ -93,7 +98,10 @@ def _new_axes() -> tuple[Figure, Axes]:
     # names on the right: a layout engine would measure every text and draw twice.
     figure.subplots_adjust(**MARGINS)
     canvas_class(figure)
-    return figure, figure.add_subplot()
+    axes = figure.add_subplot()
+    gc.collect()
+    gc.freeze()  # the thread's figure lives as long as its thread: see chart_classes
+    return figure, axes
 
 
 def draw_series(axes: Axes, series: dict[str, list[float | None]]) -> None:
@@ -132,7 +140,7 @@ def decorate_axes(axes: Axes, title: str, x_labels: list[str], y_label: str) -> 
     axes.yaxis.set_label_coords(0.02, 0.5, transform=_figure_x(axes))
     every = max(1, math.ceil(len(x_labels) / X_LABELS))
     ticks = range(0, len(x_labels), every)
-    axes.set_xticks(ticks, [x_labels[i] for i in ticks], rotation=35, ha="right")
+    axes.set_xticks(ticks, [x_labels[i] for i in ticks])
     axes.set_xlim(-0.5, max(len(x_labels), 1) - 0.5)
     axes.set_ylim(bottom=min(0.0, axes.get_ylim()[0]))
     axes.yaxis.set_major_formatter("{x:,g}")
