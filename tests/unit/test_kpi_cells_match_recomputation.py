@@ -143,42 +143,37 @@ def _compare(db: ReadStore, now: datetime) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_cells_equal_the_recomputation_for_every_kpi_period_dimension_and_zone(tmp_path, seed):
-    db = SqliteDatabase(tmp_path / "kpi.db")
-    try:
-        found = differences(db, seed)
-    finally:
-        db.close()
+@pytest.fixture
+def db(tmp_path):
+    database = SqliteDatabase(tmp_path / "kpi.db")
+    yield database
+    database.close()
+
+
+def assert_none(found: list[str]) -> None:
     assert not found, f"{len(found)} differences, e.g.:\n" + "\n".join(found[:20])
 
 
-def test_ranges_starting_years_into_the_data_equal_the_recomputation(tmp_path, monkeypatch):
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cells_equal_the_recomputation_for_every_kpi_period_dimension_and_zone(db, seed):
+    assert_none(differences(db, seed))
+
+
+def test_ranges_starting_years_into_the_data_equal_the_recomputation(db, monkeypatch):
     """A range that starts late reads the state before it from the yearly, then monthly,
     rollups: histories over three years, ranges from a year's first day, and from days
     within a year and a month."""
     monkeypatch.setattr(sys.modules[__name__], "START", datetime(2024, 11, 3, 5, tzinfo=UTC))
     monkeypatch.setattr(sys.modules[__name__], "SPREAD_DAYS", 3 * 365)
-    db = SqliteDatabase(tmp_path / "kpi.db")
-    try:
-        feed = _feed(7, 90)
-        load_in_batches(db, feed, random.Random(7))
-        now = max(e.occurred_at for e in feed) + timedelta(days=2)
-        found = _late_ranges(db, now)
-    finally:
-        db.close()
-    assert not found, f"{len(found)} differences, e.g.:\n" + "\n".join(found[:20])
+    feed = _feed(7, 90)
+    load_in_batches(db, feed, random.Random(7))
+    assert_none(_late_ranges(db, max(e.occurred_at for e in feed) + timedelta(days=2)))
 
 
-def test_cells_kept_without_yearly_rollups_get_them_once_at_set_up(tmp_path, monkeypatch):
+def test_cells_kept_without_yearly_rollups_get_them_once_at_set_up(db, monkeypatch):
     """A read model an earlier version built is not replayed: its yearly rollups are summed
     from its monthly rows when it is set up, once however often it is set up again."""
-    db = SqliteDatabase(tmp_path / "kpi.db")
-    try:
-        found = rollups_added_differences(db, monkeypatch)
-    finally:
-        db.close()
-    assert not found, f"{len(found)} differences, e.g.:\n" + "\n".join(found[:20])
+    assert_none(rollups_added_differences(db, monkeypatch))
 
 
 def rollups_added_differences(db: ReadStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
