@@ -27,7 +27,7 @@ MEDIA_TYPES: dict[str, str] = {"svg": "image/svg+xml", "png": "image/png"}
 SIZE, DPI = (9.0, 4.2), 100  # 900 x 420 px
 LEGEND_CHARS, X_LABELS = 24, 6  # level period labels: six dates fit the width
 LEGEND_STEP = 0.065  # an entry's height, in axes heights (about 19 px)
-MARKED_POINTS = 60
+MARKED_POINTS = 60  # of all the lines together
 MARGINS = {"left": 0.09, "right": 0.72, "top": 0.9, "bottom": 0.2}
 # Set once for the process (rcParams are global; rc_context would not be thread safe):
 # SVG text stays <text> (searchable, and what the tests read) rather than glyph outlines,
@@ -106,10 +106,12 @@ def _new_axes() -> tuple[Figure, Axes]:
 
 def draw_series(axes: Axes, series: dict[str, list[float | None]]) -> None:
     """One line per series, with its points marked."""
+    # Points marked while they can be told apart: a long series, or many lines of points,
+    # read as lines.
+    marked = sum(len(points) for points in series.values()) <= MARKED_POINTS
     for index, points in enumerate(series.values()):
         values = [math.nan if v is None else v for v in points]  # NaN breaks the line
-        # Points marked while they can be told apart; a long series is its line.
-        marker = "o" if len(values) <= MARKED_POINTS else None
+        marker = "o" if marked else None
         axes.plot(values, marker=marker, markersize=4, linewidth=2, gid=f"series-{index}")
     if all(v is None for points in series.values() for v in points):
         axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", color="#888")

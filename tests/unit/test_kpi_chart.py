@@ -77,3 +77,11 @@ def test_a_thread_s_reused_figure_draws_byte_for_byte_what_a_new_figure_draws():
 def _in_new_thread(chart: tuple) -> bytes:
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(line_chart, *chart).result()
+
+
+def test_more_points_than_can_be_told_apart_are_drawn_as_lines_only():
+    days = [f"2026-03-{d:02d}" for d in range(1, 21)]
+    svg = line_chart("t", days, {f"line {n}": list(range(20)) for n in range(4)})  # 80 points
+    assert [len(g.findall(f".//{SVG}use")) for g in series_groups(svg)] == [0, 0, 0, 0]
+    few = line_chart("t", days, {f"line {n}": list(range(20)) for n in range(3)})  # 60
+    assert [len(g.findall(f".//{SVG}use")) for g in series_groups(few)] == [20, 20, 20]
