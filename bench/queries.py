@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -503,8 +504,10 @@ class Measured:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q of them at or below it (of 30
+    calls, p99 is the slowest; of 100, the second slowest)."""
     ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
 
 
 def measure(base: str, key: str, ids: list[str], end: datetime, args) -> list[Measured]:
