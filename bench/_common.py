@@ -6,6 +6,7 @@ put on sys.path by `bench_path()` so that they can import the project's packages
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import shutil
@@ -205,6 +206,13 @@ def print_summary(title: str, items: Sequence[tuple[str, Any]], out=None) -> Non
     for key, value in items:
         print(f"  {key.ljust(width)}  {value}", file=out)
     out.flush()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q of them at or below it (of 30
+    samples, p99 is the largest; of 100, the second largest)."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
 
 
 def rate(count: float, seconds: float) -> str:

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -85,6 +84,7 @@ from bench._common import (  # noqa: E402
     ROOT,
     cpu_count,
     max_rss_mib,
+    percentile,
     print_summary,
     print_table,
     rss_mib,
@@ -501,13 +501,6 @@ class Measured:
     seconds: list[float] = field(default_factory=list)
     size: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank: the smallest value with at least q of them at or below it (of 30
-    calls, p99 is the slowest; of 100, the second slowest)."""
-    ordered = sorted(values)
-    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
 
 
 def measure(base: str, key: str, ids: list[str], end: datetime, args) -> list[Measured]:

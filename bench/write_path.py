@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import percentile  # noqa: E402
 from domain.incident.commands import LogIncident  # noqa: E402
 from domain.shared_kernel.actor import Actor  # noqa: E402
 from domain.shared_kernel.command_context import Context  # noqa: E402
@@ -62,11 +63,6 @@ def raw_save_rate(seconds: float) -> float:
     rate = saves / (time.perf_counter() - started)
     container.close()
     return rate
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
 class Connection:
