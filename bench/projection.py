@@ -200,6 +200,7 @@ def produce(
     run_tag: str,
     result,
     compression: str | None = None,
+    open_at_once: int = 500,
 ) -> None:
     """Child process: publish the history, then report (seconds, bytes, end offsets)."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -215,7 +216,7 @@ def produce(
     )
     failures: list[BaseException] = []
     started, size = time.perf_counter(), 0
-    for key, value, headers in generate(count, seed, run_tag):
+    for key, value, headers in generate(count, seed, run_tag, open_at_once):
         size += len(value)
         producer.send(topic, key=key, value=value, headers=headers).add_errback(failures.append)
     producer.flush()
@@ -229,14 +230,21 @@ def produce(
 
 
 def publish_history(
-    bootstrap: str, topic: str, count: int, seed: int, run_tag: str, compression: str | None = None
+    bootstrap: str,
+    topic: str,
+    count: int,
+    seed: int,
+    run_tag: str,
+    compression: str | None = None,
+    open_at_once: int = 500,
 ):
     # fork before this process has any thread or Kafka client: the producer's buffers live
     # and die in the child and stay out of the workers' RSS.
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
-        target=produce, args=(bootstrap, topic, count, seed, run_tag, send, compression)
+        target=produce,
+        args=(bootstrap, topic, count, seed, run_tag, send, compression, open_at_once),
     )
     child.start()
     send.close()
@@ -299,6 +307,18 @@ def isolated(projection, tag: str):
     return type(f"Bench{cls.__name__}", (cls,), {"name": f"{cls.name}.bench-{tag}"})()
 
 
+def settle(worker) -> None:
+    """The read model's idle work done until it owes nothing (Projection.owed: what it
+    still has to fold besides the events is part of the rebuild too), as the worker does
+    while its feed is quiet."""
+    owed = worker.runner.owed()
+    while owed:
+        worker.runner.idle(force=True)
+        owed, was = worker.runner.owed(), owed
+        if owed >= was:
+            raise RuntimeError(f"{worker.runner.projection.name}: owes {owed} and does not settle")
+
+
 def run_workers(
     bootstrap: str,
     topic: str,
@@ -336,6 +356,7 @@ def run_workers(
                     mine.applied += applied
                     mine.batches += 1
                     report()
+            settle(worker)
             mine.done = time.perf_counter()
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             mine.error = error
@@ -430,6 +451,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--sample-every", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument(
+        "--open-at-once",
+        type=int,
+        default=500,
+        help="incidents in flight at once, whose events interleave (a busy desk has thousands:"
+        " each incident's events then land in different batches)",
+    )
     ap.add_argument("--timeout", type=float, default=900.0, help="give up after this many s")
     ap.add_argument("--profile", action="store_true", help="cProfile the worker threads")
     ap.add_argument("--profile-top", type=int, default=30)
@@ -462,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
             projections = [isolated(p, run_tag) for p in projections]
         ensure_topics(bootstrap, [topic], args.partitions)
         seconds, size, ends = publish_history(
-            bootstrap, topic, n, args.seed, run_tag, args.compression
+            bootstrap, topic, n, args.seed, run_tag, args.compression, args.open_at_once
         )
         on_topic = sum(ends.values())
         print(

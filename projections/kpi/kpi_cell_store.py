@@ -68,9 +68,10 @@ _STALE = (
 def write(tx: Transaction, changes: CellChanges) -> None:
     """Add the batch's changes to the cells (a change that cancelled out is not written), in
     key order: concurrent writers then lock cells in the same order and never deadlock."""
-    moments = [[*key, *cell] for key, cell in sorted(changes.moments.items()) if any(cell)]
-    states = [[*key, *cell] for key, cell in sorted(changes.states.items()) if any(cell)]
-    bins = [[*key, count] for key, count in sorted(changes.bins.items()) if count]
+    cells = changes.cells()
+    moments = [[*key, *cell] for key, cell in sorted(cells.moments.items()) if any(cell)]
+    states = [[*key, *cell] for key, cell in sorted(cells.states.items()) if any(cell)]
+    bins = [[*key, count] for key, count in sorted(cells.bins.items()) if count]
     stale = sorted({tuple(row[:5]) for row in bins})
     for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins), (_STALE, stale)):
         if rows:

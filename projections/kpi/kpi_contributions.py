@@ -120,6 +120,14 @@ _ALL = list(range(len(DIMENSIONS)))
 _RUNS, _OPEN_RUNS = STATE_MEASURES.index("runs"), STATE_MEASURES.index("open_runs")
 
 
+class Cells(NamedTuple):
+    """A batch's changes in every grain and rollup, by cell key (CellChanges.cells)."""
+
+    moments: dict[CellKey, list[float]]
+    states: dict[tuple[Any, ...], list[float]]  # STATE_MEASURES
+    bins: dict[tuple[Any, ...], int]
+
+
 @dataclass
 class CellChanges:
     """The changes a batch makes to the cells, summed per cell before they are written.
@@ -127,16 +135,34 @@ class CellChanges:
     Each dimension is diffed on its own: an incident reassigned moves in the group and agent
     dimensions only. In a dimension, a moment, an interval or a state's runs is taken out and
     put back only if it changed, or if the incident's value in that dimension did (an
-    interval's group is its own, so a new owner group moves the moments only)."""
+    interval's group is its own, so a new owner group moves the moments only).
+
+    Moments, bins and interval ends are summed per day, runs per bucket of their grain: the
+    weeks, months and rollups follow from those sums (`cells`), once per cell a batch
+    touches rather than once per part of every incident."""
 
     zones: tuple[ReportingZone, ...]
     moments: defaultdict[CellKey, list[float]] = field(
         default_factory=lambda: defaultdict(lambda: [0.0] * len(MOMENT_MEASURES))
     )
+    # (zone, "day", bucket, dimension, value, step): delta, weight, entered
     states: defaultdict[tuple[Any, ...], list[float]] = field(
-        default_factory=lambda: defaultdict(lambda: [0.0] * len(STATE_MEASURES))
+        default_factory=lambda: defaultdict(lambda: [0.0, 0.0, 0.0])
+    )
+    # (zone, grain, bucket, dimension, value, state): runs, open runs
+    runs: defaultdict[tuple[Any, ...], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
     )
     bins: defaultdict[tuple[Any, ...], int] = field(default_factory=lambda: defaultdict(int))
+
+    def cells(self) -> Cells:
+        """Every cell the changes touch, in every grain and rollup."""
+        zones = {zone.name: zone for zone in self.zones}
+        return Cells(
+            _by_grain(self.moments),
+            _states_by_grain(zones, self.states, self.runs),
+            _by_grain(self.bins),
+        )
 
     def incident(self, before: IncidentView | None, after: IncidentView | None) -> None:
         """Take out what changed of `before` and put in what changed of `after`."""
@@ -184,18 +210,16 @@ class CellChanges:
         seconds, measures = entry
         values = [(DIMENSIONS[d], value_key(view.dims[d])) for d in dims]
         bin_ = ttr_bin(view.ttr_s) if name == "resolved" and view.ttr_s is not None else None
-        if bin_ is not None and changed:
-            for zone in self.zones:
-                for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True):
-                    self.bins[(zone.name, grain, bucket, ALL, "", bin_)] += sign
         for zone in self.zones:
-            for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True):
-                for dim, value in values:
-                    cell = self.moments[(zone.name, grain, bucket, dim, value)]
-                    for index, amount in measures:
-                        cell[index] += sign * amount
-                    if bin_ is not None:
-                        self.bins[(zone.name, grain, bucket, dim, value, bin_)] += sign
+            day = _buckets(zone, seconds)[0]
+            if bin_ is not None and changed:
+                self.bins[(zone.name, "day", day, ALL, "", bin_)] += sign
+            for dim, value in values:
+                cell = self.moments[(zone.name, "day", day, dim, value)]
+                for index, amount in measures:
+                    cell[index] += sign * amount
+                if bin_ is not None:
+                    self.bins[(zone.name, "day", day, dim, value, bin_)] += sign
 
     def _interval(
         self,
@@ -205,7 +229,8 @@ class CellChanges:
         sign: int,
         entry: bool = True,
     ) -> None:
-        """An interval's entry and exit: +1 (-1) in `delta`, weighted by their offset."""
+        """An interval's entry and exit: +1 (-1) in `delta`, weighted by their offset from
+        the day's start."""
         if not dims:
             return
         values = [
@@ -219,19 +244,14 @@ class CellChanges:
         states = self.states
         for zone in self.zones:
             for seconds, delta, entries in ends:
-                for grain, bucket, offset in _placed(zone, seconds):
-                    weight = delta * offset
-                    yearly = (
-                        (zone.name, YEARLY["month"], bucket // 12) if grain == "month" else None
-                    )
-                    for dim, value in values:
-                        for step_ in steps:
-                            cell = states[(zone.name, grain, bucket, dim, value, step_)]
-                            cell[0] += delta
-                            cell[1] += weight
-                            cell[2] += entries
-                            if yearly is not None:  # the month's yearly rollup
-                                states[(*yearly, dim, value, step_)][0] += delta
+                day = _buckets(zone, seconds)[0]
+                weight = delta * (seconds - _start(zone, "day", day))
+                for dim, value in values:
+                    for step_ in steps:
+                        cell = states[(zone.name, "day", day, dim, value, step_)]
+                        cell[0] += delta
+                        cell[1] += weight
+                        cell[2] += entries
 
     def _runs(self, old: IncidentView, new: IncidentView, state: str, dims: list[int]) -> None:
         """The state's runs in the dimensions: those that changed, out and in. The runs are
@@ -259,41 +279,93 @@ class CellChanges:
     ) -> None:
         """Out with the runs of before (under its value) that are not after's, in with those
         of after that are not before's; all of them if the value changed."""
-        (was, now), (before, after) = values, runs
-        for g, grain in enumerate(GRAINS):
-            old = before[g] if before else frozenset()
-            new = after[g] if after else frozenset()
-            if was == now:
-                old, new = old - new, new - old
-            for first, last in old:
-                self._run(zone, grain, state, dim, was, first, last, -1)
-            for first, last in new:
-                self._run(zone, grain, state, dim, now, first, last, 1)
+        was, now = values
+        cells = self.runs
+        for grain, bucket, column, amount, after in _marks(*runs, was == now):
+            cells[(zone.name, grain, bucket, dim, now if after else was, state)][column] += amount
 
-    def _run(
-        self,
-        zone: ReportingZone,
-        grain: str,
-        state: str,
-        dim: str,
-        value: str,
-        first: int,
-        last: int | None,
-        sign: int,
-    ) -> None:
-        """+1 where the run starts, -1 after it ends (open: +1 in `open_runs`), in the grain
-        and in its monthly and yearly rollups."""
-        states, monthly, yearly = self.states, MONTHLY.get(grain), YEARLY[grain]
-        if last is None:
-            marks: tuple[tuple[int, int, int], ...] = ((first, _OPEN_RUNS, sign),)
-        else:
-            marks = ((first, _RUNS, sign), (last + step(grain), _RUNS, -sign))
-        for bucket, column, amount in marks:
-            states[(zone.name, grain, bucket, dim, value, state)][column] += amount
-            month = _month_of(grain, bucket)
-            if monthly:
-                states[(zone.name, monthly, month, dim, value, state)][column] += amount
-            states[(zone.name, yearly, month // 12, dim, value, state)][column] += amount
+
+# A change to the run cells: (grain, bucket, 0 runs or 1 open runs, amount, whether it is
+# under the value after the change).
+Mark = tuple[str, int, int, int, bool]
+
+
+# The runs of all the dimensions but the group's are the same: their marks are found once.
+@lru_cache(maxsize=1 << 14)
+def _marks(before: GrainRuns | None, after: GrainRuns | None, same_value: bool) -> tuple[Mark, ...]:
+    """+1 where a run starts, -1 after it ends (open: +1 in open runs); -1 and +1 for a
+    run taken out."""
+    marks: list[Mark] = []
+    for g, grain in enumerate(GRAINS):
+        old = before[g] if before else frozenset()
+        new = after[g] if after else frozenset()
+        if same_value:
+            old, new = old - new, new - old
+        for runs, sign, later in ((old, -1, False), (new, 1, True)):
+            for first, last in runs:
+                if last is None:
+                    marks.append((grain, first, 1, sign, later))
+                else:
+                    marks.append((grain, first, 0, sign, later))
+                    marks.append((grain, last + step(grain), 0, -sign, later))
+    return tuple(marks)
+
+
+def _by_grain(days: Mapping[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
+    """Day cells (key: zone, "day", bucket, ...) summed into their weeks and months too."""
+    cells: dict[tuple[Any, ...], Any] = {}
+    for (zone, _, day, *rest), sums in days.items():
+        for grain, bucket in zip(GRAINS, _day_buckets(day), strict=True):
+            key = (zone, grain, bucket, *rest)
+            cells[key] = _plus(cells[key], sums) if key in cells else sums
+    return cells
+
+
+def _plus(one: Any, other: Any) -> Any:
+    return one + other if isinstance(one, int) else [a + b for a, b in zip(one, other, strict=True)]
+
+
+def _states_by_grain(
+    zones: Mapping[str, ReportingZone],
+    days: Mapping[tuple[Any, ...], list[float]],
+    runs: Mapping[tuple[Any, ...], list[int]],
+) -> dict[tuple[Any, ...], list[float]]:
+    """The interval ends of each day in its week and month too (weighted from their start)
+    and in its month's yearly rollup; the runs in their grain's monthly and yearly rollups."""
+    cells: defaultdict[tuple[Any, ...], list[float]] = defaultdict(
+        lambda: [0.0] * len(STATE_MEASURES)
+    )
+    for (name, _, day, dim, value, step_), (delta, weight, entered) in days.items():
+        for grain, bucket, offset in _day_in_grains(zones[name], day):
+            cell = cells[(name, grain, bucket, dim, value, step_)]
+            cell[0] += delta
+            cell[1] += weight + delta * offset
+            cell[2] += entered
+        cells[(name, YEARLY["month"], _day_buckets(day)[2] // 12, dim, value, step_)][0] += delta
+    for (name, grain, bucket, dim, value, state), (runs_, open_runs) in runs.items():
+        for level, key in _run_levels(grain, bucket):
+            cell = cells[(name, level, key, dim, value, state)]
+            cell[_RUNS] += runs_
+            cell[_OPEN_RUNS] += open_runs
+    return cells
+
+
+@lru_cache(maxsize=1 << 14)
+def _day_in_grains(zone: ReportingZone, day: int) -> tuple[tuple[str, int, float], ...]:
+    """The day's bucket in each grain, and how long after that bucket's start it starts."""
+    start = _start(zone, "day", day)
+    return tuple(
+        (grain, bucket, start - _start(zone, grain, bucket))
+        for grain, bucket in zip(GRAINS, _day_buckets(day), strict=True)
+    )
+
+
+@lru_cache(maxsize=1 << 14)
+def _run_levels(grain: str, bucket: int) -> tuple[tuple[str, int], ...]:
+    """The bucket, and its monthly (days and weeks) and yearly rollups."""
+    month = _month_of(grain, bucket)
+    monthly = ((MONTHLY[grain], month),) if grain in MONTHLY else ()
+    return ((grain, bucket), *monthly, (YEARLY[grain], month // 12))
 
 
 def _unmoved(moved: list[int]) -> list[int]:
@@ -404,14 +476,6 @@ def _slot_offset(zone: ReportingZone, slot: int) -> float | None:
 def _day_buckets(day: int) -> tuple[int, int, int]:
     local = date.fromordinal(day)
     return day, day - local.weekday(), month_key(local)
-
-
-def _placed(zone: ReportingZone, seconds: float) -> tuple[tuple[str, int, float], ...]:
-    """Per grain, the bucket the instant falls in and its offset from the bucket's start."""
-    return tuple(
-        (grain, bucket, seconds - _start(zone, grain, bucket))
-        for grain, bucket in zip(GRAINS, _buckets(zone, seconds), strict=True)
-    )
 
 
 @lru_cache(maxsize=1 << 14)
