@@ -263,26 +263,20 @@ class CellChanges:
             for d in dims:
                 if d == _GROUP:
                     for value in before.by_group.keys() | after.by_group.keys():
-                        was, now = before.by_group.get(value), after.by_group.get(value)
-                        self._diff(zone, state, "group", (value, value), (was, now))
+                        marks = _marks(before.by_group.get(value), after.by_group.get(value), True)
+                        self._diff(zone.name, state, "group", (value, value), marks)
                 else:
                     values = (value_key(old.dims[d]), value_key(new.dims[d]))
-                    self._diff(zone, state, DIMENSIONS[d], values, (before.shared, after.shared))
+                    marks = _marks(before.shared, after.shared, values[0] == values[1])
+                    self._diff(zone.name, state, DIMENSIONS[d], values, marks)
 
     def _diff(
-        self,
-        zone: ReportingZone,
-        state: str,
-        dim: str,
-        values: tuple[str, str],
-        runs: tuple[GrainRuns | None, GrainRuns | None],
+        self, zone: str, state: str, dim: str, values: tuple[str, str], marks: tuple[Mark, ...]
     ) -> None:
-        """Out with the runs of before (under its value) that are not after's, in with those
-        of after that are not before's; all of them if the value changed."""
-        was, now = values
+        """The marks (`_marks`) under the value before or after."""
         cells = self.runs
-        for grain, bucket, column, amount, after in _marks(*runs, was == now):
-            cells[(zone.name, grain, bucket, dim, now if after else was, state)][column] += amount
+        for grain, bucket, column, amount, after in marks:
+            cells[(zone, grain, bucket, dim, values[after], state)][column] += amount
 
 
 # A change to the run cells: (grain, bucket, 0 runs or 1 open runs, amount, whether it is
@@ -313,11 +307,12 @@ def _marks(before: GrainRuns | None, after: GrainRuns | None, same_value: bool) 
 
 def _by_grain(days: Mapping[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
     """Day cells (key: zone, "day", bucket, ...) summed into their weeks and months too."""
-    cells: dict[tuple[Any, ...], Any] = {}
-    for (zone, _, day, *rest), sums in days.items():
-        for grain, bucket in zip(GRAINS, _day_buckets(day), strict=True):
-            key = (zone, grain, bucket, *rest)
-            cells[key] = _plus(cells[key], sums) if key in cells else sums
+    cells: dict[tuple[Any, ...], Any] = dict(days)
+    for key, sums in days.items():
+        _, week, month = _day_buckets(key[2])
+        rest = key[3:]
+        for wider in ((key[0], "week", week, *rest), (key[0], "month", month, *rest)):
+            cells[wider] = _plus(cells[wider], sums) if wider in cells else sums
     return cells
 
 
