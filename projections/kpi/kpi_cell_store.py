@@ -116,6 +116,17 @@ _YEARLY_FROM_MONTHLY = (
 )
 
 
+def hold_cells(tx: Transaction) -> None:
+    """Hold the cells until the transaction ends. An incident's cells are changed by the
+    member that folds its events, and by any member that counts its SLA verdict or its
+    source ticket's: two at once would each diff against the other's old state, and one
+    change would be lost. So the members of the read model change cells one at a time."""
+    tx.execute(
+        "INSERT INTO kpi_meta (name, value) VALUES ('cells', '') ON CONFLICT (name)"
+        " DO UPDATE SET value = kpi_meta.value"
+    )
+
+
 def meta(tx: Transaction, name: str) -> str | None:
     row = tx.execute("SELECT value FROM kpi_meta WHERE name = %s", [name]).fetchone()
     return None if row is None else str(row[0])

@@ -23,7 +23,14 @@ from typing import Any
 import orjson
 
 from projections.kpi.kpi_buckets import ReportingZone
-from projections.kpi.kpi_cell_store import DDL, LONG_INTERVAL, TABLES, add_yearly_rollups, write
+from projections.kpi.kpi_cell_store import (
+    DDL,
+    LONG_INTERVAL,
+    TABLES,
+    add_yearly_rollups,
+    hold_cells,
+    write,
+)
 from projections.kpi.kpi_contributions import CellChanges
 from projections.kpi.kpi_fact_fold import (
     FACT_COLUMNS,
@@ -192,6 +199,7 @@ class KpiProjection(Projection):
         self.apply_many(tx, [event])
 
     def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
+        hold_cells(tx)  # before anything is read (projections/kpi/kpi_cell_store.py)
         changes = CellChanges(self.zones)
         incidents = [e for e in events if e.aggregate_type == "Incident"]
         tickets = [e for e in events if e.aggregate_type == "SourceTicket"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from projections.kpi.kpi_cell_store import set_meta
+from projections.kpi.kpi_cell_store import hold_cells, set_meta
 from projections.kpi.kpi_contributions import (
     CellChanges,
     IncidentView,
@@ -210,6 +210,7 @@ class SlaFollower:
         generation = self._generation(tx)
         if generation is None or _followed(tx) == f"{generation}:{_latest(tx)}":
             return  # nothing new: no write, no lock
+        hold_cells(tx)  # before the position and the incidents are read
         followed, _, seq = _hold_position(tx).partition(":")
         since = int(seq) if followed == generation else 0
         clocks = _clocks_since(tx, since)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,12 +14,20 @@ from application.access import Role
 from infra.composition_root import Container, bootstrap
 from infra.settings import Settings
 from infra.sql.database import connect
+from projections.kpi import kpi_facts
+from projections.kpi.kpi_facts import KpiProjection
+from projections.kpi.kpi_queries import kpis
+from projections.runtime.runner import ProjectionRunner
+from projections.sla.sla_clocks import SlaClocksProjection
 from tests.builders import FULL_LIFECYCLE, ctx, log_command
+from tests.oracle import kpi_recomputation as oracle
 from tests.unit.test_kpi_cells_match_recomputation import (
     assert_none,
     differences,
     rollups_added_differences,
 )
+from tests.unit.test_kpis import NOW, T0, Incident, h
+from tests.unit.test_sla_support import policy_envelope, spec
 
 
 @pytest.fixture
@@ -74,3 +84,70 @@ def test_cells_kept_without_yearly_rollups_get_them_on_postgresql(pg_database, m
         assert_none(rollups_added_differences(db, monkeypatch))
     finally:
         db.close()
+
+
+def test_a_verdict_counted_while_another_member_folds_its_resolution_is_not_lost(
+    pg_database, monkeypatch
+):
+    """Two members of the KPI read model: one folds an incident's resolution while the other
+    counts the SLA read model's verdict on it. Had both read the incident as it was, the
+    resolution would be counted without the verdict and the verdict as counted; the second
+    waits for the first instead (kpi_cell_store.hold_cells)."""
+    db = connect(pg_database)
+    try:
+        sla, folding, following = _members(db)
+        feed = [policy_envelope(spec(), at=T0 - timedelta(days=1))]
+        Incident(feed, T0, number="INC1").assign(T0 + h(1), "desk").resolve(T0 + h(2))
+        before = len(feed) - 1  # everything but the resolution
+        sla.apply_batch("t", 0, 0, list(enumerate(feed[:before])))
+        folding.apply_batch("t", 0, 0, list(enumerate(feed[:before])))
+        sla.apply_batch("t", 0, before, [(before, feed[before])])  # the resolve clock: met
+        _pause_the_fold_after_it_reads(monkeypatch, "folding")
+        fold = threading.Thread(
+            target=folding.apply_batch,
+            args=("t", 0, before, [(before, feed[before])]),
+            name="folding",
+        )
+        fold.start()
+        _PAUSED.wait(10)
+        following.idle(force=True)  # counts the verdict, or waits for the fold to end
+        _FOLLOWED.set()
+        fold.join(10)
+        with db.transaction(read_only=True) as tx:
+            new = kpis(tx, period="week", now=NOW)
+            old = oracle.kpis(tx, period="week", now=NOW, sla=True)
+        assert [r["sla_compliance"] for r in new] == [r["sla_compliance"] for r in old]
+        assert new[0]["sla_compliance"] == 1.0
+    finally:
+        db.close()
+
+
+_PAUSED, _FOLLOWED = threading.Event(), threading.Event()
+
+
+def _members(db) -> tuple[ProjectionRunner, ProjectionRunner, ProjectionRunner]:
+    runners = (
+        ProjectionRunner(db, SlaClocksProjection()),
+        ProjectionRunner(db, KpiProjection(sla_clocks=True)),
+        ProjectionRunner(db, KpiProjection(sla_clocks=True)),
+    )
+    for runner in runners:
+        runner.setup()
+    return runners
+
+
+def _pause_the_fold_after_it_reads(monkeypatch, thread: str) -> None:
+    """The fold in `thread` stops after reading its incidents' verdicts until the other
+    member has followed them, or for 3 s if that member waits for it."""
+    _PAUSED.clear()
+    _FOLLOWED.clear()
+    load = kpi_facts.Extras.load
+
+    def paused(tx, incident_ids, intervals=True):
+        extras = load(tx, incident_ids, intervals)
+        if threading.current_thread().name == thread:
+            _PAUSED.set()
+            _FOLLOWED.wait(3)
+        return extras
+
+    monkeypatch.setattr(kpi_facts.Extras, "load", staticmethod(paused))
