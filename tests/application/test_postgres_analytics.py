@@ -138,7 +138,7 @@ def _members(db) -> tuple[ProjectionRunner, ProjectionRunner, ProjectionRunner]:
 
 def _pause_the_fold_after_it_reads(monkeypatch, thread: str) -> None:
     """The fold in `thread` stops after reading its incidents' verdicts until the other
-    member has followed them, or for 3 s if that member waits for it."""
+    member has followed them, or for 1.5 s if that member waits for it."""
     _PAUSED.clear()
     _FOLLOWED.clear()
     load = kpi_facts.Extras.load
@@ -147,7 +147,7 @@ def _pause_the_fold_after_it_reads(monkeypatch, thread: str) -> None:
         extras = load(tx, incident_ids, intervals)
         if threading.current_thread().name == thread:
             _PAUSED.set()
-            _FOLLOWED.wait(3)
+            _FOLLOWED.wait(1.5)
         return extras
 
     monkeypatch.setattr(kpi_facts.Extras, "load", staticmethod(paused))
