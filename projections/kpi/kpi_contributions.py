@@ -410,6 +410,8 @@ def _span(zone: ReportingZone, interval: Interval) -> Span:
 
 def _grain_runs(spans: list[Span]) -> GrainRuns:
     """Per grain, the maximal runs of buckets of the spans (sorted by entry)."""
+    if len(spans) == 1:  # most often: one interval in the state
+        return tuple(frozenset(_runs([bounds])) for bounds in zip(*spans[0], strict=True))
     return tuple(
         frozenset(_runs([(span[0][g], span[1][g]) for span in spans])) for g in range(len(GRAINS))
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import orjson
 
@@ -148,14 +149,17 @@ MOMENT_READS = {
 def moment(fact: Fact, name: str, made_sla: int | None, verdict: Verdict | None) -> Measures:
     """What the incident's moment `name` (MOMENT_COLUMNS, which it has) adds to the cells."""
     if name == "opened":
-        return measures(opened=1)
+        return _OPENED
     if name == "acknowledged":
         return measures(acknowledged=1, ack_s=fact["acknowledged_s"] - fact["opened_s"])
     if name == "resolved":
         return _resolution(fact, made_sla, verdict)
     if name == "closed":
         return _closure(fact["satisfaction"])
-    return measures(cancelled=1)
+    return _CANCELLED
+
+
+_OPENED, _CANCELLED = measures(opened=1), measures(cancelled=1)
 
 
 def _resolution(fact: Fact, made_sla: int | None, verdict: Verdict | None) -> Measures:
@@ -188,6 +192,7 @@ def sla_verdict(fact: Fact, made_sla: int | None, verdict: Verdict | None) -> in
     return None
 
 
+@lru_cache(maxsize=16)
 def _closure(satisfaction: int | None) -> Measures:
     if satisfaction is None:
         return measures(closed=1)
