@@ -319,6 +319,15 @@ def settle(worker) -> None:
             raise RuntimeError(f"{worker.runner.projection.name}: owes {owed} and does not settle")
 
 
+def forget_shared(done, later) -> None:
+    """Empty the read models that share tables with one still to run (the facts-only KPI
+    read model's are the KPI read model's): each starts from nothing, as a rebuild does."""
+    tables = {t for r in later for t in r.projection.tables}
+    for runner in done:
+        if tables & set(runner.projection.tables):
+            runner.reset()
+
+
 def run_workers(
     bootstrap: str,
     topic: str,
@@ -516,13 +525,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         groups = [[r] for r in runners] if args.one_at_a_time else [runners]
-        progress = [
-            p
-            for group in groups
-            for p in run_workers(
+        progress = []
+        for index, group in enumerate(groups):
+            progress += run_workers(
                 bootstrap, topic, group, n, args.max_records, sampler, args.profile, args.timeout
             )
-        ]
+            forget_shared(group, [r for later in groups[index + 1 :] for r in later])
         both = {"incidents", "timeline"} <= set(chosen)
         incidents, versions, lines = verify(read_db, run_tag, n) if both else (0, 0, 0)
         read_db.close()

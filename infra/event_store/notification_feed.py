@@ -49,8 +49,13 @@ class NotificationFeed:
             return 0
         records = self._wanted(runner, notifications)
         end = notifications[-1].id + 1  # past the events that were not its own, too
-        moved = runner.apply_batch(SOURCE, 0, expected, records, end=end) != expected
+        behind = self._behind(end) if len(notifications) == self.batch_size else 0
+        moved = runner.apply_batch(SOURCE, 0, expected, records, end, behind) != expected
         return len(notifications) if moved else 0
+
+    def _behind(self, end: int) -> int:
+        """The notifications stored after a full batch."""
+        return max(0, (self.recorder.max_notification_id() or 0) + 1 - end)
 
     def _wanted(
         self, runner: ProjectionRunner, notifications: Sequence[Notification]

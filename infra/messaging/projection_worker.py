@@ -126,13 +126,26 @@ class ProjectionWorker(SupervisedConsumer):
         end = records[-1].offset + 1
         if self.dead_letters is not None and self.dead_letters.pending:
             self.dead_letters.confirm()  # before the position moves past them
-        reached = self.runner.apply_batch(self.topic, tp.partition, expected, batch, end=end)
+        behind = self._behind(tp, end)
+        reached = self.runner.apply_batch(self.topic, tp.partition, expected, batch, end, behind)
         if reached != end:
             self.seek(tp, reached)  # a rebuild or another member moved the position
             return 0
         self.expected[tp.partition] = end
         self.consumer.commit_async({tp: OffsetAndMetadata(end, "", -1)})
         return len(batch)
+
+    def _behind(self, tp: TopicPartition, end: int) -> int:
+        """The records after this batch in every partition this member reads (the read model
+        catches up until all of them have), by the high watermarks of the last fetches:
+        known without asking the broker."""
+        behind = 0
+        for other in self.consumer.assignment():
+            position = end if other == tp else self.expected.get(other.partition)
+            high = self.consumer.highwater(other)
+            if position is not None and high is not None:
+                behind += max(0, high - position)
+        return behind
 
     def _wanted(self, records: list[Record]) -> list[tuple[int, Envelope]]:
         """(offset, event) of the records the read model wants and that decode."""

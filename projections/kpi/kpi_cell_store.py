@@ -116,15 +116,22 @@ _YEARLY_FROM_MONTHLY = (
 )
 
 
-def hold_cells(tx: Transaction) -> None:
-    """Hold the cells until the transaction ends. An incident's cells are changed by the
-    member that folds its events, and by any member that counts its SLA verdict or its
-    source ticket's: two at once would each diff against the other's old state, and one
-    change would be lost. So the members of the read model change cells one at a time."""
-    tx.execute(
+# The cells' meta row: empty while the fold keeps them, OWED while a rebuild folds only the
+# facts and will build them in bulk (projections/kpi/kpi_bulk.py).
+OWED = "owed"
+
+
+def hold_cells(tx: Transaction) -> str:
+    """Hold the cells until the transaction ends, and say whether they are OWED. An
+    incident's cells are changed by the member that folds its events, and by any member that
+    counts its SLA verdict or its source ticket's: two at once would each diff against the
+    other's old state, and one change would be lost. So the members of the read model change
+    cells one at a time."""
+    row = tx.execute(
         "INSERT INTO kpi_meta (name, value) VALUES ('cells', '') ON CONFLICT (name)"
-        " DO UPDATE SET value = kpi_meta.value"
-    )
+        " DO UPDATE SET value = kpi_meta.value RETURNING value"
+    ).fetchone()
+    return "" if row is None else str(row[0])
 
 
 def meta(tx: Transaction, name: str) -> str | None:

@@ -16,6 +16,7 @@ projections/kpi/kpi_fact_fold.py's.
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -26,9 +27,12 @@ from projections.kpi.kpi_buckets import ReportingZone
 from projections.kpi.kpi_cell_store import (
     DDL,
     LONG_INTERVAL,
+    OWED,
     TABLES,
     add_yearly_rollups,
     hold_cells,
+    meta,
+    set_meta,
     write,
 )
 from projections.kpi.kpi_contributions import CellChanges
@@ -168,13 +172,24 @@ _DDL = (
                 incident_id TEXT PRIMARY KEY, state TEXT NOT NULL,
                 elapsed_s DOUBLE PRECISION NOT NULL)""",
 )
+# Records after a batch from which a read model with no facts yet folds only its facts, and
+# builds its cells once caught up: more than a batch behind, it is catching up.
+BULK_BEHIND = 1000
+BUILD_CHUNK = 2000  # incidents counted whole per step of the build
+BUILD_SECONDS = 1.0  # the idle work's steps of the build, at most about this long
 # The zones the cells hold, as they were when the tables were made.
 _ZONES = "INSERT INTO kpi_meta (name, value) VALUES ('zones', '{names}') ON CONFLICT DO NOTHING"
 
 
 class KpiProjection(Projection):
     name = "kpis"
-    tables = ("kpi_facts", "kpi_intervals", "kpi_source_links", "kpi_sla_verdicts", *TABLES)
+    tables = (
+        "kpi_facts",
+        "kpi_intervals",
+        "kpi_source_links",
+        "kpi_sla_verdicts",
+        *TABLES,
+    )
     aggregate_types = frozenset({"Incident", "SourceTicket"})
     schema_version = 5
 
@@ -183,6 +198,7 @@ class KpiProjection(Projection):
         model shares this database, and its resolve clocks give the SLA verdicts."""
         self.zones = tuple(ReportingZone(name) for name in dict.fromkeys(zones))
         self.sla = SlaFollower() if sla_clocks else None
+        self.behind = 0  # records after the batch being folded (Projection.catching_up)
         # The zones are part of the shape: other zones replay the read model.
         names = ",".join(z.name for z in self.zones)
         if names != "UTC":
@@ -198,25 +214,79 @@ class KpiProjection(Projection):
     def apply(self, tx: Transaction, event: Envelope) -> None:
         self.apply_many(tx, [event])
 
+    def catching_up(self, behind: int) -> None:
+        self.behind = behind
+
     def apply_many(self, tx: Transaction, events: Sequence[Envelope]) -> None:
-        hold_cells(tx)  # before anything is read (projections/kpi/kpi_cell_store.py)
+        """Fold the events into the facts, and their changes into the cells of the incidents
+        the cells count; build the cells of more of the others if any are left."""
+        upto = self._counting(tx)  # first: it holds the cells (kpi_cell_store.hold_cells)
         changes = CellChanges(self.zones)
         incidents = [e for e in events if e.aggregate_type == "Incident"]
         tickets = [e for e in events if e.aggregate_type == "SourceTicket"]
-        if incidents:
-            self._apply_incidents(tx, incidents, changes)
+        counted = [e for e in incidents if _counted(e.aggregate_id, upto)]
+        if counted:
+            self._apply_incidents(tx, counted, changes)
+        if len(counted) < len(incidents):
+            _fold_facts(tx, [e for e in incidents if not _counted(e.aggregate_id, upto)])
         if tickets:
-            self._apply_tickets(tx, tickets, changes)
+            self._apply_tickets(tx, tickets, changes, upto)
         write(tx, changes)
         self._follow_after_batch(tx)
+        if upto is not None and self.behind < BULK_BEHIND:
+            self._build(tx, upto)
+
+    def _counting(self, tx: Transaction) -> str | None:
+        """Up to which incident the cells count incidents (None: all of them). A read model
+        with no facts yet that is far behind its feed (a rebuild from offset 0) counts none:
+        folding its facts only, it keeps the facts-only read model's speed, and builds the
+        cells once caught up, each incident's whole contribution at once."""
+        upto = _upto(hold_cells(tx))
+        if upto is not None or self.behind < BULK_BEHIND or _has_facts(tx):
+            return upto
+        set_meta(tx, "cells", f"{OWED}:")
+        return ""
+
+    def _build(self, tx: Transaction, upto: str) -> None:
+        """The whole contributions of the next incidents by id not counted yet (the cells
+        then count up to the last of them), or the end of the build."""
+        rows = tx.execute(
+            "SELECT incident_id FROM kpi_facts WHERE incident_id > %s ORDER BY incident_id"
+            " LIMIT %s",
+            [upto, BUILD_CHUNK],
+        ).fetchall()
+        ids = {str(row[0]) for row in rows}
+        changes = CellChanges(self.zones)
+        _count_whole(tx, load_facts(tx, ids), Extras.load(tx, ids), changes)
+        write(tx, changes)
+        done = len(rows) < BUILD_CHUNK
+        set_meta(tx, "cells", "" if done else f"{OWED}:{rows[-1][0]}")
+        if done:
+            log.info("kpis: every incident's cells counted: the read model is built")
 
     def owed(self, tx: Transaction) -> int:
-        return 0 if self.sla is None else self.sla.owed(tx)
+        verdicts = 0 if self.sla is None else self.sla.owed(tx)
+        upto = _upto(meta(tx, "cells") or "")
+        if upto is None:
+            return verdicts
+        row = tx.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM kpi_facts WHERE incident_id > %s"
+            f" LIMIT {BUILD_CHUNK * 5}) AS left_to_count",
+            [upto],
+        ).fetchone()
+        return verdicts + max(1, int(row[0]))
 
     def idle(self, tx: Transaction) -> None:
-        """Count the SLA read model's new verdicts, then recompute the quantiles whose bins
-        changed (projections/kpi/kpi_views.py, kpi_quantiles.py)."""
+        """Count the SLA read model's new verdicts; build the cells if they are owed and the
+        read model has caught up; then recompute the quantiles whose bins changed
+        (projections/kpi/kpi_views.py, kpi_bulk.py, kpi_quantiles.py)."""
         self._follow(tx)
+        if self.behind < BULK_BEHIND and _upto(meta(tx, "cells") or "") is not None:
+            started = time.monotonic()
+            while (upto := _upto(hold_cells(tx))) is not None:
+                self._build(tx, upto)
+                if time.monotonic() - started > BUILD_SECONDS:
+                    break
         refresh(tx)
 
     def _follow(self, tx: Transaction) -> None:
@@ -256,7 +326,7 @@ class KpiProjection(Projection):
         _save_intervals(tx, list(intervals.values()))
 
     def _apply_tickets(
-        self, tx: Transaction, events: Sequence[Envelope], changes: CellChanges
+        self, tx: Transaction, events: Sequence[Envelope], changes: CellChanges, upto: str | None
     ) -> None:
         """The incident each imported ticket opened, and the source's latest SLA verdict."""
         known = _links(tx, {e.aggregate_id for e in events})
@@ -267,6 +337,7 @@ class KpiProjection(Projection):
                 link = links.get(ticket_id) or known.get(ticket_id) or (ticket_id, None, None)
                 links[ticket_id] = _linked(link, event)
         touched = {link[1] for link in (*known.values(), *links.values()) if link[1]}
+        touched = {i for i in touched if _counted(i, upto)}  # the others: counted whole later
         before = Extras.load(tx, touched, intervals=False)
         _save_links(tx, list(links.values()))
         after = Extras.load(tx, touched, intervals=False)
@@ -274,3 +345,34 @@ class KpiProjection(Projection):
         for incident_id in touched:
             fact = facts.get(incident_id)
             changes.incident(before.view(fact), after.view(fact))
+
+
+def _upto(mode: str) -> str | None:
+    """The last incident (by id) the cells count, from their meta row; None: every one."""
+    return mode.removeprefix(f"{OWED}:") if mode.startswith(f"{OWED}:") else None
+
+
+def _counted(incident_id: str, upto: str | None) -> bool:
+    return upto is None or incident_id <= upto
+
+
+def _fold_facts(tx: Transaction, events: Sequence[Envelope]) -> None:
+    """The facts and intervals of incidents the cells do not count yet."""
+    facts = load_facts(tx, {e.aggregate_id for e in events})
+    intervals: Intervals = {}
+    for event in events:
+        facts[event.aggregate_id] = fold(facts.get(event.aggregate_id), event, intervals)
+    _save_facts(tx, [fact for fact in facts.values() if fact is not None])
+    _save_intervals(tx, list(intervals.values()))
+
+
+def _count_whole(
+    tx: Transaction, facts: dict[str, Fact | None], extras: Extras, changes: CellChanges
+) -> None:
+    """The whole contributions of incidents the cells did not count."""
+    for fact in facts.values():
+        changes.incident(None, extras.view(fact))
+
+
+def _has_facts(tx: Transaction) -> bool:
+    return tx.execute("SELECT 1 FROM kpi_facts LIMIT 1").fetchone() is not None

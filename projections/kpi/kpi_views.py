@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import orjson
 
-from projections.kpi.kpi_cell_store import hold_cells, set_meta
+from projections.kpi.kpi_cell_store import OWED, hold_cells, set_meta
 from projections.kpi.kpi_contributions import (
     CellChanges,
     IncidentView,
@@ -215,13 +215,15 @@ class SlaFollower:
         generation = self._generation(tx)
         if generation is None or _followed(tx) == f"{generation}:{_latest(tx)}":
             return  # nothing new: no write, no lock
-        hold_cells(tx)  # before the position and the incidents are read
+        mode = hold_cells(tx)  # before the position and the incidents are read
         followed, _, seq = _hold_position(tx).partition(":")
         since = int(seq) if followed == generation else 0
         clocks = _clocks_since(tx, since)
         if not clocks:
             return
-        self._count(tx, {row[0]: (str(row[1]), float(row[2])) for row in clocks}, changes)
+        verdicts = {row[0]: (str(row[1]), float(row[2])) for row in clocks}
+        upto = mode.removeprefix(f"{OWED}:") if mode.startswith(f"{OWED}:") else None
+        self._count(tx, verdicts, changes, upto)
         set_meta(tx, "sla_follow", f"{generation}:{max(int(row[3]) for row in clocks)}")
 
     def owed(self, tx: Transaction) -> int:
@@ -251,8 +253,12 @@ class SlaFollower:
         row = tx.execute("SELECT value FROM sla_meta WHERE name = 'created'").fetchone()
         return None if row is None else str(row[0])
 
-    def _count(self, tx: Transaction, new: dict[str, Verdict], changes: CellChanges) -> None:
-        ids = set(new)
+    def _count(
+        self, tx: Transaction, new: dict[str, Verdict], changes: CellChanges, upto: str | None
+    ) -> None:
+        """The new verdicts, into the cells of the incidents they count (up to `upto` by
+        id; None: all); the others' are counted with them, whole."""
+        ids = {i for i in new if upto is None or i <= upto}
         before = Extras.load(tx, ids, intervals=False)
         after = Extras(made_sla=before.made_sla, verdicts={**before.verdicts, **new})
         for fact in load_facts(tx, ids).values():

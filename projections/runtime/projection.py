@@ -51,6 +51,10 @@ class Projection(ABC):
         for event in events:
             self.apply(tx, event)
 
+    def catching_up(self, behind: int) -> None:  # noqa: B027 (optional: most fold alike)
+        """Told before each batch how many records its feed holds after it: a read model
+        may put off, while far behind, work it does better in bulk, if `owed` counts it."""
+
     def owed(self, tx: Transaction) -> int:
         """How much of its idle work the read model has still to do (the KPIs: batches of
         SLA verdicts not counted yet); readiness adds it to what it is behind the feed."""

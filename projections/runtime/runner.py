@@ -97,6 +97,7 @@ class ProjectionRunner:
         expected: int,
         records: Sequence[tuple[int, Envelope]],
         end: int | None = None,
+        behind: int = 0,
     ) -> int:
         """Apply records (position, event) in position order; returns the next position.
 
@@ -104,8 +105,10 @@ class ProjectionRunner:
         differs (a rebuild reset it, or another member applied the batch), nothing is applied
         and the caller must seek to the returned position. `end` is the position after the
         batch when the feed skipped some positions (a dead-lettered record), so that the
-        skip is stored too. Raises only when the database is away (retry later).
+        skip is stored too. `behind`: the records the feed holds after the batch, if known
+        (Projection.catching_up). Raises only when the database is away (retry later).
         """
+        self.projection.catching_up(behind)
         try:
             moved = self._apply_batch(source, partition, expected, records, end, self._fold)
         except Exception as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,8 +23,12 @@ from projections.sla.sla_clocks import SlaClocksProjection
 from tests.builders import FULL_LIFECYCLE, ctx, log_command
 from tests.oracle import kpi_recomputation as oracle
 from tests.unit.test_kpi_cells_match_recomputation import (
+    _feed,
     assert_none,
+    cell_differences,
     differences,
+    load_in_batches,
+    rebuild,
     rollups_added_differences,
 )
 from tests.unit.test_kpis import NOW, T0, Incident, h
@@ -76,6 +81,22 @@ def test_kpi_cells_equal_the_recomputation_on_postgresql(pg_database):
         assert_none(differences(db, seed=4))
     finally:
         db.close()
+
+
+def test_cells_built_after_a_rebuild_on_postgresql_are_the_rows_the_fold_writes(
+    pg_database, tmp_path, monkeypatch
+):
+    """The cells built after a rebuild, on PostgreSQL, against the fold on SQLite."""
+    monkeypatch.setattr(kpi_facts, "BUILD_CHUNK", 7)
+    feed = _feed(6, 80)
+    db, folded = connect(pg_database), connect(f"sqlite:///{tmp_path / 'folded.db'}")
+    try:
+        rebuild(db, feed).idle(force=True)
+        load_in_batches(folded, feed, random.Random(6)).idle(force=True)
+        assert_none(cell_differences(folded, db))
+    finally:
+        db.close()
+        folded.close()
 
 
 def test_cells_kept_without_yearly_rollups_get_them_on_postgresql(pg_database, monkeypatch):
