@@ -171,7 +171,8 @@ class Container:
             return None
         published = self.kafka.relay_position() - 1
         lag = self.kafka.consumer_lag()
-        return published if lag is not None and lag.get("kpis", 1) == 0 else None
+        caught_up = lag is not None and lag.get("kpis", 1) == 0
+        return published if caught_up and self.runner("kpis").owed() == 0 else None
 
     def erasures(self) -> Erasures:
         """Erasing data subjects and reporting what is held about them."""

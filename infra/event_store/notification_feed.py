@@ -81,7 +81,7 @@ class NotificationFeed:
         while self.step() or (last and any(r.position(SOURCE, 0) <= last for r in self.runners)):
             pass
         for runner in self.runners:
-            runner.idle(force=True)
+            _settle(runner)
 
     def start(self, interval: float = 0.05) -> None:
         self._stop.clear()
@@ -103,3 +103,15 @@ class NotificationFeed:
             except Exception:  # a worker must outlive a bad moment; the position is unchanged
                 log.exception("projection feed step failed; retrying")
                 self._stop.wait(1.0)
+
+
+def _settle(runner: ProjectionRunner) -> None:
+    """The runner's idle work, until it owes nothing (Projection.owed: the KPI read model
+    counting its incidents after a rebuild, say) or stops owing less."""
+    owed: int | None = None
+    while True:
+        runner.idle(force=True)
+        now = runner.owed()
+        if not now or (owed is not None and now >= owed):
+            return
+        owed = now

@@ -253,14 +253,14 @@ class KpiProjection(Projection):
         rows = tx.execute(
             "SELECT incident_id FROM kpi_facts WHERE incident_id > %s ORDER BY incident_id"
             " LIMIT %s",
-            [upto, BUILD_CHUNK],
+            [upto, BUILD_CHUNK + 1],
         ).fetchall()
-        ids = {str(row[0]) for row in rows}
+        ids = {str(row[0]) for row in rows[:BUILD_CHUNK]}
         changes = CellChanges(self.zones)
         _count_whole(tx, load_facts(tx, ids), Extras.load(tx, ids), changes)
         write(tx, changes)
-        done = len(rows) < BUILD_CHUNK
-        set_meta(tx, "cells", "" if done else f"{OWED}:{rows[-1][0]}")
+        done = len(rows) <= BUILD_CHUNK
+        set_meta(tx, "cells", "" if done else f"{OWED}:{rows[BUILD_CHUNK - 1][0]}")
         if done:
             log.info("kpis: every incident's cells counted: the read model is built")
 
