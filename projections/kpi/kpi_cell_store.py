@@ -121,6 +121,11 @@ _YEARLY_FROM_MONTHLY = (
 OWED = "owed"
 
 
+def counted_upto(mode: str) -> str | None:
+    """The last incident (by id) the cells count, from their meta row; None: every one."""
+    return mode.removeprefix(f"{OWED}:") if mode.startswith(f"{OWED}:") else None
+
+
 def hold_cells(tx: Transaction) -> str:
     """Hold the cells until the transaction ends, and say whether they are OWED. An
     incident's cells are changed by the member that folds its events, and by any member that

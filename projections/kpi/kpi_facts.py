@@ -30,6 +30,7 @@ from projections.kpi.kpi_cell_store import (
     OWED,
     TABLES,
     add_yearly_rollups,
+    counted_upto,
     hold_cells,
     meta,
     set_meta,
@@ -241,7 +242,7 @@ class KpiProjection(Projection):
         with no facts yet that is far behind its feed (a rebuild from offset 0) counts none:
         folding its facts only, it keeps the facts-only read model's speed, and builds the
         cells once caught up, each incident's whole contribution at once."""
-        upto = _upto(hold_cells(tx))
+        upto = counted_upto(hold_cells(tx))
         if upto is not None or self.behind < BULK_BEHIND or _has_facts(tx):
             return upto
         set_meta(tx, "cells", f"{OWED}:")
@@ -266,7 +267,7 @@ class KpiProjection(Projection):
 
     def owed(self, tx: Transaction) -> int:
         verdicts = 0 if self.sla is None else self.sla.owed(tx)
-        upto = _upto(meta(tx, "cells") or "")
+        upto = counted_upto(meta(tx, "cells") or "")
         if upto is None:
             return verdicts
         row = tx.execute(
@@ -281,9 +282,9 @@ class KpiProjection(Projection):
         read model has caught up; then recompute the quantiles whose bins changed
         (projections/kpi/kpi_views.py, kpi_bulk.py, kpi_quantiles.py)."""
         self._follow(tx)
-        if self.behind < BULK_BEHIND and _upto(meta(tx, "cells") or "") is not None:
+        if self.behind < BULK_BEHIND and counted_upto(meta(tx, "cells") or "") is not None:
             started = time.monotonic()
-            while (upto := _upto(hold_cells(tx))) is not None:
+            while (upto := counted_upto(hold_cells(tx))) is not None:
                 self._build(tx, upto)
                 if time.monotonic() - started > BUILD_SECONDS:
                     break
@@ -345,11 +346,6 @@ class KpiProjection(Projection):
         for incident_id in touched:
             fact = facts.get(incident_id)
             changes.incident(before.view(fact), after.view(fact))
-
-
-def _upto(mode: str) -> str | None:
-    """The last incident (by id) the cells count, from their meta row; None: every one."""
-    return mode.removeprefix(f"{OWED}:") if mode.startswith(f"{OWED}:") else None
 
 
 def _counted(incident_id: str, upto: str | None) -> bool:

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import orjson
 
-from projections.kpi.kpi_cell_store import OWED, hold_cells, set_meta
+from projections.kpi.kpi_cell_store import counted_upto, hold_cells, set_meta
 from projections.kpi.kpi_contributions import (
     CellChanges,
     IncidentView,
@@ -222,8 +222,7 @@ class SlaFollower:
         if not clocks:
             return
         verdicts = {row[0]: (str(row[1]), float(row[2])) for row in clocks}
-        upto = mode.removeprefix(f"{OWED}:") if mode.startswith(f"{OWED}:") else None
-        self._count(tx, verdicts, changes, upto)
+        self._count(tx, verdicts, changes, counted_upto(mode))
         set_meta(tx, "sla_follow", f"{generation}:{max(int(row[3]) for row in clocks)}")
 
     def owed(self, tx: Transaction) -> int:
