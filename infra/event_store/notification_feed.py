@@ -45,7 +45,7 @@ class NotificationFeed:
             start=max(expected, 1), limit=self.batch_size
         )
         if not notifications:
-            runner.idle()
+            runner.quiet()
             return 0
         records = self._wanted(runner, notifications)
         end = notifications[-1].id + 1  # past the events that were not its own, too
@@ -72,6 +72,8 @@ class NotificationFeed:
         replayed = 0
         while count := self.step():
             replayed += count
+        for runner in self.runners:
+            _settle(runner)
         return replayed
 
     def catch_up(self) -> None:
@@ -109,6 +111,7 @@ def _settle(runner: ProjectionRunner) -> None:
     """The runner's idle work, until it owes nothing (Projection.owed: the KPI read model
     counting its incidents after a rebuild, say) or stops owing less."""
     owed: int | None = None
+    runner.projection.catching_up(0)  # the feed is at its end
     while True:
         runner.idle(force=True)
         now = runner.owed()

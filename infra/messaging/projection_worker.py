@@ -107,7 +107,7 @@ class ProjectionWorker(SupervisedConsumer):
         return self.runner.positions(self.topic)
 
     def quiet(self) -> None:
-        self.runner.idle()
+        self.runner.quiet()
 
     def rewind(self) -> None:
         stored = self.positions()

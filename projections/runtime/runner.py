@@ -124,6 +124,12 @@ class ProjectionRunner:
         self.idle()
         return moved
 
+    def quiet(self) -> None:
+        """The feed has nothing more for now: the read model has caught up (it is behind by
+        nothing: Projection.catching_up), and its idle work may run."""
+        self.projection.catching_up(0)
+        self.idle()
+
     def owed(self) -> int:
         """Projection.owed, read now."""
         with self.db.transaction(read_only=True) as tx:

@@ -163,9 +163,12 @@ def _append(desk, ids: dict[str, list[UUID]]) -> None:
 
 
 def _caught_up(container):
+    """Nothing left on the topic, nor owed by a read model (the KPIs counting incidents)."""
+
     def probe() -> bool:
         lag = container.kafka.consumer_lag()
-        return lag is not None and not any(lag.values())
+        owed = any(runner.owed() for runner in container.runners)
+        return lag is not None and not any(lag.values()) and not owed
 
     return probe
 
