@@ -116,8 +116,9 @@ _YEARLY_FROM_MONTHLY = (
 )
 
 
-# The cells' meta row: empty while the fold keeps them, OWED while a rebuild folds only the
-# facts and will build them in bulk (projections/kpi/kpi_bulk.py).
+# The cells' meta row: empty while they count every incident; `owed:` and the last incident
+# (by id) they count while a rebuild folds only the facts, then counts its incidents once
+# caught up (projections/kpi/kpi_facts.py).
 OWED = "owed"
 
 

@@ -278,9 +278,9 @@ class KpiProjection(Projection):
         return verdicts + max(1, int(row[0]))
 
     def idle(self, tx: Transaction) -> None:
-        """Count the SLA read model's new verdicts; build the cells if they are owed and the
-        read model has caught up; then recompute the quantiles whose bins changed
-        (projections/kpi/kpi_views.py, kpi_bulk.py, kpi_quantiles.py)."""
+        """Count the SLA read model's new verdicts; once caught up, count for about
+        BUILD_SECONDS the incidents a rebuild has not counted yet; then recompute the
+        quantiles whose bins changed (projections/kpi/kpi_views.py, kpi_quantiles.py)."""
         self._follow(tx)
         if self.behind < BULK_BEHIND and counted_upto(meta(tx, "cells") or "") is not None:
             started = time.monotonic()
