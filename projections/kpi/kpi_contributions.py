@@ -176,8 +176,8 @@ class CellChanges:
         for name in old.moments.keys() | new.moments.keys():
             changed = old.moments.get(name) != new.moments.get(name)
             dims = _ALL if changed else moved
-            self._moment(old, name, dims, -1, changed)
-            self._moment(new, name, dims, 1, changed)
+            self._moment(old, name, _values(old, dims), -1, changed)
+            self._moment(new, name, _values(new, dims), 1, changed)
         states: dict[str, list[int]] = {}
         for seq in old.intervals.keys() | new.intervals.keys():
             was, now = old.intervals.get(seq), new.intervals.get(seq)
@@ -189,26 +189,47 @@ class CellChanges:
                 interval = view.intervals.get(seq)
                 if interval is not None and dims:
                     if exit_only:
-                        self._interval(view, interval, rekeyed, sign)
-                        self._interval(view, interval, _unmoved(rekeyed), sign, entry=False)
+                        unmoved = _unmoved(rekeyed)
+                        self._interval(interval, _values(view, rekeyed, interval), sign)
+                        self._interval(interval, _values(view, unmoved, interval), sign, False)
                     else:
-                        self._interval(view, interval, dims, sign)
+                        self._interval(interval, _values(view, dims, interval), sign)
                     if changed or interval.state not in states:
                         states[interval.state] = dims
         for state, dims in states.items():
             if dims:
                 self._runs(old, new, state, dims)
 
+    def whole(self, view: IncidentView) -> None:
+        """Put in the whole of an incident the cells did not count (as `incident(None,
+        view)` does, without diffing against nothing: a rebuild counts every incident so)."""
+        values = _values(view, _ALL)
+        for name in view.moments:
+            self._moment(view, name, values, 1, True)
+        others = [pair for pair in values if pair[0] != "group"]  # an interval's is its own
+        by_state: defaultdict[str, list[Interval]] = defaultdict(list)
+        for interval in sorted(view.intervals.values(), key=_entry):
+            self._interval(interval, [("group", value_key(interval.group)), *others], 1)
+            by_state[interval.state].append(interval)
+        shared = [(dim, (value, value)) for dim, value in others]
+        for state, intervals in by_state.items():
+            for zone in self.zones:
+                runs = _new_state_runs(zone, intervals)
+                self._diff(zone.name, state, shared, _marks(None, runs.shared, True))
+                for value, own in runs.by_group.items():
+                    self._diff(
+                        zone.name, state, [("group", (value, value))], _marks(None, own, True)
+                    )
+
     def _moment(
-        self, view: IncidentView, name: str, dims: list[int], sign: int, changed: bool
+        self, view: IncidentView, name: str, values: Values, sign: int, changed: bool
     ) -> None:
         """The moment's measures in the dimensions; its time-to-resolve bin too, and in
         the `all` dimension (the quantiles of no dimension) when the moment itself changed."""
         entry = view.moments.get(name)
-        if entry is None or not dims:
+        if entry is None or not values:
             return
         seconds, measures = entry
-        values = [(DIMENSIONS[d], value_key(view.dims[d])) for d in dims]
         bin_ = ttr_bin(view.ttr_s) if name == "resolved" and view.ttr_s is not None else None
         for zone in self.zones:
             day = _buckets(zone, seconds)[0]
@@ -221,22 +242,11 @@ class CellChanges:
                 if bin_ is not None:
                     self.bins[(zone.name, "day", day, dim, value, bin_)] += sign
 
-    def _interval(
-        self,
-        view: IncidentView,
-        interval: Interval,
-        dims: list[int],
-        sign: int,
-        entry: bool = True,
-    ) -> None:
+    def _interval(self, interval: Interval, values: Values, sign: int, entry: bool = True) -> None:
         """An interval's entry and exit: +1 (-1) in `delta`, weighted by their offset from
         the day's start."""
-        if not dims:
+        if not values:
             return
-        values = [
-            (DIMENSIONS[d], value_key(interval.group if d == _GROUP else view.dims[d]))
-            for d in dims
-        ]
         ends = [(interval.entered_s, sign, sign)] if entry else []
         if interval.left_s is not None:
             ends.append((interval.left_s, -sign, 0))
@@ -264,19 +274,24 @@ class CellChanges:
                 if d == _GROUP:
                     for value in before.by_group.keys() | after.by_group.keys():
                         marks = _marks(before.by_group.get(value), after.by_group.get(value), True)
-                        self._diff(zone.name, state, "group", (value, value), marks)
+                        self._diff(zone.name, state, [("group", (value, value))], marks)
                 else:
                     values = (value_key(old.dims[d]), value_key(new.dims[d]))
                     marks = _marks(before.shared, after.shared, values[0] == values[1])
-                    self._diff(zone.name, state, DIMENSIONS[d], values, marks)
+                    self._diff(zone.name, state, [(DIMENSIONS[d], values)], marks)
 
     def _diff(
-        self, zone: str, state: str, dim: str, values: tuple[str, str], marks: tuple[Mark, ...]
+        self,
+        zone: str,
+        state: str,
+        values: list[tuple[str, tuple[str, str]]],
+        marks: tuple[Mark, ...],
     ) -> None:
-        """The marks (`_marks`) under the value before or after."""
+        """The marks (`_marks`) under each dimension's value before or after."""
         cells = self.runs
         for grain, bucket, column, amount, after in marks:
-            cells[(zone, grain, bucket, dim, values[after], state)][column] += amount
+            for dim, pair in values:
+                cells[(zone, grain, bucket, dim, pair[after], state)][column] += amount
 
 
 # A change to the run cells: (grain, bucket, 0 runs or 1 open runs, amount, whether it is
@@ -363,6 +378,18 @@ def _run_levels(grain: str, bucket: int) -> tuple[tuple[str, int], ...]:
     return ((grain, bucket), *monthly, (YEARLY[grain], month // 12))
 
 
+# Dimensions and their values as keys: (dimension, value_key).
+Values = list[tuple[str, str]]
+
+
+def _values(view: IncidentView, dims: list[int], interval: Interval | None = None) -> Values:
+    """The view's values in the dimensions; an interval's group is its own."""
+    return [
+        (DIMENSIONS[d], value_key(interval.group if interval and d == _GROUP else view.dims[d]))
+        for d in dims
+    ]
+
+
 def _unmoved(moved: list[int]) -> list[int]:
     return [d for d in _ALL if d not in moved]
 
@@ -383,12 +410,20 @@ class StateRuns(NamedTuple):
 @lru_cache(maxsize=1 << 14)
 def _state_runs(zone: ReportingZone, intervals: tuple[Interval, ...]) -> StateRuns:
     spans = [_span(zone, interval) for interval in intervals]
+    groups = {interval.group for interval in intervals}
+    if len(groups) == 1:  # most often: the group's runs are all of them
+        shared = _grain_runs(spans)
+        return StateRuns(shared, {value_key(groups.pop()): shared})
     by_group: dict[str, list[Span]] = defaultdict(list)
     for interval, span in zip(intervals, spans, strict=True):
         by_group[value_key(interval.group)].append(span)
     return StateRuns(
         _grain_runs(spans), {value: _grain_runs(own) for value, own in by_group.items()}
     )
+
+
+# An incident counted whole is counted once: its runs would only crowd the cache.
+_new_state_runs = _state_runs.__wrapped__
 
 
 # An interval's buckets: per grain, the first it has time in and the last (None: open).

@@ -46,7 +46,14 @@ from projections.kpi.kpi_fact_fold import (
     fold,
 )
 from projections.kpi.kpi_quantiles import refresh
-from projections.kpi.kpi_views import Extras, SlaFollower, load_facts
+from projections.kpi.kpi_views import (
+    Extras,
+    SlaFollower,
+    among,
+    load_facts,
+    view_facts,
+    views_after,
+)
 from projections.runtime.envelope import Envelope
 from projections.runtime.projection import Projection
 from projections.runtime.read_store import Transaction, rows_where_in, savepoint
@@ -251,17 +258,18 @@ class KpiProjection(Projection):
     def _build(self, tx: Transaction, upto: str) -> None:
         """The whole contributions of the next incidents by id not counted yet (the cells
         then count up to the last of them), or the end of the build."""
-        rows = tx.execute(
-            "SELECT incident_id FROM kpi_facts WHERE incident_id > %s ORDER BY incident_id"
-            " LIMIT %s",
-            [upto, BUILD_CHUNK + 1],
-        ).fetchall()
-        ids = {str(row[0]) for row in rows[:BUILD_CHUNK]}
+        views = views_after(tx, upto, BUILD_CHUNK)
         changes = CellChanges(self.zones)
-        _count_whole(tx, load_facts(tx, ids), Extras.load(tx, ids), changes)
+        for view in views.values():
+            if view is not None:
+                changes.whole(view)
         write(tx, changes)
-        done = len(rows) <= BUILD_CHUNK
-        set_meta(tx, "cells", "" if done else f"{OWED}:{rows[BUILD_CHUNK - 1][0]}")
+        last = max(views, default=upto)
+        done = (
+            tx.execute("SELECT 1 FROM kpi_facts WHERE incident_id > %s LIMIT 1", [last]).fetchone()
+            is None
+        )
+        set_meta(tx, "cells", "" if done else f"{OWED}:{last}")
         if done:
             log.info("kpis: every incident's cells counted: the read model is built")
 
@@ -342,7 +350,7 @@ class KpiProjection(Projection):
         before = Extras.load(tx, touched, intervals=False)
         _save_links(tx, list(links.values()))
         after = Extras.load(tx, touched, intervals=False)
-        facts = load_facts(tx, touched)
+        facts = view_facts(among(tx, touched))
         for incident_id in touched:
             fact = facts.get(incident_id)
             changes.incident(before.view(fact), after.view(fact))
@@ -360,14 +368,6 @@ def _fold_facts(tx: Transaction, events: Sequence[Envelope]) -> None:
         facts[event.aggregate_id] = fold(facts.get(event.aggregate_id), event, intervals)
     _save_facts(tx, [fact for fact in facts.values() if fact is not None])
     _save_intervals(tx, list(intervals.values()))
-
-
-def _count_whole(
-    tx: Transaction, facts: dict[str, Fact | None], extras: Extras, changes: CellChanges
-) -> None:
-    """The whole contributions of incidents the cells did not count."""
-    for fact in facts.values():
-        changes.incident(None, extras.view(fact))
 
 
 def _has_facts(tx: Transaction) -> bool:

@@ -36,6 +36,7 @@ from projections.kpi.kpi_views import (
     MOMENT_COLUMNS,
     MOMENT_READS,
     Extras,
+    among,
     made_sla_of,
     moment,
     verdicts_of,
@@ -185,7 +186,8 @@ def _moment_sums(
             if at is not None and start <= at < end:
                 facts.append(then[0])
     ids = {f["incident_id"] for f in facts} if reads.verdicts else set()
-    made_sla, judged = made_sla_of(tx, ids), verdicts_of(tx, ids)
+    select = among(tx, ids)
+    made_sla, judged = made_sla_of(select), verdicts_of(select)
     # Summed exactly (math.fsum), so in any order: the read model's rows after a rebuild,
     # or some incidents folded again, come in another order, and floats added in another
     # order differ in their last digit.

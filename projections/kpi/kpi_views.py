@@ -12,7 +12,7 @@ database there is no verdict from clocks, as before.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -27,7 +27,7 @@ from projections.kpi.kpi_contributions import (
     measures,
 )
 from projections.kpi.kpi_fact_fold import FACT_COLUMNS, Fact, Intervals
-from projections.runtime.read_store import Transaction, rows_where_in, savepoint
+from projections.runtime.read_store import Row, Transaction, rows_where_in, savepoint
 
 # The resolve clock's verdict as the cells counted it: (state, business seconds).
 Verdict = tuple[str, float]
@@ -44,18 +44,19 @@ class Extras:
 
     @classmethod
     def load(cls, tx: Transaction, incident_ids: set[str], intervals: bool = True) -> Extras:
+        return cls.read(among(tx, incident_ids), intervals)
+
+    @classmethod
+    def read(cls, select: Select, intervals: bool = True) -> Extras:
         extras = cls()
         if intervals:
-            for row in rows_where_in(
-                tx,
+            for row in select(
                 "SELECT incident_id, seq, state, hold_reason, group_name, entered_s, left_s"
-                " FROM kpi_intervals WHERE incident_id",
-                (),
-                incident_ids,
+                " FROM kpi_intervals WHERE incident_id"
             ):
                 extras.intervals[row[0]][int(row[1])] = Interval(*row[2:])
-        extras.made_sla = made_sla_of(tx, incident_ids)
-        extras.verdicts = verdicts_of(tx, incident_ids)
+        extras.made_sla = made_sla_of(select)
+        extras.verdicts = verdicts_of(select)
         return extras
 
     def take(self, changed: Intervals) -> None:
@@ -84,6 +85,19 @@ class Extras:
         )
 
 
+# Rows of a query that ends in "WHERE incident_id", for some incidents (`among`, `between`).
+Select = Callable[[str], list[Row]]
+
+
+def among(tx: Transaction, incident_ids: Iterable[str]) -> Select:
+    return lambda sql: rows_where_in(tx, sql, (), incident_ids)
+
+
+def between(tx: Transaction, after: str, last: str) -> Select:
+    """The incidents after `after` up to `last` by id: a range of keys, read in order."""
+    return lambda sql: tx.execute(f"{sql} > %s AND incident_id <= %s", [after, last]).fetchall()
+
+
 def load_facts(tx: Transaction, incident_ids: set[str]) -> dict[str, Fact | None]:
     rows = rows_where_in(
         tx, f"SELECT {', '.join(FACT_COLUMNS)} FROM kpi_facts WHERE incident_id", (), incident_ids
@@ -92,20 +106,34 @@ def load_facts(tx: Transaction, incident_ids: set[str]) -> dict[str, Fact | None
     return {fact["incident_id"]: {**fact, "record": orjson.loads(fact["record"])} for fact in facts}
 
 
-def made_sla_of(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, int]:
-    rows = rows_where_in(
-        tx, "SELECT incident_id, made_sla FROM kpi_source_links WHERE incident_id", (), incident_ids
-    )
+def view_facts(select: Select) -> dict[str, Fact]:
+    """The facts of some incidents, as far as their views read them (VIEW_COLUMNS)."""
+    rows = select(f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE incident_id")
+    return {row[0]: dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows}
+
+
+def views_after(tx: Transaction, after: str, limit: int) -> dict[str, IncidentView | None]:
+    """The views of the first `limit` incidents by id after `after`, by id: a build's step
+    reads them, their intervals and verdicts as ranges of keys."""
+    last = tx.execute(
+        "SELECT MAX(incident_id) FROM (SELECT incident_id FROM kpi_facts WHERE incident_id > %s"
+        " ORDER BY incident_id LIMIT %s) AS step",
+        [after, limit],
+    ).fetchone()
+    if last is None or last[0] is None:
+        return {}
+    select = between(tx, after, str(last[0]))
+    extras = Extras.read(select)
+    return {i: extras.view(fact) for i, fact in sorted(view_facts(select).items())}
+
+
+def made_sla_of(select: Select) -> dict[str, int]:
+    rows = select("SELECT incident_id, made_sla FROM kpi_source_links WHERE incident_id")
     return {row[0]: int(row[1]) for row in rows if row[1] is not None}
 
 
-def verdicts_of(tx: Transaction, incident_ids: Iterable[str]) -> dict[str, Verdict]:
-    rows = rows_where_in(
-        tx,
-        "SELECT incident_id, state, elapsed_s FROM kpi_sla_verdicts WHERE incident_id",
-        (),
-        incident_ids,
-    )
+def verdicts_of(select: Select) -> dict[str, Verdict]:
+    rows = select("SELECT incident_id, state, elapsed_s FROM kpi_sla_verdicts WHERE incident_id")
     return {row[0]: (str(row[1]), float(row[2])) for row in rows}
 
 
@@ -144,6 +172,21 @@ MOMENT_READS = {
     "closed": ("satisfaction",),
     "cancelled": (),
 }
+# The fact columns an incident's view reads (Extras.view, `moment`).
+VIEW_COLUMNS = tuple(
+    dict.fromkeys(
+        (
+            "incident_id",
+            "owner_group",
+            "category",
+            "priority",
+            "service",
+            "owner_agent",
+            *MOMENT_COLUMNS.values(),
+            *(column for reads in MOMENT_READS.values() for column in reads),
+        )
+    )
+)
 
 
 def moment(fact: Fact, name: str, made_sla: int | None, verdict: Verdict | None) -> Measures:
@@ -260,7 +303,7 @@ class SlaFollower:
         ids = {i for i in new if upto is None or i <= upto}
         before = Extras.load(tx, ids, intervals=False)
         after = Extras(made_sla=before.made_sla, verdicts={**before.verdicts, **new})
-        for fact in load_facts(tx, ids).values():
+        for fact in view_facts(among(tx, ids)).values():
             changes.incident(before.view(fact), after.view(fact))
         tx.executemany(
             "INSERT INTO kpi_sla_verdicts (incident_id, state, elapsed_s) VALUES (%s, %s, %s)"
