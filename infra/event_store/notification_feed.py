@@ -72,8 +72,7 @@ class NotificationFeed:
         replayed = 0
         while count := self.step():
             replayed += count
-        for runner in self.runners:
-            _settle(runner)
+        self.settle()
         return replayed
 
     def catch_up(self) -> None:
@@ -82,6 +81,11 @@ class NotificationFeed:
         # A position is the next notification id to apply, so `last` is applied once it is past.
         while self.step() or (last and any(r.position(SOURCE, 0) <= last for r in self.runners)):
             pass
+        self.settle()
+
+    def settle(self) -> None:
+        """Return once no read model owes anything its feed brought (Projection.owed), or
+        one has stopped owing less."""
         for runner in self.runners:
             _settle(runner)
 

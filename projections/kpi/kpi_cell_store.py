@@ -10,6 +10,9 @@ upsert per touched cell, in the projection's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from projections.kpi.kpi_buckets import GRAINS, MONTHLY, YEARLY
 from projections.kpi.kpi_contributions import MOMENT_MEASURES, STATE_MEASURES, CellChanges
 from projections.runtime.read_store import CLUSTERED, Transaction
@@ -117,14 +120,32 @@ _YEARLY_FROM_MONTHLY = (
 
 
 # The cells' meta row: empty while they count every incident; `owed:` and the last incident
-# (by id) they count while a rebuild folds only the facts, then counts its incidents once
-# caught up (projections/kpi/kpi_facts.py).
+# they count (its BuildKey) while a rebuild folds only the facts, then counts its incidents
+# once caught up, in the order they were opened (projections/kpi/kpi_facts.py).
 OWED = "owed"
+# Where an incident stands in a build's order: (opened_s, incident_id). When it was opened
+# never changes, and incidents opened close together share cells: a build's step that
+# counts them writes each of their cells once, not once per step.
+BuildKey = tuple[float, str]
+NONE_COUNTED: BuildKey = (float("-inf"), "")
 
 
-def counted_upto(mode: str) -> str | None:
-    """The last incident (by id) the cells count, from their meta row; None: every one."""
-    return mode.removeprefix(f"{OWED}:") if mode.startswith(f"{OWED}:") else None
+def counted_upto(mode: str) -> BuildKey | None:
+    """The last incident the cells count, from their meta row; None: every one."""
+    if not mode.startswith(f"{OWED}:"):
+        return None
+    opened, _, incident_id = mode.removeprefix(f"{OWED}:").partition(":")
+    return (float(opened), incident_id) if opened else NONE_COUNTED
+
+
+def owed_upto(key: BuildKey) -> str:
+    """The meta row of cells that count up to the incident `key`."""
+    return f"{OWED}:" if key == NONE_COUNTED else f"{OWED}:{key[0]!r}:{key[1]}"
+
+
+def counts(upto: BuildKey | None, fact: Mapping[str, Any] | None) -> bool:
+    """Whether cells that count up to `upto` count the incident of `fact` (none: no cell)."""
+    return upto is None or (fact is not None and (fact["opened_s"], fact["incident_id"]) <= upto)
 
 
 def hold_cells(tx: Transaction) -> str:

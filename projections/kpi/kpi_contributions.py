@@ -200,9 +200,11 @@ class CellChanges:
             if dims:
                 self._runs(old, new, state, dims)
 
-    def whole(self, view: IncidentView) -> None:
+    def whole(self, view: IncidentView | None) -> None:
         """Put in the whole of an incident the cells did not count (as `incident(None,
         view)` does, without diffing against nothing: a rebuild counts every incident so)."""
+        if view is None:
+            return
         values = _values(view, _ALL)
         for name in view.moments:
             self._moment(view, name, values, 1, True)

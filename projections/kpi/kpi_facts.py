@@ -27,12 +27,15 @@ from projections.kpi.kpi_buckets import ReportingZone
 from projections.kpi.kpi_cell_store import (
     DDL,
     LONG_INTERVAL,
-    OWED,
+    NONE_COUNTED,
     TABLES,
+    BuildKey,
     add_yearly_rollups,
     counted_upto,
+    counts,
     hold_cells,
     meta,
+    owed_upto,
     set_meta,
     write,
 )
@@ -145,13 +148,14 @@ _DDL = (
     *(
         f"CREATE INDEX IF NOT EXISTS kpi_facts_{c} ON kpi_facts ({c})"
         for c in (
-            "opened_s",
             "acknowledged_s",
             "closed_s",
             "cancelled_s",
             "external_ref",
         )
     ),
+    # A rebuild counts the incidents in the order they were opened (kpi_cell_store.BuildKey).
+    "CREATE INDEX IF NOT EXISTS kpi_facts_opened ON kpi_facts (opened_s, incident_id)",
     # A goal's figures read the facts resolved in a stretch (projections/kpi/kpi_scope.py):
     # with every column they read in the index, a million incidents' stretch is read in
     # order, not row by row from the table.
@@ -199,7 +203,7 @@ class KpiProjection(Projection):
         *TABLES,
     )
     aggregate_types = frozenset({"Incident", "SourceTicket"})
-    schema_version = 5
+    schema_version = 6
 
     def __init__(self, zones: Sequence[str] = ("UTC",), sla_clocks: bool = False) -> None:
         """`zones`: the reporting zones the cells are kept in; `sla_clocks`: the SLA read
@@ -210,7 +214,7 @@ class KpiProjection(Projection):
         # The zones are part of the shape: other zones replay the read model.
         names = ",".join(z.name for z in self.zones)
         if names != "UTC":
-            self.schema_version = 5 + 10 * (zlib.crc32(names.encode()) % 10**8)  # type: ignore[misc]
+            self.schema_version = 6 + 10 * (zlib.crc32(names.encode()) % 10**8)  # type: ignore[misc]
 
     def ddl(self) -> list[str]:
         names = ",".join(z.name for z in self.zones)
@@ -232,11 +236,8 @@ class KpiProjection(Projection):
         changes = CellChanges(self.zones)
         incidents = [e for e in events if e.aggregate_type == "Incident"]
         tickets = [e for e in events if e.aggregate_type == "SourceTicket"]
-        counted = [e for e in incidents if _counted(e.aggregate_id, upto)]
-        if counted:
-            self._apply_incidents(tx, counted, changes)
-        if len(counted) < len(incidents):
-            _fold_facts(tx, [e for e in incidents if not _counted(e.aggregate_id, upto)])
+        if incidents:
+            self._apply_incidents(tx, incidents, changes, upto)
         if tickets:
             self._apply_tickets(tx, tickets, changes, upto)
         write(tx, changes)
@@ -244,7 +245,7 @@ class KpiProjection(Projection):
         if upto is not None and self.behind < BULK_BEHIND:
             self._build(tx, upto)
 
-    def _counting(self, tx: Transaction) -> str | None:
+    def _counting(self, tx: Transaction) -> BuildKey | None:
         """Up to which incident the cells count incidents (None: all of them). A read model
         with no facts yet that is far behind its feed (a rebuild from offset 0) counts none:
         folding its facts only, it keeps the facts-only read model's speed, and builds the
@@ -252,24 +253,20 @@ class KpiProjection(Projection):
         upto = counted_upto(hold_cells(tx))
         if upto is not None or self.behind < BULK_BEHIND or _has_facts(tx):
             return upto
-        set_meta(tx, "cells", f"{OWED}:")
-        return ""
+        set_meta(tx, "cells", owed_upto(NONE_COUNTED))
+        return NONE_COUNTED
 
-    def _build(self, tx: Transaction, upto: str) -> None:
-        """The whole contributions of the next incidents by id not counted yet (the cells
-        then count up to the last of them), or the end of the build."""
+    def _build(self, tx: Transaction, upto: BuildKey) -> None:
+        """The whole contributions of the next incidents not counted yet, in the order they
+        were opened (the cells then count up to the last of them), or the end of the build."""
         views = views_after(tx, upto, BUILD_CHUNK)
         changes = CellChanges(self.zones)
-        for view in views.values():
-            if view is not None:
-                changes.whole(view)
+        for _, view in views:
+            changes.whole(view)
         write(tx, changes)
-        last = max(views, default=upto)
-        done = (
-            tx.execute("SELECT 1 FROM kpi_facts WHERE incident_id > %s LIMIT 1", [last]).fetchone()
-            is None
-        )
-        set_meta(tx, "cells", "" if done else f"{OWED}:{last}")
+        last = views[-1][0] if views else upto
+        done = tx.execute(_AFTER.format(what="1", limit=" LIMIT 1"), last).fetchone() is None
+        set_meta(tx, "cells", "" if done else owed_upto(last))
         if done:
             log.info("kpis: every incident's cells counted: the read model is built")
 
@@ -278,11 +275,8 @@ class KpiProjection(Projection):
         upto = counted_upto(meta(tx, "cells") or "")
         if upto is None:
             return verdicts
-        row = tx.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM kpi_facts WHERE incident_id > %s"
-            f" LIMIT {BUILD_CHUNK * 5}) AS left_to_count",
-            [upto],
-        ).fetchone()
+        # Exact, so that it falls with every step: a caller waits while it falls.
+        row = tx.execute(_AFTER.format(what="COUNT(*)", limit=""), upto).fetchone()
         return verdicts + max(1, int(row[0]))
 
     def idle(self, tx: Transaction) -> None:
@@ -317,17 +311,25 @@ class KpiProjection(Projection):
             log.exception("kpis: following the SLA verdicts failed; the idle work retries")
 
     def _apply_incidents(
-        self, tx: Transaction, events: Sequence[Envelope], changes: CellChanges
+        self,
+        tx: Transaction,
+        events: Sequence[Envelope],
+        changes: CellChanges,
+        upto: BuildKey | None,
     ) -> None:
+        """Fold the events into the facts; the changes of the incidents the cells count,
+        and the whole of those they count from now on (logged in this batch), into the cells."""
         ids = {e.aggregate_id for e in events}
         facts = load_facts(tx, ids)
-        extras = Extras.load(tx, ids)
-        before = {i: extras.view(facts.get(i)) for i in ids}
+        was = dict(facts)
         intervals: Intervals = {}
         for event in events:
             facts[event.aggregate_id] = fold(facts.get(event.aggregate_id), event, intervals)
+        counted = {i for i in ids if counts(upto, facts.get(i))}  # opened_s never changes
+        extras = Extras.load(tx, counted)  # as they were: this batch saves nothing before
+        before = {i: extras.view(was.get(i)) for i in counted}
         extras.take(intervals)
-        for incident_id in ids:
+        for incident_id in counted:
             after = extras.view(facts.get(incident_id))
             if after != before[incident_id]:  # a comment, say, changes no cell
                 changes.incident(before[incident_id], after)
@@ -335,7 +337,11 @@ class KpiProjection(Projection):
         _save_intervals(tx, list(intervals.values()))
 
     def _apply_tickets(
-        self, tx: Transaction, events: Sequence[Envelope], changes: CellChanges, upto: str | None
+        self,
+        tx: Transaction,
+        events: Sequence[Envelope],
+        changes: CellChanges,
+        upto: BuildKey | None,
     ) -> None:
         """The incident each imported ticket opened, and the source's latest SLA verdict."""
         known = _links(tx, {e.aggregate_id for e in events})
@@ -346,28 +352,18 @@ class KpiProjection(Projection):
                 link = links.get(ticket_id) or known.get(ticket_id) or (ticket_id, None, None)
                 links[ticket_id] = _linked(link, event)
         touched = {link[1] for link in (*known.values(), *links.values()) if link[1]}
-        touched = {i for i in touched if _counted(i, upto)}  # the others: counted whole later
+        facts = view_facts(among(tx, touched))
+        touched = {i for i in touched if counts(upto, facts.get(i))}  # others: counted later
         before = Extras.load(tx, touched, intervals=False)
         _save_links(tx, list(links.values()))
         after = Extras.load(tx, touched, intervals=False)
-        facts = view_facts(among(tx, touched))
         for incident_id in touched:
             fact = facts.get(incident_id)
             changes.incident(before.view(fact), after.view(fact))
 
 
-def _counted(incident_id: str, upto: str | None) -> bool:
-    return upto is None or incident_id <= upto
-
-
-def _fold_facts(tx: Transaction, events: Sequence[Envelope]) -> None:
-    """The facts and intervals of incidents the cells do not count yet."""
-    facts = load_facts(tx, {e.aggregate_id for e in events})
-    intervals: Intervals = {}
-    for event in events:
-        facts[event.aggregate_id] = fold(facts.get(event.aggregate_id), event, intervals)
-    _save_facts(tx, [fact for fact in facts.values() if fact is not None])
-    _save_intervals(tx, list(intervals.values()))
+# The facts after an incident in a build's order (kpi_cell_store.BuildKey).
+_AFTER = "SELECT {what} FROM kpi_facts WHERE (opened_s, incident_id) > (%s, %s){limit}"
 
 
 def _has_facts(tx: Transaction) -> bool:

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import orjson
 
-from projections.kpi.kpi_cell_store import counted_upto, hold_cells, set_meta
+from projections.kpi.kpi_cell_store import BuildKey, counted_upto, counts, hold_cells, set_meta
 from projections.kpi.kpi_contributions import (
     CellChanges,
     IncidentView,
@@ -93,11 +93,6 @@ def among(tx: Transaction, incident_ids: Iterable[str]) -> Select:
     return lambda sql: rows_where_in(tx, sql, (), incident_ids)
 
 
-def between(tx: Transaction, after: str, last: str) -> Select:
-    """The incidents after `after` up to `last` by id: a range of keys, read in order."""
-    return lambda sql: tx.execute(f"{sql} > %s AND incident_id <= %s", [after, last]).fetchall()
-
-
 def load_facts(tx: Transaction, incident_ids: set[str]) -> dict[str, Fact | None]:
     rows = rows_where_in(
         tx, f"SELECT {', '.join(FACT_COLUMNS)} FROM kpi_facts WHERE incident_id", (), incident_ids
@@ -112,19 +107,18 @@ def view_facts(select: Select) -> dict[str, Fact]:
     return {row[0]: dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows}
 
 
-def views_after(tx: Transaction, after: str, limit: int) -> dict[str, IncidentView | None]:
-    """The views of the first `limit` incidents by id after `after`, by id: a build's step
-    reads them, their intervals and verdicts as ranges of keys."""
-    last = tx.execute(
-        "SELECT MAX(incident_id) FROM (SELECT incident_id FROM kpi_facts WHERE incident_id > %s"
-        " ORDER BY incident_id LIMIT %s) AS step",
-        [after, limit],
-    ).fetchone()
-    if last is None or last[0] is None:
-        return {}
-    select = between(tx, after, str(last[0]))
-    extras = Extras.read(select)
-    return {i: extras.view(fact) for i, fact in sorted(view_facts(select).items())}
+def views_after(
+    tx: Transaction, after: BuildKey, limit: int
+) -> list[tuple[BuildKey, IncidentView | None]]:
+    """The views of the first `limit` incidents after `after` in a build's order."""
+    rows = tx.execute(
+        f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE (opened_s, incident_id) > (%s, %s)"
+        " ORDER BY opened_s, incident_id LIMIT %s",
+        [*after, limit],
+    ).fetchall()
+    facts = [dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows]
+    extras = Extras.read(among(tx, [fact["incident_id"] for fact in facts]))
+    return [((fact["opened_s"], fact["incident_id"]), extras.view(fact)) for fact in facts]
 
 
 def made_sla_of(select: Select) -> dict[str, int]:
@@ -275,10 +269,9 @@ class SlaFollower:
             return 0
         followed, _, seq = _followed(tx).partition(":")
         since = int(seq or 0) if followed == generation else 0
+        # Exact, so that it falls with every batch followed: a caller waits while it falls.
         row = tx.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM sla_clocks WHERE metric = 'resolve'"
-            " AND seq > %s LIMIT 10000) AS owed",
-            [since],
+            "SELECT COUNT(*) FROM sla_clocks WHERE metric = 'resolve' AND seq > %s", [since]
         ).fetchone()
         return int(row[0])
 
@@ -296,14 +289,19 @@ class SlaFollower:
         return None if row is None else str(row[0])
 
     def _count(
-        self, tx: Transaction, new: dict[str, Verdict], changes: CellChanges, upto: str | None
+        self,
+        tx: Transaction,
+        new: dict[str, Verdict],
+        changes: CellChanges,
+        upto: BuildKey | None,
     ) -> None:
-        """The new verdicts, into the cells of the incidents they count (up to `upto` by
-        id; None: all); the others' are counted with them, whole."""
-        ids = {i for i in new if upto is None or i <= upto}
+        """The new verdicts, into the cells of the incidents they count (up to `upto`;
+        None: all); the others' are counted with them, whole."""
+        facts = [f for f in view_facts(among(tx, new)).values() if counts(upto, f)]
+        ids = {fact["incident_id"] for fact in facts}
         before = Extras.load(tx, ids, intervals=False)
         after = Extras(made_sla=before.made_sla, verdicts={**before.verdicts, **new})
-        for fact in view_facts(among(tx, ids)).values():
+        for fact in facts:
             changes.incident(before.view(fact), after.view(fact))
         tx.executemany(
             "INSERT INTO kpi_sla_verdicts (incident_id, state, elapsed_s) VALUES (%s, %s, %s)"

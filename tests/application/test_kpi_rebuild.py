@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from infra.composition_root import bootstrap
 from infra.settings import Settings
 from projections.kpi import kpi_facts
+from projections.kpi.kpi_cell_store import NONE_COUNTED
 from projections.kpi.kpi_queries import kpis
 from tests.builders import FULL_LIFECYCLE, ctx, log_command
 from tests.oracle import kpi_recomputation as oracle
@@ -30,18 +31,19 @@ def test_catch_up_returns_once_a_rebuilt_kpi_read_model_counts_every_incident(
     monkeypatch.setattr(kpi_facts.KpiProjection, "_build", counted)
     container = bootstrap(Settings(data_dir=tmp_path, relay_batch_size=10))
     try:
-        for _ in range(6):
+        for _ in range(12):  # more than one idle run counts, to be seen to fall
             incident = container.desk.create(log_command(), ctx())
             for command in FULL_LIFECYCLE:
                 container.desk.execute(incident.id, command, ctx())
         container.feed.catch_up()
-        assert steps[0] == "" and len(steps) == 6  # from none counted, one at a time
+        assert steps[0] == NONE_COUNTED and len(steps) == 12  # from none, one at a time
+        assert steps == sorted(steps)  # in the order they were opened
         assert container.runner("kpis").owed() == 0
         now = datetime.now(timezone.utc) + timedelta(days=1)
         with container.read_db.transaction(read_only=True) as tx:
             new = kpis(tx, period="day", now=now)
             old = oracle.kpis(tx, period="day", now=now, sla=True)
-        assert sum(r["opened"] for r in new) == 6
+        assert sum(r["opened"] for r in new) == 12
         assert [r["resolved"] for r in new] == [r["resolved"] for r in old]
         assert [r["sla_compliance"] for r in new] == [r["sla_compliance"] for r in old]
     finally:
