@@ -69,13 +69,14 @@ _STALE = (
 
 
 def write(tx: Transaction, changes: CellChanges) -> None:
-    """Add the batch's changes to the cells (a change that cancelled out is not written), in
-    key order: concurrent writers then lock cells in the same order and never deadlock."""
+    """Add the batch's changes to the cells (a change that cancelled out is not written).
+    Every writer holds the cells first (`hold_cells`), so their rows go in any order; the
+    quantiles' marks, which the idle work also updates, go in key order."""
     cells = changes.cells()
-    moments = [[*key, *cell] for key, cell in sorted(cells.moments.items()) if any(cell)]
-    states = [[*key, *cell] for key, cell in sorted(cells.states.items()) if any(cell)]
-    bins = [[*key, count] for key, count in sorted(cells.bins.items()) if count]
-    stale = sorted({tuple(row[:5]) for row in bins})
+    moments = [(*key, *cell) for key, cell in cells.moments.items() if any(cell)]
+    states = [(*key, *cell) for key, cell in cells.states.items() if any(cell)]
+    bins = [(*key, count) for key, count in cells.bins.items() if count]
+    stale = sorted({row[:5] for row in bins})
     for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins), (_STALE, stale)):
         if rows:
             tx.executemany(sql, rows)

@@ -25,7 +25,7 @@ Three kinds of cell:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -215,13 +215,22 @@ class CellChanges:
             by_state[interval.state].append(interval)
         shared = [(dim, (value, value)) for dim, value in others]
         for state, intervals in by_state.items():
+            groups = {value_key(interval.group) for interval in intervals}
             for zone in self.zones:
-                runs = _new_state_runs(zone, intervals)
-                self._diff(zone.name, state, shared, _marks(None, runs.shared, True))
-                for value, own in runs.by_group.items():
-                    self._diff(
-                        zone.name, state, [("group", (value, value))], _marks(None, own, True)
-                    )
+                spans = [_span(zone, interval) for interval in intervals]
+                if len(groups) == 1:  # most often: the group's runs are all of them
+                    group = next(iter(groups))
+                    marks = _spans_marks(spans)
+                    self._diff(zone.name, state, [("group", (group, group)), *shared], marks)
+                    continue
+                self._diff(zone.name, state, shared, _spans_marks(spans))
+                for group in groups:
+                    own = [
+                        span
+                        for interval, span in zip(intervals, spans, strict=True)
+                        if value_key(interval.group) == group
+                    ]
+                    self._diff(zone.name, state, [("group", (group, group))], _spans_marks(own))
 
     def _moment(
         self, view: IncidentView, name: str, values: Values, sign: int, changed: bool
@@ -287,7 +296,7 @@ class CellChanges:
         zone: str,
         state: str,
         values: list[tuple[str, tuple[str, str]]],
-        marks: tuple[Mark, ...],
+        marks: Sequence[Mark],
     ) -> None:
         """The marks (`_marks`) under each dimension's value before or after."""
         cells = self.runs
@@ -322,6 +331,20 @@ def _marks(before: GrainRuns | None, after: GrainRuns | None, same_value: bool) 
     return tuple(marks)
 
 
+def _spans_marks(spans: list[Span]) -> list[Mark]:
+    """`_marks(None, _grain_runs(spans), True)`: the runs of intervals sorted by entry, put
+    in (an incident counted whole has nothing to diff them with)."""
+    marks: list[Mark] = []
+    for g, grain in enumerate(GRAINS):
+        for first, last in _runs([(span[0][g], span[1][g]) for span in spans]):
+            if last is None:
+                marks.append((grain, first, 1, 1, True))
+            else:
+                marks.append((grain, first, 0, 1, True))
+                marks.append((grain, last + step(grain), 0, -1, True))
+    return marks
+
+
 def _by_grain(days: Mapping[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
     """Day cells (key: zone, "day", bucket, ...) summed into their weeks and months too."""
     cells: dict[tuple[Any, ...], Any] = dict(days)
@@ -344,22 +367,41 @@ def _states_by_grain(
 ) -> dict[tuple[Any, ...], list[float]]:
     """The interval ends of each day in its week and month too (weighted from their start)
     and in its month's yearly rollup; the runs in their grain's monthly and yearly rollups."""
-    cells: defaultdict[tuple[Any, ...], list[float]] = defaultdict(
-        lambda: [0.0] * len(STATE_MEASURES)
-    )
+    cells: dict[tuple[Any, ...], list[float]] = {}
     for (name, _, day, dim, value, step_), (delta, weight, entered) in days.items():
         for grain, bucket, offset in _day_in_grains(zones[name], day):
-            cell = cells[(name, grain, bucket, dim, value, step_)]
-            cell[0] += delta
-            cell[1] += weight + delta * offset
-            cell[2] += entered
-        cells[(name, YEARLY["month"], _day_buckets(day)[2] // 12, dim, value, step_)][0] += delta
+            key = (name, grain, bucket, dim, value, step_)
+            _add(cells, key, delta, weight + delta * offset, entered)
+        _add(cells, (name, _YEAR_OF_MONTHS, _day_buckets(day)[2] // 12, dim, value, step_), delta)
     for (name, grain, bucket, dim, value, state), (runs_, open_runs) in runs.items():
-        for level, key in _run_levels(grain, bucket):
-            cell = cells[(name, level, key, dim, value, state)]
-            cell[_RUNS] += runs_
-            cell[_OPEN_RUNS] += open_runs
+        for level, at in _run_levels(grain, bucket):
+            cell = cells.get((name, level, at, dim, value, state))
+            if cell is None:
+                cells[(name, level, at, dim, value, state)] = [0.0, 0.0, 0.0, runs_, open_runs]
+            else:
+                cell[_RUNS] += runs_
+                cell[_OPEN_RUNS] += open_runs
     return cells
+
+
+_YEAR_OF_MONTHS = YEARLY["month"]
+
+
+def _add(
+    cells: dict[tuple[Any, ...], list[float]],
+    key: tuple[Any, ...],
+    delta: float,
+    weight: float = 0.0,
+    entered: float = 0.0,
+) -> None:
+    """Add to a state cell's delta, weight and entries (a new cell: STATE_MEASURES)."""
+    cell = cells.get(key)
+    if cell is None:
+        cells[key] = [delta, weight, entered, 0.0, 0.0]
+    else:
+        cell[0] += delta
+        cell[1] += weight
+        cell[2] += entered
 
 
 @lru_cache(maxsize=1 << 14)
@@ -422,10 +464,6 @@ def _state_runs(zone: ReportingZone, intervals: tuple[Interval, ...]) -> StateRu
     return StateRuns(
         _grain_runs(spans), {value: _grain_runs(own) for value, own in by_group.items()}
     )
-
-
-# An incident counted whole is counted once: its runs would only crowd the cache.
-_new_state_runs = _state_runs.__wrapped__
 
 
 # An interval's buckets: per grain, the first it has time in and the last (None: open).

@@ -281,15 +281,18 @@ class KpiProjection(Projection):
 
     def idle(self, tx: Transaction) -> None:
         """Count the SLA read model's new verdicts; once caught up, count for about
-        BUILD_SECONDS the incidents a rebuild has not counted yet; then recompute the
-        quantiles whose bins changed (projections/kpi/kpi_views.py, kpi_quantiles.py)."""
+        BUILD_SECONDS the incidents a rebuild has not counted yet; then, once none is left,
+        recompute the quantiles whose bins changed (projections/kpi/kpi_views.py,
+        kpi_quantiles.py): a build's steps would make most of them stale again."""
         self._follow(tx)
-        if self.behind < BULK_BEHIND and counted_upto(meta(tx, "cells") or "") is not None:
+        if counted_upto(meta(tx, "cells") or "") is not None:
+            if self.behind >= BULK_BEHIND:
+                return
             started = time.monotonic()
             while (upto := counted_upto(hold_cells(tx))) is not None:
                 self._build(tx, upto)
                 if time.monotonic() - started > BUILD_SECONDS:
-                    break
+                    return
         refresh(tx)
 
     def _follow(self, tx: Transaction) -> None:
