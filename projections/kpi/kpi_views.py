@@ -255,12 +255,15 @@ class SlaFollower:
         mode = hold_cells(tx)  # before the position and the incidents are read
         followed, _, seq = _hold_position(tx).partition(":")
         since = int(seq) if followed == generation else 0
-        clocks = _clocks_since(tx, since)
-        if not clocks:
-            return
-        verdicts = {row[0]: (str(row[1]), float(row[2])) for row in clocks}
-        self._count(tx, verdicts, changes, counted_upto(mode))
-        set_meta(tx, "sla_follow", f"{generation}:{max(int(row[3]) for row in clocks)}")
+        latest = _latest(tx)  # every batch up to it has written its clocks: read them next
+        clocks, whole = _clocks_since(tx, since)
+        if clocks:
+            verdicts = {row[0]: (str(row[1]), float(row[2])) for row in clocks}
+            self._count(tx, verdicts, changes, counted_upto(mode))
+        # The batches that changed no resolve clock (an acknowledgement stops the respond
+        # clock only) are followed too, or the position would wait for the next verdict.
+        upto = max((int(row[3]) for row in clocks), default=since)
+        set_meta(tx, "sla_follow", f"{generation}:{max(upto, latest) if whole else upto}")
 
     def owed(self, tx: Transaction) -> int:
         """The resolve clocks the SLA read model changed that are not counted yet."""
@@ -331,9 +334,10 @@ def _hold_position(tx: Transaction) -> str:
     return str(row[0]) if row else ""
 
 
-def _clocks_since(tx: Transaction, since: int) -> list[tuple[str, str, float, int]]:
+def _clocks_since(tx: Transaction, since: int) -> tuple[list[tuple[str, str, float, int]], bool]:
     """The resolve clocks changed after `since`, whole batches of at most about
-    _FOLLOW_BATCH clocks (a batch of the SLA read model shares one number)."""
+    _FOLLOW_BATCH clocks (a batch of the SLA read model shares one number), and whether
+    they are all of them."""
     cut = tx.execute(
         "SELECT seq FROM sla_clocks WHERE metric = 'resolve' AND seq > %s ORDER BY seq"
         " LIMIT 1 OFFSET %s",
@@ -345,4 +349,4 @@ def _clocks_since(tx: Transaction, since: int) -> list[tuple[str, str, float, in
         f" WHERE metric = 'resolve' AND seq > %s{bound}",
         [since, *([cut[0]] if cut else [])],
     ).fetchall()
-    return rows
+    return rows, cut is None

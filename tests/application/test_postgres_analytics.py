@@ -24,6 +24,7 @@ from tests.builders import FULL_LIFECYCLE, ctx, log_command
 from tests.oracle import kpi_recomputation as oracle
 from tests.unit.test_kpi_cells_match_recomputation import (
     _feed,
+    _late,
     assert_none,
     cell_differences,
     differences,
@@ -88,7 +89,7 @@ def test_cells_built_after_a_rebuild_on_postgresql_are_the_rows_the_fold_writes(
 ):
     """The cells built after a rebuild, on PostgreSQL, against the fold on SQLite."""
     monkeypatch.setattr(kpi_facts, "BUILD_CHUNK", 7)
-    feed = _feed(6, 80)
+    feed = _late(_feed(6, 80), at=len(_feed(6, 80)) // 2 + 40)
     db, folded = connect(pg_database), connect(f"sqlite:///{tmp_path / 'folded.db'}")
     try:
         rebuild(db, feed).idle(force=True)

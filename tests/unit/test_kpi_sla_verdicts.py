@@ -90,6 +90,34 @@ def test_following_twice_counts_each_verdict_once(db):
         assert _sla_figures(new) == _sla_figures(old)
 
 
+def test_a_batch_that_changes_no_resolve_clock_is_followed_too(db):
+    """Acknowledging stops the respond clock only: the SLA read model numbers that batch,
+    and the KPIs, with no verdict to count from it, follow it all the same (else they would
+    wait for the next verdict, and whoever waits for them with it)."""
+    sla, kpi = _runners(db)
+    feed = _history()
+    incident = Incident(feed, T0 + h(9), number="INC5").assign(T0 + h(10), "desk")
+    for runner in (sla, kpi):
+        _feed(runner, feed)
+    kpi.idle(force=True)
+    incident.feed = later = []
+    incident.ack(T0 + h(11))
+    for runner in (sla, kpi):
+        runner.apply_batch("test", 0, runner.position("test", 0), [(len(feed), later[0])])
+    with db.transaction(read_only=True) as tx:
+        latest = _meta(tx, "sla_meta", "seq")
+        touched = tx.execute("SELECT metric FROM sla_clocks WHERE seq = %s", [latest]).fetchall()
+        assert [row[0] for row in touched] == ["respond"]
+    kpi.idle(force=True)
+    with db.transaction(read_only=True) as tx:
+        created = _meta(tx, "sla_meta", "created")
+        assert _meta(tx, "kpi_meta", "sla_follow") == f"{created}:{latest}"
+
+
+def _meta(tx, table: str, name: str) -> str:
+    return str(tx.execute(f"SELECT value FROM {table} WHERE name = %s", [name]).fetchone()[0])
+
+
 def test_a_rebuilt_sla_read_model_is_followed_again(db):
     sla, kpi = _runners(db)
     feed = _history()
