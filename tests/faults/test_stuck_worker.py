@@ -68,13 +68,17 @@ def test_a_frozen_worker_shows_as_stalled_and_catches_up_when_it_runs_again(
             )
             os.kill(worker.pid, signal.SIGSTOP)
             frozen, stopped = True, time.monotonic()
+            every = {f"projection {name}" for name in PROJECTIONS}
 
             def stalled():
+                # Every read model named: each is once it has not moved for STALL_SECONDS
+                # after its own last batch, and they froze together, not all after one batch.
                 sample = readiness.samples[-1] if readiness.samples else None
                 return (
                     sample is not None
                     and sample.started > stopped
                     and sample.status == 503
+                    and set(sample.body["failing"]) == every
                     and sample
                 )
 
@@ -126,7 +130,6 @@ def test_a_frozen_worker_shows_as_stalled_and_catches_up_when_it_runs_again(
             p["status"] in ("catching_up", "stalled") and p["lag"] > 0
             for p in sample.projections().values()
         ), log
-    assert set(said.body["failing"]) == {f"projection {name}" for name in PROJECTIONS}, log
     assert said.retry_after and said.content_type == "application/problem+json"
     assert said.started - stopped < STALL_SECONDS + 10, log
     # ... and ready again once it ran.
