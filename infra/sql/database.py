@@ -112,7 +112,6 @@ def private_file(path: Path) -> None:
 
 
 MMAP_BYTES = 1 << 34  # address space, not memory: what is not read is never loaded
-WRITE_CACHE_KIB = 64 * 1024
 
 
 class SqliteDatabase(Database):
@@ -139,11 +138,6 @@ class SqliteDatabase(Database):
             # thread's connection, rather than copied into each one's own small cache: a
             # thread that has not read a table lately does not pay for it again.
             connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-            # A read model's batch (or a step of the KPI read model's build) changes more pages
-            # than the default 2 MiB cache holds: past it, SQLite spills changed pages to the
-            # log before the commit, and writes again those changed once more. A writer's
-            # cache grows to this as it needs; readers read through the map.
-            connection.execute(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
             self._local.connection = connection
         return connection
 
