@@ -35,6 +35,7 @@ from projections.kpi.kpi_queries import KPI_FIELDS, figures
 from projections.kpi.kpi_views import (
     MOMENT_COLUMNS,
     MOMENT_READS,
+    VIEW_COLUMNS,
     Extras,
     among,
     made_sla_of,
@@ -326,27 +327,8 @@ def small(figure_: Figure) -> bool:
     return figure_.count < SMALL_SAMPLE
 
 
-# The fact columns a view needs (projections/kpi/kpi_views.py), and the scope's.
-VIEW_COLUMNS = (
-    "incident_id",
-    "owner_group",
-    "category",
-    "priority",
-    "service",
-    "owner_agent",
-    "channel",
-    "opened_s",
-    "acknowledged_s",
-    "first_resolved_s",
-    "closed_s",
-    "cancelled_s",
-    "reopen_count",
-    "reassignments_at_resolution",
-    "reassignment_count",
-    "satisfaction",
-    "respond_breached",
-    "resolve_breached",
-)
+# The fact columns a view needs (kpi_views.VIEW_COLUMNS), and the scope's.
+SCOPE_COLUMNS = (*VIEW_COLUMNS, "channel")
 STATE_KPIS = frozenset({"backlog", "backlog_rate", *(f"mean_hours_in_{s}" for s in STATES)})
 # An incident as of an earlier log position: its fact and intervals then (None: not yet logged).
 Replaced = Mapping[str, tuple[Fact, dict[int, Interval]] | None]
@@ -471,6 +453,6 @@ def _opened_before(
         where.append(f"owner_group IN ({', '.join(['%s'] * len(scope.groups))})")
         params += sorted(scope.groups)
     rows = tx.execute(
-        f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE {' AND '.join(where)}", params
+        f"SELECT {', '.join(SCOPE_COLUMNS)} FROM kpi_facts WHERE {' AND '.join(where)}", params
     ).fetchall()
-    return [dict(zip(VIEW_COLUMNS, row, strict=True)) for row in rows]
+    return [dict(zip(SCOPE_COLUMNS, row, strict=True)) for row in rows]
