@@ -129,6 +129,8 @@ OWED = "owed"
 # counts them writes each of their cells once, not once per step.
 BuildKey = tuple[float, str]
 NONE_COUNTED: BuildKey = (float("-inf"), "")
+# The facts after an incident in a build's order (two parameters: its BuildKey).
+AFTER_KEY = "(opened_s, incident_id) > (%s, %s)"
 
 
 def counted_upto(mode: str) -> BuildKey | None:

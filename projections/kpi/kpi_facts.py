@@ -25,6 +25,7 @@ import orjson
 
 from projections.kpi.kpi_buckets import ReportingZone
 from projections.kpi.kpi_cell_store import (
+    AFTER_KEY,
     DDL,
     LONG_INTERVAL,
     NONE_COUNTED,
@@ -366,7 +367,7 @@ class KpiProjection(Projection):
 
 
 # The facts after an incident in a build's order (kpi_cell_store.BuildKey).
-_AFTER = "SELECT {what} FROM kpi_facts WHERE (opened_s, incident_id) > (%s, %s){limit}"
+_AFTER = "SELECT {what} FROM kpi_facts WHERE " + AFTER_KEY + "{limit}"
 
 
 def _has_facts(tx: Transaction) -> bool:

@@ -18,7 +18,14 @@ from functools import lru_cache
 
 import orjson
 
-from projections.kpi.kpi_cell_store import BuildKey, counted_upto, counts, hold_cells, set_meta
+from projections.kpi.kpi_cell_store import (
+    AFTER_KEY,
+    BuildKey,
+    counted_upto,
+    counts,
+    hold_cells,
+    set_meta,
+)
 from projections.kpi.kpi_contributions import (
     CellChanges,
     IncidentView,
@@ -112,7 +119,7 @@ def views_after(
 ) -> list[tuple[BuildKey, IncidentView | None]]:
     """The views of the first `limit` incidents after `after` in a build's order."""
     rows = tx.execute(
-        f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE (opened_s, incident_id) > (%s, %s)"
+        f"SELECT {', '.join(VIEW_COLUMNS)} FROM kpi_facts WHERE {AFTER_KEY}"
         " ORDER BY opened_s, incident_id LIMIT %s",
         [*after, limit],
     ).fetchall()
