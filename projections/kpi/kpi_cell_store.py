@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from projections.kpi.kpi_buckets import GRAINS, MONTHLY, YEARLY
-from projections.kpi.kpi_contributions import MOMENT_MEASURES, STATE_MEASURES, CellChanges
+from projections.kpi.kpi_contributions import MOMENT_MEASURES, STATE_MEASURES, CellRows
 from projections.runtime.read_store import CLUSTERED, Transaction
 
 _KEY = "zone TEXT NOT NULL, grain TEXT NOT NULL, bucket INTEGER NOT NULL, dim TEXT NOT NULL,"
@@ -68,16 +68,17 @@ _STALE = (
 )
 
 
-def write(tx: Transaction, changes: CellChanges) -> None:
-    """Add the batch's changes to the cells (a change that cancelled out is not written).
-    Every writer holds the cells first (`hold_cells`), so their rows go in any order; the
-    quantiles' marks, which the idle work also updates, go in key order."""
-    cells = changes.cells()
-    moments = [(*key, *cell) for key, cell in cells.moments.items() if any(cell)]
-    states = [(*key, *cell) for key, cell in cells.states.items() if any(cell)]
-    bins = [(*key, count) for key, count in cells.bins.items() if count]
-    stale = sorted({row[:5] for row in bins})
-    for sql, rows in ((_MOMENTS, moments), (_STATES, states), (_BINS, bins), (_STALE, stale)):
+def write(tx: Transaction, changes: CellRows) -> None:
+    """Add the changes to the cells (CellChanges.rows: a change that cancelled out is not
+    there). Every writer holds the cells first (`hold_cells`), so their rows go in any
+    order; the quantiles' marks, which the idle work also updates, go in key order."""
+    stale = sorted({row[:5] for row in changes.bins})
+    for sql, rows in (
+        (_MOMENTS, changes.moments),
+        (_STATES, changes.states),
+        (_BINS, changes.bins),
+        (_STALE, stale),
+    ):
         if rows:
             tx.executemany(sql, rows)
 

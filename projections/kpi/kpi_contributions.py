@@ -127,6 +127,23 @@ class Cells(NamedTuple):
     states: dict[tuple[Any, ...], list[float]]  # STATE_MEASURES
     bins: dict[tuple[Any, ...], int]
 
+    def rows(self) -> CellRows:
+        """The cells that hold something, as their tables' rows."""
+        return CellRows(
+            [(*key, *cell) for key, cell in self.moments.items() if any(cell)],
+            [(*key, *cell) for key, cell in self.states.items() if any(cell)],
+            [(*key, count) for key, count in self.bins.items() if count],
+        )
+
+
+class CellRows(NamedTuple):
+    """Changes to the cells as their tables' rows (projections/kpi/kpi_cell_store.py): the
+    key's columns, then the measures (MOMENT_MEASURES, STATE_MEASURES, a bin's count)."""
+
+    moments: list[tuple[Any, ...]]
+    states: list[tuple[Any, ...]]
+    bins: list[tuple[Any, ...]]
+
 
 @dataclass
 class CellChanges:
@@ -164,6 +181,9 @@ class CellChanges:
             _by_grain(self.bins),
         )
 
+    def rows(self) -> CellRows:
+        return self.cells().rows()
+
     def incident(self, before: IncidentView | None, after: IncidentView | None) -> None:
         """Take out what changed of `before` and put in what changed of `after`."""
         old, new = before or _NO_VIEW, after or _NO_VIEW
@@ -200,38 +220,6 @@ class CellChanges:
             if dims:
                 self._runs(old, new, state, dims)
 
-    def whole(self, view: IncidentView | None) -> None:
-        """Put in the whole of an incident the cells did not count (as `incident(None,
-        view)` does, without diffing against nothing: a rebuild counts every incident so)."""
-        if view is None:
-            return
-        values = _values(view, _ALL)
-        for name in view.moments:
-            self._moment(view, name, values, 1, True)
-        others = [pair for pair in values if pair[0] != "group"]  # an interval's is its own
-        by_state: defaultdict[str, list[Interval]] = defaultdict(list)
-        for interval in sorted(view.intervals.values(), key=_entry):
-            self._interval(interval, [("group", value_key(interval.group)), *others], 1)
-            by_state[interval.state].append(interval)
-        shared = [(dim, (value, value)) for dim, value in others]
-        for state, intervals in by_state.items():
-            groups = {value_key(interval.group) for interval in intervals}
-            for zone in self.zones:
-                spans = [_span(zone, interval) for interval in intervals]
-                if len(groups) == 1:  # most often: the group's runs are all of them
-                    group = next(iter(groups))
-                    marks = _spans_marks(spans)
-                    self._diff(zone.name, state, [("group", (group, group)), *shared], marks)
-                    continue
-                self._diff(zone.name, state, shared, _spans_marks(spans))
-                for group in groups:
-                    own = [
-                        span
-                        for interval, span in zip(intervals, spans, strict=True)
-                        if value_key(interval.group) == group
-                    ]
-                    self._diff(zone.name, state, [("group", (group, group))], _spans_marks(own))
-
     def _moment(
         self, view: IncidentView, name: str, values: Values, sign: int, changed: bool
     ) -> None:
@@ -261,7 +249,7 @@ class CellChanges:
         ends = [(interval.entered_s, sign, sign)] if entry else []
         if interval.left_s is not None:
             ends.append((interval.left_s, -sign, 0))
-        steps = _steps(interval)
+        steps = steps_of(interval)
         states = self.states
         for zone in self.zones:
             for seconds, delta, entries in ends:
@@ -329,20 +317,6 @@ def _marks(before: GrainRuns | None, after: GrainRuns | None, same_value: bool) 
                     marks.append((grain, first, 0, sign, later))
                     marks.append((grain, last + step(grain), 0, -sign, later))
     return tuple(marks)
-
-
-def _spans_marks(spans: list[Span]) -> list[Mark]:
-    """`_marks(None, _grain_runs(spans), True)`: the runs of intervals sorted by entry, put
-    in (an incident counted whole has nothing to diff them with)."""
-    marks: list[Mark] = []
-    for g, grain in enumerate(GRAINS):
-        for first, last in _runs([(span[0][g], span[1][g]) for span in spans]):
-            if last is None:
-                marks.append((grain, first, 1, 1, True))
-            else:
-                marks.append((grain, first, 0, 1, True))
-                marks.append((grain, last + step(grain), 0, -1, True))
-    return marks
 
 
 def _by_grain(days: Mapping[tuple[Any, ...], Any]) -> dict[tuple[Any, ...], Any]:
@@ -492,7 +466,7 @@ def _grain_runs(spans: list[Span]) -> GrainRuns:
     )
 
 
-def _steps(interval: Interval) -> tuple[str, ...]:
+def steps_of(interval: Interval) -> tuple[str, ...]:
     if interval.state == "on_hold":
         return ("on_hold", f"on_hold:{interval.hold_reason or ''}")
     return (interval.state,)
@@ -525,22 +499,22 @@ def _buckets(zone: ReportingZone, seconds: float) -> tuple[int, int, int]:
     """zone.buckets(seconds), without a calendar computation per instant: an instant's
     local day follows from the zone's offset, which is the same over a quarter hour but
     where the zone changes its offset in it."""
-    offset = _slot_offset(zone, int(seconds // _SLOT))
+    offset = slot_offset(zone, int(seconds // SLOT))
     if offset is None:
         return zone.buckets(seconds)
-    return _day_buckets(int((seconds + offset) // 86400) + _EPOCH_DAY)
+    return _day_buckets(int((seconds + offset) // 86400) + EPOCH_DAY)
 
 
-_SLOT = 900.0
-_EPOCH_DAY = date(1970, 1, 1).toordinal()
+SLOT = 900.0
+EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 @lru_cache(maxsize=1 << 16)
-def _slot_offset(zone: ReportingZone, slot: int) -> float | None:
+def slot_offset(zone: ReportingZone, slot: int) -> float | None:
     """The zone's UTC offset over the quarter hour, or None if it changes in it (offsets
     change at whole seconds: a slot's first and last second tell)."""
-    first = datetime.fromtimestamp(slot * _SLOT, zone.zone).utcoffset()
-    last = datetime.fromtimestamp(slot * _SLOT + _SLOT - 1, zone.zone).utcoffset()
+    first = datetime.fromtimestamp(slot * SLOT, zone.zone).utcoffset()
+    last = datetime.fromtimestamp(slot * SLOT + SLOT - 1, zone.zone).utcoffset()
     return first.total_seconds() if first is not None and first == last else None
 
 

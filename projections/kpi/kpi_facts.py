@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from projections.kpi.kpi_buckets import ReportingZone
+from projections.kpi.kpi_build import whole_rows
 from projections.kpi.kpi_cell_store import (
     AFTER_KEY,
     DDL,
@@ -188,7 +189,9 @@ _DDL = (
 # Records after a batch from which a read model with no facts yet folds only its facts, and
 # builds its cells once caught up: more than a batch behind, it is catching up.
 BULK_BEHIND = 1000
-BUILD_CHUNK = 2000  # incidents counted whole per step of the build
+# Incidents counted whole per step of the build: a step writes the weeks', months' and
+# years' cells its incidents share once, so fewer, larger steps write fewer rows.
+BUILD_CHUNK = 5000
 BUILD_SECONDS = 1.0  # the idle work's steps of the build, at most about this long
 # The zones the cells hold, as they were when the tables were made.
 _ZONES = "INSERT INTO kpi_meta (name, value) VALUES ('zones', '{names}') ON CONFLICT DO NOTHING"
@@ -241,7 +244,7 @@ class KpiProjection(Projection):
             self._apply_incidents(tx, incidents, changes, upto)
         if tickets:
             self._apply_tickets(tx, tickets, changes, upto)
-        write(tx, changes)
+        write(tx, changes.rows())
         self._follow_after_batch(tx)
         if upto is not None and self.behind < BULK_BEHIND:
             self._build(tx, upto)
@@ -261,10 +264,7 @@ class KpiProjection(Projection):
         """The whole contributions of the next incidents not counted yet, in the order they
         were opened (the cells then count up to the last of them), or the end of the build."""
         views = views_after(tx, upto, BUILD_CHUNK)
-        changes = CellChanges(self.zones)
-        for _, view in views:
-            changes.whole(view)
-        write(tx, changes)
+        write(tx, whole_rows(self.zones, [view for _, view in views if view is not None]))
         last = views[-1][0] if views else upto
         done = tx.execute(_AFTER.format(what="1", limit=" LIMIT 1"), last).fetchone() is None
         set_meta(tx, "cells", "" if done else owed_upto(last))
@@ -301,7 +301,7 @@ class KpiProjection(Projection):
             return
         changes = CellChanges(self.zones)
         self.sla.follow(tx, changes)
-        write(tx, changes)
+        write(tx, changes.rows())
 
     def _follow_after_batch(self, tx: Transaction) -> None:
         """The verdicts the SLA read model recorded up to now, in the batch's transaction: a
