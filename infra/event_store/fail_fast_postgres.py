@@ -37,6 +37,7 @@ from psycopg.sql import SQL
 from psycopg_pool import PoolTimeout
 
 from infra.audit.event_chain import Chain, Dialect, WrittenLinks
+from infra.sql.database import RECONNECT_SECONDS
 
 
 class StoreUnavailable(PersistenceError):
@@ -112,3 +113,6 @@ class Factory(PostgresFactory):
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         self.datastore.__class__ = FailFastDatastore  # same state, one method more careful
+        # The library does not pass it on: retrying a lost connection for minutes, with
+        # ever longer waits, would keep commands refused long after the database is back.
+        self.datastore.pool.reconnect_timeout = RECONNECT_SECONDS

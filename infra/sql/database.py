@@ -179,6 +179,7 @@ class PostgresDatabase(Database):
             timeout=timeout,
             check=ConnectionPool.check_connection,
             kwargs={"autocommit": False, "connect_timeout": max(int(timeout), 1), **_SESSION},
+            reconnect_timeout=RECONNECT_SECONDS,
         )
 
     @contextmanager
@@ -206,6 +207,12 @@ class PostgresDatabase(Database):
         self._pool.close()
 
 
+# How long a pool keeps retrying a connection it could not make. psycopg_pool doubles the
+# wait between tries up to its reconnect_timeout (five minutes by default): after a 30 s
+# outage, its next try could come 30 s after the server is back, and every request until
+# then times out. Giving up after a few seconds instead, the pool tries again at once at
+# the next request.
+RECONNECT_SECONDS = 5.0
 # A server that vanished is noticed by TCP keepalives; a lock or an abandoned transaction
 # never holds the read models up for ever (a lock timeout is retried as "unavailable").
 _SESSION = {
