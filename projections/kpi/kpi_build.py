@@ -27,6 +27,7 @@ from projections.kpi.kpi_contributions import (
     SLOT,
     CellRows,
     IncidentView,
+    Interval,
     slot_offset,
     steps_of,
     ttr_bin,
@@ -42,7 +43,8 @@ _DAY, _WEEK, _MONTH = (_LEVELS.index(grain) for grain in GRAINS)
 _YEAR_OF_MONTHS = _LEVELS.index(YEARLY["month"])
 _DIMS = (*DIMENSIONS, ALL)
 _GROUP = DIMENSIONS.index("group")
-_OTHERS = [d for d in range(len(DIMENSIONS)) if d != _GROUP]  # an interval's group is its own
+_ALL = list(range(len(DIMENSIONS)))
+_OTHERS = [d for d in _ALL if d != _GROUP]  # an interval's group is its own
 _NO_BIN = np.iinfo(np.int64).min
 # The last bucket of a span still open: after every bucket (and a whole number of them
 # apart from a segment's rank, see `_runs`).
@@ -93,47 +95,61 @@ def whole_rows(zones: Sequence[ReportingZone], views: Sequence[IncidentView]) ->
 
 
 def _flatten(views: Sequence[IncidentView], values: _Codes, steps: _Codes) -> _Flat:
-    dims: list[list[int]] = []
-    moment_of: list[int] = []
-    moment_s: list[float] = []
-    moment_bin: list[int] = []
-    at: list[int] = []  # the moment, measure index and amount of each measure
-    index: list[int] = []
-    amount: list[float] = []
-    intervals: list[tuple[int, float, float, int, int, int]] = []
-    for i, view in enumerate(views):
-        dims.append([values.of(value_key(value)) for value in view.dims])
-        for name, (seconds, measures) in view.moments.items():
-            ttr_s = view.ttr_s if name == "resolved" else None
-            moment_bin.append(_NO_BIN if ttr_s is None else ttr_bin(ttr_s))
-            for measure, value in measures:
-                at.append(len(moment_s))
-                index.append(measure)
-                amount.append(value)
-            moment_of.append(i)
-            moment_s.append(seconds)
-        for interval in sorted(view.intervals.values(), key=lambda interval: interval.entered_s):
-            names = steps_of(interval)
-            left = float("nan") if interval.left_s is None else interval.left_s
-            reason = steps.of(names[1]) if len(names) > 1 else -1
-            group = values.of(value_key(interval.group))
-            intervals.append((i, interval.entered_s, left, steps.of(names[0]), reason, group))
-    measures_ = np.zeros((len(moment_s), len(MOMENT_MEASURES)))
-    np.add.at(measures_, (np.array(at, dtype=np.int64), np.array(index, dtype=np.int64)), amount)
-    columns: list[tuple[Any, ...]] = list(zip(*intervals, strict=True)) or [()] * 6
+    dims = [[values.of(value_key(value)) for value in view.dims] for view in views]
     return _Flat(
         np.array(dims, dtype=np.int64).reshape(len(views), len(DIMENSIONS)),
-        np.array(moment_of, dtype=np.int64),
-        np.array(moment_s, dtype=np.float64),
-        measures_,
-        np.array(moment_bin, dtype=np.int64),
-        np.array(columns[0], dtype=np.int64),
-        np.array(columns[1], dtype=np.float64),
-        np.array(columns[2], dtype=np.float64),
-        np.array(columns[3], dtype=np.int64),
-        np.array(columns[4], dtype=np.int64),
-        np.array(columns[5], dtype=np.int64),
+        *(*_moment_columns(views), *_interval_columns(views, values, steps)),
     )
+
+
+def _moment_columns(views: Sequence[IncidentView]) -> tuple[Ints, Floats, Floats, Ints]:
+    """Each moment's incident, instant, measures and time-to-resolve bin."""
+    of: list[int] = []
+    seconds: list[float] = []
+    bins: list[int] = []
+    at: tuple[list[int], list[int], list[float]] = ([], [], [])  # moment, measure, amount
+    for i, view in enumerate(views):
+        for name, (instant, measures) in view.moments.items():
+            for index, amount in measures:
+                at[0].append(len(seconds))
+                at[1].append(index)
+                at[2].append(amount)
+            ttr_s = view.ttr_s if name == "resolved" else None
+            bins.append(_NO_BIN if ttr_s is None else ttr_bin(ttr_s))
+            of.append(i)
+            seconds.append(instant)
+    table = np.zeros((len(seconds), len(MOMENT_MEASURES)))
+    table[np.array(at[0], dtype=np.int64), np.array(at[1], dtype=np.int64)] = at[2]
+    return _ints(of), np.array(seconds, dtype=np.float64), table, _ints(bins)
+
+
+def _interval_columns(
+    views: Sequence[IncidentView], values: _Codes, steps: _Codes
+) -> tuple[Ints, Floats, Floats, Ints, Ints, Ints]:
+    """Each interval's incident, entry, exit (NaN: open), state, on-hold reason's step
+    (-1: none) and group, by incident and entry."""
+    rows = [
+        (i, interval.entered_s, _or_nan(interval.left_s), *_steps(interval, steps))
+        + (values.of(value_key(interval.group)),)
+        for i, view in enumerate(views)
+        for interval in sorted(view.intervals.values(), key=_entry)
+    ]
+    of, entered, left, state, reason, group = list(zip(*rows, strict=True)) or [()] * 6
+    floats = np.array(entered, dtype=np.float64), np.array(left, dtype=np.float64)
+    return _ints(of), *floats, _ints(state), _ints(reason), _ints(group)
+
+
+def _steps(interval: Interval, steps: _Codes) -> tuple[int, int]:
+    names = steps_of(interval)
+    return steps.of(names[0]), steps.of(names[1]) if len(names) > 1 else -1
+
+
+def _entry(interval: Interval) -> float:
+    return interval.entered_s
+
+
+def _ints(items: Sequence[int]) -> Ints:
+    return np.array(items, dtype=np.int64)
 
 
 class _Calendar:
@@ -225,61 +241,59 @@ def _states(flat: _Flat, calendar: _Calendar) -> tuple[list[Ints], Floats]:
 
 def _ends(flat: _Flat, calendar: _Calendar) -> tuple[list[Ints], Floats]:
     """Each interval's entry (+1 delta and entered) and exit (-1 delta), weighted by their
-    offset from the day's start, per day, dimension, value and step; then in the week and
+    offset from the day's start, per day, step, dimension and value; then in the week and
     month of the day (weighted from their start) and the year of its month (delta only)."""
     closed = np.flatnonzero(~np.isnan(flat.left_s))
     which = np.concatenate([np.arange(len(flat.entered_s)), closed])
     seconds = np.concatenate([flat.entered_s, flat.left_s[closed]])
     delta = np.concatenate([np.ones(len(flat.entered_s)), -np.ones(len(closed))])
     days = calendar.days(seconds)
-    starts = calendar.starts(_DAY, days)
-    measures = np.stack([delta, delta * (seconds - starts), np.maximum(delta, 0)], axis=1)
-    (days, dims, values, steps), measures = _sum_by(
-        *_by_dimension_and_step(flat, which, [days], measures)
-    )
+    weight = delta * (seconds - calendar.starts(_DAY, days))
+    measures = np.stack([delta, weight, np.maximum(delta, 0)], axis=1)
+    # Each end under the interval's state, and under an on-hold reason's step too.
+    reasons = np.flatnonzero(flat.reason[which] >= 0)
+    rows = np.concatenate([np.arange(len(which)), reasons])
+    steps = np.concatenate([flat.state[which], flat.reason[which][reasons]])
+    fanned = _under_dimensions(flat, which[rows], [days[rows], steps], measures[rows], _ALL)
+    return _ends_in_grains(calendar, *_sum_by(*fanned))
+
+
+def _ends_in_grains(
+    calendar: _Calendar, keys: list[Ints], sums: Floats
+) -> tuple[list[Ints], Floats]:
+    """Day cells of interval ends (day, step, dimension, value) in every grain, keyed as
+    state cells (level, bucket, dimension, value, step), with STATE_MEASURES."""
+    days, steps, dims, values = keys
     weeks, months = calendar.weeks(days), calendar.months(days)
-    week_offsets = calendar.starts(_DAY, days) - calendar.starts(_WEEK, weeks)
-    month_offsets = calendar.starts(_DAY, days) - calendar.starts(_MONTH, months)
-    delta, weight, entered = measures.T
+    day_starts = calendar.starts(_DAY, days)
+    delta, weight, entered = sums.T
     zero = np.zeros(len(days))
     parts = [
         (_DAY, days, weight, entered),
-        (_WEEK, weeks, weight + delta * week_offsets, entered),
-        (_MONTH, months, weight + delta * month_offsets, entered),
+        (_WEEK, weeks, weight + delta * (day_starts - calendar.starts(_WEEK, weeks)), entered),
+        (_MONTH, months, weight + delta * (day_starts - calendar.starts(_MONTH, months)), entered),
         (_YEAR_OF_MONTHS, months // 12, zero, zero),
     ]
-    keys = [
-        np.concatenate([np.full(len(days), level) for level, *_ in parts]),
+    widened = [
+        np.repeat(np.array([level for level, *_ in parts]), len(days)),
         np.concatenate([buckets for _, buckets, *_ in parts]),
-        np.tile(dims, len(parts)),
-        np.tile(values, len(parts)),
-        np.tile(steps, len(parts)),
+        *(np.tile(column, len(parts)) for column in (dims, values, steps)),
     ]
     sums = np.concatenate([np.stack([delta, w, e, zero, zero], axis=1) for _, _, w, e in parts])
-    return keys, sums
+    return widened, sums
 
 
-def _by_dimension_and_step(
-    flat: _Flat, which: Ints, keys: list[Ints], measures: Floats
+def _under_dimensions(
+    flat: _Flat, intervals: Ints, keys: list[Ints], measures: Floats, dims: list[int]
 ) -> tuple[list[Ints], Floats]:
-    """Rows of intervals (`which`) under each dimension's value (the group: the interval's
-    own) and each of the interval's steps: keys then dimension, value and step."""
-    incidents = flat.interval_of[which]
-    dims = len(DIMENSIONS)
-    values = flat.values[incidents].copy()
-    values[:, _GROUP] = flat.group[which]
-    has_reason = np.flatnonzero(flat.reason[which] >= 0)
-    out_keys = [np.tile(key, dims) for key in keys]
-    out_keys.append(np.repeat(np.arange(dims), len(which)))
-    out_keys.append(values.T.reshape(-1))
-    out_keys.append(np.tile(flat.state[which], dims))
-    out = np.tile(measures, (dims, 1))
-    # The on-hold reason's step: the same rows again, under that step.
-    again = (np.arange(dims)[:, None] * len(which) + has_reason[None, :]).reshape(-1)
-    reasons = np.tile(flat.reason[which][has_reason], dims)
-    out_keys = [np.concatenate([key, key[again]]) for key in out_keys]
-    out_keys[-1][len(out_keys[-1]) - len(again) :] = reasons
-    return out_keys, np.concatenate([out, out[again]])
+    """Rows of intervals under each dimension's value (the group: the interval's own):
+    the keys, then the dimension and the value."""
+    values = flat.values[flat.interval_of[intervals]]  # a copy
+    values[:, _GROUP] = flat.group[intervals]
+    fanned = [np.tile(key, len(dims)) for key in keys]
+    fanned.append(np.repeat(np.array(dims, dtype=np.int64), len(intervals)))
+    fanned.append(values[:, dims].T.reshape(-1))
+    return fanned, np.tile(measures, (len(dims), 1))
 
 
 def _all_runs(flat: _Flat, calendar: _Calendar) -> tuple[list[Ints], Floats]:
@@ -293,8 +307,8 @@ def _all_runs(flat: _Flat, calendar: _Calendar) -> tuple[list[Ints], Floats]:
     parts = []
     for partition, dims in ((shared, _OTHERS), (own, [_GROUP])):
         for g, grain in enumerate(GRAINS):
-            which, buckets, measures = _runs(partition, *spans[g], step(grain))
-            parts.append(_run_cells(flat, calendar, g, which, buckets, measures, dims))
+            marks = _runs(partition, *spans[g], step(grain))
+            parts.append(_run_cells(flat, calendar, g, marks, dims))
     keys = [np.concatenate([part[0][k] for part in parts]) for k in range(5)]
     return keys, np.concatenate([part[1] for part in parts])
 
@@ -352,33 +366,25 @@ def _run_cells(
     flat: _Flat,
     calendar: _Calendar,
     grain: int,
-    which: Ints,
-    buckets: Ints,
-    measures: Floats,
+    marks: tuple[Ints, Ints, Floats],
     dims: list[int],
 ) -> tuple[list[Ints], Floats]:
-    """Run marks under the dimensions' values (the state as the step), summed, then in
-    their grain, their month's rollup (days, weeks) and their year's."""
-    values = flat.values[flat.interval_of[which]].copy()
-    values[:, _GROUP] = flat.group[which]
-    keys = [
-        np.tile(buckets, len(dims)),
-        np.repeat(np.array(dims, dtype=np.int64), len(which)),
-        values[:, dims].T.reshape(-1),
-        np.tile(flat.state[which], len(dims)),
-    ]
-    (buckets, dims_, values_, states), sums = _sum_by(keys, np.tile(measures, (len(dims), 1)))
+    """Run marks (`_runs`) under the dimensions' values (the state as the step), summed,
+    then in their grain, their month's rollup (days, weeks) and their year's."""
+    which, buckets, measures = marks
+    fanned = _under_dimensions(flat, which, [buckets, flat.state[which]], measures, dims)
+    (buckets, states, dims_, values), sums = _sum_by(*fanned)
     name = GRAINS[grain]
     months = buckets if name == "month" else calendar.months(buckets)
     levels = [(_LEVELS.index(name), buckets), (_LEVELS.index(YEARLY[name]), months // 12)]
     if name in MONTHLY:
         levels.append((_LEVELS.index(MONTHLY[name]), months))
-    out = [
-        np.concatenate([np.full(len(buckets), level) for level, _ in levels]),
+    widened = [
+        np.repeat(np.array([level for level, _ in levels]), len(buckets)),
         np.concatenate([at for _, at in levels]),
-        *(np.tile(column, len(levels)) for column in (dims_, values_, states)),
+        *(np.tile(column, len(levels)) for column in (dims_, values, states)),
     ]
-    return out, np.tile(sums, (len(levels), 1))
+    return widened, np.tile(sums, (len(levels), 1))
 
 
 def _sum_by(keys: list[Ints], measures: Floats) -> tuple[list[Ints], Floats]:
