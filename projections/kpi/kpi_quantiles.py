@@ -120,7 +120,11 @@ def stored(
 def fresh(
     tx: Transaction, where: str, params: Sequence[object], cells: Iterable[tuple[int, str]]
 ) -> dict[tuple[int, str], Quantiles]:
-    """The quantiles of `cells` (bucket, value) of `where`, from their bins."""
+    """The quantiles of `cells` (bucket, value) of `where`, from their bins: those of their
+    buckets only, not of the whole range a query reads."""
     wanted = dict.fromkeys(cells, (None, None))  # no bins left: no figure
-    figures = ranked(tx, f"SELECT {_KEY}, bin, count AS c FROM kpi_ttr_bins WHERE {where}", params)
+    buckets = sorted({bucket for bucket, _ in wanted})
+    among = f"bucket IN ({', '.join(['%s'] * len(buckets))})"
+    bins = f"SELECT {_KEY}, bin, count AS c FROM kpi_ttr_bins WHERE {where} AND {among}"
+    figures = ranked(tx, bins, [*params, *buckets])
     return {**wanted, **{(k[3], k[4]): q for k, q in figures.items() if (k[3], k[4]) in wanted}}
