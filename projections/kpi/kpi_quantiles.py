@@ -82,9 +82,16 @@ def refresh(tx: Transaction) -> int:
         "UPDATE kpi_ttr_quantiles SET median_s = %s, p90_s = %s, stale = 0"
         " WHERE zone = %s AND grain = %s AND dim = %s AND bucket = %s AND value = %s"
         " AND stale = %s",
-        [_update(row, figures) for row in stale],
+        [_update(row, figures) for row in sorted(stale, key=_marked_order)],
     )
     return len(stale)
+
+
+def _marked_order(row: Sequence[Any]) -> tuple[Any, ...]:
+    """The order writers mark cells stale in (kpi_cell_store.write: zone, grain, bucket,
+    dimension, value): on PostgreSQL a member's refresh and another's batch then lock the
+    marks they share in one order, and cannot deadlock."""
+    return row[0], row[1], row[3], row[2], row[4]
 
 
 def _update(row: Sequence[Any], figures: dict[Key, Quantiles]) -> list[object]:
