@@ -170,13 +170,19 @@ def decided(tx: Transaction, start: datetime, end: datetime, now: datetime) -> l
     not yet recorded) counts as breached at its due time.
     """
     lo, hi, cut = iso(start), iso(end), iso(min(end, now))
-    rows = tx.execute(
-        "SELECT metric, policy_id, priority, group_name, state, decided_at, due_at FROM"
-        " sla_clocks WHERE (state IN ('met', 'breached') AND decided_at >= %s AND"
-        " decided_at < %s) OR (state = 'running' AND due_at >= %s AND due_at < %s)",
-        (lo, hi, lo, cut),
-    ).fetchall()
+    rows = tx.execute(_DECIDED, (lo, hi, lo, cut)).fetchall()
     return [_decision(row) for row in rows]
+
+
+# A clock whose state is running has the status running too (sla_clock.py), so the running
+# ones past due are on the (status, due_at) index and the decided ones on decided_at: each
+# engine reads the clocks in range from two indexes, not every clock.
+_DECIDED = (
+    "SELECT metric, policy_id, priority, group_name, state, decided_at, due_at FROM"
+    " sla_clocks WHERE (state IN ('met', 'breached') AND decided_at >= %s AND"
+    " decided_at < %s) OR (status = 'running' AND state = 'running' AND due_at >= %s"
+    " AND due_at < %s)"
+)
 
 
 def _decision(row: Row) -> dict[str, Any]:
