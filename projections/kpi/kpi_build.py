@@ -4,7 +4,7 @@ The rows are those of `CellChanges.incident(None, view)` for each incident, then
 `CellChanges.rows()` (projections/kpi/kpi_contributions.py says what the cells mean; the
 rebuild tests hold the two to the same rows). They are found column by column: the
 incidents' moments, interval ends and runs in flat arrays, fanned out to their dimensions,
-buckets and rollups, and summed per cell by a sort. A rebuild counts every incident so;
+buckets and rollups, and summed per cell by sorting. A rebuild counts every incident so;
 one dict update per part of every incident, in Python, cost it more than folding the facts.
 """
 
@@ -46,8 +46,7 @@ _GROUP = DIMENSIONS.index("group")
 _ALL = list(range(len(DIMENSIONS)))
 _OTHERS = [d for d in _ALL if d != _GROUP]  # an interval's group is its own
 _NO_BIN = np.iinfo(np.int64).min
-# The last bucket of a span still open: after every bucket (and a whole number of them
-# apart from a segment's rank, see `_runs`).
+# The last bucket of a span still open: after every bucket.
 _OPEN = 1 << 40
 
 
@@ -119,7 +118,7 @@ def _moment_columns(views: Sequence[IncidentView]) -> tuple[Ints, Floats, Floats
             of.append(i)
             seconds.append(instant)
     table = np.zeros((len(seconds), len(MOMENT_MEASURES)))
-    table[np.array(at[0], dtype=np.int64), np.array(at[1], dtype=np.int64)] = at[2]
+    np.add.at(table, (_ints(at[0]), _ints(at[1])), at[2])  # as CellChanges adds them
     return _ints(of), np.array(seconds, dtype=np.float64), table, _ints(bins)
 
 
@@ -338,20 +337,25 @@ def _runs(partition: Ints, first: Ints, last: Ints, step_: int) -> tuple[Ints, I
     """The maximal runs of the spans of each partition (`kpi_contributions._runs`), as
     marks: +1 in runs where one starts and -1 after it ends, +1 in open runs where one still
     open starts. Returns each mark's interval (one of its run's), bucket and measures."""
-    kept = np.flatnonzero((last == _OPEN) | (last >= first))  # else: no time at all
+    kept = np.flatnonzero(last >= first)  # else no time at all (open: _OPEN, after any)
     kept = kept[np.argsort(partition[kept], kind="stable")]  # by entry in each partition
     part, first, last = partition[kept], first[kept], last[kept]
     if not len(kept):
         return kept, kept, np.zeros((0, 5))
+    # Open spans end just after the latest bucket here, so that a partition's rank times
+    # `width` plus a last bucket stays far within int64.
+    after = int(max(first.max(), last[last != _OPEN].max(initial=0))) + 1
+    last = np.where(last == _OPEN, after, last)
+    width = after + 1
     starts_segment = np.concatenate([[True], part[1:] != part[:-1]])
     rank = np.cumsum(starts_segment) - 1
     # The latest last bucket before each span in its partition: a span after it starts a run.
-    latest = np.maximum.accumulate(rank * (_OPEN + 1) + last)
-    before = np.concatenate([[0], latest[:-1] - rank[1:] * (_OPEN + 1)])
+    latest = np.maximum.accumulate(rank * width + last)
+    before = np.concatenate([[0], latest[:-1] - rank[1:] * width])
     starts = np.flatnonzero(starts_segment | (first > before))
     run_last = np.maximum.reduceat(last, starts)
     run_first, run_of = first[starts], kept[starts]
-    open_ = run_last == _OPEN
+    open_ = run_last == after
     ended = np.flatnonzero(~open_)
     which = np.concatenate([run_of, run_of[ended]])
     buckets = np.concatenate([run_first, run_last[ended] + step_])

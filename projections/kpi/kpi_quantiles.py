@@ -7,7 +7,7 @@ clears the mark only if no change came in meanwhile. A query reads the stored fi
 computes those of any stale cell it meets from the bins, so it is never behind.
 
 Both ways find the ranks in SQL: each bin with the running count up to it and its cell's
-total (window functions, on SQLite 3.25+ and PostgreSQL alike), keeping only the bins that
+total (window functions, on SQLite 3.28+ and PostgreSQL alike), keeping only the bins that
 hold the median's or the p90's rank, so a cell costs a few rows, not its hundreds of bins.
 """
 
@@ -130,6 +130,8 @@ def fresh(
     """The quantiles of `cells` (bucket, value) of `where`, from their bins: those of their
     buckets only, not of the whole range a query reads."""
     wanted = dict.fromkeys(cells, (None, None))  # no bins left: no figure
+    if not wanted:
+        return {}
     buckets = sorted({bucket for bucket, _ in wanted})
     among = f"bucket IN ({', '.join(['%s'] * len(buckets))})"
     bins = f"SELECT {_KEY}, bin, count AS c FROM kpi_ttr_bins WHERE {where} AND {among}"
